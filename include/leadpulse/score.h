@@ -1,0 +1,147 @@
+/* leadpulse: the pure scoring core. state + event + rules -> new state + emitted facts.
+ * No I/O, no clock, no globals: time comes in as arguments (event time, or the timer clock). */
+#ifndef LEADPULSE_SCORE_H
+#define LEADPULSE_SCORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "leadpulse/common.h"
+#include "leadpulse/event.h"
+#include "leadpulse/rules.h"
+
+typedef enum {
+    LP_STAGE_SUSPECT = 0,
+    LP_STAGE_RESPONDER = 1,
+    LP_STAGE_WARM = 2,
+    LP_STAGE_MQL = 3,
+    LP_STAGE_SQL = 4,
+    LP_STAGE_RECYCLED = 5,
+    LP_STAGE_DISQUALIFIED = 6,
+    LP_STAGE_CLOSED_WON = 7,
+    LP_STAGE_CLOSED_LOST = 8,
+    LP_STAGE__COUNT
+} lp_stage_t;
+
+typedef enum {
+    LP_STALE_SLA_BREACHED = 0, /* MQL not accepted by sales within the SLA */
+    LP_STALE_INACTIVE = 1,     /* warm/MQL lead with no engagement for the inactivity window */
+    LP_STALE_COOLED = 2,       /* MQL whose decayed score fell below the re-arm level */
+} lp_stale_reason_t;
+
+/* Per-activity state of one lead. */
+typedef struct {
+    double points;        /* contribution at lead->ref_ms (decays with the score) */
+    int64_t cap_window;   /* index of the current cap window (ts / cap_window_ms) */
+    int32_t cap_count;    /* events counted in that window */
+} lp_lead_activity_t;
+
+/* The state of one lead. Serialized with lp_lead_encode(); only what is set takes space. */
+typedef struct {
+    char lead_id[LP_ID_MAX + 1];
+    double score;                 /* engagement score at ref_ms, >= rules->floor */
+    int64_t ref_ms;               /* reference time of score and contributions (max event time) */
+    int64_t last_activity_ms;     /* last engagement that counts for inactivity; 0 = none */
+    uint8_t stage;                /* lp_stage_t */
+    char fit_grade;               /* 'A'..'D', recomputed from the profile */
+    double fit_points;
+    bool armed;                   /* may emit an MQL when the threshold is crossed */
+    char dq_reason[LP_NAME_MAX + 1]; /* "" unless disqualified */
+    uint32_t mql_seq;             /* qualifications so far (feeds the MQL event id) */
+    uint32_t stale_seq;           /* stale events so far (feeds the stale event id) */
+    int64_t mql_at_ms;            /* time of the current qualification, 0 = none */
+    int64_t sla_deadline_ms;      /* 0 = no SLA timer */
+    int32_t sla_reminders;        /* reminders sent for the current qualification */
+    int64_t cooled_deadline_ms;   /* 0 = no cooling timer */
+    int64_t inactive_deadline_ms; /* 0 = no inactivity timer */
+    uint8_t reject_reason;        /* lp_reject_reason_t of the last rejection */
+    uint32_t reject_count;
+    lp_profile_update_t profile;  /* current profile (company_size -1 = unknown) */
+    lp_lead_activity_t act[LP_MAX_ACTIVITIES]; /* indexed like rules->activities */
+    int nseen;                    /* de-duplication ring of event-id hashes */
+    int seen_pos;
+    uint64_t seen[LP_DEDUP_MAX];
+} lp_lead_t;
+
+typedef enum { LP_FACT_QUALIFIED = 0, LP_FACT_STALE = 1 } lp_fact_kind_t;
+
+typedef struct {
+    char activity[LP_NAME_MAX + 1];
+    double points;                /* current (decayed) points */
+} lp_contribution_t;
+
+/* An emitted hand-off: LeadQualified or LeadStale. Self-contained (copies what a router needs). */
+typedef struct {
+    lp_fact_kind_t kind;
+    lp_stale_reason_t stale_reason;   /* LP_FACT_STALE only */
+    char event_id[LP_EVENT_ID_HEX + 1]; /* deterministic: lead id, kind, per-lead sequence */
+    char lead_id[LP_ID_MAX + 1];
+    int64_t ts_ms;                    /* when it happened (event time or timer time) */
+    double score;                     /* decayed score at ts_ms */
+    char fit_grade;
+    uint8_t stage;                    /* stage after the transition */
+    int ntop;
+    lp_contribution_t top[LP_TOP_N];  /* largest contributions first (ties: by name) */
+    double other;                     /* score - sum(top): the explanation adds up exactly */
+    char model_id[LP_NAME_MAX + 1];
+    char model_version[LP_NAME_MAX + 1];
+    uint32_t mql_seq;
+    int64_t mql_at_ms;
+    int64_t sla_deadline_ms;          /* 0 if none */
+    int32_t reminder;                 /* 0 for the first SLA breach, n for the n-th reminder */
+    uint8_t last_reject_reason;       /* echoed when a recycled lead qualifies again */
+    lp_profile_update_t profile;      /* email, company, region, segment, persona, owner, ... */
+} lp_fact_t;
+
+#define LP_FACTS_MAX 8 /* facts one apply/advance call can emit at most */
+
+typedef struct {
+    int n;
+    lp_fact_t fact[LP_FACTS_MAX];
+} lp_facts_t;
+
+/* Result of applying one event. */
+typedef struct {
+    lp_outcome_t outcome;         /* LP_APPLIED or LP_DEAD_LETTER */
+    bool duplicate;               /* ignored: the event id was already applied */
+    bool changed;                 /* lead state changed (must be written) */
+    const char *reason;           /* dead-letter reason (static string) */
+} lp_apply_result_t;
+
+/* A fresh lead (suspect, no score, grade from an empty profile). */
+void lp_lead_init(lp_lead_t *lead, const lp_rules_t *rules, const char *lead_id);
+
+/* Applies one event to the lead. Fires first the lead's timers due at or before the event time
+ * (event-time semantics, so replay and the worker agree), then the event. Appends facts. */
+lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const lp_rules_t *rules,
+                                 lp_facts_t *facts);
+
+/* Fires the lead's timers due at or before now_ms (SLA breach and reminders, cooling, inactivity).
+ * Returns true if the lead changed. */
+bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, lp_facts_t *facts);
+
+/* Earliest pending timer of the lead, or 0 if none. */
+int64_t lp_lead_next_due(const lp_lead_t *lead);
+
+/* Decayed score at time t_ms (t_ms >= ref_ms decays; earlier returns the score at ref_ms). */
+double lp_lead_score_at(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms);
+
+/* Fills the explanation (top contributions and remainder) for the lead at time t_ms. */
+void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms, lp_fact_t *fact);
+
+/* Compact binary form for the store. lp_lead_encode returns the bytes written, or 0 if buf is too
+ * small (LP_LEAD_ENCODED_MAX always suffices). lp_lead_decode validates everything and returns
+ * LP_ERR on malformed input. */
+#define LP_LEAD_ENCODED_MAX 8192
+size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf, size_t size);
+int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf, size_t len);
+
+/* Deterministic 128-bit id, as 32 lowercase hex chars + NUL, from the parts joined with '\x1f'. */
+void lp_event_id_derive(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, const char *kind,
+                        uint32_t seq1, uint32_t seq2);
+
+const char *lp_stage_name(lp_stage_t stage);
+int lp_stage_parse(const char *name);
+const char *lp_stale_reason_name(lp_stale_reason_t reason);
+
+#endif

@@ -1,0 +1,108 @@
+/* leadpulse: the state store. A small table of functions with two implementations:
+ * Redis (hiredis, src/store/redis_store.c) and in-memory (src/store/mem_store.c).
+ * All state of partition p lives under keys with the hash tag {p}; a batch commit is atomic. */
+#ifndef LEADPULSE_STORE_H
+#define LEADPULSE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leadpulse/common.h"
+
+#define LP_STORE_FENCED (-2) /* commit refused: the partition's epoch moved on (zombie writer) */
+
+typedef struct {
+    const char *lead_id;
+    const uint8_t *data; /* encoded lead (lp_lead_encode) */
+    size_t len;
+} lp_store_lead_t;
+
+typedef struct {
+    const char *lead_id;
+    int64_t due_ms;      /* 0 = remove the lead's timer */
+} lp_store_timer_t;
+
+typedef struct {
+    const char *topic;   /* input topic name */
+    int64_t next_offset; /* the next offset to consume */
+} lp_store_offset_t;
+
+/* An outbox entry: one output record waiting to be produced. */
+typedef struct {
+    char id[64];         /* store-assigned entry id (stream id in Redis); set by read */
+    int kind;            /* output kind (the engine's lp_schema_kind_t) */
+    const char *key;     /* record key (lead id) */
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    const char *event_id; /* deterministic event id, also a header */
+} lp_store_outbox_t;
+
+typedef struct {
+    int32_t partition;
+    int64_t epoch;                  /* the writer's epoch; refused if stale */
+    size_t nleads;
+    const lp_store_lead_t *leads;
+    size_t ntimers;
+    const lp_store_timer_t *timers;
+    size_t noffsets;
+    const lp_store_offset_t *offsets;
+    size_t noutbox;
+    const lp_store_outbox_t *outbox;
+} lp_store_batch_t;
+
+/* Loaded leads: data[i] is NULL (len 0) when lead i is unknown. Memory owned by the store until
+ * the next call on the same store or lp_store_loaded_clear(). */
+typedef struct {
+    size_t n;
+    const uint8_t **data;
+    size_t *len;
+} lp_store_loaded_t;
+
+/* Outbox entries read: owned by the store until the next call on it. */
+typedef struct {
+    size_t n;
+    lp_store_outbox_t *entries;
+} lp_store_outbox_list_t;
+
+typedef struct lp_store lp_store_t;
+
+typedef struct {
+    const char *name;
+    /* Fences the partition: increments and returns its epoch in *epoch. */
+    int (*fence)(lp_store_t *store, int32_t partition, int64_t *epoch);
+    /* Reads the stored next offset of topic in partition; -1 if none. */
+    int (*get_offset)(lp_store_t *store, int32_t partition, const char *topic, int64_t *offset);
+    /* Loads many leads of one partition in one round trip (pipelined). */
+    int (*load)(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
+                lp_store_loaded_t *out);
+    /* Atomically: leads, timers, offsets, outbox. LP_OK, LP_ERR (retry) or LP_STORE_FENCED. */
+    int (*commit)(lp_store_t *store, const lp_store_batch_t *batch);
+    /* Up to max lead ids with a timer due at or before now_ms (ids owned by the store). */
+    int (*due)(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
+               const char ***lead_ids);
+    /* Up to max outbox entries of the partition, oldest first. */
+    int (*outbox_read)(lp_store_t *store, int32_t partition, size_t max, lp_store_outbox_list_t *out);
+    /* Deletes delivered outbox entries (by id), only if the epoch still holds. */
+    int (*outbox_ack)(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
+                      const char *const *ids);
+    void (*destroy)(lp_store_t *store);
+} lp_store_ops_t;
+
+struct lp_store {
+    const lp_store_ops_t *ops;
+    char errstr[LP_ERRSTR];         /* last error */
+    uint64_t round_trips;           /* requests sent to the backend (for the bench) */
+};
+
+/* In-memory store. Caller frees with lp_store_destroy(). */
+lp_store_t *lp_store_mem_new(void);
+
+/* Redis store. url: redis://[:password@]host:port[/db]; prefix: key prefix (e.g. "lp").
+ * Returns NULL with a reason in errstr. Caller frees with lp_store_destroy(). */
+lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,
+                               size_t errstr_size);
+
+void lp_store_destroy(lp_store_t *store);
+
+#endif
