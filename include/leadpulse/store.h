@@ -35,7 +35,10 @@ typedef struct {
     size_t key_len;
     const uint8_t *value;
     size_t value_len;
-    const char *event_id; /* deterministic event id, also a header */
+    const char *event_id; /* deterministic event id ("" for dead letters) */
+    const char *meta;    /* extra headers as "name=value\n" lines (dead-letter reason, source
+                            topic/partition/offset); "" if none */
+    size_t meta_len;
 } lp_store_outbox_t;
 
 typedef struct {
