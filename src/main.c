@@ -1,6 +1,46 @@
+/* leadpulse <command>: run, replay, inspect, check-config, produce, bench. */
 #include <stdio.h>
+#include <string.h>
 
-int main(void) {
-    puts("leadpulse " LP_VERSION);
-    return 0;
+#include "cli/cli.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "leadpulse %s — lead scoring and hand-off stream processor\n\n"
+            "usage: leadpulse <command> [options]\n\n"
+            "commands:\n"
+            "  replay        score a file of events in memory and print the hand-offs\n"
+            "  run           the worker: Kafka in, Redis state, hand-offs out\n"
+            "  inspect       show the stored state of a lead\n"
+            "  check-config  validate a configuration file and a rules file\n"
+            "  produce       send a JSON-lines event file to the input topics (Avro)\n"
+            "  bench         measure the worker against the local stack\n\n"
+            "'leadpulse <command> --help' describes each command.\n",
+            LP_VERSION);
+}
+
+int main(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } commands[] = {
+        {"replay", lp_cmd_replay},   {"run", lp_cmd_run},         {"inspect", lp_cmd_inspect},
+        {"check-config", lp_cmd_check_config}, {"produce", lp_cmd_produce}, {"bench", lp_cmd_bench},
+    };
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("leadpulse %s\n", LP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "leadpulse: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
 }

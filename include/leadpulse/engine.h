@@ -1,0 +1,102 @@
+/* leadpulse: the engine. Ties core, codec and store together for one partition batch at a time:
+ * decode, group by lead, load (pipelined), apply, encode, commit atomically (leads, timers, offsets,
+ * outbox). Used by `leadpulse run` (Redis store, Kafka IO) and `leadpulse replay` (memory store). */
+#ifndef LEADPULSE_ENGINE_H
+#define LEADPULSE_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "leadpulse/codec.h"
+#include "leadpulse/rules.h"
+#include "leadpulse/score.h"
+#include "leadpulse/store.h"
+
+typedef enum { LP_FORMAT_AVRO = 0, LP_FORMAT_JSON = 1 } lp_format_t;
+
+/* Output kinds: the IO layer maps them to topics. */
+typedef enum { LP_OUT_QUALIFIED = 0, LP_OUT_STALE = 1, LP_OUT_DLQ = 2, LP_OUT__COUNT } lp_out_kind_t;
+
+/* One input record. */
+typedef struct {
+    const char *topic;
+    lp_event_kind_t kind;    /* what the topic carries */
+    lp_format_t format;      /* how the topic is encoded */
+    int32_t partition;
+    int64_t offset;
+    const uint8_t *key;      /* may be NULL */
+    size_t key_len;
+    const uint8_t *value;    /* may be NULL (tombstone: dead-lettered) */
+    size_t value_len;
+    bool any_kind;           /* the source mixes event kinds (replay files) */
+    const lp_event_t *decoded; /* already decoded (replay): value is then only for dead letters */
+} lp_engine_msg_t;
+
+typedef struct {
+    lp_format_t out_format;        /* Avro (with out_framing) or JSON lines */
+    lp_framing_t out_framing;
+    int64_t max_future_skew_ms;    /* events further ahead of `now` are dead-lettered; 0 = off */
+    size_t cache_max_leads;        /* bounded cache of encoded leads; 0 = no cache */
+    size_t timer_batch;            /* due timers fired per call */
+} lp_engine_opts_t;
+
+typedef struct {
+    uint64_t events;       /* records processed (applied, duplicate or dead-lettered) */
+    uint64_t applied;
+    uint64_t duplicates;
+    uint64_t dead_letters;
+    uint64_t qualified;
+    uint64_t stale[3];     /* by lp_stale_reason_t */
+    uint64_t rejected_by_reason[LP_REJ__COUNT];
+    uint64_t batches;
+    uint64_t commit_failures;
+    uint64_t fenced;
+    uint64_t cache_hits;
+    uint64_t cache_misses;
+    uint64_t timers_fired;
+    uint64_t corrupt_state;
+    uint64_t leads_created; /* leads seen for the first time */
+} lp_engine_stats_t;
+
+typedef struct lp_engine lp_engine_t;
+
+/* rules, store and codec are borrowed and must outlive the engine; codec may be NULL when every
+ * input and output is JSON. Returns NULL with a reason. Free with lp_engine_destroy(). */
+lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules, lp_store_t *store,
+                           lp_avro_codec_t *codec, char *errstr, size_t errstr_size);
+void lp_engine_destroy(lp_engine_t *engine);
+
+/* Swaps the rules (SIGHUP). The old rules must stay alive until this returns; the caller frees them. */
+void lp_engine_set_rules(lp_engine_t *engine, const lp_rules_t *rules);
+
+/* Takes ownership of a partition: fences it in the store (new epoch) and reads the stored next
+ * offsets of the given topics into offsets[] (-1 when none). */
+int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
+                     const char *const *topics, int64_t *offsets);
+/* Gives a partition up: forgets its epoch and drops its cached leads. */
+void lp_engine_revoke(lp_engine_t *engine, int32_t partition);
+bool lp_engine_owns(const lp_engine_t *engine, int32_t partition);
+
+/* Processes a batch of records of ONE partition, in offset order, and commits it atomically.
+ * now_ms is the wall clock (for the future-skew check). Returns LP_OK, LP_ERR (nothing applied:
+ * retry the same records later) or LP_STORE_FENCED (partition lost: revoke it). */
+int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
+                      int64_t now_ms);
+
+/* Fires timers of the partition due at or before now_ms (up to opts.timer_batch leads).
+ * *fired receives the number of leads advanced. Same return values as lp_engine_process. */
+int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired);
+
+/* Loads one lead (for `inspect` and tests). Returns 1 found, 0 unknown, LP_ERR on store error. */
+int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id, lp_lead_t *lead);
+
+const lp_engine_stats_t *lp_engine_stats(const lp_engine_t *engine);
+const char *lp_engine_errstr(const lp_engine_t *engine);
+
+/* Parses the "name=value\n" header lines of an outbox entry; calls fn for each. */
+void lp_engine_meta_foreach(const char *meta, size_t len,
+                            void (*fn)(void *ctx, const char *name, size_t name_len,
+                                       const char *value, size_t value_len),
+                            void *ctx);
+
+#endif

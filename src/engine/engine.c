@@ -1,0 +1,740 @@
+/* The engine: one partition batch at a time, decode -> load -> apply -> encode -> atomic commit. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cache.h"
+#include "leadpulse/engine.h"
+
+#define MAX_PARTITIONS 65536
+#define FACT_MAX_BYTES 8192
+
+/* A growable byte arena; entries are referenced by offset until the arena stops growing. */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+} arena_t;
+
+typedef struct {
+    char id[LP_ID_MAX + 1];
+    lp_lead_t lead;
+    bool changed;
+    bool loaded;
+} slot_t;
+
+typedef struct {
+    int kind;
+    size_t key_off, key_len, value_off, value_len, meta_off, meta_len, id_off;
+} pending_out_t;
+
+typedef struct {
+    const char *topic;
+    int64_t next_offset;
+} topic_offset_t;
+
+struct lp_engine {
+    lp_engine_opts_t opts;
+    const lp_rules_t *rules;
+    lp_store_t *store;
+    lp_avro_codec_t *codec;
+    lp_cache_t *cache;
+    int64_t *epochs; /* per partition; 0 = not owned */
+    lp_engine_stats_t stats;
+    char errstr[LP_ERRSTR];
+
+    /* per-batch scratch, grown on demand and reused */
+    size_t cap_events, cap_slots;
+    lp_event_t *events;
+    int *event_slot;      /* slot index, or -1 when dead-lettered */
+    slot_t *slots;
+    size_t nslots;
+    int *map;             /* open-addressing: lead id -> slot index */
+    size_t map_size;
+    pending_out_t *outs;
+    size_t nouts, cap_outs;
+    arena_t arena;
+    lp_facts_t facts;
+    lp_store_lead_t *writes;
+    lp_store_timer_t *timers;
+    lp_store_outbox_t *outbox;
+    const char **miss_ids;
+    size_t *miss_slots;
+    uint8_t fact_buf[FACT_MAX_BYTES];
+    uint8_t lead_buf[LP_LEAD_ENCODED_MAX];
+};
+
+static uint64_t id_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    while (*s != '\0') {
+        h ^= (uint8_t)*s++;
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 31);
+}
+
+static int arena_reserve(arena_t *a, size_t more) {
+    if (a->len + more <= a->cap) {
+        return LP_OK;
+    }
+    size_t cap = a->cap ? a->cap : 65536;
+    while (cap < a->len + more) {
+        cap *= 2;
+    }
+    uint8_t *buf = realloc(a->buf, cap);
+    if (buf == NULL) {
+        return LP_ERR;
+    }
+    a->buf = buf;
+    a->cap = cap;
+    return LP_OK;
+}
+
+static int arena_put(arena_t *a, const void *data, size_t len, size_t *off) {
+    if (arena_reserve(a, len + 1) != LP_OK) {
+        return LP_ERR;
+    }
+    *off = a->len;
+    if (len > 0) {
+        memcpy(a->buf + a->len, data, len);
+    }
+    a->buf[a->len + len] = '\0'; /* every entry is NUL-terminated for string use */
+    a->len += len + 1;
+    return LP_OK;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) {
+        return LP_OK;
+    }
+    size_t n = *cap ? *cap : 64;
+    while (n < need) {
+        n *= 2;
+    }
+    void *q = realloc(*p, n * elem);
+    if (q == NULL) {
+        return LP_ERR;
+    }
+    *p = q;
+    *cap = n;
+    return LP_OK;
+}
+
+static int ensure_capacity(lp_engine_t *engine, size_t n) {
+    if (n > engine->cap_events) {
+        size_t cap = engine->cap_events;
+        size_t cap2 = engine->cap_events;
+        size_t cap3 = engine->cap_events;
+        if (grow((void **)&engine->events, &cap, n, sizeof(lp_event_t)) != LP_OK ||
+            grow((void **)&engine->event_slot, &cap2, n, sizeof(int)) != LP_OK ||
+            grow((void **)&engine->slots, &cap3, n, sizeof(slot_t)) != LP_OK) {
+            return LP_ERR;
+        }
+        /* all three grew to the same size */
+        engine->cap_events = cap;
+        engine->cap_slots = cap;
+        free(engine->writes);
+        free(engine->timers);
+        free(engine->miss_ids);
+        free(engine->miss_slots);
+        free(engine->map);
+        engine->writes = calloc(cap, sizeof(*engine->writes));
+        engine->timers = calloc(cap, sizeof(*engine->timers));
+        engine->miss_ids = calloc(cap, sizeof(*engine->miss_ids));
+        engine->miss_slots = calloc(cap, sizeof(*engine->miss_slots));
+        engine->map_size = 16;
+        while (engine->map_size < cap * 2) {
+            engine->map_size <<= 1;
+        }
+        engine->map = malloc(engine->map_size * sizeof(int));
+        if (engine->writes == NULL || engine->timers == NULL || engine->miss_ids == NULL ||
+            engine->miss_slots == NULL || engine->map == NULL) {
+            return LP_ERR;
+        }
+    }
+    return LP_OK;
+}
+
+lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules, lp_store_t *store,
+                           lp_avro_codec_t *codec, char *errstr, size_t errstr_size) {
+    lp_engine_t *engine = calloc(1, sizeof(*engine));
+    if (engine == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    engine->opts = *opts;
+    if (engine->opts.timer_batch == 0) {
+        engine->opts.timer_batch = 1000;
+    }
+    engine->rules = rules;
+    engine->store = store;
+    engine->codec = codec;
+    if (opts->out_format == LP_FORMAT_AVRO && codec == NULL) {
+        snprintf(errstr, errstr_size, "Avro output needs the schemas (no codec given)");
+        goto err;
+    }
+    engine->cache = lp_cache_new(opts->cache_max_leads);
+    engine->epochs = calloc(MAX_PARTITIONS, sizeof(int64_t));
+    if (engine->cache == NULL || engine->epochs == NULL || ensure_capacity(engine, 1024) != LP_OK) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto err;
+    }
+    return engine;
+err:
+    lp_engine_destroy(engine);
+    return NULL;
+}
+
+void lp_engine_destroy(lp_engine_t *engine) {
+    if (engine == NULL) {
+        return;
+    }
+    lp_cache_destroy(engine->cache);
+    free(engine->epochs);
+    free(engine->events);
+    free(engine->event_slot);
+    free(engine->slots);
+    free(engine->map);
+    free(engine->outs);
+    free(engine->arena.buf);
+    free(engine->writes);
+    free(engine->timers);
+    free(engine->outbox);
+    free(engine->miss_ids);
+    free(engine->miss_slots);
+    free(engine);
+}
+
+void lp_engine_set_rules(lp_engine_t *engine, const lp_rules_t *rules) {
+    engine->rules = rules;
+}
+
+const lp_engine_stats_t *lp_engine_stats(const lp_engine_t *engine) {
+    return &engine->stats;
+}
+
+const char *lp_engine_errstr(const lp_engine_t *engine) {
+    return engine->errstr;
+}
+
+bool lp_engine_owns(const lp_engine_t *engine, int32_t partition) {
+    return partition >= 0 && partition < MAX_PARTITIONS && engine->epochs[partition] > 0;
+}
+
+int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
+                     const char *const *topics, int64_t *offsets) {
+    int64_t epoch = 0;
+    if (partition < 0 || partition >= MAX_PARTITIONS) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "partition %" PRId32 " out of range",
+                 partition);
+        return LP_ERR;
+    }
+    /* Cached leads may be older than what another owner wrote meanwhile. */
+    lp_cache_drop_partition(engine->cache, partition);
+    if (engine->store->ops->fence(engine->store, partition, &epoch) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "fence partition %" PRId32 ": %s",
+                 partition, engine->store->errstr);
+        return LP_ERR;
+    }
+    for (size_t i = 0; i < ntopics; i++) {
+        if (engine->store->ops->get_offset(engine->store, partition, topics[i], &offsets[i]) !=
+            LP_OK) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "offset of %s [%" PRId32 "]: %s",
+                     topics[i], partition, engine->store->errstr);
+            return LP_ERR;
+        }
+    }
+    engine->epochs[partition] = epoch;
+    return LP_OK;
+}
+
+void lp_engine_revoke(lp_engine_t *engine, int32_t partition) {
+    if (partition < 0 || partition >= MAX_PARTITIONS) {
+        return;
+    }
+    engine->epochs[partition] = 0;
+    lp_cache_drop_partition(engine->cache, partition);
+}
+
+/* ---- batch building ---- */
+
+static void batch_reset(lp_engine_t *engine) {
+    engine->nslots = 0;
+    engine->nouts = 0;
+    engine->arena.len = 0;
+    memset(engine->map, -1, engine->map_size * sizeof(int));
+}
+
+/* Finds or adds the batch slot of a lead id. Returns the slot index. */
+static int slot_for(lp_engine_t *engine, const char *lead_id) {
+    size_t mask = engine->map_size - 1;
+    size_t i = id_hash(lead_id) & mask;
+    while (engine->map[i] >= 0) {
+        if (strcmp(engine->slots[engine->map[i]].id, lead_id) == 0) {
+            return engine->map[i];
+        }
+        i = (i + 1) & mask;
+    }
+    int s = (int)engine->nslots++;
+    slot_t *slot = &engine->slots[s];
+    memcpy(slot->id, lead_id, strlen(lead_id) + 1);
+    slot->changed = false;
+    slot->loaded = false;
+    engine->map[i] = s;
+    return s;
+}
+
+static int add_out(lp_engine_t *engine, int kind, const char *key, size_t key_len,
+                   const uint8_t *value, size_t value_len, const char *meta, size_t meta_len,
+                   const char *event_id) {
+    pending_out_t *o;
+    if (grow((void **)&engine->outs, &engine->cap_outs, engine->nouts + 1, sizeof(*o)) != LP_OK) {
+        return LP_ERR;
+    }
+    o = &engine->outs[engine->nouts];
+    o->kind = kind;
+    if (arena_put(&engine->arena, key, key_len, &o->key_off) != LP_OK ||
+        arena_put(&engine->arena, value, value_len, &o->value_off) != LP_OK ||
+        arena_put(&engine->arena, meta, meta_len, &o->meta_off) != LP_OK ||
+        arena_put(&engine->arena, event_id, strlen(event_id), &o->id_off) != LP_OK) {
+        return LP_ERR;
+    }
+    o->key_len = key_len;
+    o->value_len = value_len;
+    o->meta_len = meta_len;
+    engine->nouts++;
+    return LP_OK;
+}
+
+/* Header value: no newlines (they separate header lines). */
+static void meta_clean(char *s) {
+    for (; *s != '\0'; s++) {
+        if (*s == '\n' || *s == '\r') {
+            *s = ' ';
+        }
+    }
+}
+
+static int add_dead_letter(lp_engine_t *engine, const lp_engine_msg_t *msg, const char *reason) {
+    char meta[1024];
+    char why[600];
+    snprintf(why, sizeof(why), "%s", reason);
+    meta_clean(why);
+    int n = snprintf(meta, sizeof(meta),
+                     "reason=%s\nsource_topic=%s\nsource_partition=%" PRId32
+                     "\nsource_offset=%" PRId64 "\n",
+                     why, msg->topic != NULL ? msg->topic : "", msg->partition, msg->offset);
+    if (n < 0 || (size_t)n >= sizeof(meta)) {
+        n = (int)strlen(meta);
+    }
+    engine->stats.dead_letters++;
+    return add_out(engine, LP_OUT_DLQ, (const char *)msg->key, msg->key != NULL ? msg->key_len : 0,
+                   msg->value, msg->value != NULL ? msg->value_len : 0, meta, (size_t)n, "");
+}
+
+static int add_facts(lp_engine_t *engine) {
+    uint8_t *buf = engine->fact_buf;
+    for (int i = 0; i < engine->facts.n; i++) {
+        const lp_fact_t *fact = &engine->facts.fact[i];
+        size_t len;
+        char meta[256];
+        if (engine->opts.out_format == LP_FORMAT_JSON) {
+            len = lp_json_encode_fact(fact, (char *)buf, FACT_MAX_BYTES);
+        } else {
+            len = lp_avro_encode_fact(engine->codec, fact, engine->opts.out_framing, buf, FACT_MAX_BYTES);
+        }
+        if (len == 0) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "cannot encode %s event for lead %s",
+                     fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale", fact->lead_id);
+            return LP_ERR;
+        }
+        int n = snprintf(meta, sizeof(meta), "event_type=%s\nmodel_id=%s\nmodel_version=%s\n",
+                         fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale",
+                         fact->model_id, fact->model_version);
+        if (add_out(engine, fact->kind == LP_FACT_QUALIFIED ? LP_OUT_QUALIFIED : LP_OUT_STALE,
+                    fact->lead_id, strlen(fact->lead_id), buf, len, meta, (size_t)n,
+                    fact->event_id) != LP_OK) {
+            return LP_ERR;
+        }
+        if (fact->kind == LP_FACT_QUALIFIED) {
+            engine->stats.qualified++;
+        } else if ((unsigned)fact->stale_reason < 3) {
+            engine->stats.stale[fact->stale_reason]++;
+        }
+    }
+    engine->facts.n = 0;
+    return LP_OK;
+}
+
+/* Brings every slot's lead into memory: cache first, then one pipelined store load for misses. */
+static int load_slots(lp_engine_t *engine, int32_t partition) {
+    size_t nmiss = 0;
+    for (size_t s = 0; s < engine->nslots; s++) {
+        slot_t *slot = &engine->slots[s];
+        size_t len = 0;
+        const uint8_t *data = lp_cache_get(engine->cache, partition, slot->id, &len);
+        if (data != NULL && lp_lead_decode(&slot->lead, engine->rules, data, len) == LP_OK) {
+            engine->stats.cache_hits++;
+            slot->loaded = true;
+            continue;
+        }
+        engine->stats.cache_misses++;
+        engine->miss_ids[nmiss] = slot->id;
+        engine->miss_slots[nmiss] = s;
+        nmiss++;
+    }
+    if (nmiss == 0) {
+        return LP_OK;
+    }
+    lp_store_loaded_t loaded = {0};
+    if (engine->store->ops->load(engine->store, partition, nmiss, engine->miss_ids, &loaded) !=
+        LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "load leads of partition %" PRId32 ": %s",
+                 partition, engine->store->errstr);
+        return LP_ERR;
+    }
+    for (size_t i = 0; i < nmiss; i++) {
+        slot_t *slot = &engine->slots[engine->miss_slots[i]];
+        if (i < loaded.n && loaded.data[i] != NULL) {
+            if (lp_lead_decode(&slot->lead, engine->rules, loaded.data[i], loaded.len[i]) ==
+                LP_OK) {
+                slot->loaded = true;
+                continue;
+            }
+            /* Unreadable state: start the lead afresh rather than block the partition forever. */
+            engine->stats.corrupt_state++;
+            LP_LOG(LP_LOG_ERROR, "engine",
+                   "partition %" PRId32 ": stored state of lead %s is unreadable; starting it afresh",
+                   partition, slot->id);
+        }
+        lp_lead_init(&slot->lead, engine->rules, slot->id);
+        slot->loaded = true;
+        engine->stats.leads_created++;
+    }
+    return LP_OK;
+}
+
+/* Encodes changed leads and timers, points the outbox at the arena, and commits. */
+static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offset_t *offsets,
+                        size_t noffsets) {
+    uint8_t *enc = engine->lead_buf;
+    size_t nwrites = 0;
+    size_t *lead_off = engine->miss_slots; /* reuse as arena offsets of encoded leads */
+    lp_store_offset_t store_offsets[8];
+
+    for (size_t s = 0; s < engine->nslots; s++) {
+        slot_t *slot = &engine->slots[s];
+        if (!slot->changed) {
+            continue;
+        }
+        size_t len = lp_lead_encode(&slot->lead, engine->rules, enc, LP_LEAD_ENCODED_MAX);
+        if (len == 0 || arena_put(&engine->arena, enc, len, &lead_off[nwrites]) != LP_OK) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "cannot encode lead %s", slot->id);
+            return LP_ERR;
+        }
+        engine->writes[nwrites].lead_id = slot->id;
+        engine->writes[nwrites].len = len;
+        engine->timers[nwrites].lead_id = slot->id;
+        engine->timers[nwrites].due_ms = lp_lead_next_due(&slot->lead);
+        nwrites++;
+    }
+    /* The arena no longer grows: turn offsets into pointers. */
+    for (size_t i = 0; i < nwrites; i++) {
+        engine->writes[i].data = engine->arena.buf + lead_off[i];
+    }
+    size_t cap = 0;
+    if (engine->nouts > 0) {
+        cap = engine->nouts;
+        lp_store_outbox_t *outbox = realloc(engine->outbox, cap * sizeof(*outbox));
+        if (outbox == NULL) {
+            return LP_ERR;
+        }
+        engine->outbox = outbox;
+    }
+    for (size_t i = 0; i < engine->nouts; i++) {
+        const pending_out_t *o = &engine->outs[i];
+        lp_store_outbox_t *e = &engine->outbox[i];
+        memset(e, 0, sizeof(*e));
+        e->kind = o->kind;
+        e->key = (const char *)engine->arena.buf + o->key_off;
+        e->key_len = o->key_len;
+        e->value = engine->arena.buf + o->value_off;
+        e->value_len = o->value_len;
+        e->meta = (const char *)engine->arena.buf + o->meta_off;
+        e->meta_len = o->meta_len;
+        e->event_id = (const char *)engine->arena.buf + o->id_off;
+    }
+    for (size_t i = 0; i < noffsets && i < 8; i++) {
+        store_offsets[i].topic = offsets[i].topic;
+        store_offsets[i].next_offset = offsets[i].next_offset;
+    }
+    lp_store_batch_t batch = {
+        .partition = partition,
+        .epoch = engine->epochs[partition],
+        .nleads = nwrites,
+        .leads = engine->writes,
+        .ntimers = nwrites,
+        .timers = engine->timers,
+        .noffsets = noffsets < 8 ? noffsets : 8,
+        .offsets = store_offsets,
+        .noutbox = engine->nouts,
+        .outbox = engine->outbox,
+    };
+    engine->stats.batches++;
+    int rc = engine->store->ops->commit(engine->store, &batch);
+    if (rc == LP_STORE_FENCED) {
+        engine->stats.fenced++;
+        snprintf(engine->errstr, sizeof(engine->errstr),
+                 "partition %" PRId32 ": epoch %" PRId64 " is stale (another worker owns it)",
+                 partition, engine->epochs[partition]);
+        lp_engine_revoke(engine, partition);
+        return LP_STORE_FENCED;
+    }
+    if (rc != LP_OK) {
+        engine->stats.commit_failures++;
+        snprintf(engine->errstr, sizeof(engine->errstr), "commit partition %" PRId32 ": %s",
+                 partition, engine->store->errstr);
+        return LP_ERR;
+    }
+    /* Committed: the cache now holds exactly what the store holds. */
+    for (size_t i = 0; i < nwrites; i++) {
+        lp_cache_put(engine->cache, partition, engine->writes[i].lead_id, engine->writes[i].data,
+                     engine->writes[i].len);
+    }
+    return LP_OK;
+}
+
+static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, lp_event_t *event,
+                              int64_t now_ms, char *why, size_t why_size) {
+    int rc;
+    if (msg->decoded != NULL) {
+        *event = *msg->decoded;
+        rc = LP_OK;
+    } else if (msg->value == NULL || msg->value_len == 0) {
+        return "empty record value";
+    } else if (msg->format == LP_FORMAT_JSON) {
+        rc = lp_json_decode_event((const char *)msg->value, msg->value_len, event, why, why_size);
+    } else if (engine->codec == NULL) {
+        snprintf(why, why_size, "Avro input but no schemas loaded");
+        rc = LP_ERR;
+    } else {
+        rc = lp_avro_decode_event(engine->codec, msg->value, msg->value_len, -1, event, why,
+                                  why_size);
+    }
+    if (rc != LP_OK) {
+        return why;
+    }
+    if (!msg->any_kind && event->kind != msg->kind) {
+        snprintf(why, why_size, "record is a %s event but topic %s carries %s events",
+                 event->kind == LP_EV_ENGAGEMENT ? "engagement"
+                 : event->kind == LP_EV_PROFILE  ? "profile"
+                                                 : "feedback",
+                 msg->topic != NULL ? msg->topic : "?",
+                 msg->kind == LP_EV_ENGAGEMENT ? "engagement"
+                 : msg->kind == LP_EV_PROFILE  ? "profile"
+                                               : "feedback");
+        return why;
+    }
+    if (msg->key != NULL && msg->key_len > 0 &&
+        (msg->key_len != strlen(event->lead_id) ||
+         memcmp(msg->key, event->lead_id, msg->key_len) != 0)) {
+        snprintf(why, why_size,
+                 "record key does not match lead_id %s (input topics must be keyed by lead id)",
+                 event->lead_id);
+        return why;
+    }
+    if (event->ts_ms <= 0) {
+        snprintf(why, why_size, "timestamp %" PRId64 " is not after the Unix epoch", event->ts_ms);
+        return why;
+    }
+    if (engine->opts.max_future_skew_ms > 0 && now_ms > 0 &&
+        event->ts_ms > now_ms + engine->opts.max_future_skew_ms) {
+        snprintf(why, why_size,
+                 "timestamp %" PRId64 " is %" PRId64 " ms in the future (limit max_future_skew_ms=%" PRId64 ")",
+                 event->ts_ms, event->ts_ms - now_ms, engine->opts.max_future_skew_ms);
+        return why;
+    }
+    return NULL;
+}
+
+int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
+                      int64_t now_ms) {
+    char why[512];
+    topic_offset_t offsets[8];
+    size_t noffsets = 0;
+
+    if (!lp_engine_owns(engine, partition)) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "partition %" PRId32 " is not owned",
+                 partition);
+        return LP_STORE_FENCED;
+    }
+    if (ensure_capacity(engine, n) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+        return LP_ERR;
+    }
+    batch_reset(engine);
+    lp_engine_stats_t before = engine->stats;
+
+    /* 1. decode; remember the next offset per topic */
+    for (size_t i = 0; i < n; i++) {
+        const lp_engine_msg_t *msg = &msgs[i];
+        size_t t = 0;
+        while (t < noffsets && strcmp(offsets[t].topic, msg->topic) != 0) {
+            t++;
+        }
+        if (t == noffsets && noffsets < 8) {
+            offsets[noffsets].topic = msg->topic;
+            noffsets++;
+        }
+        if (t < 8) {
+            offsets[t].next_offset = msg->offset + 1;
+        }
+        const char *reason = decode_msg(engine, msg, &engine->events[i], now_ms, why, sizeof(why));
+        if (reason != NULL) {
+            engine->event_slot[i] = -1;
+            if (add_dead_letter(engine, msg, reason) != LP_OK) {
+                goto oom;
+            }
+            continue;
+        }
+        engine->event_slot[i] = slot_for(engine, engine->events[i].lead_id);
+    }
+    /* 2. load */
+    if (load_slots(engine, partition) != LP_OK) {
+        engine->stats = before;
+        return LP_ERR;
+    }
+    /* 3. apply in offset order */
+    for (size_t i = 0; i < n; i++) {
+        if (engine->event_slot[i] < 0) {
+            continue;
+        }
+        slot_t *slot = &engine->slots[engine->event_slot[i]];
+        const lp_event_t *event = &engine->events[i];
+        engine->facts.n = 0;
+        lp_apply_result_t res = lp_score_apply(&slot->lead, event, engine->rules, &engine->facts);
+        if (res.outcome == LP_DEAD_LETTER) {
+            if (add_dead_letter(engine, &msgs[i], res.reason != NULL ? res.reason : "rejected") !=
+                LP_OK) {
+                goto oom;
+            }
+        } else if (res.duplicate) {
+            engine->stats.duplicates++;
+        } else {
+            engine->stats.applied++;
+            if (event->kind == LP_EV_FEEDBACK &&
+                (event->u.feedback.outcome == LP_FB_REJECTED ||
+                 event->u.feedback.outcome == LP_FB_RECYCLED) &&
+                (unsigned)event->u.feedback.reason < LP_REJ__COUNT) {
+                engine->stats.rejected_by_reason[event->u.feedback.reason]++;
+            }
+        }
+        slot->changed |= res.changed || engine->facts.n > 0;
+        if (add_facts(engine) != LP_OK) {
+            engine->stats = before;
+            return LP_ERR;
+        }
+    }
+    engine->stats.events += n;
+    /* 4. commit atomically */
+    int rc = commit_batch(engine, partition, offsets, noffsets);
+    if (rc != LP_OK) {
+        lp_engine_stats_t after = engine->stats;
+        engine->stats = before;
+        engine->stats.batches = after.batches;
+        engine->stats.commit_failures = after.commit_failures;
+        engine->stats.fenced = after.fenced;
+        engine->stats.corrupt_state = after.corrupt_state;
+    }
+    return rc;
+oom:
+    engine->stats = before;
+    snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+    return LP_ERR;
+}
+
+int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired) {
+    size_t n = 0;
+    const char **ids = NULL;
+    *fired = 0;
+    if (!lp_engine_owns(engine, partition)) {
+        return LP_STORE_FENCED;
+    }
+    if (engine->store->ops->due(engine->store, partition, now_ms, engine->opts.timer_batch, &n,
+                                &ids) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "due timers of partition %" PRId32 ": %s",
+                 partition, engine->store->errstr);
+        return LP_ERR;
+    }
+    if (n == 0) {
+        return LP_OK;
+    }
+    if (ensure_capacity(engine, n) != LP_OK) {
+        return LP_ERR;
+    }
+    batch_reset(engine);
+    lp_engine_stats_t before = engine->stats;
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(ids[i]) <= LP_ID_MAX) {
+            slot_for(engine, ids[i]);
+        }
+    }
+    if (load_slots(engine, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    for (size_t s = 0; s < engine->nslots; s++) {
+        slot_t *slot = &engine->slots[s];
+        engine->facts.n = 0;
+        lp_score_advance(&slot->lead, engine->rules, now_ms, &engine->facts);
+        /* Always rewrite: the timer entry must match the lead's next deadline afterwards. */
+        slot->changed = true;
+        if (add_facts(engine) != LP_OK) {
+            engine->stats = before;
+            return LP_ERR;
+        }
+    }
+    int rc = commit_batch(engine, partition, NULL, 0);
+    if (rc != LP_OK) {
+        engine->stats = before;
+        return rc;
+    }
+    engine->stats.timers_fired += engine->nslots;
+    *fired = engine->nslots;
+    return LP_OK;
+}
+
+int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id, lp_lead_t *lead) {
+    lp_store_loaded_t loaded = {0};
+    const char *ids[1] = {lead_id};
+    if (engine->store->ops->load(engine->store, partition, 1, ids, &loaded) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "%s", engine->store->errstr);
+        return LP_ERR;
+    }
+    if (loaded.n < 1 || loaded.data[0] == NULL) {
+        return 0;
+    }
+    if (lp_lead_decode(lead, engine->rules, loaded.data[0], loaded.len[0]) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "stored state of %s is unreadable",
+                 lead_id);
+        return LP_ERR;
+    }
+    return 1;
+}
+
+void lp_engine_meta_foreach(const char *meta, size_t len,
+                            void (*fn)(void *ctx, const char *name, size_t name_len,
+                                       const char *value, size_t value_len),
+                            void *ctx) {
+    size_t i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && meta[end] != '\n') {
+            end++;
+        }
+        const char *eq = memchr(meta + i, '=', end - i);
+        if (eq != NULL) {
+            fn(ctx, meta + i, (size_t)(eq - (meta + i)), eq + 1, (size_t)(meta + end - eq - 1));
+        }
+        i = end + 1;
+    }
+}
