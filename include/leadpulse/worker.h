@@ -1,0 +1,53 @@
+/* leadpulse: the worker loop (`leadpulse run`). Kafka in, engine, outbox out, timers. */
+#ifndef LEADPULSE_WORKER_H
+#define LEADPULSE_WORKER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "leadpulse/engine.h"
+
+#define LP_IN_TOPICS 3 /* engagement, profiles, feedback: co-partitioned, keyed by lead id */
+
+typedef struct {
+    const char *brokers;
+    const char *group_id;
+    const char *in_topics[LP_IN_TOPICS];     /* indexed by lp_event_kind_t */
+    lp_format_t in_format[LP_IN_TOPICS];
+    const char *out_topics[LP_OUT__COUNT];    /* indexed by lp_out_kind_t */
+    size_t nkafka_props;                      /* librdkafka properties passed through */
+    const char *const *kafka_props;           /* name0, value0, name1, value1, ... */
+    size_t batch_max_events;
+    int batch_max_wait_ms;
+    int timers_interval_ms;
+    size_t outbox_batch;
+    int shutdown_timeout_ms;
+    int64_t clock_offset_ms;                  /* tests only: timer clock = wall * scale + offset */
+    double clock_scale;
+    size_t max_pending_outbox;                /* pause input when this many records await delivery */
+    volatile sig_atomic_t *stop;              /* set by SIGTERM/SIGINT */
+    volatile sig_atomic_t *reload;            /* set by SIGHUP */
+    /* Called on SIGHUP; returns new rules (the worker swaps them in and hands the old ones back to
+     * free_rules) or NULL to keep the old ones. */
+    const lp_rules_t *(*reload_rules)(void *ctx);
+    void (*free_rules)(void *ctx, const lp_rules_t *rules);
+    void *ctx;
+} lp_worker_opts_t;
+
+typedef struct lp_worker lp_worker_t;
+
+/* Creates the consumer and producer. engine and store are borrowed. NULL with a reason. */
+lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp_store_t *store,
+                           char *errstr, size_t errstr_size);
+/* Runs until *opts->stop is set; then finishes the batch, drains the outbox, commits and leaves
+ * the group. Returns LP_OK on a clean shutdown. */
+int lp_worker_run(lp_worker_t *worker);
+void lp_worker_destroy(lp_worker_t *worker);
+
+/* Timer clock in ms (wall clock, with the test-only offset and scale applied). */
+int64_t lp_worker_now_ms(const lp_worker_t *worker);
+
+/* For the metrics endpoint: writes Prometheus text into buf; returns its length. */
+size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,815 @@
+/* The worker loop: poll, group by partition, apply through the engine (one atomic commit per
+ * partition batch), produce the outbox with the idempotent producer, fire timers, store offsets.
+ *
+ * Co-partitioning: partition p of every input topic belongs to engine partition p (its Redis
+ * keys carry {p}). The worker owns p only while it holds p of ALL input topics; the default
+ * assignor is therefore `range`, the built-in assignor that keeps equal partition numbers of
+ * co-partitioned topics on one member (cooperative-sticky does not). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "leadpulse/worker.h"
+
+#define MAX_PART 4096
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define REFENCE_AFTER_MS 30000
+
+typedef struct {
+    bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
+    bool owned;                  /* fenced in the store: we may write */
+    bool paused;
+    int64_t fenced_at_ms;        /* lost the epoch while still assigned */
+    int64_t retry_at_ms;         /* next retry of pending records */
+    int backoff_ms;
+    int64_t expect[LP_IN_TOPICS]; /* next offset expected per input topic (-1 unknown) */
+    size_t npending, cap_pending;
+    rd_kafka_message_t **pending; /* polled, not yet applied (kept across a failed commit) */
+    bool outbox_dirty;
+} part_t;
+
+typedef struct {
+    bool done;
+    rd_kafka_resp_err_t err;
+} delivery_t;
+
+struct lp_worker {
+    lp_worker_opts_t opts;
+    lp_engine_t *engine;
+    lp_store_t *store;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    part_t *parts;
+    int32_t max_part; /* highest partition index seen + 1 */
+    lp_engine_msg_t *msgs;
+    size_t cap_msgs;
+    delivery_t *deliveries;
+    size_t cap_deliveries;
+    int64_t next_timers_ms;
+    bool outbox_blocked;      /* the last delivery failed: input paused until it works */
+    int64_t outbox_retry_ms;
+    uint64_t produced, delivery_failures, redis_errors, rebalances, dlq_produced;
+    uint64_t latency_count;
+    char errstr[LP_ERRSTR];
+};
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t lp_worker_now_ms(const lp_worker_t *worker) {
+    int64_t now = wall_ms();
+    if (worker->opts.clock_scale != 1.0 && worker->opts.clock_scale > 0) {
+        now = (int64_t)((double)now * worker->opts.clock_scale);
+    }
+    return now + worker->opts.clock_offset_ms;
+}
+
+static int topic_index(const lp_worker_t *worker, const char *topic) {
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        if (strcmp(worker->opts.in_topics[t], topic) == 0) {
+            return t;
+        }
+    }
+    return -1;
+}
+
+static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    lp_log_level_t lvl = level <= 3 ? LP_LOG_ERROR : level <= 4 ? LP_LOG_WARN
+                         : level <= 6                           ? LP_LOG_INFO
+                                                                : LP_LOG_DEBUG;
+    LP_LOG(lvl, "kafka", "%s: %s", fac, buf);
+}
+
+static rd_kafka_conf_t *base_conf(const lp_worker_opts_t *opts, char *errstr, size_t size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", opts->brokers, errstr, size) !=
+        RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, rdkafka_log);
+    return conf;
+}
+
+/* Pass-through properties; those that belong to the other client type are ignored by it. */
+static int apply_props(rd_kafka_conf_t *conf, const lp_worker_opts_t *opts, bool consumer,
+                       char *errstr, size_t size) {
+    static const char *consumer_only[] = {"group.", "session.timeout.ms", "max.poll.interval.ms",
+                                          "auto.offset.reset", "partition.assignment.strategy",
+                                          "fetch.", "enable.auto.commit", "auto.commit.interval.ms",
+                                          "isolation.level", NULL};
+    static const char *producer_only[] = {"linger.ms", "acks", "compression.", "batch.",
+                                          "queue.buffering.", "message.timeout.ms",
+                                          "enable.idempotence", "retries", NULL};
+    for (size_t i = 0; i + 1 < opts->nkafka_props * 2; i += 2) {
+        const char *name = opts->kafka_props[i];
+        const char *value = opts->kafka_props[i + 1];
+        const char **skip = consumer ? producer_only : consumer_only;
+        bool skipped = false;
+        for (size_t k = 0; skip[k] != NULL; k++) {
+            if (strncmp(name, skip[k], strlen(skip[k])) == 0) {
+                skipped = true;
+            }
+        }
+        if (skipped) {
+            continue;
+        }
+        char err[256];
+        if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, size, "kafka.%s: %s", name, err);
+            return LP_ERR;
+        }
+    }
+    return LP_OK;
+}
+
+static part_t *part_get(lp_worker_t *worker, int32_t p) {
+    if (p < 0 || p >= MAX_PART) {
+        return NULL;
+    }
+    if (p + 1 > worker->max_part) {
+        worker->max_part = p + 1;
+    }
+    return &worker->parts[p];
+}
+
+static rd_kafka_topic_partition_list_t *part_list(lp_worker_t *worker, int32_t p) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_IN_TOPICS);
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        if (worker->parts[p].assigned[t]) {
+            rd_kafka_topic_partition_list_add(list, worker->opts.in_topics[t], p);
+        }
+    }
+    return list;
+}
+
+static void part_pause(lp_worker_t *worker, int32_t p, bool pause) {
+    part_t *part = &worker->parts[p];
+    if (part->paused == pause) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *list = part_list(worker, p);
+    if (list->cnt > 0) {
+        if (pause) {
+            rd_kafka_pause_partitions(worker->consumer, list);
+        } else {
+            rd_kafka_resume_partitions(worker->consumer, list);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    part->paused = pause;
+}
+
+static void part_drop_pending(part_t *part) {
+    for (size_t i = 0; i < part->npending; i++) {
+        rd_kafka_message_destroy(part->pending[i]);
+    }
+    part->npending = 0;
+}
+
+/* Fences p in the store and reads its offsets, retrying while the store is down (the rebalance
+ * must not complete with a guessed position). */
+static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_IN_TOPICS]) {
+    int backoff = BACKOFF_MIN_MS;
+    while (!*worker->opts.stop) {
+        if (lp_engine_assign(worker->engine, p, LP_IN_TOPICS, worker->opts.in_topics, offsets) ==
+            LP_OK) {
+            return LP_OK;
+        }
+        worker->redis_errors++;
+        LP_LOG(LP_LOG_WARN, "worker", "taking partition %" PRId32 ": %s; retrying in %d ms", p,
+               lp_engine_errstr(worker->engine), backoff);
+        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return LP_ERR;
+}
+
+static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list) {
+    /* Mark what Kafka gave us, then take ownership of every partition held on all topics. */
+    for (int i = 0; i < list->cnt; i++) {
+        int t = topic_index(worker, list->elems[i].topic);
+        part_t *part = part_get(worker, list->elems[i].partition);
+        if (t >= 0 && part != NULL) {
+            part->assigned[t] = true;
+        }
+    }
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        part_t *part = &worker->parts[p];
+        bool all = true;
+        for (int t = 0; t < LP_IN_TOPICS; t++) {
+            all &= part->assigned[t];
+        }
+        bool any = part->assigned[0] || part->assigned[1] || part->assigned[2];
+        if (any && !all) {
+            LP_LOG(LP_LOG_ERROR, "worker",
+                   "partition %" PRId32 " is assigned for only some input topics; the input "
+                   "topics must be co-partitioned and use the range assignor", p);
+        }
+        if (!all || part->owned) {
+            continue;
+        }
+        int64_t offsets[LP_IN_TOPICS];
+        if (take_partition(worker, p, offsets) != LP_OK) {
+            continue;
+        }
+        part->owned = true;
+        part->outbox_dirty = true; /* deliver what a previous owner left behind */
+        part->fenced_at_ms = 0;
+        for (int t = 0; t < LP_IN_TOPICS; t++) {
+            part->expect[t] = offsets[t];
+            for (int i = 0; i < list->cnt; i++) {
+                if (list->elems[i].partition == p &&
+                    strcmp(list->elems[i].topic, worker->opts.in_topics[t]) == 0) {
+                    /* Redis is the source of truth for progress. */
+                    list->elems[i].offset = offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_STORED;
+                }
+            }
+        }
+        LP_LOG(LP_LOG_INFO, "worker",
+               "partition %" PRId32 " assigned (offsets %" PRId64 "/%" PRId64 "/%" PRId64 ")", p,
+               offsets[0], offsets[1], offsets[2]);
+    }
+}
+
+static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list) {
+    for (int i = 0; i < list->cnt; i++) {
+        int t = topic_index(worker, list->elems[i].topic);
+        int32_t p = list->elems[i].partition;
+        part_t *part = part_get(worker, p);
+        if (t < 0 || part == NULL) {
+            continue;
+        }
+        part->assigned[t] = false;
+        if (part->owned) {
+            /* Work not committed is dropped: the next owner resumes from the stored offsets. */
+            part_drop_pending(part);
+            lp_engine_revoke(worker->engine, p);
+            part->owned = false;
+            LP_LOG(LP_LOG_INFO, "worker", "partition %" PRId32 " revoked", p);
+        }
+        part->paused = false;
+        part->expect[t] = -1;
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *partitions, void *opaque) {
+    lp_worker_t *worker = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    worker->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(worker, partitions);
+        if (cooperative) {
+            rd_kafka_error_t *error = rd_kafka_incremental_assign(rk, partitions);
+            if (error != NULL) {
+                LP_LOG(LP_LOG_ERROR, "worker", "incremental assign: %s",
+                       rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+        } else {
+            rd_kafka_assign(rk, partitions);
+        }
+    } else {
+        on_revoke(worker, partitions);
+        if (cooperative) {
+            rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, partitions);
+            if (error != NULL) {
+                rd_kafka_error_destroy(error);
+            }
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+    }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    delivery_t *d = msg->_private;
+    if (d != NULL) {
+        d->done = true;
+        d->err = msg->err;
+    }
+}
+
+lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp_store_t *store,
+                           char *errstr, size_t errstr_size) {
+    lp_worker_t *worker = calloc(1, sizeof(*worker));
+    rd_kafka_conf_t *conf = NULL;
+    if (worker == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    worker->opts = *opts;
+    worker->engine = engine;
+    worker->store = store;
+    worker->parts = calloc(MAX_PART, sizeof(part_t));
+    if (worker->parts == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto err;
+    }
+    for (int32_t p = 0; p < MAX_PART; p++) {
+        for (int t = 0; t < LP_IN_TOPICS; t++) {
+            worker->parts[p].expect[t] = -1;
+        }
+    }
+
+    /* Consumer: offsets are stored by us after each commit to Redis, and auto-committed to Kafka
+     * only for lag monitoring. */
+    conf = base_conf(opts, errstr, errstr_size);
+    if (conf == NULL ||
+        rd_kafka_conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "false", errstr, errstr_size) ||
+        apply_props(conf, opts, true, errstr, errstr_size) != LP_OK) {
+        goto err;
+    }
+    rd_kafka_conf_set_opaque(conf, worker);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    worker->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (worker->consumer == NULL) {
+        goto err;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(worker->consumer);
+
+    /* Producer: idempotent (no duplicates or reordering from its own retries). */
+    conf = base_conf(opts, errstr, errstr_size);
+    if (conf == NULL ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "linger.ms", "2", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "message.timeout.ms", "10000", errstr, errstr_size) ||
+        apply_props(conf, opts, false, errstr, errstr_size) != LP_OK) {
+        goto err;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    worker->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    if (worker->producer == NULL) {
+        goto err;
+    }
+    conf = NULL;
+
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(LP_IN_TOPICS);
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        rd_kafka_topic_partition_list_add(subs, opts->in_topics[t], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(worker->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+        goto err;
+    }
+    return worker;
+err:
+    if (conf != NULL) {
+        rd_kafka_conf_destroy(conf);
+    }
+    lp_worker_destroy(worker);
+    return NULL;
+}
+
+void lp_worker_destroy(lp_worker_t *worker) {
+    if (worker == NULL) {
+        return;
+    }
+    if (worker->parts != NULL) {
+        for (int32_t p = 0; p < MAX_PART; p++) {
+            part_drop_pending(&worker->parts[p]);
+            free(worker->parts[p].pending);
+        }
+    }
+    if (worker->consumer != NULL) {
+        rd_kafka_destroy(worker->consumer);
+    }
+    if (worker->producer != NULL) {
+        rd_kafka_destroy(worker->producer);
+    }
+    free(worker->parts);
+    free(worker->msgs);
+    free(worker->deliveries);
+    free(worker);
+}
+
+/* ---- outbox ---- */
+
+typedef struct {
+    rd_kafka_headers_t *hdrs;
+} hdr_ctx_t;
+
+static void add_header(void *ctx, const char *name, size_t name_len, const char *value,
+                       size_t value_len) {
+    hdr_ctx_t *h = ctx;
+    rd_kafka_header_add(h->hdrs, name, (ssize_t)name_len, value, (ssize_t)value_len);
+}
+
+/* Produces the partition's outbox and deletes what the broker confirmed. LP_OK when the outbox
+ * is empty afterwards. */
+static int drain_outbox(lp_worker_t *worker, int32_t p, int timeout_ms) {
+    part_t *part = &worker->parts[p];
+    for (;;) {
+        lp_store_outbox_list_t list = {0};
+        if (worker->store->ops->outbox_read(worker->store, p, worker->opts.outbox_batch, &list) !=
+            LP_OK) {
+            worker->redis_errors++;
+            LP_LOG(LP_LOG_WARN, "worker", "outbox of partition %" PRId32 ": %s", p,
+                   worker->store->errstr);
+            return LP_ERR;
+        }
+        if (list.n == 0) {
+            part->outbox_dirty = false;
+            return LP_OK;
+        }
+        if (list.n > worker->cap_deliveries) {
+            free(worker->deliveries);
+            worker->deliveries = calloc(list.n, sizeof(delivery_t));
+            worker->cap_deliveries = worker->deliveries ? list.n : 0;
+            if (worker->deliveries == NULL) {
+                return LP_ERR;
+            }
+        }
+        size_t sent = 0;
+        for (size_t i = 0; i < list.n; i++) {
+            const lp_store_outbox_t *e = &list.entries[i];
+            delivery_t *d = &worker->deliveries[i];
+            d->done = false;
+            d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+            if (e->kind < 0 || e->kind >= LP_OUT__COUNT) {
+                d->done = true; /* unknown kind: nothing to send; drop it */
+                continue;
+            }
+            hdr_ctx_t h = {rd_kafka_headers_new(6)};
+            if (e->event_id != NULL && e->event_id[0] != '\0') {
+                rd_kafka_header_add(h.hdrs, "event_id", -1, e->event_id, -1);
+            }
+            lp_engine_meta_foreach(e->meta, e->meta_len, add_header, &h);
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                worker->producer, RD_KAFKA_V_TOPIC(worker->opts.out_topics[e->kind]),
+                RD_KAFKA_V_KEY(e->key, e->key_len),
+                RD_KAFKA_V_VALUE((void *)e->value, e->value_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h.hdrs),
+                RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                rd_kafka_headers_destroy(h.hdrs);
+                d->done = true;
+                d->err = err;
+                continue;
+            }
+            sent++;
+        }
+        rd_kafka_flush(worker->producer, timeout_ms);
+        const char *ids[list.n > 0 ? list.n : 1];
+        size_t nack = 0;
+        bool failed = false;
+        for (size_t i = 0; i < list.n; i++) {
+            delivery_t *d = &worker->deliveries[i];
+            if (d->done && d->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                ids[nack++] = list.entries[i].id;
+                if (list.entries[i].kind == LP_OUT_DLQ) {
+                    worker->dlq_produced++;
+                }
+            } else {
+                failed = true;
+                if (d->done) {
+                    LP_LOG(LP_LOG_WARN, "worker", "delivery to %s failed: %s",
+                           worker->opts.out_topics[list.entries[i].kind], rd_kafka_err2str(d->err));
+                }
+            }
+        }
+        if (failed) {
+            /* Anything still in flight must not point at our stack: wait it out. */
+            rd_kafka_purge(worker->producer, RD_KAFKA_PURGE_F_QUEUE);
+            rd_kafka_flush(worker->producer, 12000);
+            for (size_t i = 0; i < list.n; i++) {
+                worker->deliveries[i].done = true;
+            }
+        }
+        worker->produced += nack;
+        if (nack > 0 &&
+            worker->store->ops->outbox_ack(worker->store, p, 0, nack, ids) != LP_OK) {
+            /* Delivered but not deleted: they will be sent again (same event ids). */
+            worker->redis_errors++;
+            return LP_ERR;
+        }
+        if (failed) {
+            worker->delivery_failures++;
+            return LP_ERR;
+        }
+        (void)sent;
+    }
+}
+
+/* ---- the loop ---- */
+
+static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs, size_t n) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_IN_TOPICS);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(list, msgs[i].topic, msgs[i].partition);
+        if (tp == NULL) {
+            tp = rd_kafka_topic_partition_list_add(list, msgs[i].topic, msgs[i].partition);
+        }
+        tp->offset = msgs[i].offset + 1;
+    }
+    /* Lag monitoring only: a failure here (e.g. mid-rebalance) loses nothing. */
+    rd_kafka_offsets_store(worker->consumer, list);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
+    part_t *part = &worker->parts[p];
+    if (part->npending == 0 || !part->owned) {
+        return LP_OK;
+    }
+    if (part->npending > worker->cap_msgs) {
+        free(worker->msgs);
+        worker->msgs = calloc(part->npending, sizeof(lp_engine_msg_t));
+        worker->cap_msgs = worker->msgs ? part->npending : 0;
+        if (worker->msgs == NULL) {
+            return LP_ERR;
+        }
+    }
+    for (size_t i = 0; i < part->npending; i++) {
+        rd_kafka_message_t *m = part->pending[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        int t = topic_index(worker, topic);
+        worker->msgs[i] = (lp_engine_msg_t){
+            .topic = topic,
+            .kind = (lp_event_kind_t)(t >= 0 ? t : 0),
+            .format = worker->opts.in_format[t >= 0 ? t : 0],
+            .partition = p,
+            .offset = m->offset,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->payload,
+            .value_len = m->len,
+        };
+    }
+    int rc = lp_engine_process(worker->engine, p, worker->msgs, part->npending, wall_ms());
+    if (rc == LP_OK) {
+        store_kafka_offsets(worker, worker->msgs, part->npending);
+        part_drop_pending(part);
+        part->backoff_ms = 0;
+        part->outbox_dirty = true;
+        return LP_OK;
+    }
+    if (rc == LP_STORE_FENCED) {
+        LP_LOG(LP_LOG_WARN, "worker", "%s; dropping its uncommitted records",
+               lp_engine_errstr(worker->engine));
+        part_drop_pending(part);
+        part->owned = false;
+        part->fenced_at_ms = now;
+        part_pause(worker, p, true);
+        return LP_OK;
+    }
+    /* Store trouble: keep the records, pause the partition, retry with backoff. */
+    worker->redis_errors++;
+    part->backoff_ms = part->backoff_ms == 0 ? BACKOFF_MIN_MS
+                       : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                               : part->backoff_ms * 2;
+    part->retry_at_ms = now + part->backoff_ms;
+    part_pause(worker, p, true);
+    LP_LOG(LP_LOG_WARN, "worker", "%s; partition %" PRId32 " paused, retry in %d ms",
+           lp_engine_errstr(worker->engine), p, part->backoff_ms);
+    return LP_ERR;
+}
+
+static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int t = topic_index(worker, topic);
+    part_t *part = part_get(worker, m->partition);
+    if (t < 0 || part == NULL || !part->owned) {
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    /* A record we already hold or applied (re-fetched after a pause): skip it. */
+    if (part->expect[t] >= 0 && m->offset < part->expect[t]) {
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    part->expect[t] = m->offset + 1;
+    if (part->npending == part->cap_pending) {
+        size_t cap = part->cap_pending ? part->cap_pending * 2 : 256;
+        rd_kafka_message_t **q = realloc(part->pending, cap * sizeof(*q));
+        if (q == NULL) {
+            /* Can't hold it: forget it; it is re-read from the stored offset after a restart. */
+            rd_kafka_message_destroy(m);
+            return;
+        }
+        part->pending = q;
+        part->cap_pending = cap;
+    }
+    part->pending[part->npending++] = m;
+}
+
+static void reload_if_asked(lp_worker_t *worker) {
+    if (worker->opts.reload == NULL || !*worker->opts.reload) {
+        return;
+    }
+    *worker->opts.reload = 0;
+    if (worker->opts.reload_rules == NULL) {
+        return;
+    }
+    const lp_rules_t *rules = worker->opts.reload_rules(worker->opts.ctx);
+    if (rules == NULL) {
+        LP_LOG(LP_LOG_ERROR, "worker", "rules reload failed; keeping the current rules");
+        return;
+    }
+    lp_engine_set_rules(worker->engine, rules);
+    /* Cached leads are encoded by activity name, so they stay valid across a reload. */
+    LP_LOG(LP_LOG_INFO, "worker", "rules reloaded: model %s version %s", rules->model_id,
+           rules->model_version);
+}
+
+static void fire_timers(lp_worker_t *worker) {
+    int64_t now = lp_worker_now_ms(worker);
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        part_t *part = &worker->parts[p];
+        if (!part->owned || part->npending > 0) {
+            continue;
+        }
+        size_t fired = 0;
+        do {
+            int rc = lp_engine_fire_timers(worker->engine, p, now, &fired);
+            if (rc == LP_STORE_FENCED) {
+                part->owned = false;
+                part->fenced_at_ms = mono_ms();
+                break;
+            }
+            if (rc != LP_OK) {
+                worker->redis_errors++;
+                LP_LOG(LP_LOG_WARN, "worker", "timers: %s", lp_engine_errstr(worker->engine));
+                break;
+            }
+            if (fired > 0) {
+                part->outbox_dirty = true;
+            }
+        } while (fired > 0 && !*worker->opts.stop);
+    }
+}
+
+int lp_worker_run(lp_worker_t *worker) {
+    size_t batch = worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
+    int wait_ms = worker->opts.batch_max_wait_ms > 0 ? worker->opts.batch_max_wait_ms : 20;
+    int rc = LP_OK;
+
+    while (!*worker->opts.stop) {
+        reload_if_asked(worker);
+        int64_t start = mono_ms();
+        size_t got = 0;
+        /* 1. gather a batch (bounded by count and time) */
+        while (got < batch && !*worker->opts.stop) {
+            int left = (int)(start + wait_ms - mono_ms());
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(worker->consumer, left > 0 ? left : 0);
+            if (m == NULL) {
+                break;
+            }
+            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    LP_LOG(LP_LOG_WARN, "worker", "consume: %s", rd_kafka_message_errstr(m));
+                }
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            add_pending(worker, m);
+            got++;
+        }
+        int64_t now = mono_ms();
+        /* 2. apply per partition (partitions in retry wait for their backoff) */
+        for (int32_t p = 0; p < worker->max_part; p++) {
+            part_t *part = &worker->parts[p];
+            if (part->npending == 0 || (part->retry_at_ms > now && part->backoff_ms > 0)) {
+                continue;
+            }
+            if (process_partition(worker, p, now) == LP_OK && part->paused &&
+                !worker->outbox_blocked && part->owned) {
+                part_pause(worker, p, false);
+            }
+        }
+        /* 3. deliver the outbox; while delivery fails, input stays paused (backpressure) */
+        if (!worker->outbox_blocked || now >= worker->outbox_retry_ms) {
+            bool ok = true;
+            for (int32_t p = 0; p < worker->max_part; p++) {
+                part_t *part = &worker->parts[p];
+                if (part->owned && part->outbox_dirty) {
+                    ok &= drain_outbox(worker, p, 5000) == LP_OK;
+                }
+            }
+            if (!ok && !worker->outbox_blocked) {
+                LP_LOG(LP_LOG_WARN, "worker", "output delivery failing: input paused");
+            }
+            worker->outbox_blocked = !ok;
+            worker->outbox_retry_ms = now + (ok ? 0 : BACKOFF_MAX_MS / 5);
+            for (int32_t p = 0; p < worker->max_part; p++) {
+                part_t *part = &worker->parts[p];
+                if (part->owned && part->npending == 0) {
+                    part_pause(worker, p, !ok);
+                }
+            }
+        }
+        /* 4. timers, at most once per interval */
+        if (now >= worker->next_timers_ms) {
+            fire_timers(worker);
+            worker->next_timers_ms = now + (worker->opts.timers_interval_ms > 0
+                                                ? worker->opts.timers_interval_ms
+                                                : 1000);
+        }
+        /* 5. a partition we lost to a stale epoch but Kafka still gives us: take it back */
+        for (int32_t p = 0; p < worker->max_part; p++) {
+            part_t *part = &worker->parts[p];
+            if (!part->owned && part->fenced_at_ms > 0 && now - part->fenced_at_ms > REFENCE_AFTER_MS &&
+                part->assigned[0] && part->assigned[1] && part->assigned[2]) {
+                rd_kafka_topic_partition_list_t *list = part_list(worker, p);
+                on_assign(worker, list);
+                rd_kafka_topic_partition_list_destroy(list);
+                if (part->owned) {
+                    LP_LOG(LP_LOG_WARN, "worker", "partition %" PRId32 " re-fenced after %d ms", p,
+                           REFENCE_AFTER_MS);
+                    part_pause(worker, p, false);
+                }
+            }
+        }
+    }
+
+    /* Shutdown: finish the batch, drain the outbox, commit, leave the group. */
+    LP_LOG(LP_LOG_INFO, "worker", "stopping: finishing the batch and draining the outbox");
+    int64_t deadline = mono_ms() + worker->opts.shutdown_timeout_ms;
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        if (worker->parts[p].npending > 0 && mono_ms() < deadline) {
+            process_partition(worker, p, mono_ms());
+        }
+    }
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        int left = (int)(deadline - mono_ms());
+        if (worker->parts[p].owned && left > 0 && drain_outbox(worker, p, left) != LP_OK) {
+            rc = LP_ERR;
+        }
+    }
+    rd_kafka_commit(worker->consumer, NULL, 0);
+    rd_kafka_consumer_close(worker->consumer);
+    rd_kafka_flush(worker->producer, 1000);
+    return rc;
+}
+
+size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
+    const lp_engine_stats_t *st = lp_engine_stats(worker->engine);
+    size_t owned = 0;
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        owned += worker->parts[p].owned;
+    }
+    int n = snprintf(
+        buf, size,
+        "# TYPE leadpulse_events_total counter\n"
+        "leadpulse_events_total %" PRIu64 "\n"
+        "leadpulse_events_applied_total %" PRIu64 "\n"
+        "leadpulse_events_duplicate_total %" PRIu64 "\n"
+        "leadpulse_dead_letters_total %" PRIu64 "\n"
+        "leadpulse_qualified_total %" PRIu64 "\n"
+        "leadpulse_stale_total{reason=\"sla_breached\"} %" PRIu64 "\n"
+        "leadpulse_stale_total{reason=\"inactive\"} %" PRIu64 "\n"
+        "leadpulse_stale_total{reason=\"cooled\"} %" PRIu64 "\n"
+        "leadpulse_batches_total %" PRIu64 "\n"
+        "leadpulse_commit_failures_total %" PRIu64 "\n"
+        "leadpulse_fenced_total %" PRIu64 "\n"
+        "leadpulse_cache_hits_total %" PRIu64 "\n"
+        "leadpulse_cache_misses_total %" PRIu64 "\n"
+        "leadpulse_timers_fired_total %" PRIu64 "\n"
+        "leadpulse_produced_total %" PRIu64 "\n"
+        "leadpulse_delivery_failures_total %" PRIu64 "\n"
+        "leadpulse_store_errors_total %" PRIu64 "\n"
+        "leadpulse_store_round_trips_total %" PRIu64 "\n"
+        "leadpulse_rebalances_total %" PRIu64 "\n"
+        "leadpulse_partitions_owned %zu\n",
+        st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
+        st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
+        st->batches, st->commit_failures, st->fenced, st->cache_hits, st->cache_misses,
+        st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
+        worker->store->round_trips, worker->rebalances, owned);
+    size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    for (int r = 1; r < LP_REJ__COUNT && len < size; r++) {
+        n = snprintf(buf + len, size - len, "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
+                     lp_reject_reason_name((lp_reject_reason_t)r), st->rejected_by_reason[r]);
+        len += n < 0 ? 0 : (size_t)n < size - len ? (size_t)n : size - len - 1;
+    }
+    return len;
+}
