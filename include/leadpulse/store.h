@@ -101,11 +101,32 @@ struct lp_store {
 /* In-memory store. Caller frees with lp_store_destroy(). */
 lp_store_t *lp_store_mem_new(void);
 
-/* Redis store. url: redis://[:password@]host:port[/db]; prefix: key prefix (e.g. "lp").
+/* Redis store. url: redis://[[user]:password@]host[:port][/db] (user = Redis 6 ACL user; %XX
+ * escapes in user and password; host may be [ipv6]); prefix: key prefix (e.g. "lp", no braces);
+ * timeout_ms: connect and per-command timeout. Keys and the commit script: docs/redis-layout.md.
  * Returns NULL with a reason in errstr. Caller frees with lp_store_destroy(). */
 lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,
                                size_t errstr_size);
 
+/* Frees the store and everything it owns (loaded leads, read outbox entries). Accepts NULL. */
 void lp_store_destroy(lp_store_t *store);
+
+/* Convenience wrappers over store->ops (same contracts as the ops above). Each one returns LP_ERR
+ * with a reason in store->errstr on a bad argument (NULL pointers, negative partition). */
+int lp_store_fence(lp_store_t *store, int32_t partition, int64_t *epoch);
+int lp_store_get_offset(lp_store_t *store, int32_t partition, const char *topic, int64_t *offset);
+int lp_store_load(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
+                  lp_store_loaded_t *out);
+int lp_store_commit(lp_store_t *store, const lp_store_batch_t *batch);
+int lp_store_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
+                 const char ***lead_ids);
+int lp_store_outbox_read(lp_store_t *store, int32_t partition, size_t max,
+                         lp_store_outbox_list_t *out);
+int lp_store_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
+                        const char *const *ids);
+
+/* Forgets the caller's view of loaded leads (zeroes *loaded). The bytes stay owned by the store
+ * and are released by its next call or lp_store_destroy(). Accepts NULL. */
+void lp_store_loaded_clear(lp_store_loaded_t *loaded);
 
 #endif

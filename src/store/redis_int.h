@@ -1,0 +1,70 @@
+/* leadpulse Redis store internals: the store struct and the connection layer (redis_conn.c). */
+#ifndef LP_STORE_REDIS_INT_H
+#define LP_STORE_REDIS_INT_H
+
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "store/store_int.h"
+
+#define LP_REDIS_PREFIX_MAX 64
+#define LP_REDIS_KEY_MAX (LP_REDIS_PREFIX_MAX + 32)
+
+enum { RK_LEADS = 0, RK_TIMERS, RK_OFFSETS, RK_OUTBOX, RK_EPOCH, RK_COUNT };
+
+typedef struct {
+    lp_store_t base;
+    lp_store_redis_url_t url;
+    char prefix[LP_REDIS_PREFIX_MAX + 1];
+    struct timeval timeout;
+    redisContext *ctx;          /* NULL while disconnected */
+    char commit_sha[41];
+    char ack_sha[41];
+    redisReply *reply;          /* last reply: backs what load/due/outbox_read hand out */
+    char keys[RK_COUNT][LP_REDIS_KEY_MAX]; /* keys of the partition of the current call */
+    /* Scratch, grown on demand. */
+    const char **argv;
+    size_t *argvlen;
+    size_t argv_cap;
+    char (*nums)[24];           /* decimal renderings of numbers in argv */
+    size_t nums_cap;
+    const uint8_t **loaded_data;
+    size_t *loaded_len;
+    size_t loaded_cap;
+    const char **due_ids;
+    size_t due_cap;
+    lp_store_outbox_t *read;
+    size_t read_cap;
+} redis_store_t;
+
+/* How a command may be retried after the connection dropped under it. */
+typedef enum {
+    RC_ONCE = 0, /* never resent: a lost reply leaves the outcome unknown (commit) */
+    RC_RETRY = 1 /* safe to resend once on a fresh connection (reads, INCR for fencing, XDEL) */
+} redis_retry_t;
+
+/* Opens the connection (connect, AUTH, SELECT). LP_OK or LP_ERR with rs->base.errstr set. */
+int lp_redis_connect(redis_store_t *rs);
+
+/* Frees the previous reply, makes sure a connection is up (reconnecting at most once per call),
+ * sends argv and waits for the reply (a round trip). Returns the reply (owned by rs, freed on the
+ * next call) or NULL with rs->base.errstr set; an error reply is returned as a reply. */
+redisReply *lp_redis_command(redis_store_t *rs, int argc, const char **argv, const size_t *argvlen,
+                             redis_retry_t retry);
+
+/* SCRIPT LOAD: writes the script's SHA1 (40 hex + NUL) into sha. LP_OK or LP_ERR. */
+int lp_redis_script_load(redis_store_t *rs, const char *script, char *sha);
+
+/* Runs a script by EVALSHA, loading it again (SCRIPT LOAD) and retrying once on NOSCRIPT.
+ * argv[0..1] are filled here ("EVALSHA", sha); the rest is the caller's. */
+redisReply *lp_redis_evalsha(redis_store_t *rs, const char *script, char *sha, int argc,
+                             const char **argv, size_t *argvlen, redis_retry_t retry);
+
+/* Makes room for n arguments and n numbers in the scratch arrays. LP_OK or LP_ERR. */
+int lp_redis_reserve_argv(redis_store_t *rs, size_t n);
+
+/* Frees the connection and the kept reply. */
+void lp_redis_disconnect(redis_store_t *rs);
+
+#endif

@@ -1,0 +1,546 @@
+/* leadpulse Redis store: the operations. Keys, the scripts and the fencing argument are in
+ * docs/redis-layout.md. Every command goes through argv arrays with lengths (binary-safe). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/redis_int.h"
+
+static void set_keys(redis_store_t *rs, int32_t partition) {
+    static const char *const names[RK_COUNT] = {"leads", "timers", "offsets", "outbox", "epoch"};
+    int k;
+
+    for (k = 0; k < RK_COUNT; k++) {
+        snprintf(rs->keys[k], sizeof(rs->keys[k]), "%s:{%d}:%s", rs->prefix, (int)partition,
+                 names[k]);
+    }
+}
+
+/* Strict decimal int64 (what INCR, HSET of our numbers and stream fields hold). */
+static int parse_i64(const char *s, size_t len, int64_t *out) {
+    char buf[24];
+    char *end;
+
+    if (len == 0 || len >= sizeof(buf)) {
+        return LP_ERR;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    *out = strtoll(buf, &end, 10);
+    return *end == '\0' && (buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')) ? LP_OK : LP_ERR;
+}
+
+/* A reply that is an error or not of the expected type: LP_ERR with Redis's words. */
+static int bad_reply(redis_store_t *rs, const char *what, int32_t partition,
+                     const redisReply *reply) {
+    return lp_store_fail(&rs->base, "store redis: partition %d: %s: %s", (int)partition, what,
+                         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply type");
+}
+
+static int redis_fence(lp_store_t *store, int32_t partition, int64_t *epoch) {
+    redis_store_t *rs = (redis_store_t *)store;
+    const char *argv[2];
+    size_t argvlen[2];
+    redisReply *reply;
+
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    set_keys(rs, partition);
+    argv[0] = "INCR";
+    argvlen[0] = 4;
+    argv[1] = rs->keys[RK_EPOCH];
+    argvlen[1] = strlen(argv[1]);
+    /* Resending INCR after a lost reply only bumps the epoch once more: the value returned is
+     * still the current one, which is all fencing needs. */
+    reply = lp_redis_command(rs, 2, argv, argvlen, RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return bad_reply(rs, "fence (INCR epoch)", partition, reply);
+    }
+    *epoch = reply->integer;
+    return LP_OK;
+}
+
+static int redis_get_offset(lp_store_t *store, int32_t partition, const char *topic,
+                            int64_t *offset) {
+    redis_store_t *rs = (redis_store_t *)store;
+    const char *argv[3];
+    size_t argvlen[3];
+    redisReply *reply;
+
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    set_keys(rs, partition);
+    argv[0] = "HGET";
+    argv[1] = rs->keys[RK_OFFSETS];
+    argv[2] = topic;
+    argvlen[0] = 4;
+    argvlen[1] = strlen(argv[1]);
+    argvlen[2] = strlen(topic);
+    reply = lp_redis_command(rs, 3, argv, argvlen, RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type == REDIS_REPLY_NIL) {
+        *offset = -1;
+        return LP_OK;
+    }
+    if (reply->type != REDIS_REPLY_STRING || parse_i64(reply->str, reply->len, offset) != LP_OK) {
+        return bad_reply(rs, "get_offset (HGET offsets)", partition, reply);
+    }
+    return LP_OK;
+}
+
+static int redis_load(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
+                      lp_store_loaded_t *out) {
+    redis_store_t *rs = (redis_store_t *)store;
+    redisReply *reply;
+    size_t i;
+
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    out->n = 0;
+    out->data = rs->loaded_data;
+    out->len = rs->loaded_len;
+    if (n == 0) {
+        return LP_OK;
+    }
+    if (n > rs->loaded_cap) {
+        const uint8_t **data = realloc(rs->loaded_data, n * sizeof(*data));
+
+        if (data == NULL) {
+            goto oom;
+        }
+        rs->loaded_data = data;
+        size_t *len = realloc(rs->loaded_len, n * sizeof(*len));
+        if (len == NULL) {
+            goto oom;
+        }
+        rs->loaded_len = len;
+        rs->loaded_cap = n;
+    }
+    if (lp_redis_reserve_argv(rs, n + 2) != LP_OK) {
+        goto oom;
+    }
+    set_keys(rs, partition);
+    rs->argv[0] = "HMGET";
+    rs->argvlen[0] = 5;
+    rs->argv[1] = rs->keys[RK_LEADS];
+    rs->argvlen[1] = strlen(rs->keys[RK_LEADS]);
+    for (i = 0; i < n; i++) {
+        rs->argv[i + 2] = lead_ids[i];
+        rs->argvlen[i + 2] = strlen(lead_ids[i]);
+    }
+    /* One HMGET for the whole batch: one round trip however many leads. */
+    reply = lp_redis_command(rs, (int)(n + 2), rs->argv, rs->argvlen, RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+        return bad_reply(rs, "load (HMGET leads)", partition, reply);
+    }
+    for (i = 0; i < n; i++) {
+        const redisReply *el = reply->element[i];
+
+        if (el->type == REDIS_REPLY_STRING && el->len > 0) {
+            rs->loaded_data[i] = (const uint8_t *)el->str;
+            rs->loaded_len[i] = el->len;
+        } else {
+            rs->loaded_data[i] = NULL;
+            rs->loaded_len[i] = 0;
+        }
+    }
+    out->n = n;
+    out->data = rs->loaded_data;
+    out->len = rs->loaded_len;
+    return LP_OK;
+oom:
+    return lp_store_fail(store, "store redis: partition %d: load of %zu leads: out of memory",
+                         (int)partition, n);
+}
+
+static void push(redis_store_t *rs, size_t *argc, const void *p, size_t len) {
+    rs->argv[*argc] = len == 0 || p == NULL ? "" : p;
+    rs->argvlen[*argc] = len;
+    (*argc)++;
+}
+
+static void push_num(redis_store_t *rs, size_t *argc, size_t *nnum, int64_t v) {
+    int len = snprintf(rs->nums[*nnum], sizeof(rs->nums[0]), "%" PRId64, v);
+
+    push(rs, argc, rs->nums[*nnum], (size_t)len);
+    (*nnum)++;
+}
+
+static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
+    redis_store_t *rs = (redis_store_t *)store;
+    size_t argc = 2; /* EVALSHA sha: filled by lp_redis_evalsha */
+    size_t nnum = 0;
+    size_t need;
+    size_t i;
+    redisReply *reply;
+
+    if (lp_store_batch_check(store, batch) != LP_OK) {
+        return LP_ERR;
+    }
+    need = 2 + 1 + RK_COUNT + 5 + 2 * batch->nleads + 2 * batch->ntimers + 2 * batch->noffsets +
+           5 * batch->noutbox;
+    if (lp_redis_reserve_argv(rs, need) != LP_OK) {
+        return lp_store_fail(store, "store redis: partition %d: commit: out of memory",
+                             (int)batch->partition);
+    }
+    set_keys(rs, batch->partition);
+    push_num(rs, &argc, &nnum, RK_COUNT);
+    for (i = 0; i < RK_COUNT; i++) {
+        push(rs, &argc, rs->keys[i], strlen(rs->keys[i]));
+    }
+    push_num(rs, &argc, &nnum, batch->epoch);
+    push_num(rs, &argc, &nnum, (int64_t)batch->nleads);
+    push_num(rs, &argc, &nnum, (int64_t)batch->ntimers);
+    push_num(rs, &argc, &nnum, (int64_t)batch->noffsets);
+    push_num(rs, &argc, &nnum, (int64_t)batch->noutbox);
+    for (i = 0; i < batch->nleads; i++) {
+        push(rs, &argc, batch->leads[i].lead_id, strlen(batch->leads[i].lead_id));
+        push(rs, &argc, batch->leads[i].data, batch->leads[i].len);
+    }
+    for (i = 0; i < batch->ntimers; i++) {
+        push(rs, &argc, batch->timers[i].lead_id, strlen(batch->timers[i].lead_id));
+        push_num(rs, &argc, &nnum, batch->timers[i].due_ms);
+    }
+    for (i = 0; i < batch->noffsets; i++) {
+        push(rs, &argc, batch->offsets[i].topic, strlen(batch->offsets[i].topic));
+        push_num(rs, &argc, &nnum, batch->offsets[i].next_offset);
+    }
+    for (i = 0; i < batch->noutbox; i++) {
+        const lp_store_outbox_t *e = &batch->outbox[i];
+
+        push_num(rs, &argc, &nnum, e->kind);
+        push(rs, &argc, e->key, e->key_len);
+        push(rs, &argc, e->value, e->value_len);
+        push(rs, &argc, e->event_id, e->event_id == NULL ? 0 : strlen(e->event_id));
+        push(rs, &argc, e->meta, e->meta_len);
+    }
+    reply = lp_redis_evalsha(rs, lp_store_commit_lua, rs->commit_sha, (int)argc, rs->argv,
+                             rs->argvlen, RC_ONCE);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FENCED", 6) == 0) {
+        lp_store_fail(store, "store redis: partition %d: commit fenced: %s (the partition moved "
+                      "to another worker)", (int)batch->partition, reply->str);
+        return LP_STORE_FENCED;
+    }
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return bad_reply(rs, "commit", batch->partition, reply);
+    }
+    return LP_OK;
+}
+
+static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
+                     const char ***lead_ids) {
+    redis_store_t *rs = (redis_store_t *)store;
+    char now[24];
+    char count[24];
+    const char *argv[7];
+    size_t argvlen[7];
+    redisReply *reply;
+    size_t i;
+
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    *n = 0;
+    *lead_ids = rs->due_ids;
+    if (max == 0) {
+        return LP_OK;
+    }
+    set_keys(rs, partition);
+    snprintf(now, sizeof(now), "%" PRId64, now_ms);
+    snprintf(count, sizeof(count), "%zu", max > INT64_MAX ? (size_t)INT64_MAX : max);
+    argv[0] = "ZRANGEBYSCORE";
+    argv[1] = rs->keys[RK_TIMERS];
+    argv[2] = "-inf";
+    argv[3] = now;
+    argv[4] = "LIMIT";
+    argv[5] = "0";
+    argv[6] = count;
+    for (i = 0; i < 7; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+    reply = lp_redis_command(rs, 7, argv, argvlen, RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return bad_reply(rs, "due (ZRANGEBYSCORE timers)", partition, reply);
+    }
+    if (reply->elements > rs->due_cap) {
+        const char **ids = realloc(rs->due_ids, reply->elements * sizeof(*ids));
+
+        if (ids == NULL) {
+            return lp_store_fail(store, "store redis: partition %d: due: out of memory",
+                                 (int)partition);
+        }
+        rs->due_ids = ids;
+        rs->due_cap = reply->elements;
+    }
+    for (i = 0; i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+            return bad_reply(rs, "due (ZRANGEBYSCORE timers)", partition, reply->element[i]);
+        }
+        /* hiredis NUL-terminates every string reply. */
+        rs->due_ids[i] = reply->element[i]->str;
+    }
+    *n = reply->elements;
+    *lead_ids = rs->due_ids;
+    return LP_OK;
+}
+
+/* Fills e from one XRANGE entry: [id, [field, value, ...]]. LP_OK or LP_ERR. */
+static int entry_from_reply(const redisReply *r, lp_store_outbox_t *e) {
+    const redisReply *fields;
+    int have = 0;
+    size_t i;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(e->id) ||
+        r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements % 2 != 0) {
+        return LP_ERR;
+    }
+    memset(e, 0, sizeof(*e));
+    memcpy(e->id, r->element[0]->str, r->element[0]->len);
+    fields = r->element[1];
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i];
+        const redisReply *v = fields->element[i + 1];
+        int64_t kind;
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            return LP_ERR;
+        }
+        if (strcmp(f->str, "kind") == 0) {
+            if (parse_i64(v->str, v->len, &kind) != LP_OK || kind < INT32_MIN ||
+                kind > INT32_MAX) {
+                return LP_ERR;
+            }
+            e->kind = (int)kind;
+            have |= 1;
+        } else if (strcmp(f->str, "key") == 0) {
+            e->key = v->str;
+            e->key_len = v->len;
+            have |= 2;
+        } else if (strcmp(f->str, "value") == 0) {
+            e->value = (const uint8_t *)v->str;
+            e->value_len = v->len;
+            have |= 4;
+        } else if (strcmp(f->str, "event_id") == 0) {
+            e->event_id = v->str;
+            have |= 8;
+        } else if (strcmp(f->str, "meta") == 0) {
+            e->meta = v->str;
+            e->meta_len = v->len;
+            have |= 16;
+        }
+    }
+    return have == 31 ? LP_OK : LP_ERR;
+}
+
+static int redis_outbox_read(lp_store_t *store, int32_t partition, size_t max,
+                             lp_store_outbox_list_t *out) {
+    redis_store_t *rs = (redis_store_t *)store;
+    char count[24];
+    const char *argv[6];
+    size_t argvlen[6];
+    redisReply *reply;
+    size_t i;
+
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    out->n = 0;
+    out->entries = rs->read;
+    if (max == 0) {
+        return LP_OK;
+    }
+    set_keys(rs, partition);
+    snprintf(count, sizeof(count), "%zu", max > INT64_MAX ? (size_t)INT64_MAX : max);
+    argv[0] = "XRANGE";
+    argv[1] = rs->keys[RK_OUTBOX];
+    argv[2] = "-";
+    argv[3] = "+";
+    argv[4] = "COUNT";
+    argv[5] = count;
+    for (i = 0; i < 6; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+    reply = lp_redis_command(rs, 6, argv, argvlen, RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return bad_reply(rs, "outbox_read (XRANGE outbox)", partition, reply);
+    }
+    if (reply->elements > rs->read_cap) {
+        lp_store_outbox_t *read = realloc(rs->read, reply->elements * sizeof(*read));
+
+        if (read == NULL) {
+            return lp_store_fail(store, "store redis: partition %d: outbox_read: out of memory",
+                                 (int)partition);
+        }
+        rs->read = read;
+        rs->read_cap = reply->elements;
+    }
+    for (i = 0; i < reply->elements; i++) {
+        if (entry_from_reply(reply->element[i], &rs->read[i]) != LP_OK) {
+            /* Refuse rather than produce a record we cannot read back faithfully. */
+            return lp_store_fail(store, "store redis: partition %d: outbox entry %zu of %s is not "
+                                 "a leadpulse entry (fields kind, key, value, event_id, meta); "
+                                 "inspect it with XRANGE and remove it with XDEL", (int)partition,
+                                 i, rs->keys[RK_OUTBOX]);
+        }
+    }
+    out->n = reply->elements;
+    out->entries = rs->read;
+    return LP_OK;
+}
+
+/* A stream id: <ms>-<seq>, both decimal. */
+static int valid_stream_id(const char *id) {
+    const char *p = id;
+    const char *dash = strchr(id, '-');
+
+    if (dash == NULL || dash == id || dash[1] == '\0') {
+        return 0;
+    }
+    for (; *p != '\0'; p++) {
+        if (p != dash && (*p < '0' || *p > '9')) {
+            return 0;
+        }
+    }
+    return p - id < 48;
+}
+
+static int redis_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
+                            const char *const *ids) {
+    redis_store_t *rs = (redis_store_t *)store;
+    size_t argc = 2;
+    size_t nnum = 0;
+    redisReply *reply;
+    size_t i;
+
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    if (n == 0) {
+        return LP_OK;
+    }
+    for (i = 0; i < n; i++) {
+        if (!valid_stream_id(ids[i])) {
+            return lp_store_fail(store, "store redis: partition %d: outbox ack: bad entry id "
+                                 "'%.48s'", (int)partition, ids[i]);
+        }
+    }
+    if (lp_redis_reserve_argv(rs, n + 6) != LP_OK) {
+        return lp_store_fail(store, "store redis: partition %d: outbox ack: out of memory",
+                             (int)partition);
+    }
+    set_keys(rs, partition);
+    push_num(rs, &argc, &nnum, 2);
+    push(rs, &argc, rs->keys[RK_EPOCH], strlen(rs->keys[RK_EPOCH]));
+    push(rs, &argc, rs->keys[RK_OUTBOX], strlen(rs->keys[RK_OUTBOX]));
+    push_num(rs, &argc, &nnum, epoch);
+    for (i = 0; i < n; i++) {
+        push(rs, &argc, ids[i], strlen(ids[i]));
+    }
+    /* XDEL is idempotent, so a resend after a lost reply is harmless. */
+    reply = lp_redis_evalsha(rs, lp_store_ack_lua, rs->ack_sha, (int)argc, rs->argv, rs->argvlen,
+                             RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FENCED", 6) == 0) {
+        lp_store_fail(store, "store redis: partition %d: outbox ack fenced: %s", (int)partition,
+                      reply->str);
+        return LP_STORE_FENCED;
+    }
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return bad_reply(rs, "outbox_ack", partition, reply);
+    }
+    return LP_OK;
+}
+
+static void redis_destroy(lp_store_t *store) {
+    redis_store_t *rs = (redis_store_t *)store;
+
+    lp_redis_disconnect(rs);
+    free(rs->argv);
+    free(rs->argvlen);
+    free(rs->nums);
+    free(rs->loaded_data);
+    free(rs->loaded_len);
+    free(rs->due_ids);
+    free(rs->read);
+    free(rs);
+}
+
+static const lp_store_ops_t redis_ops = {
+    .name = "redis",
+    .fence = redis_fence,
+    .get_offset = redis_get_offset,
+    .load = redis_load,
+    .commit = redis_commit,
+    .due = redis_due,
+    .outbox_read = redis_outbox_read,
+    .outbox_ack = redis_outbox_ack,
+    .destroy = redis_destroy,
+};
+
+lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,
+                               size_t errstr_size) {
+    redis_store_t *rs = NULL;
+
+    if (prefix == NULL || prefix[0] == '\0' || strlen(prefix) > LP_REDIS_PREFIX_MAX ||
+        strpbrk(prefix, "{} \t\r\n") != NULL) {
+        /* A brace in the prefix would become the hash tag and put every partition in one slot. */
+        snprintf(errstr, errstr_size, "store redis: key prefix must be 1..%d characters without "
+                 "braces or spaces", LP_REDIS_PREFIX_MAX);
+        goto err;
+    }
+    if (timeout_ms <= 0) {
+        snprintf(errstr, errstr_size, "store redis: timeout_ms must be positive, got %d",
+                 timeout_ms);
+        goto err;
+    }
+    rs = calloc(1, sizeof(*rs));
+    if (rs == NULL) {
+        snprintf(errstr, errstr_size, "store redis: out of memory");
+        goto err;
+    }
+    rs->base.ops = &redis_ops;
+    if (lp_store_redis_url_parse(url, &rs->url, errstr, errstr_size) != LP_OK) {
+        goto err;
+    }
+    memcpy(rs->prefix, prefix, strlen(prefix) + 1);
+    rs->timeout.tv_sec = timeout_ms / 1000;
+    rs->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+    /* Connect and load both scripts now: a wrong url, password or a Redis without Lua shows up
+     * at start-up rather than at the first commit. */
+    if (lp_redis_connect(rs) != LP_OK ||
+        lp_redis_script_load(rs, lp_store_commit_lua, rs->commit_sha) != LP_OK ||
+        lp_redis_script_load(rs, lp_store_ack_lua, rs->ack_sha) != LP_OK) {
+        snprintf(errstr, errstr_size, "%s", rs->base.errstr);
+        goto err;
+    }
+    return &rs->base;
+err:
+    if (rs != NULL) {
+        redis_destroy(&rs->base);
+    }
+    return NULL;
+}
