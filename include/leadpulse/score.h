@@ -46,12 +46,14 @@ typedef struct {
     char fit_grade;               /* 'A'..'D', recomputed from the profile */
     double fit_points;
     bool armed;                   /* may emit an MQL when the threshold is crossed */
-    char dq_reason[LP_NAME_MAX + 1]; /* "" unless disqualified */
+    char dq_reason[LP_NAME_MAX + 1]; /* disqualify rule the current profile matches, "" if none
+                                        (stage DISQUALIFIED unless sales took the lead: SQL/closed) */
     uint32_t mql_seq;             /* qualifications so far (feeds the MQL event id) */
     uint32_t stale_seq;           /* stale events so far (feeds the stale event id) */
     int64_t mql_at_ms;            /* time of the current qualification, 0 = none */
     int64_t sla_deadline_ms;      /* 0 = no SLA timer */
     int32_t sla_reminders;        /* reminders sent for the current qualification */
+    bool sla_breached;            /* the SLA breach of the current qualification was emitted */
     int64_t cooled_deadline_ms;   /* 0 = no cooling timer */
     int64_t inactive_deadline_ms; /* 0 = no inactivity timer */
     uint8_t reject_reason;        /* lp_reject_reason_t of the last rejection */

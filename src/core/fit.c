@@ -1,0 +1,178 @@
+/* Profile side of the core: merging profile updates, fit points and grade, disqualify rules, and
+ * the activity-rule lookup. Pure functions over the rules and the current profile. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/core_internal.h"
+
+int lp_core_activity_index(const lp_rules_t *rules, const char *type) {
+    int n = rules->nactivities < LP_MAX_ACTIVITIES ? rules->nactivities : LP_MAX_ACTIVITIES;
+    /* A linear scan with a first-byte filter beats a hash here: at most 32 short names, and the
+     * core keeps no index beside the rules (no globals, rules are const). */
+    for (int i = 0; i < n; i++) {
+        const char *name = rules->activities[i].name;
+        if (name[0] == type[0] && strcmp(name, type) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void merge_str(char *dst, size_t dst_size, const char *src) {
+    if (src[0] != '\0') {
+        size_t len = strnlen(src, dst_size - 1);
+        memcpy(dst, src, len);
+        dst[len] = '\0';
+    }
+}
+
+#define MERGE(field) merge_str(profile->field, sizeof(profile->field), update->field)
+
+void lp_core_profile_merge(lp_profile_update_t *profile, const lp_profile_update_t *update) {
+    MERGE(email);
+    MERGE(title);
+    MERGE(seniority);
+    MERGE(industry);
+    MERGE(company);
+    MERGE(country);
+    MERGE(region);
+    MERGE(persona);
+    MERGE(segment);
+    MERGE(owner);
+    if (update->company_size >= 0) {
+        profile->company_size = update->company_size;
+    }
+}
+
+#undef MERGE
+
+/* The text a rule looks at; "" when the field is unknown. `scratch` holds derived values. */
+static const char *field_text(const lp_profile_update_t *profile, lp_field_t field, char *scratch,
+                              size_t scratch_size) {
+    switch (field) {
+    case LP_FIELD_EMAIL:
+        return profile->email;
+    case LP_FIELD_EMAIL_DOMAIN: {
+        const char *at = strrchr(profile->email, '@');
+        size_t i = 0;
+        if (at == NULL) {
+            return "";
+        }
+        for (at++; *at != '\0' && i + 1 < scratch_size; at++) {
+            scratch[i++] = (char)tolower((unsigned char)*at);
+        }
+        scratch[i] = '\0';
+        return scratch;
+    }
+    case LP_FIELD_TITLE:
+        return profile->title;
+    case LP_FIELD_SENIORITY:
+        return profile->seniority;
+    case LP_FIELD_INDUSTRY:
+        return profile->industry;
+    case LP_FIELD_COMPANY:
+        return profile->company;
+    case LP_FIELD_COMPANY_SIZE:
+        if (profile->company_size < 0) {
+            return "";
+        }
+        snprintf(scratch, scratch_size, "%" PRId64, profile->company_size);
+        return scratch;
+    case LP_FIELD_COUNTRY:
+        return profile->country;
+    case LP_FIELD_REGION:
+        return profile->region;
+    case LP_FIELD_PERSONA:
+        return profile->persona;
+    case LP_FIELD_SEGMENT:
+        return profile->segment;
+    default:
+        return "";
+    }
+}
+
+static bool ends_with_ci(const char *text, const char *suffix) {
+    size_t tl = strlen(text);
+    size_t sl = strlen(suffix);
+    return sl <= tl && strcasecmp(text + tl - sl, suffix) == 0;
+}
+
+/* Unknown (empty) fields and empty values never match: a rule about titles says nothing about a
+ * lead whose title we do not know. */
+static bool rule_matches(const lp_match_rule_t *rule, const lp_profile_update_t *profile) {
+    char scratch[LP_STR_MAX + 1];
+    int nvalues = rule->nvalues < LP_MAX_MATCH_VALUES ? rule->nvalues : LP_MAX_MATCH_VALUES;
+
+    if (rule->op == LP_MATCH_RANGE) {
+        return rule->field == LP_FIELD_COMPANY_SIZE && profile->company_size >= 0 &&
+               profile->company_size >= rule->min && profile->company_size <= rule->max;
+    }
+    const char *text = field_text(profile, rule->field, scratch, sizeof(scratch));
+    if (text[0] == '\0') {
+        return false;
+    }
+    for (int i = 0; i < nvalues; i++) {
+        const char *value = rule->values[i];
+        if (value[0] == '\0') {
+            continue;
+        }
+        switch (rule->op) {
+        case LP_MATCH_IN:
+            if (strcasecmp(text, value) == 0) {
+                return true;
+            }
+            break;
+        case LP_MATCH_CONTAINS:
+            if (strcasestr(text, value) != NULL) {
+                return true;
+            }
+            break;
+        case LP_MATCH_SUFFIX:
+            if (ends_with_ci(text, value)) {
+                return true;
+            }
+            break;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+double lp_core_fit_points(const lp_rules_t *rules, const lp_profile_update_t *profile) {
+    int n = rules->nfit < LP_MAX_FIT_RULES ? rules->nfit : LP_MAX_FIT_RULES;
+    double points = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (rule_matches(&rules->fit[i], profile)) {
+            points += rules->fit[i].points;
+        }
+    }
+    return points;
+}
+
+char lp_core_fit_grade(const lp_rules_t *rules, double points) {
+    if (points >= rules->grade_a) {
+        return 'A';
+    }
+    if (points >= rules->grade_b) {
+        return 'B';
+    }
+    if (points >= rules->grade_c) {
+        return 'C';
+    }
+    return 'D';
+}
+
+const lp_match_rule_t *lp_core_dq_match(const lp_rules_t *rules,
+                                        const lp_profile_update_t *profile) {
+    int n = rules->ndq < LP_MAX_DQ_RULES ? rules->ndq : LP_MAX_DQ_RULES;
+    for (int i = 0; i < n; i++) {
+        if (rule_matches(&rules->dq[i], profile)) {
+            return &rules->dq[i];
+        }
+    }
+    return NULL;
+}

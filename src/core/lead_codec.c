@@ -1,0 +1,579 @@
+/* Compact binary form of a lead for the store.
+ *
+ * Layout (version 1): a version byte, a varint of presence flags, the lead id, then only the fields
+ * whose flag is set, in flag order. Integers are LEB128 varints (signed ones zigzag), times are
+ * stored relative to ref_ms (wrapping arithmetic, so any value round-trips), doubles as 8 bytes
+ * little-endian. Activities are stored by name, so a rules reload that reorders or removes
+ * activities keeps the state of the others; names the rules no longer know are dropped.
+ * The decoder trusts nothing: every length, enum and count is checked against the buffer and the
+ * struct, and trailing bytes are an error. */
+#include <math.h>
+#include <string.h>
+
+#include "core/core_internal.h"
+
+#define LEAD_FORMAT_VERSION 1
+
+enum {
+    F_SCORE = 1u << 0,
+    F_REF = 1u << 1,
+    F_LAST = 1u << 2,
+    F_STAGE = 1u << 3,
+    F_FITP = 1u << 4,
+    F_ARMED = 1u << 5,
+    F_BREACHED = 1u << 6,
+    F_DQ = 1u << 7,
+    F_MQLSEQ = 1u << 8,
+    F_STALESEQ = 1u << 9,
+    F_MQLAT = 1u << 10,
+    F_SLA = 1u << 11,
+    F_SLAREM = 1u << 12,
+    F_COOL = 1u << 13,
+    F_INACT = 1u << 14,
+    F_REJ = 1u << 15,
+    F_PROFILE = 1u << 16,
+    F_ACTS = 1u << 17,
+    F_SEEN = 1u << 18,
+    F__ALL = (1u << 19) - 1
+};
+
+enum { A_POINTS = 1, A_CAP = 2, A__ALL = 3 };
+
+#define MAX_ENCODED_ACTS 1024 /* more entries than any rules file can name: malformed */
+
+/* ---- writer ------------------------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t *buf;
+    size_t size, pos;
+    bool overflow;
+} writer_t;
+
+static void put_bytes(writer_t *w, const void *data, size_t len) {
+    if (w->overflow || len > w->size - w->pos) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->buf + w->pos, data, len);
+    w->pos += len;
+}
+
+static void put_u8(writer_t *w, uint8_t v) {
+    put_bytes(w, &v, 1);
+}
+
+static void put_uvarint(writer_t *w, uint64_t v) {
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    put_bytes(w, tmp, n);
+}
+
+static void put_svarint(writer_t *w, int64_t v) {
+    put_uvarint(w, ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0));
+}
+
+/* t relative to ref, wrapping: exact for every pair of int64 values. */
+static void put_time(writer_t *w, int64_t t, int64_t ref) {
+    put_svarint(w, (int64_t)((uint64_t)t - (uint64_t)ref));
+}
+
+static void put_u64le(writer_t *w, uint64_t v) {
+    uint8_t tmp[8];
+    for (int i = 0; i < 8; i++) {
+        tmp[i] = (uint8_t)(v >> (8 * i));
+    }
+    put_bytes(w, tmp, 8);
+}
+
+static void put_f64(writer_t *w, double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    put_u64le(w, bits);
+}
+
+/* Whole numbers (fit points usually are) as a varint, others as 8 bytes: tag bit 0. */
+static void put_num(writer_t *w, double v) {
+    if (v == trunc(v) && fabs(v) < 1e15) {
+        int64_t i = (int64_t)v;
+        put_uvarint(w, (((uint64_t)i << 1) ^ (i < 0 ? UINT64_MAX : 0)) << 1);
+    } else {
+        put_u8(w, 1);
+        put_f64(w, v);
+    }
+}
+
+static void put_str(writer_t *w, const char *s, size_t max) {
+    size_t len = strnlen(s, max);
+    put_uvarint(w, len);
+    put_bytes(w, s, len);
+}
+
+/* ---- reader ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *buf;
+    size_t len, pos;
+} reader_t;
+
+static int get_bytes(reader_t *r, void *out, size_t n) {
+    if (n > r->len - r->pos) {
+        return LP_ERR;
+    }
+    memcpy(out, r->buf + r->pos, n);
+    r->pos += n;
+    return LP_OK;
+}
+
+static int get_u8(reader_t *r, uint8_t *v) {
+    return get_bytes(r, v, 1);
+}
+
+static int get_uvarint(reader_t *r, uint64_t *v) {
+    uint64_t out = 0;
+    for (int i = 0; i < 10; i++) {
+        uint8_t b;
+        if (get_u8(r, &b) != LP_OK) {
+            return LP_ERR;
+        }
+        if (i == 9 && b > 1) {
+            return LP_ERR; /* more than 64 bits */
+        }
+        out |= (uint64_t)(b & 0x7f) << (7 * i);
+        if ((b & 0x80) == 0) {
+            *v = out;
+            return LP_OK;
+        }
+    }
+    return LP_ERR;
+}
+
+static int get_svarint(reader_t *r, int64_t *v) {
+    uint64_t u;
+    if (get_uvarint(r, &u) != LP_OK) {
+        return LP_ERR;
+    }
+    *v = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+    return LP_OK;
+}
+
+static int get_u32(reader_t *r, uint32_t *v) {
+    uint64_t u;
+    if (get_uvarint(r, &u) != LP_OK || u > UINT32_MAX) {
+        return LP_ERR;
+    }
+    *v = (uint32_t)u;
+    return LP_OK;
+}
+
+static int get_count(reader_t *r, int32_t *v, uint64_t max) {
+    uint64_t u;
+    if (get_uvarint(r, &u) != LP_OK || u > max) {
+        return LP_ERR;
+    }
+    *v = (int32_t)u;
+    return LP_OK;
+}
+
+static int get_time(reader_t *r, int64_t ref, int64_t *t) {
+    int64_t d;
+    if (get_svarint(r, &d) != LP_OK) {
+        return LP_ERR;
+    }
+    *t = (int64_t)((uint64_t)ref + (uint64_t)d);
+    return LP_OK;
+}
+
+static int get_f64(reader_t *r, double *v) {
+    uint8_t tmp[8];
+    uint64_t bits = 0;
+    if (get_bytes(r, tmp, 8) != LP_OK) {
+        return LP_ERR;
+    }
+    for (int i = 0; i < 8; i++) {
+        bits |= (uint64_t)tmp[i] << (8 * i);
+    }
+    memcpy(v, &bits, sizeof(*v));
+    return isfinite(*v) ? LP_OK : LP_ERR;
+}
+
+static int get_num(reader_t *r, double *v) {
+    uint64_t tag;
+    if (get_uvarint(r, &tag) != LP_OK) {
+        return LP_ERR;
+    }
+    if (tag == 1) {
+        return get_f64(r, v);
+    }
+    if ((tag & 1) != 0) {
+        return LP_ERR;
+    }
+    uint64_t zz = tag >> 1;
+    *v = (double)(int64_t)((zz >> 1) ^ (0 - (zz & 1)));
+    return LP_OK;
+}
+
+/* A string of at most max bytes, without NULs, into dst (size max + 1). */
+static int get_str(reader_t *r, char *dst, size_t max) {
+    uint64_t len;
+    if (get_uvarint(r, &len) != LP_OK || len > max || get_bytes(r, dst, (size_t)len) != LP_OK) {
+        return LP_ERR;
+    }
+    if (memchr(dst, '\0', (size_t)len) != NULL) {
+        return LP_ERR;
+    }
+    dst[len] = '\0';
+    return LP_OK;
+}
+
+/* ---- profile ----------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t offset, max;
+} pfield_t;
+
+#define PF(name, max) {offsetof(lp_profile_update_t, name), max}
+static const pfield_t profile_fields[] = {
+    PF(email, LP_STR_MAX),     PF(title, LP_STR_MAX),     PF(seniority, LP_NAME_MAX),
+    PF(industry, LP_NAME_MAX), PF(company, LP_STR_MAX),   PF(country, LP_NAME_MAX),
+    PF(region, LP_NAME_MAX),   PF(persona, LP_NAME_MAX),  PF(segment, LP_NAME_MAX),
+    PF(owner, LP_STR_MAX),
+};
+#undef PF
+#define NPFIELDS (sizeof(profile_fields) / sizeof(profile_fields[0]))
+#define P_SIZE_BIT (1u << NPFIELDS)
+
+static void put_profile(writer_t *w, const lp_profile_update_t *profile, uint32_t mask) {
+    put_uvarint(w, mask);
+    for (size_t i = 0; i < NPFIELDS; i++) {
+        if (mask & (1u << i)) {
+            const char *s = (const char *)profile + profile_fields[i].offset;
+            put_str(w, s, profile_fields[i].max);
+        }
+    }
+    if (mask & P_SIZE_BIT) {
+        put_uvarint(w, (uint64_t)profile->company_size);
+    }
+}
+
+static uint32_t profile_mask(const lp_profile_update_t *profile) {
+    uint32_t mask = 0;
+    for (size_t i = 0; i < NPFIELDS; i++) {
+        if (((const char *)profile + profile_fields[i].offset)[0] != '\0') {
+            mask |= 1u << i;
+        }
+    }
+    if (profile->company_size >= 0) {
+        mask |= P_SIZE_BIT;
+    }
+    return mask;
+}
+
+static int get_profile(reader_t *r, lp_profile_update_t *profile) {
+    uint64_t mask;
+    if (get_uvarint(r, &mask) != LP_OK || mask == 0 || (mask & ~(uint64_t)(P_SIZE_BIT * 2 - 1))) {
+        return LP_ERR;
+    }
+    for (size_t i = 0; i < NPFIELDS; i++) {
+        if (mask & (1u << i)) {
+            char *s = (char *)profile + profile_fields[i].offset;
+            if (get_str(r, s, profile_fields[i].max) != LP_OK || s[0] == '\0') {
+                return LP_ERR;
+            }
+        }
+    }
+    if (mask & P_SIZE_BIT) {
+        uint64_t size;
+        if (get_uvarint(r, &size) != LP_OK || size > INT64_MAX) {
+            return LP_ERR;
+        }
+        profile->company_size = (int64_t)size;
+    }
+    return LP_OK;
+}
+
+/* ---- lead -------------------------------------------------------------------------------- */
+
+static int nacts(const lp_rules_t *rules) {
+    int n = rules->nactivities;
+    return n < 0 ? 0 : n > LP_MAX_ACTIVITIES ? LP_MAX_ACTIVITIES : n;
+}
+
+static bool act_present(const lp_lead_activity_t *act) {
+    return act->points != 0.0 || act->cap_count != 0 || act->cap_window != 0;
+}
+
+static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
+    uint32_t f = 0;
+    int n = nacts(rules);
+    f |= lead->score != 0.0 ? F_SCORE : 0;
+    f |= lead->ref_ms != 0 ? F_REF : 0;
+    f |= lead->last_activity_ms != 0 ? F_LAST : 0;
+    f |= lead->stage != LP_STAGE_SUSPECT ? F_STAGE : 0;
+    f |= lead->fit_points != 0.0 ? F_FITP : 0;
+    f |= lead->armed ? F_ARMED : 0;
+    f |= lead->sla_breached ? F_BREACHED : 0;
+    f |= lead->dq_reason[0] != '\0' ? F_DQ : 0;
+    f |= lead->mql_seq != 0 ? F_MQLSEQ : 0;
+    f |= lead->stale_seq != 0 ? F_STALESEQ : 0;
+    f |= lead->mql_at_ms != 0 ? F_MQLAT : 0;
+    f |= lead->sla_deadline_ms != 0 ? F_SLA : 0;
+    f |= lead->sla_reminders != 0 ? F_SLAREM : 0;
+    f |= lead->cooled_deadline_ms != 0 ? F_COOL : 0;
+    f |= lead->inactive_deadline_ms != 0 ? F_INACT : 0;
+    f |= lead->reject_reason != 0 || lead->reject_count != 0 ? F_REJ : 0;
+    f |= profile_mask(&lead->profile) != 0 ? F_PROFILE : 0;
+    for (int i = 0; i < n; i++) {
+        if (act_present(&lead->act[i])) {
+            f |= F_ACTS;
+            break;
+        }
+    }
+    f |= lead->nseen > 0 ? F_SEEN : 0;
+    return f;
+}
+
+size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf, size_t size) {
+    writer_t w = {buf, size, 0, false};
+    uint32_t f = lead_flags(lead, rules);
+    int64_t ref = lead->ref_ms;
+    int n = nacts(rules);
+
+    put_u8(&w, LEAD_FORMAT_VERSION);
+    put_uvarint(&w, f);
+    put_str(&w, lead->lead_id, LP_ID_MAX);
+    if (f & F_SCORE) {
+        put_f64(&w, lead->score);
+    }
+    if (f & F_REF) {
+        put_svarint(&w, ref);
+    }
+    if (f & F_LAST) {
+        put_time(&w, lead->last_activity_ms, ref);
+    }
+    if (f & F_STAGE) {
+        put_u8(&w, lead->stage);
+    }
+    put_u8(&w, (uint8_t)lead->fit_grade);
+    if (f & F_FITP) {
+        put_num(&w, lead->fit_points);
+    }
+    if (f & F_DQ) {
+        put_str(&w, lead->dq_reason, LP_NAME_MAX);
+    }
+    if (f & F_MQLSEQ) {
+        put_uvarint(&w, lead->mql_seq);
+    }
+    if (f & F_STALESEQ) {
+        put_uvarint(&w, lead->stale_seq);
+    }
+    if (f & F_MQLAT) {
+        put_time(&w, lead->mql_at_ms, ref);
+    }
+    if (f & F_SLA) {
+        put_time(&w, lead->sla_deadline_ms, ref);
+    }
+    if (f & F_SLAREM) {
+        put_uvarint(&w, (uint32_t)lead->sla_reminders);
+    }
+    if (f & F_COOL) {
+        put_time(&w, lead->cooled_deadline_ms, ref);
+    }
+    if (f & F_INACT) {
+        put_time(&w, lead->inactive_deadline_ms, ref);
+    }
+    if (f & F_REJ) {
+        put_u8(&w, lead->reject_reason);
+        put_uvarint(&w, lead->reject_count);
+    }
+    if (f & F_PROFILE) {
+        put_profile(&w, &lead->profile, profile_mask(&lead->profile));
+    }
+    if (f & F_ACTS) {
+        int count = 0;
+        for (int i = 0; i < n; i++) {
+            count += act_present(&lead->act[i]) ? 1 : 0;
+        }
+        put_uvarint(&w, (uint64_t)count);
+        for (int i = 0; i < n; i++) {
+            const lp_lead_activity_t *act = &lead->act[i];
+            if (!act_present(act)) {
+                continue;
+            }
+            uint8_t af = (act->points != 0.0 ? A_POINTS : 0) |
+                         (act->cap_count != 0 || act->cap_window != 0 ? A_CAP : 0);
+            put_str(&w, rules->activities[i].name, LP_NAME_MAX);
+            put_u8(&w, af);
+            if (af & A_POINTS) {
+                put_f64(&w, act->points);
+            }
+            if (af & A_CAP) {
+                put_svarint(&w, act->cap_window);
+                put_uvarint(&w, (uint32_t)act->cap_count);
+            }
+        }
+    }
+    if (f & F_SEEN) {
+        int nseen = lead->nseen > LP_DEDUP_MAX ? LP_DEDUP_MAX : lead->nseen;
+        put_uvarint(&w, (uint64_t)nseen);
+        put_uvarint(&w, (uint64_t)(lead->seen_pos < 0 ? 0 : lead->seen_pos));
+        for (int i = 0; i < nseen; i++) {
+            put_u64le(&w, lead->seen[i]);
+        }
+    }
+    return w.overflow ? 0 : w.pos;
+}
+
+static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+    uint64_t count;
+    uint64_t taken = 0; /* rule indexes already filled: a name twice is malformed */
+    if (get_uvarint(r, &count) != LP_OK || count == 0 || count > MAX_ENCODED_ACTS) {
+        return LP_ERR;
+    }
+    for (uint64_t k = 0; k < count; k++) {
+        char name[LP_NAME_MAX + 1];
+        uint8_t af;
+        lp_lead_activity_t act = {0.0, 0, 0};
+        if (get_str(r, name, LP_NAME_MAX) != LP_OK || get_u8(r, &af) != LP_OK || af == 0 ||
+            (af & ~A__ALL) != 0) {
+            return LP_ERR;
+        }
+        if ((af & A_POINTS) && get_f64(r, &act.points) != LP_OK) {
+            return LP_ERR;
+        }
+        if (af & A_CAP) {
+            if (get_svarint(r, &act.cap_window) != LP_OK ||
+                get_count(r, &act.cap_count, INT32_MAX) != LP_OK) {
+                return LP_ERR;
+            }
+        }
+        int idx = lp_core_activity_index(rules, name);
+        if (idx < 0 || idx >= nacts(rules)) {
+            continue; /* the rules no longer have this activity */
+        }
+        if (taken & (1ull << idx)) {
+            return LP_ERR;
+        }
+        taken |= 1ull << idx;
+        lead->act[idx] = act;
+    }
+    return LP_OK;
+}
+
+static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+    uint64_t f;
+    uint8_t b;
+    int64_t ref = 0;
+
+    if (get_u8(r, &b) != LP_OK || b != LEAD_FORMAT_VERSION) {
+        return LP_ERR;
+    }
+    if (get_uvarint(r, &f) != LP_OK || (f & ~(uint64_t)F__ALL) != 0) {
+        return LP_ERR;
+    }
+    if (get_str(r, lead->lead_id, LP_ID_MAX) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_SCORE) && get_f64(r, &lead->score) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_REF) && get_svarint(r, &ref) != LP_OK) {
+        return LP_ERR;
+    }
+    lead->ref_ms = ref;
+    if ((f & F_LAST) && get_time(r, ref, &lead->last_activity_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if (f & F_STAGE) {
+        if (get_u8(r, &lead->stage) != LP_OK || lead->stage >= LP_STAGE__COUNT) {
+            return LP_ERR;
+        }
+    }
+    if (get_u8(r, &b) != LP_OK || b < 'A' || b > 'D') {
+        return LP_ERR;
+    }
+    lead->fit_grade = (char)b;
+    if ((f & F_FITP) && get_num(r, &lead->fit_points) != LP_OK) {
+        return LP_ERR;
+    }
+    lead->armed = (f & F_ARMED) != 0;
+    lead->sla_breached = (f & F_BREACHED) != 0;
+    if ((f & F_DQ) && get_str(r, lead->dq_reason, LP_NAME_MAX) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_MQLSEQ) && get_u32(r, &lead->mql_seq) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_STALESEQ) && get_u32(r, &lead->stale_seq) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_MQLAT) && get_time(r, ref, &lead->mql_at_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_SLA) && get_time(r, ref, &lead->sla_deadline_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_SLAREM) && get_count(r, &lead->sla_reminders, INT32_MAX) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_COOL) && get_time(r, ref, &lead->cooled_deadline_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_INACT) && get_time(r, ref, &lead->inactive_deadline_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if (f & F_REJ) {
+        if (get_u8(r, &lead->reject_reason) != LP_OK || lead->reject_reason >= LP_REJ__COUNT ||
+            get_u32(r, &lead->reject_count) != LP_OK) {
+            return LP_ERR;
+        }
+    }
+    if ((f & F_PROFILE) && get_profile(r, &lead->profile) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & F_ACTS) && decode_acts(r, lead, rules) != LP_OK) {
+        return LP_ERR;
+    }
+    if (f & F_SEEN) {
+        if (get_count(r, &lead->nseen, LP_DEDUP_MAX) != LP_OK || lead->nseen == 0 ||
+            get_count(r, &lead->seen_pos, LP_DEDUP_MAX) != LP_OK) {
+            return LP_ERR;
+        }
+        for (int i = 0; i < lead->nseen; i++) {
+            uint8_t tmp[8];
+            if (get_bytes(r, tmp, 8) != LP_OK) {
+                return LP_ERR;
+            }
+            lead->seen[i] = 0;
+            for (int k = 0; k < 8; k++) {
+                lead->seen[i] |= (uint64_t)tmp[k] << (8 * k);
+            }
+        }
+    }
+    return r->pos == r->len ? LP_OK : LP_ERR;
+}
+
+int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf, size_t len) {
+    lp_lead_t tmp;
+    reader_t r = {buf, len, 0};
+
+    if (buf == NULL && len != 0) {
+        return LP_ERR;
+    }
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.profile.company_size = -1;
+    tmp.stage = LP_STAGE_SUSPECT;
+    if (decode_body(&r, &tmp, rules) != LP_OK) {
+        return LP_ERR;
+    }
+    /* A rules reload may have raised the floor. */
+    if (tmp.score < rules->floor) {
+        tmp.score = rules->floor;
+    }
+    *lead = tmp;
+    return LP_OK;
+}

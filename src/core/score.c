@@ -1,0 +1,674 @@
+/* The scoring core: decay, points and caps, lifecycle, MQL hysteresis, hand-off timers, facts.
+ * Pure: the lead, the event, the rules and the time in; the new lead and facts out. */
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/core_internal.h"
+
+/* Decayed values below this are zero: keeps the arithmetic off subnormals (slow on x86) and
+ * cannot move a score by anything a threshold could notice. */
+#define TINY 1e-12
+
+/* Facts one event may still need after its timers fired: a qualification and an immediate
+ * cooling. Timers beyond the rest of the buffer stay due and fire on the next call. */
+#define EVENT_FACT_RESERVE 2
+
+static const char *const stage_names[LP_STAGE__COUNT] = {
+    "suspect",  "responder",    "warm",       "mql",        "sql",
+    "recycled", "disqualified", "closed_won", "closed_lost"};
+static const char *const stale_names[] = {"sla_breached", "inactive", "cooled"};
+
+/* ---- time and decay ---------------------------------------------------------------------- */
+
+/* later - earlier for later > earlier, without signed overflow. */
+static double span_ms(int64_t later, int64_t earlier) {
+    return (double)((uint64_t)later - (uint64_t)earlier);
+}
+
+static double decay_factor(const lp_rules_t *rules, int64_t later, int64_t earlier) {
+    if (later <= earlier || !(rules->half_life_ms > 0)) {
+        return 1.0;
+    }
+    return exp2(-span_ms(later, earlier) / rules->half_life_ms);
+}
+
+static double flush_tiny(double v) {
+    return fabs(v) < TINY ? 0.0 : v;
+}
+
+static double clamp_floor(const lp_rules_t *rules, double score) {
+    score = flush_tiny(score);
+    return score < rules->floor ? rules->floor : score;
+}
+
+/* A fresh or reset lead scores 0, or the floor when the floor is above 0. */
+static double initial_score(const lp_rules_t *rules) {
+    return rules->floor > 0 ? rules->floor : 0.0;
+}
+
+static int nactivities(const lp_rules_t *rules) {
+    int n = rules->nactivities;
+    return n < 0 ? 0 : n > LP_MAX_ACTIVITIES ? LP_MAX_ACTIVITIES : n;
+}
+
+double lp_lead_score_at(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms) {
+    if (t_ms <= lead->ref_ms) {
+        return lead->score;
+    }
+    return clamp_floor(rules, lead->score * decay_factor(rules, t_ms, lead->ref_ms));
+}
+
+/* Moves the lead's reference time forward to t: score and contributions decay together. */
+static void advance_to(lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
+    if (t <= lead->ref_ms) {
+        return;
+    }
+    double f = decay_factor(rules, t, lead->ref_ms);
+    if (f != 1.0) {
+        int n = nactivities(rules);
+        lead->score = clamp_floor(rules, lead->score * f);
+        for (int i = 0; i < n; i++) {
+            lead->act[i].points = flush_tiny(lead->act[i].points * f);
+        }
+    }
+    lead->ref_ms = t;
+}
+
+/* ---- explanation and facts --------------------------------------------------------------- */
+
+static bool ranks_before(const lp_contribution_t *a, const lp_contribution_t *b) {
+    if (a->points != b->points) {
+        return a->points > b->points;
+    }
+    return strcmp(a->activity, b->activity) < 0;
+}
+
+void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms, lp_fact_t *fact) {
+    double f = decay_factor(rules, t_ms, lead->ref_ms);
+    int n = nactivities(rules);
+    double listed = 0.0;
+
+    fact->ntop = 0;
+    for (int i = 0; i < n; i++) {
+        lp_contribution_t c;
+        double points = flush_tiny(lead->act[i].points * f);
+        if (points == 0.0) {
+            continue;
+        }
+        c.points = points;
+        memcpy(c.activity, rules->activities[i].name, sizeof(c.activity));
+        c.activity[LP_NAME_MAX] = '\0';
+        /* insertion into the sorted top list */
+        int pos = fact->ntop;
+        while (pos > 0 && ranks_before(&c, &fact->top[pos - 1])) {
+            pos--;
+        }
+        if (pos >= LP_TOP_N) {
+            continue;
+        }
+        int last = fact->ntop < LP_TOP_N ? fact->ntop : LP_TOP_N - 1;
+        memmove(&fact->top[pos + 1], &fact->top[pos], (size_t)(last - pos) * sizeof(c));
+        fact->top[pos] = c;
+        if (fact->ntop < LP_TOP_N) {
+            fact->ntop++;
+        }
+    }
+    fact->score = lp_lead_score_at(lead, rules, t_ms);
+    for (int i = 0; i < fact->ntop; i++) {
+        listed += fact->top[i].points;
+    }
+    /* The remainder (smaller activities, the floor) is whatever makes the listed sum add up. */
+    fact->other = fact->score - listed;
+}
+
+/* Appends a fact filled from the lead at time t, or returns NULL when the buffer is full. */
+static lp_fact_t *emit(lp_facts_t *facts, const lp_lead_t *lead, const lp_rules_t *rules,
+                       lp_fact_kind_t kind, int64_t t) {
+    if (facts == NULL || facts->n < 0 || facts->n >= LP_FACTS_MAX) {
+        return NULL;
+    }
+    lp_fact_t *fact = &facts->fact[facts->n++];
+    memset(fact, 0, sizeof(*fact));
+    fact->kind = kind;
+    memcpy(fact->lead_id, lead->lead_id, sizeof(fact->lead_id));
+    fact->ts_ms = t;
+    fact->fit_grade = lead->fit_grade;
+    fact->stage = lead->stage;
+    lp_lead_explain(lead, rules, t, fact);
+    memcpy(fact->model_id, rules->model_id, sizeof(fact->model_id));
+    fact->model_id[LP_NAME_MAX] = '\0';
+    memcpy(fact->model_version, rules->model_version, sizeof(fact->model_version));
+    fact->model_version[LP_NAME_MAX] = '\0';
+    fact->mql_seq = lead->mql_seq;
+    fact->mql_at_ms = lead->mql_at_ms;
+    fact->sla_deadline_ms = lead->mql_at_ms != 0 && rules->sla_ms > 0 ? lead->mql_at_ms + rules->sla_ms
+                                                                      : 0;
+    fact->last_reject_reason = lead->reject_reason;
+    fact->profile = lead->profile;
+    return fact;
+}
+
+static bool facts_room(const lp_facts_t *facts, int reserve) {
+    return facts != NULL && facts->n >= 0 && facts->n + reserve < LP_FACTS_MAX;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static bool is_open_stage(uint8_t stage) {
+    return stage == LP_STAGE_SUSPECT || stage == LP_STAGE_RESPONDER || stage == LP_STAGE_WARM ||
+           stage == LP_STAGE_MQL || stage == LP_STAGE_RECYCLED || stage == LP_STAGE_DISQUALIFIED;
+}
+
+/* Engaged and not past the inactivity window at time t. */
+static bool is_active(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
+    if (lead->last_activity_ms == 0) {
+        return false;
+    }
+    return rules->inactivity_ms <= 0 || lead->last_activity_ms + rules->inactivity_ms > t;
+}
+
+/* Stage of a lead in the open funnel below MQL, from its engagement and score at ref_ms. An
+ * inactive lead stays a responder: it becomes warm again only by engaging. */
+static uint8_t funnel_stage(const lp_lead_t *lead, const lp_rules_t *rules) {
+    if (lead->last_activity_ms == 0) {
+        return LP_STAGE_SUSPECT;
+    }
+    if (lead->score >= rules->warm_threshold && is_active(lead, rules, lead->ref_ms)) {
+        return LP_STAGE_WARM;
+    }
+    return LP_STAGE_RESPONDER;
+}
+
+static void cancel_handoff_timers(lp_lead_t *lead) {
+    lead->sla_deadline_ms = 0;
+    lead->sla_reminders = 0;
+    lead->sla_breached = false;
+    lead->cooled_deadline_ms = 0;
+}
+
+/* The moment an MQL's decayed score falls below rearm_level, in closed form:
+ * score * 2^-((t - ref) / h) = rearm  <=>  t = ref + h * log2(score / rearm). 0 = never. */
+static int64_t cooling_deadline(const lp_lead_t *lead, const lp_rules_t *rules) {
+    double rearm = rules->rearm_level;
+    double lowest = rules->floor > 0 ? rules->floor : 0.0;
+
+    if (lead->score < rearm) {
+        return lead->ref_ms; /* already below (negative points): cool now */
+    }
+    if (!(rules->half_life_ms > 0) || rearm <= lowest) {
+        return 0; /* decay never takes the score below a level at or under its limit */
+    }
+    double dt = ceil(rules->half_life_ms * log2(lead->score / rearm));
+    if (!(dt < (double)(INT64_MAX / 2)) || (double)lead->ref_ms > (double)(INT64_MAX / 2)) {
+        return 0;
+    }
+    return lead->ref_ms + (int64_t)dt;
+}
+
+static void update_timers(lp_lead_t *lead, const lp_rules_t *rules) {
+    bool watched = lead->stage == LP_STAGE_WARM || lead->stage == LP_STAGE_MQL;
+    if (rules->inactivity_ms > 0 && watched && lead->last_activity_ms != 0) {
+        lead->inactive_deadline_ms = lead->last_activity_ms + rules->inactivity_ms;
+    } else {
+        lead->inactive_deadline_ms = 0;
+    }
+    lead->cooled_deadline_ms = lead->stage == LP_STAGE_MQL ? cooling_deadline(lead, rules) : 0;
+    if (lead->stage != LP_STAGE_MQL) {
+        lead->sla_deadline_ms = 0;
+        lead->sla_reminders = 0;
+        lead->sla_breached = false;
+    }
+}
+
+/* Re-arm once the score at ref_ms is below rearm_level. An MQL re-arms through its cooling timer
+ * instead, which also tells sales. */
+static void maybe_rearm(lp_lead_t *lead, const lp_rules_t *rules) {
+    if (!lead->armed && lead->stage != LP_STAGE_MQL && lead->score < rules->rearm_level) {
+        lead->armed = true;
+    }
+}
+
+static bool fit_gate_passes(const lp_lead_t *lead, const lp_rules_t *rules) {
+    char gate = rules->min_fit_grade;
+    if (gate < 'A' || gate > 'D') {
+        gate = 'D';
+    }
+    return lead->fit_grade <= gate;
+}
+
+/* MQL: a warm, armed lead whose score at ref_ms reaches the threshold and passes the fit gate.
+ * Disqualified, SQL, closed and recycled leads are not warm, so they never qualify here. */
+static void maybe_qualify(lp_lead_t *lead, const lp_rules_t *rules, lp_facts_t *facts) {
+    if (lead->stage != LP_STAGE_WARM || !lead->armed || lead->score < rules->mql_threshold ||
+        !fit_gate_passes(lead, rules) || lead->dq_reason[0] != '\0') {
+        return;
+    }
+    if (!facts_room(facts, 0)) {
+        return; /* stays armed: qualifies on its next event rather than losing the hand-off */
+    }
+    int64_t t = lead->ref_ms;
+    lead->armed = false;
+    lead->mql_seq++;
+    lead->mql_at_ms = t;
+    lead->stage = LP_STAGE_MQL;
+    cancel_handoff_timers(lead);
+    lead->sla_deadline_ms = rules->sla_ms > 0 ? t + rules->sla_ms : 0;
+    update_timers(lead, rules);
+    lp_fact_t *fact = emit(facts, lead, rules, LP_FACT_QUALIFIED, t);
+    lp_event_id_derive(fact->event_id, lead->lead_id, "qualified", lead->mql_seq, 0);
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static lp_fact_t *emit_stale(lp_facts_t *facts, const lp_lead_t *lead, const lp_rules_t *rules,
+                             lp_stale_reason_t reason, int64_t t, int32_t reminder) {
+    char kind[LP_NAME_MAX + 8];
+    lp_fact_t *fact = emit(facts, lead, rules, LP_FACT_STALE, t);
+    fact->stale_reason = reason;
+    fact->reminder = reminder;
+    strcpy(kind, "stale:");
+    strcat(kind, stale_names[reason]);
+    lp_event_id_derive(fact->event_id, lead->lead_id, kind, lead->stale_seq, (uint32_t)reminder);
+    return fact;
+}
+
+static void fire_sla(lp_lead_t *lead, const lp_rules_t *rules, int64_t due, lp_facts_t *facts) {
+    int32_t reminder = 0;
+    if (!lead->sla_breached) {
+        lead->sla_breached = true;
+        lead->sla_reminders = 0;
+        lead->stale_seq++;
+    } else {
+        reminder = ++lead->sla_reminders;
+    }
+    if (rules->sla_reminder_ms > 0 && lead->sla_reminders < rules->sla_max_reminders) {
+        lead->sla_deadline_ms = due + rules->sla_reminder_ms;
+    } else {
+        lead->sla_deadline_ms = 0;
+    }
+    emit_stale(facts, lead, rules, LP_STALE_SLA_BREACHED, due, reminder);
+}
+
+static void fire_cooled(lp_lead_t *lead, const lp_rules_t *rules, int64_t due, lp_facts_t *facts) {
+    double score = lp_lead_score_at(lead, rules, due);
+    lead->stale_seq++;
+    lead->armed = true;
+    lead->stage = score >= rules->warm_threshold && is_active(lead, rules, due) ? LP_STAGE_WARM
+                                                                               : LP_STAGE_RESPONDER;
+    cancel_handoff_timers(lead);
+    update_timers(lead, rules);
+    emit_stale(facts, lead, rules, LP_STALE_COOLED, due, 0);
+}
+
+static uint8_t inactive_target(const lp_rules_t *rules) {
+    int stage = rules->inactive_stage;
+    /* Only stages a lead leaves by engaging again; anything else would re-fire at once. */
+    if (stage == LP_STAGE_SUSPECT || stage == LP_STAGE_RESPONDER || stage == LP_STAGE_RECYCLED) {
+        return (uint8_t)stage;
+    }
+    return LP_STAGE_RECYCLED;
+}
+
+static void fire_inactive(lp_lead_t *lead, const lp_rules_t *rules, int64_t due,
+                          lp_facts_t *facts) {
+    lead->stale_seq++;
+    lead->armed = true;
+    lead->stage = inactive_target(rules);
+    cancel_handoff_timers(lead);
+    lead->inactive_deadline_ms = 0;
+    emit_stale(facts, lead, rules, LP_STALE_INACTIVE, due, 0);
+}
+
+/* Fires every deadline <= now in time order (ties: SLA, cooling, inactivity), keeping `reserve`
+ * fact slots free. Returns true if any fired. */
+static bool fire_timers(lp_lead_t *lead, const lp_rules_t *rules, int64_t now, lp_facts_t *facts,
+                        int reserve) {
+    bool fired = false;
+    while (facts_room(facts, reserve)) {
+        int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms,
+                          lead->inactive_deadline_ms};
+        int which = -1;
+        for (int i = 0; i < 3; i++) {
+            if (due[i] != 0 && due[i] <= now && (which < 0 || due[i] < due[which])) {
+                which = i;
+            }
+        }
+        if (which < 0) {
+            break;
+        }
+        /* Timers only run for the stages that own them; a stray one is dropped silently. */
+        bool mql = lead->stage == LP_STAGE_MQL;
+        if (which == 0) {
+            if (mql) {
+                fire_sla(lead, rules, due[0], facts);
+            } else {
+                lead->sla_deadline_ms = 0;
+            }
+        } else if (which == 1) {
+            if (mql) {
+                fire_cooled(lead, rules, due[1], facts);
+            } else {
+                lead->cooled_deadline_ms = 0;
+            }
+        } else if (mql || lead->stage == LP_STAGE_WARM) {
+            fire_inactive(lead, rules, due[2], facts);
+        } else {
+            lead->inactive_deadline_ms = 0;
+        }
+        fired = true;
+    }
+    return fired;
+}
+
+bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, lp_facts_t *facts) {
+    return fire_timers(lead, rules, now_ms, facts, 0);
+}
+
+int64_t lp_lead_next_due(const lp_lead_t *lead) {
+    int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms, lead->inactive_deadline_ms};
+    int64_t next = 0;
+    for (int i = 0; i < 3; i++) {
+        if (due[i] != 0 && (next == 0 || due[i] < next)) {
+            next = due[i];
+        }
+    }
+    return next;
+}
+
+/* ---- de-duplication ---------------------------------------------------------------------- */
+
+static int dedup_window(const lp_rules_t *rules) {
+    int w = rules->dedup_window;
+    return w <= 0 ? 0 : w > LP_DEDUP_MAX ? LP_DEDUP_MAX : w;
+}
+
+static bool seen_contains(const lp_lead_t *lead, uint64_t h) {
+    int n = lead->nseen < 0 ? 0 : lead->nseen > LP_DEDUP_MAX ? LP_DEDUP_MAX : lead->nseen;
+    for (int i = 0; i < n; i++) {
+        if (lead->seen[i] == h) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void seen_add(lp_lead_t *lead, int window, uint64_t h) {
+    if (lead->seen_pos < 0 || lead->seen_pos >= window) {
+        lead->seen_pos = 0;
+    }
+    lead->seen[lead->seen_pos++] = h;
+    if (lead->nseen < window) {
+        lead->nseen++;
+    }
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+static bool is_machine(const lp_engagement_t *eng, const lp_rules_t *rules) {
+    if (rules->honor_machine_flag && eng->machine) {
+        return true;
+    }
+    if (rules->machine_click_within_s <= 0 || eng->seconds_since_send < 0 ||
+        eng->seconds_since_send >= rules->machine_click_within_s) {
+        return false;
+    }
+    return strcmp(eng->type, "email_open") == 0 || strcmp(eng->type, "email_click") == 0;
+}
+
+/* Path part of an absolute URL ("https://host/p?q" -> "/p?q"), or the URL itself. */
+static const char *url_path(const char *url) {
+    const char *scheme = strstr(url, "://");
+    if (scheme == NULL) {
+        return url;
+    }
+    const char *slash = strchr(scheme + 3, '/');
+    return slash != NULL ? slash : "/";
+}
+
+static bool condition_matches(const lp_condition_t *cond, const lp_engagement_t *eng) {
+    if (cond->url_prefix[0] != '\0') {
+        size_t len = strlen(cond->url_prefix);
+        if (strncmp(eng->url, cond->url_prefix, len) != 0 &&
+            strncmp(url_path(eng->url), cond->url_prefix, len) != 0) {
+            return false;
+        }
+    }
+    if (cond->asset_id[0] != '\0' && strcmp(eng->asset_id, cond->asset_id) != 0) {
+        return false;
+    }
+    return cond->campaign_id[0] == '\0' || strcmp(eng->campaign_id, cond->campaign_id) == 0;
+}
+
+static double rule_points(const lp_activity_rule_t *rule, const lp_engagement_t *eng) {
+    int n = rule->ncond < LP_MAX_CONDITIONS ? rule->ncond : LP_MAX_CONDITIONS;
+    for (int i = 0; i < n; i++) {
+        if (condition_matches(&rule->cond[i], eng)) {
+            return rule->cond[i].points;
+        }
+    }
+    return rule->points;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* Counts the event against its activity's cap; false if it is over the cap. A late event for a
+ * window older than the stored one is over the cap: only the current window's count is kept. */
+static bool within_cap(lp_lead_activity_t *act, const lp_activity_rule_t *rule, int64_t t) {
+    if (rule->cap_count <= 0) {
+        return true;
+    }
+    int64_t window = rule->cap_window_ms > 0 ? floor_div(t, rule->cap_window_ms) : 0;
+    if (window > act->cap_window || (act->cap_count == 0 && act->cap_window == 0)) {
+        act->cap_window = window;
+        act->cap_count = 0;
+    } else if (window < act->cap_window) {
+        return false;
+    }
+    if (act->cap_count >= rule->cap_count) {
+        return false;
+    }
+    act->cap_count++;
+    return true;
+}
+
+static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx,
+                             const lp_engagement_t *eng, int64_t t) {
+    const lp_activity_rule_t *rule = &rules->activities[idx];
+    lp_lead_activity_t *act = &lead->act[idx];
+    bool counts = false;
+
+    if (!is_machine(eng, rules)) {
+        double points = rule_points(rule, eng);
+        counts = points > 0 || rule->is_engagement;
+        if (points != 0 && within_cap(act, rule, t)) {
+            /* A late event adds what its points have decayed to by ref_ms. */
+            double add = points * decay_factor(rules, lead->ref_ms, t);
+            double before = lead->score;
+            lead->score = clamp_floor(rules, lead->score + add);
+            /* The activity is credited with the change it really made (after the floor), so the
+             * contributions keep adding up to the score. */
+            act->points = flush_tiny(act->points + (lead->score - before));
+        }
+        if (counts && t > lead->last_activity_ms) {
+            lead->last_activity_ms = t;
+        }
+    }
+    maybe_rearm(lead, rules);
+    bool moves = counts ? (lead->stage == LP_STAGE_SUSPECT || lead->stage == LP_STAGE_RESPONDER ||
+                           lead->stage == LP_STAGE_WARM || lead->stage == LP_STAGE_RECYCLED)
+                        : (lead->stage == LP_STAGE_RESPONDER || lead->stage == LP_STAGE_WARM);
+    if (moves) {
+        lead->stage = funnel_stage(lead, rules);
+    }
+}
+
+static void set_dq_reason(lp_lead_t *lead, const lp_match_rule_t *dq) {
+    const char *reason = dq == NULL ? "" : dq->reason[0] != '\0' ? dq->reason : "disqualified";
+    size_t len = strnlen(reason, LP_NAME_MAX);
+    memcpy(lead->dq_reason, reason, len);
+    lead->dq_reason[len] = '\0';
+}
+
+static void apply_profile(lp_lead_t *lead, const lp_rules_t *rules,
+                          const lp_profile_update_t *update) {
+    lp_core_profile_merge(&lead->profile, update);
+    /* Recomputed from the whole current profile: a field changed twice never counts twice. */
+    lead->fit_points = lp_core_fit_points(rules, &lead->profile);
+    lead->fit_grade = lp_core_fit_grade(rules, lead->fit_points);
+    set_dq_reason(lead, lp_core_dq_match(rules, &lead->profile));
+    if (lead->dq_reason[0] != '\0' && is_open_stage(lead->stage)) {
+        lead->stage = LP_STAGE_DISQUALIFIED;
+    } else if (lead->dq_reason[0] == '\0' && lead->stage == LP_STAGE_DISQUALIFIED) {
+        lead->stage = funnel_stage(lead, rules);
+    }
+}
+
+static void apply_feedback(lp_lead_t *lead, const lp_rules_t *rules, const lp_feedback_t *fb) {
+    bool closed =
+        lead->stage == LP_STAGE_CLOSED_WON || lead->stage == LP_STAGE_CLOSED_LOST;
+    int n = nactivities(rules);
+
+    switch (fb->outcome) {
+    case LP_FB_WON:
+    case LP_FB_LOST:
+        /* Terminal; won and lost may still correct each other. */
+        lead->stage = fb->outcome == LP_FB_WON ? LP_STAGE_CLOSED_WON : LP_STAGE_CLOSED_LOST;
+        lead->armed = false;
+        break;
+    case LP_FB_ACCEPTED:
+        if (!closed) {
+            lead->stage = LP_STAGE_SQL;
+        }
+        break;
+    case LP_FB_REJECTED:
+    case LP_FB_RECYCLED:
+        if (closed) {
+            break;
+        }
+        lead->reject_reason = (uint8_t)fb->reason;
+        lead->reject_count++;
+        if (rules->recycle_mode == LP_RECYCLE_RESET) {
+            lead->score = initial_score(rules);
+            for (int i = 0; i < n; i++) {
+                lead->act[i].points = 0.0;
+            }
+        } else if (rules->recycle_mode == LP_RECYCLE_SCALE) {
+            double scale = rules->recycle_scale >= 0 ? rules->recycle_scale : 0.0;
+            lead->score = clamp_floor(rules, lead->score * scale);
+            for (int i = 0; i < n; i++) {
+                lead->act[i].points = flush_tiny(lead->act[i].points * scale);
+            }
+        }
+        lead->armed = true;
+        lead->stage = lead->dq_reason[0] != '\0' ? LP_STAGE_DISQUALIFIED : LP_STAGE_RECYCLED;
+        break;
+    default:
+        break;
+    }
+    if (fb->owner[0] != '\0' && !closed) {
+        size_t len = strnlen(fb->owner, LP_STR_MAX);
+        memcpy(lead->profile.owner, fb->owner, len);
+        lead->profile.owner[len] = '\0';
+    }
+}
+
+static const char *validate(const lp_event_t *event, const lp_rules_t *rules, int *idx) {
+    switch (event->kind) {
+    case LP_EV_ENGAGEMENT:
+        *idx = lp_core_activity_index(rules, event->u.engagement.type);
+        return *idx < 0 ? "unknown activity type" : NULL;
+    case LP_EV_PROFILE:
+        return NULL;
+    case LP_EV_FEEDBACK:
+        if ((unsigned)event->u.feedback.outcome >= LP_FB__COUNT) {
+            return "unknown feedback outcome";
+        }
+        return (unsigned)event->u.feedback.reason >= LP_REJ__COUNT ? "unknown reject reason"
+                                                                    : NULL;
+    default:
+        return "unknown event kind";
+    }
+}
+
+lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const lp_rules_t *rules,
+                                 lp_facts_t *facts) {
+    lp_apply_result_t res = {LP_APPLIED, false, false, NULL};
+    int idx = -1;
+    int window = dedup_window(rules);
+    uint64_t h = 0;
+    int64_t t = event->ts_ms;
+
+    res.reason = validate(event, rules, &idx);
+    if (res.reason != NULL) {
+        res.outcome = LP_DEAD_LETTER;
+        return res;
+    }
+    if (window > 0) {
+        h = lp_core_hash64(event->event_id, strnlen(event->event_id, LP_ID_MAX), LP_CORE_SEED_DEDUP);
+        if (seen_contains(lead, h)) {
+            res.duplicate = true;
+            return res;
+        }
+    }
+    /* Event-time semantics: whatever fell due before this event happened first. */
+    fire_timers(lead, rules, t, facts, EVENT_FACT_RESERVE);
+    if (window > 0) {
+        seen_add(lead, window, h);
+    }
+    res.changed = true;
+    advance_to(lead, rules, t);
+    maybe_rearm(lead, rules);
+
+    switch (event->kind) {
+    case LP_EV_ENGAGEMENT:
+        apply_engagement(lead, rules, idx, &event->u.engagement, t);
+        break;
+    case LP_EV_PROFILE:
+        apply_profile(lead, rules, &event->u.profile);
+        break;
+    case LP_EV_FEEDBACK:
+        apply_feedback(lead, rules, &event->u.feedback);
+        break;
+    }
+    maybe_qualify(lead, rules, facts);
+    update_timers(lead, rules);
+    /* Negative points can take an MQL below the re-arm level right now: cool it at once. */
+    fire_timers(lead, rules, lead->ref_ms, facts, 0);
+    return res;
+}
+
+void lp_lead_init(lp_lead_t *lead, const lp_rules_t *rules, const char *lead_id) {
+    memset(lead, 0, sizeof(*lead));
+    if (lead_id != NULL) {
+        size_t len = strnlen(lead_id, LP_ID_MAX);
+        memcpy(lead->lead_id, lead_id, len);
+    }
+    lead->score = initial_score(rules);
+    lead->stage = LP_STAGE_SUSPECT;
+    lead->armed = true;
+    lead->profile.company_size = -1;
+    lead->fit_points = lp_core_fit_points(rules, &lead->profile);
+    lead->fit_grade = lp_core_fit_grade(rules, lead->fit_points);
+}
+
+const char *lp_stage_name(lp_stage_t stage) {
+    return (unsigned)stage < LP_STAGE__COUNT ? stage_names[stage] : NULL;
+}
+
+int lp_stage_parse(const char *name) {
+    for (int i = 0; i < LP_STAGE__COUNT; i++) {
+        if (name != NULL && strcasecmp(name, stage_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *lp_stale_reason_name(lp_stale_reason_t reason) {
+    return (unsigned)reason < sizeof(stale_names) / sizeof(stale_names[0]) ? stale_names[reason]
+                                                                           : NULL;
+}
