@@ -91,6 +91,7 @@ int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms
 int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id, lp_lead_t *lead);
 
 const lp_engine_stats_t *lp_engine_stats(const lp_engine_t *engine);
+const lp_rules_t *lp_engine_rules(const lp_engine_t *engine);
 const char *lp_engine_errstr(const lp_engine_t *engine);
 
 /* Parses the "name=value\n" header lines of an outbox entry; calls fn for each. */

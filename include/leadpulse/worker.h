@@ -32,6 +32,8 @@ typedef struct {
     const lp_rules_t *(*reload_rules)(void *ctx);
     void (*free_rules)(void *ctx, const lp_rules_t *rules);
     void *ctx;
+    void (*tick)(void *tick_ctx); /* called once per loop iteration (HTTP endpoint) */
+    void *tick_ctx;
 } lp_worker_opts_t;
 
 typedef struct lp_worker lp_worker_t;
@@ -43,6 +45,9 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
  * the group. Returns LP_OK on a clean shutdown. */
 int lp_worker_run(lp_worker_t *worker);
 void lp_worker_destroy(lp_worker_t *worker);
+
+/* Sets the per-iteration callback (after creation, since it may need the worker). */
+void lp_worker_set_tick(lp_worker_t *worker, void (*tick)(void *), void *ctx);
 
 /* Timer clock in ms (wall clock, with the test-only offset and scale applied). */
 int64_t lp_worker_now_ms(const lp_worker_t *worker);

@@ -3,13 +3,6 @@
 
 #include "cli/cli.h"
 
-int lp_cmd_inspect(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "leadpulse inspect: not available in this build\n");
-    return 2;
-}
-
 int lp_cmd_bench(int argc, char **argv) {
     (void)argc;
     (void)argv;

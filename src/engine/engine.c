@@ -41,7 +41,7 @@ struct lp_engine {
     lp_cache_t *cache;
     int64_t *epochs; /* per partition; 0 = not owned */
     lp_engine_stats_t stats;
-    char errstr[LP_ERRSTR];
+    char errstr[LP_ERRSTR * 2]; /* room for a store error plus context */
 
     /* per-batch scratch, grown on demand and reused */
     size_t cap_events, cap_slots;
@@ -211,6 +211,10 @@ void lp_engine_set_rules(lp_engine_t *engine, const lp_rules_t *rules) {
 
 const lp_engine_stats_t *lp_engine_stats(const lp_engine_t *engine) {
     return &engine->stats;
+}
+
+const lp_rules_t *lp_engine_rules(const lp_engine_t *engine) {
+    return engine->rules;
 }
 
 const char *lp_engine_errstr(const lp_engine_t *engine) {

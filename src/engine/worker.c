@@ -55,7 +55,7 @@ struct lp_worker {
     bool outbox_blocked;      /* the last delivery failed: input paused until it works */
     int64_t outbox_retry_ms;
     uint64_t produced, delivery_failures, redis_errors, rebalances, dlq_produced;
-    uint64_t latency_count;
+    int64_t start_wall_ms;
     char errstr[LP_ERRSTR];
 };
 
@@ -71,12 +71,12 @@ static int64_t mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Tests only: start + offset + scale * elapsed, so a day of SLA can pass in seconds. */
 int64_t lp_worker_now_ms(const lp_worker_t *worker) {
     int64_t now = wall_ms();
-    if (worker->opts.clock_scale != 1.0 && worker->opts.clock_scale > 0) {
-        now = (int64_t)((double)now * worker->opts.clock_scale);
-    }
-    return now + worker->opts.clock_offset_ms;
+    double scale = worker->opts.clock_scale > 0 ? worker->opts.clock_scale : 1.0;
+    return worker->start_wall_ms + worker->opts.clock_offset_ms +
+           (int64_t)(scale * (double)(now - worker->start_wall_ms));
 }
 
 static int topic_index(const lp_worker_t *worker, const char *topic) {
@@ -319,6 +319,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         return NULL;
     }
     worker->opts = *opts;
+    worker->start_wall_ms = wall_ms();
     worker->engine = engine;
     worker->store = store;
     worker->parts = calloc(MAX_PART, sizeof(part_t));
@@ -387,6 +388,11 @@ err:
     }
     lp_worker_destroy(worker);
     return NULL;
+}
+
+void lp_worker_set_tick(lp_worker_t *worker, void (*tick)(void *), void *ctx) {
+    worker->opts.tick = tick;
+    worker->opts.tick_ctx = ctx;
 }
 
 void lp_worker_destroy(lp_worker_t *worker) {
@@ -675,6 +681,9 @@ int lp_worker_run(lp_worker_t *worker) {
 
     while (!*worker->opts.stop) {
         reload_if_asked(worker);
+        if (worker->opts.tick != NULL) {
+            worker->opts.tick(worker->opts.tick_ctx);
+        }
         int64_t start = mono_ms();
         size_t got = 0;
         /* 1. gather a batch (bounded by count and time) */

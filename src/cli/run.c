@@ -1,0 +1,230 @@
+/* leadpulse run / check-config: the worker as platform teams deploy it. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/http.h"
+#include "leadpulse/config.h"
+#include "leadpulse/worker.h"
+
+static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t reload_flag;
+
+static void on_stop(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void on_hup(int sig) {
+    (void)sig;
+    reload_flag = 1;
+}
+
+typedef struct {
+    const char *rules_path;
+    const lp_rules_t *current;
+} rules_ctx_t;
+
+static const lp_rules_t *reload_rules(void *ctx) {
+    rules_ctx_t *rc = ctx;
+    char errstr[LP_ERRSTR];
+    lp_rules_t *rules = lp_rules_load(rc->rules_path, errstr, sizeof(errstr));
+    if (rules == NULL) {
+        LP_LOG(LP_LOG_ERROR, "run", "SIGHUP: %s", errstr);
+        return NULL;
+    }
+    /* The engine no longer uses the old rules once the worker swapped them in. */
+    const lp_rules_t *old = rc->current;
+    rc->current = rules;
+    lp_rules_destroy((lp_rules_t *)old);
+    return rules;
+}
+
+static void http_tick(void *ctx) {
+    lp_http_poll(ctx);
+}
+
+static const char *config_path_from_args(int argc, char **argv, const char *cmd, bool *help) {
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = getenv("LEADPULSE_CONFIG");
+    int c;
+    optind = 1;
+    *help = false;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            path = optarg;
+        } else {
+            *help = true;
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: leadpulse %s [--config FILE]\n\n"
+                    "FILE (or $LEADPULSE_CONFIG) is the YAML configuration; every key can be\n"
+                    "overridden by a LEADPULSE_* environment variable (docs/configuration.md).\n",
+                    cmd);
+        }
+    }
+    return path;
+}
+
+static lp_avro_codec_t *open_codec(const lp_config_t *config, char *errstr, size_t size) {
+    const char *dir = getenv("LEADPULSE_SCHEMAS_DIR");
+    return lp_avro_codec_new(dir != NULL ? dir : LP_SCHEMA_DIR, config->schema_ids, errstr, size);
+}
+
+int lp_cmd_check_config(int argc, char **argv) {
+    bool help;
+    char errstr[LP_ERRSTR];
+    const char *path = config_path_from_args(argc, argv, "check-config", &help);
+    if (help) {
+        return 0;
+    }
+    lp_config_t *config = lp_config_load(path, errstr, sizeof(errstr));
+    if (config == NULL) {
+        fprintf(stderr, "leadpulse check-config: %s\n", errstr);
+        return 1;
+    }
+    lp_rules_t *rules = lp_rules_load(config->rules_path, errstr, sizeof(errstr));
+    if (rules == NULL) {
+        fprintf(stderr, "leadpulse check-config: %s\n", errstr);
+        lp_config_destroy(config);
+        return 1;
+    }
+    lp_avro_codec_t *codec = open_codec(config, errstr, sizeof(errstr));
+    if (codec == NULL) {
+        fprintf(stderr, "leadpulse check-config: schemas: %s\n", errstr);
+        lp_rules_destroy(rules);
+        lp_config_destroy(config);
+        return 1;
+    }
+    lp_config_dump(config, stdout);
+    printf("# rules: %s (model %s version %s, %d activities)\n", config->rules_path,
+           rules->model_id, rules->model_version, rules->nactivities);
+    lp_avro_codec_destroy(codec);
+    lp_rules_destroy(rules);
+    lp_config_destroy(config);
+    return 0;
+}
+
+int lp_cmd_run(int argc, char **argv) {
+    bool help;
+    char errstr[LP_ERRSTR];
+    int status = 1;
+    lp_rules_t *rules = NULL;
+    lp_avro_codec_t *codec = NULL;
+    lp_store_t *store = NULL;
+    lp_engine_t *engine = NULL;
+    lp_worker_t *worker = NULL;
+    lp_http_t *http = NULL;
+    const char **props = NULL;
+    rules_ctx_t rctx = {0};
+
+    const char *path = config_path_from_args(argc, argv, "run", &help);
+    if (help) {
+        return 0;
+    }
+    lp_config_t *config = lp_config_load(path, errstr, sizeof(errstr));
+    if (config == NULL) {
+        fprintf(stderr, "leadpulse run: %s\n", errstr);
+        return 1;
+    }
+    lp_log_level = config->log_level;
+    rules = lp_rules_load(config->rules_path, errstr, sizeof(errstr));
+    if (rules == NULL) {
+        LP_LOG(LP_LOG_ERROR, "run", "%s", errstr);
+        goto done;
+    }
+    codec = open_codec(config, errstr, sizeof(errstr));
+    if (codec == NULL) {
+        LP_LOG(LP_LOG_ERROR, "run", "schemas: %s", errstr);
+        goto done;
+    }
+    store = lp_store_redis_new(config->redis_url, config->redis_prefix, config->redis_timeout_ms,
+                               errstr, sizeof(errstr));
+    if (store == NULL) {
+        LP_LOG(LP_LOG_ERROR, "run", "redis: %s", errstr);
+        goto done;
+    }
+    lp_engine_opts_t eopts = {
+        .out_format = LP_FORMAT_AVRO,
+        .out_framing = config->output_framing,
+        .max_future_skew_ms = config->max_future_skew_ms,
+        .cache_max_leads = (size_t)config->cache_max_leads,
+        .timer_batch = (size_t)config->timers_batch,
+    };
+    engine = lp_engine_new(&eopts, rules, store, codec, errstr, sizeof(errstr));
+    if (engine == NULL) {
+        LP_LOG(LP_LOG_ERROR, "run", "%s", errstr);
+        goto done;
+    }
+    props = calloc(config->nkafka * 2 + 1, sizeof(char *));
+    if (props == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < config->nkafka; i++) {
+        props[2 * i] = config->kafka[i].name;
+        props[2 * i + 1] = config->kafka[i].value;
+    }
+    rctx.rules_path = config->rules_path;
+    rctx.current = rules;
+    lp_worker_opts_t wopts = {
+        .brokers = config->brokers,
+        .group_id = config->group_id,
+        .in_topics = {config->topic_in[LP_IN_ENGAGEMENT], config->topic_in[LP_IN_PROFILES],
+                      config->topic_in[LP_IN_FEEDBACK]},
+        .in_format = {(lp_format_t)config->input_format[0], (lp_format_t)config->input_format[1],
+                      (lp_format_t)config->input_format[2]},
+        .out_topics = {config->topic_mql, config->topic_stale, config->topic_dlq},
+        .nkafka_props = config->nkafka,
+        .kafka_props = props,
+        .batch_max_events = (size_t)config->batch_max_events,
+        .batch_max_wait_ms = config->batch_max_wait_ms,
+        .timers_interval_ms = config->timers_interval_ms,
+        .outbox_batch = (size_t)config->outbox_batch,
+        .shutdown_timeout_ms = config->shutdown_timeout_ms,
+        .clock_offset_ms = config->clock_offset_ms,
+        .clock_scale = config->clock_scale,
+        .stop = &stop_flag,
+        .reload = &reload_flag,
+        .reload_rules = reload_rules,
+        .ctx = &rctx,
+    };
+    worker = lp_worker_new(&wopts, engine, store, errstr, sizeof(errstr));
+    if (worker == NULL) {
+        LP_LOG(LP_LOG_ERROR, "run", "kafka: %s", errstr);
+        goto done;
+    }
+    if (config->http_listen[0] != '\0') {
+        http = lp_http_start(config->http_listen, worker, engine, errstr, sizeof(errstr));
+        if (http == NULL) {
+            LP_LOG(LP_LOG_ERROR, "run", "http.listen %s: %s", config->http_listen, errstr);
+            goto done;
+        }
+        lp_worker_set_tick(worker, http_tick, http);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    LP_LOG(LP_LOG_INFO, "run", "leadpulse %s: model %s version %s, group %s, brokers %s",
+           LP_VERSION, rules->model_id, rules->model_version, config->group_id, config->brokers);
+    status = lp_worker_run(worker) == LP_OK ? 0 : 1;
+    LP_LOG(LP_LOG_INFO, "run", "stopped");
+done:
+    lp_http_stop(http);
+    lp_worker_destroy(worker);
+    lp_engine_destroy(engine);
+    lp_store_destroy(store);
+    lp_avro_codec_destroy(codec);
+    lp_rules_destroy((lp_rules_t *)rctx.current != NULL ? (lp_rules_t *)rctx.current : rules);
+    free(props);
+    lp_config_destroy(config);
+    return status;
+}
