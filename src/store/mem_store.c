@@ -485,18 +485,21 @@ static int mem_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, s
     if (lp_store_check_partition(store, partition) != LP_OK) {
         return LP_ERR;
     }
+    if (n == 0) {
+        return LP_OK;
+    }
+    for (i = 0; i < n; i++) {
+        if (parse_seq(ids[i], &seq) != LP_OK) {
+            return lp_store_fail(store, "store mem: partition %d: outbox ack: bad entry id "
+                                 "'%.48s'", (int)partition, ids[i]);
+        }
+    }
     part = part_get((mem_store_t *)store, partition, 0);
     if (epoch != (part == NULL ? 0 : part->epoch)) {
         lp_store_fail(store, "store mem: partition %d: outbox ack fenced: epoch is %" PRId64
                       ", writer has %" PRId64, (int)partition, part == NULL ? 0 : part->epoch,
                       epoch);
         return LP_STORE_FENCED;
-    }
-    for (i = 0; i < n; i++) {
-        if (parse_seq(ids[i], &seq) != LP_OK) {
-            return lp_store_fail(store, "store mem: partition %d: outbox ack: bad entry id '%s'",
-                                 (int)partition, ids[i]);
-        }
     }
     if (part == NULL) {
         return LP_OK;

@@ -1,0 +1,460 @@
+/* leadpulse store: the behaviour both implementations share, as cmocka tests. Included by
+ * tests/unit/test_store_mem.c and tests/integration/itest_store_redis.c, which set
+ * suite_new_store to a constructor of a fresh, empty store (a new key prefix for Redis). */
+#ifndef LP_TEST_STORE_SUITE_H
+#define LP_TEST_STORE_SUITE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "leadpulse/store.h"
+
+static lp_store_t *(*suite_new_store)(void);
+
+static int suite_setup(void **state) {
+    *state = suite_new_store();
+    return *state == NULL ? -1 : 0;
+}
+
+static int suite_teardown(void **state) {
+    lp_store_destroy(*state);
+    return 0;
+}
+
+/* Commits one lead (and optionally its timer) at epoch. */
+static int put_lead(lp_store_t *store, int32_t p, int64_t epoch, const char *id, const void *data,
+                    size_t len) {
+    lp_store_lead_t lead = {id, data, len};
+    lp_store_batch_t batch = {.partition = p, .epoch = epoch, .nleads = 1, .leads = &lead};
+
+    return lp_store_commit(store, &batch);
+}
+
+static int put_timers(lp_store_t *store, int32_t p, int64_t epoch, size_t n,
+                      const lp_store_timer_t *timers) {
+    lp_store_batch_t batch = {.partition = p, .epoch = epoch, .ntimers = n, .timers = timers};
+
+    return lp_store_commit(store, &batch);
+}
+
+static void assert_due(lp_store_t *store, int32_t p, int64_t now, size_t max, size_t nwant,
+                       const char *const *want) {
+    const char **ids = NULL;
+    size_t n = 99;
+    size_t i;
+
+    assert_int_equal(lp_store_due(store, p, now, max, &n, &ids), LP_OK);
+    assert_int_equal(n, nwant);
+    for (i = 0; i < n; i++) {
+        assert_string_equal(ids[i], want[i]);
+    }
+}
+
+static void test_load_unknown(void **state) {
+    lp_store_t *store = *state;
+    const char *ids[] = {"nobody", "nobody-else"};
+    lp_store_loaded_t loaded;
+
+    memset(&loaded, 0xab, sizeof(loaded));
+    assert_int_equal(lp_store_load(store, 3, 2, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.n, 2);
+    assert_null(loaded.data[0]);
+    assert_null(loaded.data[1]);
+    assert_int_equal(loaded.len[0], 0);
+    assert_int_equal(loaded.len[1], 0);
+}
+
+static void test_commit_load_roundtrip(void **state) {
+    lp_store_t *store = *state;
+    /* Binary: NUL bytes, high bytes, and ids with separators Redis must not interpret. */
+    static const uint8_t a[] = {0, 1, 2, 0xff, 0, 'x', '\n', '\r'};
+    static const uint8_t b[] = "lead b state";
+    static const uint8_t a2[] = {9, 8, 7};
+    const char *ids[] = {"lead:a {1} *", "unknown", "lead-b"};
+    lp_store_lead_t leads[] = {{"lead:a {1} *", a, sizeof(a)}, {"lead-b", b, sizeof(b)}};
+    lp_store_batch_t batch = {.partition = 1, .nleads = 2, .leads = leads};
+    lp_store_loaded_t loaded;
+    int64_t epoch = 0;
+
+    assert_int_equal(lp_store_fence(store, 1, &epoch), LP_OK);
+    assert_int_equal(epoch, 1);
+    batch.epoch = epoch;
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_load(store, 1, 3, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.n, 3);
+    assert_int_equal(loaded.len[0], sizeof(a));
+    assert_memory_equal(loaded.data[0], a, sizeof(a));
+    assert_null(loaded.data[1]);
+    assert_int_equal(loaded.len[2], sizeof(b));
+    assert_memory_equal(loaded.data[2], b, sizeof(b));
+
+    /* Overwrite with a shorter value; the other lead stays. */
+    assert_int_equal(put_lead(store, 1, epoch, "lead:a {1} *", a2, sizeof(a2)), LP_OK);
+    assert_int_equal(lp_store_load(store, 1, 3, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.len[0], sizeof(a2));
+    assert_memory_equal(loaded.data[0], a2, sizeof(a2));
+    assert_memory_equal(loaded.data[2], b, sizeof(b));
+
+    /* Another partition does not see them. */
+    assert_int_equal(lp_store_load(store, 2, 3, ids, &loaded), LP_OK);
+    assert_null(loaded.data[0]);
+    assert_null(loaded.data[2]);
+}
+
+static void test_duplicate_lead_last_wins(void **state) {
+    lp_store_t *store = *state;
+    lp_store_lead_t leads[] = {{"dup", (const uint8_t *)"first", 5},
+                               {"dup", (const uint8_t *)"second!", 7}};
+    lp_store_batch_t batch = {.partition = 0, .epoch = 0, .nleads = 2, .leads = leads};
+    const char *ids[] = {"dup"};
+    lp_store_loaded_t loaded;
+
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_load(store, 0, 1, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.len[0], 7);
+    assert_memory_equal(loaded.data[0], "second!", 7);
+}
+
+static void test_timers_order_and_removal(void **state) {
+    lp_store_t *store = *state;
+    lp_store_timer_t set[] = {{"c", 300}, {"b", 100}, {"a", 100}, {"d", 500}, {"ab", 100}};
+    lp_store_timer_t change[] = {{"b", 0}, {"d", 50}, {"never-set", 0}};
+    const char *want1[] = {"a", "ab", "b", "c"};
+    const char *want2[] = {"d", "a", "ab", "c"};
+    int64_t epoch;
+
+    assert_int_equal(lp_store_fence(store, 4, &epoch), LP_OK);
+    assert_int_equal(put_timers(store, 4, epoch, 5, set), LP_OK);
+    assert_due(store, 4, 99, 10, 0, NULL);
+    assert_due(store, 4, 300, 10, 4, want1);
+    assert_due(store, 4, 300, 2, 2, want1);
+    assert_due(store, 4, 300, 0, 0, NULL);
+    /* due is a read: asking again gives the same answer. */
+    assert_due(store, 4, 300, 10, 4, want1);
+    assert_int_equal(put_timers(store, 4, epoch, 3, change), LP_OK);
+    assert_due(store, 4, 1000, 10, 4, want2);
+    assert_due(store, 4, 49, 10, 0, NULL);
+    assert_due(store, 5, 1000, 10, 0, NULL);
+}
+
+/* Random timer updates checked against a sorted reference. */
+typedef struct {
+    char id[16];
+    int64_t due;
+} ref_timer_t;
+
+static int ref_cmp(const void *x, const void *y) {
+    const ref_timer_t *a = x;
+    const ref_timer_t *b = y;
+
+    if (a->due != b->due) {
+        return a->due < b->due ? -1 : 1;
+    }
+    return strcmp(a->id, b->id);
+}
+
+static void test_timers_random(void **state) {
+    enum { NIDS = 300, ROUNDS = 8, PER_ROUND = 200 };
+    lp_store_t *store = *state;
+    static ref_timer_t ref[NIDS];
+    static ref_timer_t sorted[NIDS];
+    static lp_store_timer_t ops[PER_ROUND];
+    unsigned seed = 12345;
+    int64_t epoch;
+    int round;
+    size_t i;
+
+    assert_int_equal(lp_store_fence(store, 6, &epoch), LP_OK);
+    for (i = 0; i < NIDS; i++) {
+        snprintf(ref[i].id, sizeof(ref[i].id), "L%03zu", i);
+        ref[i].due = 0;
+    }
+    for (round = 0; round < ROUNDS; round++) {
+        size_t nsorted = 0;
+        const char **ids = NULL;
+        size_t n;
+        int64_t now;
+
+        for (i = 0; i < PER_ROUND; i++) {
+            size_t k = (size_t)rand_r(&seed) % NIDS;
+            int64_t due = rand_r(&seed) % 4 == 0 ? 0 : 1 + rand_r(&seed) % 1000;
+
+            ops[i].lead_id = ref[k].id;
+            ops[i].due_ms = due;
+            ref[k].due = due; /* later updates of the same lead win, as in the store */
+        }
+        assert_int_equal(put_timers(store, 6, epoch, PER_ROUND, ops), LP_OK);
+        for (i = 0; i < NIDS; i++) {
+            if (ref[i].due != 0) {
+                sorted[nsorted++] = ref[i];
+            }
+        }
+        qsort(sorted, nsorted, sizeof(sorted[0]), ref_cmp);
+        now = 1 + rand_r(&seed) % 1000;
+        assert_int_equal(lp_store_due(store, 6, now, NIDS, &n, &ids), LP_OK);
+        for (i = 0; i < n; i++) {
+            assert_string_equal(ids[i], sorted[i].id);
+        }
+        assert_true(n == nsorted || sorted[n].due > now);
+        assert_true(n == 0 || sorted[n - 1].due <= now);
+    }
+}
+
+static void test_offsets(void **state) {
+    lp_store_t *store = *state;
+    lp_store_offset_t offs[] = {{"engagement.events", 42}, {"lead.profiles", 0}};
+    lp_store_offset_t upd[] = {{"engagement.events", 1000000000000LL}};
+    lp_store_batch_t batch = {.partition = 2, .noffsets = 2, .offsets = offs};
+    int64_t off = 0;
+
+    assert_int_equal(lp_store_get_offset(store, 2, "engagement.events", &off), LP_OK);
+    assert_int_equal(off, -1);
+    assert_int_equal(lp_store_fence(store, 2, &batch.epoch), LP_OK);
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_get_offset(store, 2, "engagement.events", &off), LP_OK);
+    assert_int_equal(off, 42);
+    assert_int_equal(lp_store_get_offset(store, 2, "lead.profiles", &off), LP_OK);
+    assert_int_equal(off, 0);
+    assert_int_equal(lp_store_get_offset(store, 2, "sales.feedback", &off), LP_OK);
+    assert_int_equal(off, -1);
+    assert_int_equal(lp_store_get_offset(store, 3, "engagement.events", &off), LP_OK);
+    assert_int_equal(off, -1);
+    batch.noffsets = 1;
+    batch.offsets = upd;
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_get_offset(store, 2, "engagement.events", &off), LP_OK);
+    assert_int_equal(off, 1000000000000LL);
+    assert_int_equal(lp_store_get_offset(store, 2, "lead.profiles", &off), LP_OK);
+    assert_int_equal(off, 0);
+}
+
+static lp_store_outbox_t out_entry(int kind, const char *key, const void *value, size_t value_len,
+                                   const char *event_id, const char *meta) {
+    lp_store_outbox_t e;
+
+    memset(&e, 0, sizeof(e));
+    e.kind = kind;
+    e.key = key;
+    e.key_len = strlen(key);
+    e.value = value;
+    e.value_len = value_len;
+    e.event_id = event_id;
+    e.meta = meta;
+    e.meta_len = strlen(meta);
+    return e;
+}
+
+static void assert_entry(const lp_store_outbox_t *got, const lp_store_outbox_t *want) {
+    assert_int_equal(got->kind, want->kind);
+    assert_int_equal(got->key_len, want->key_len);
+    assert_memory_equal(got->key, want->key, want->key_len);
+    assert_int_equal(got->value_len, want->value_len);
+    if (want->value_len > 0) {
+        assert_memory_equal(got->value, want->value, want->value_len);
+    }
+    assert_string_equal(got->event_id, want->event_id);
+    assert_int_equal(got->meta_len, want->meta_len);
+    assert_memory_equal(got->meta, want->meta, want->meta_len);
+    assert_true(got->id[0] != '\0');
+}
+
+static void test_outbox_read_ack(void **state) {
+    lp_store_t *store = *state;
+    static const uint8_t v0[] = {0, 0x80, 'q', 0};
+    lp_store_outbox_t first[] = {
+        out_entry(0, "lead-1", v0, sizeof(v0), "0123456789abcdef0123456789abcdef", ""),
+        out_entry(1, "lead-2", "stale", 5, "fedcba9876543210fedcba9876543210", ""),
+    };
+    lp_store_outbox_t second[] = {
+        out_entry(2, "lead-3", "", 0, "", "reason=bad avro\nsource_offset=17\n"),
+    };
+    lp_store_batch_t batch = {.partition = 7, .noutbox = 2, .outbox = first};
+    lp_store_outbox_list_t list;
+    char ids[3][64];
+    const char *ack[3];
+    size_t i;
+
+    assert_int_equal(lp_store_fence(store, 7, &batch.epoch), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 7, 10, &list), LP_OK);
+    assert_int_equal(list.n, 0);
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    batch.noutbox = 1;
+    batch.outbox = second;
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+
+    assert_int_equal(lp_store_outbox_read(store, 7, 10, &list), LP_OK);
+    assert_int_equal(list.n, 3);
+    assert_entry(&list.entries[0], &first[0]);
+    assert_entry(&list.entries[1], &first[1]);
+    assert_entry(&list.entries[2], &second[0]);
+    for (i = 0; i < 3; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%s", list.entries[i].id);
+        ack[i] = ids[i];
+    }
+    assert_string_not_equal(ids[0], ids[1]);
+    assert_string_not_equal(ids[1], ids[2]);
+
+    assert_int_equal(lp_store_outbox_read(store, 7, 2, &list), LP_OK);
+    assert_int_equal(list.n, 2);
+    assert_string_equal(list.entries[0].id, ids[0]);
+    assert_string_equal(list.entries[1].id, ids[1]);
+    assert_int_equal(lp_store_outbox_read(store, 8, 10, &list), LP_OK);
+    assert_int_equal(list.n, 0);
+
+    /* Ack out of order: the middle one first, then the first and an id that never existed. */
+    assert_int_equal(lp_store_outbox_ack(store, 7, batch.epoch, 1, &ack[1]), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 7, 10, &list), LP_OK);
+    assert_int_equal(list.n, 2);
+    assert_string_equal(list.entries[0].id, ids[0]);
+    assert_string_equal(list.entries[1].id, ids[2]);
+    {
+        const char *more[] = {ids[0], "999999999999-0"};
+
+        assert_int_equal(lp_store_outbox_ack(store, 7, batch.epoch, 2, more), LP_OK);
+    }
+    assert_int_equal(lp_store_outbox_read(store, 7, 10, &list), LP_OK);
+    assert_int_equal(list.n, 1);
+    assert_entry(&list.entries[0], &second[0]);
+    assert_int_equal(lp_store_outbox_ack(store, 7, batch.epoch, 1, &ack[2]), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 7, 10, &list), LP_OK);
+    assert_int_equal(list.n, 0);
+
+    /* New entries after a full drain get new, later ids. */
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 7, 10, &list), LP_OK);
+    assert_int_equal(list.n, 1);
+    assert_string_not_equal(list.entries[0].id, ids[2]);
+    assert_int_equal(lp_store_outbox_ack(store, 7, batch.epoch, 1, &ack[0]), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 7, 10, &list), LP_OK);
+    assert_int_equal(list.n, 1);
+}
+
+/* A zombie (old epoch) writes nothing at all: no lead, timer, offset or outbox entry. */
+static void test_stale_epoch_commit_refused(void **state) {
+    lp_store_t *store = *state;
+    lp_store_lead_t lead = {"z", (const uint8_t *)"zombie", 6};
+    lp_store_timer_t timer = {"z", 10};
+    lp_store_offset_t off = {"engagement.events", 99};
+    lp_store_outbox_t e = out_entry(0, "z", "v", 1, "e", "");
+    lp_store_batch_t batch = {.partition = 9, .nleads = 1, .leads = &lead, .ntimers = 1,
+                              .timers = &timer, .noffsets = 1, .offsets = &off, .noutbox = 1,
+                              .outbox = &e};
+    const char *ids[] = {"z"};
+    lp_store_loaded_t loaded;
+    lp_store_outbox_list_t list;
+    int64_t old_epoch;
+    int64_t new_epoch;
+    int64_t o;
+
+    assert_int_equal(lp_store_fence(store, 9, &old_epoch), LP_OK);
+    assert_int_equal(lp_store_fence(store, 9, &new_epoch), LP_OK);
+    assert_int_equal(new_epoch, old_epoch + 1);
+    batch.epoch = old_epoch;
+    assert_int_equal(lp_store_commit(store, &batch), LP_STORE_FENCED);
+    assert_non_null(strstr(store->errstr, "fenced"));
+    batch.epoch = new_epoch + 1; /* a future epoch is no better */
+    assert_int_equal(lp_store_commit(store, &batch), LP_STORE_FENCED);
+
+    assert_int_equal(lp_store_load(store, 9, 1, ids, &loaded), LP_OK);
+    assert_null(loaded.data[0]);
+    assert_due(store, 9, 1000, 10, 0, NULL);
+    assert_int_equal(lp_store_get_offset(store, 9, "engagement.events", &o), LP_OK);
+    assert_int_equal(o, -1);
+    assert_int_equal(lp_store_outbox_read(store, 9, 10, &list), LP_OK);
+    assert_int_equal(list.n, 0);
+
+    batch.epoch = new_epoch;
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_load(store, 9, 1, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.len[0], 6);
+    assert_int_equal(lp_store_get_offset(store, 9, "engagement.events", &o), LP_OK);
+    assert_int_equal(o, 99);
+}
+
+static void test_stale_epoch_ack_refused(void **state) {
+    lp_store_t *store = *state;
+    lp_store_outbox_t e = out_entry(0, "k", "v", 1, "id1", "");
+    lp_store_batch_t batch = {.partition = 10, .noutbox = 1, .outbox = &e};
+    lp_store_outbox_list_t list;
+    char id[64];
+    const char *ids[] = {id};
+    int64_t new_epoch;
+
+    assert_int_equal(lp_store_fence(store, 10, &batch.epoch), LP_OK);
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 10, 10, &list), LP_OK);
+    assert_int_equal(list.n, 1);
+    snprintf(id, sizeof(id), "%s", list.entries[0].id);
+    assert_int_equal(lp_store_fence(store, 10, &new_epoch), LP_OK);
+    assert_int_equal(lp_store_outbox_ack(store, 10, batch.epoch, 1, ids), LP_STORE_FENCED);
+    assert_int_equal(lp_store_outbox_ack(store, 10, 0, 1, ids), LP_STORE_FENCED);
+    assert_int_equal(lp_store_outbox_read(store, 10, 10, &list), LP_OK);
+    assert_int_equal(list.n, 1);
+    assert_string_equal(list.entries[0].id, id);
+    assert_int_equal(lp_store_outbox_ack(store, 10, new_epoch, 1, ids), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 10, 10, &list), LP_OK);
+    assert_int_equal(list.n, 0);
+}
+
+/* An invalid batch is refused whole, before anything is written. */
+static void test_bad_batch_writes_nothing(void **state) {
+    lp_store_t *store = *state;
+    lp_store_lead_t lead = {"ok-lead", (const uint8_t *)"data", 4};
+    lp_store_timer_t timers[] = {{"ok-lead", 5}, {"bad", -1}};
+    lp_store_batch_t batch = {.partition = 11, .nleads = 1, .leads = &lead, .ntimers = 2,
+                              .timers = timers};
+    lp_store_lead_t empty = {"empty", (const uint8_t *)"", 0};
+    const char *ids[] = {"ok-lead"};
+    lp_store_loaded_t loaded;
+    const char *bad_ack[] = {"not-an-id"};
+
+    assert_int_equal(lp_store_commit(store, &batch), LP_ERR);
+    assert_true(store->errstr[0] != '\0');
+    assert_int_equal(lp_store_load(store, 11, 1, ids, &loaded), LP_OK);
+    assert_null(loaded.data[0]);
+    assert_due(store, 11, 100, 10, 0, NULL);
+    batch.ntimers = 0;
+    batch.leads = &empty;
+    assert_int_equal(lp_store_commit(store, &batch), LP_ERR);
+    batch.partition = -1;
+    batch.leads = &lead;
+    assert_int_equal(lp_store_commit(store, &batch), LP_ERR);
+    assert_int_equal(lp_store_outbox_ack(store, 11, 0, 1, bad_ack), LP_ERR);
+    assert_int_equal(lp_store_commit(store, NULL), LP_ERR);
+}
+
+/* An unfenced partition has epoch 0: a writer that never fenced can still use it (tools). */
+static void test_unfenced_epoch_zero(void **state) {
+    lp_store_t *store = *state;
+    int64_t epoch;
+
+    assert_int_equal(put_lead(store, 12, 0, "x", "1", 1), LP_OK);
+    assert_int_equal(put_lead(store, 12, 1, "x", "1", 1), LP_STORE_FENCED);
+    assert_int_equal(lp_store_fence(store, 12, &epoch), LP_OK);
+    assert_int_equal(epoch, 1);
+    assert_int_equal(put_lead(store, 12, 0, "x", "1", 1), LP_STORE_FENCED);
+    assert_int_equal(put_lead(store, 12, 1, "x", "1", 1), LP_OK);
+}
+
+#define STORE_SUITE_TESTS                                                                        \
+    cmocka_unit_test_setup_teardown(test_load_unknown, suite_setup, suite_teardown),             \
+    cmocka_unit_test_setup_teardown(test_commit_load_roundtrip, suite_setup, suite_teardown),    \
+    cmocka_unit_test_setup_teardown(test_duplicate_lead_last_wins, suite_setup, suite_teardown), \
+    cmocka_unit_test_setup_teardown(test_timers_order_and_removal, suite_setup, suite_teardown), \
+    cmocka_unit_test_setup_teardown(test_timers_random, suite_setup, suite_teardown),            \
+    cmocka_unit_test_setup_teardown(test_offsets, suite_setup, suite_teardown),                  \
+    cmocka_unit_test_setup_teardown(test_outbox_read_ack, suite_setup, suite_teardown),          \
+    cmocka_unit_test_setup_teardown(test_stale_epoch_commit_refused, suite_setup,                \
+                                    suite_teardown),                                             \
+    cmocka_unit_test_setup_teardown(test_stale_epoch_ack_refused, suite_setup, suite_teardown),  \
+    cmocka_unit_test_setup_teardown(test_bad_batch_writes_nothing, suite_setup, suite_teardown), \
+    cmocka_unit_test_setup_teardown(test_unfenced_epoch_zero, suite_setup, suite_teardown)
+
+#endif
