@@ -40,7 +40,9 @@ typedef struct lp_avro_codec lp_avro_codec_t;
 
 /* Loads the schemas from dir (the files in schemas/), computes their fingerprints.
  * schema_ids[k] is the Schema Registry id used for Confluent framing of schema kind k
- * (inputs: accepted ids; outputs: the id written). Caller frees with lp_avro_codec_destroy(). */
+ * (inputs: accepted ids; outputs: the id written); an id < 0, or schema_ids NULL, means none.
+ * Fails if a schema file's canonical form differs from the one the hand-written codec implements.
+ * Caller frees with lp_avro_codec_destroy(). */
 lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir, const int32_t schema_ids[LP_SCHEMA__COUNT],
                                    char *errstr, size_t errstr_size);
 void lp_avro_codec_destroy(lp_avro_codec_t *codec);
@@ -51,11 +53,13 @@ void lp_avro_codec_destroy(lp_avro_codec_t *codec);
 int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                          lp_event_t *event, char *errstr, size_t errstr_size);
 
-/* Encodes an input event (producers, tests, bench). Returns bytes written or 0 if too small. */
+/* Encodes an input event (producers, tests, bench). Returns bytes written or 0 if too small or a
+ * value is outside the schema (see lp_avro_codec_errstr). */
 size_t lp_avro_encode_event(lp_avro_codec_t *codec, const lp_event_t *event, lp_framing_t framing,
                             uint8_t *buf, size_t size);
 
-/* Encodes a fact as LeadQualified / LeadStale. Returns bytes written or 0 if too small. */
+/* Encodes a fact as LeadQualified / LeadStale. Returns bytes written or 0 if too small or a value
+ * is outside the schema (see lp_avro_codec_errstr). */
 size_t lp_avro_encode_fact(lp_avro_codec_t *codec, const lp_fact_t *fact, lp_framing_t framing,
                            uint8_t *buf, size_t size);
 
@@ -65,5 +69,48 @@ int lp_avro_decode_fact(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, 
 
 /* CRC-64-AVRO (Rabin) fingerprint of a canonical schema text. */
 uint64_t lp_avro_fingerprint64(const char *canonical, size_t len);
+
+/* ---- Additions (codec layer) ---- */
+
+/* Why the last lp_avro_encode_* call on this codec returned 0: "buffer too small (...)" or a
+ * value outside the schema ("fit_grade 'X' is not A-D"). Owned by the codec. */
+const char *lp_avro_codec_errstr(const lp_avro_codec_t *codec);
+
+/* Parsing Canonical Form of the loaded schema of `kind` (owned by the codec, valid until destroy)
+ * and its CRC-64-AVRO fingerprint (the value; single-object framing writes it little-endian). */
+const char *lp_avro_codec_canonical(const lp_avro_codec_t *codec, lp_schema_kind_t kind);
+uint64_t lp_avro_codec_fingerprint(const lp_avro_codec_t *codec, lp_schema_kind_t kind);
+
+/* Parsing Canonical Form (Avro spec) of any schema JSON text, NUL-terminated into out.
+ * Returns LP_OK, or LP_ERR if the schema does not parse or out is too small. */
+int lp_avro_canonical_form(const char *json, size_t len, char *out, size_t out_size, char *errstr,
+                           size_t errstr_size);
+
+/* Decodes a LeadQualified / LeadStale record into a fact; like lp_avro_decode_fact but accepts a
+ * raw (unframed) record when expected is LP_SCHEMA_QUALIFIED or LP_SCHEMA_STALE (-1: framed only). */
+int lp_avro_decode_fact_as(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
+                           lp_fact_t *fact, char *errstr, size_t errstr_size);
+
+/* Writes an input event as one JSON object (no newline) in the lp_json_decode_event format, every
+ * schema field present (null when absent). Returns the length, or 0 if it does not fit. */
+size_t lp_json_encode_event(const lp_event_t *event, char *buf, size_t size);
+
+/* Parses the output of lp_json_encode_fact back into a fact (consumers, tests). */
+int lp_json_decode_fact(const char *buf, size_t len, lp_fact_t *fact, char *errstr,
+                        size_t errstr_size);
+
+/* ---- Avro object container files (replay input) ----
+ * The file's writer schema must be EngagementEvent, LeadProfileUpdated or SalesFeedback (matched by
+ * record name; fields are read by name, so added fields are ignored) or a union of them. */
+typedef struct lp_avro_file lp_avro_file_t;
+
+/* Opens path. Caller closes with lp_avro_file_close(). NULL and errstr on failure. */
+lp_avro_file_t *lp_avro_file_open(const char *path, char *errstr, size_t errstr_size);
+
+/* Reads the next record into event: returns 1 (an event), 0 (end of file) or LP_ERR with errstr
+ * naming the record number ("record 17: lead_id is empty"). After a bad record that the file
+ * reader could still frame, the next call continues with the following record. */
+int lp_avro_file_next(lp_avro_file_t *file, lp_event_t *event, char *errstr, size_t errstr_size);
+void lp_avro_file_close(lp_avro_file_t *file);
 
 #endif

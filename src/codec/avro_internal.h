@@ -1,0 +1,73 @@
+/* Avro codec internals: the codec object and the binary reader/writer primitives. */
+#ifndef LP_AVRO_INTERNAL_H
+#define LP_AVRO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/codec_internal.h"
+#include "leadpulse/codec.h"
+
+#define LP_AVRO_CANONICAL_MAX 8192
+
+struct lp_avro_codec {
+    int32_t ids[LP_SCHEMA__COUNT];      /* Confluent schema ids, -1 = none */
+    uint64_t fp[LP_SCHEMA__COUNT];      /* CRC-64-AVRO of the canonical forms */
+    char *canonical[LP_SCHEMA__COUNT];  /* Parsing Canonical Forms */
+    char errstr[LP_ERRSTR];             /* why the last encode failed */
+};
+
+/* Binary reader over one record. Every read names the field in its error. */
+typedef struct {
+    const uint8_t *buf;
+    size_t len;
+    size_t pos;
+    const char *field;
+    char *errstr;
+    size_t errstr_size;
+} lp_avro_rd_t;
+
+int lp_avro_rd_long(lp_avro_rd_t *rd, int64_t *out);
+int lp_avro_rd_int(lp_avro_rd_t *rd, int32_t *out);
+int lp_avro_rd_bool(lp_avro_rd_t *rd, bool *out);
+int lp_avro_rd_double(lp_avro_rd_t *rd, double *out);
+/* A string into dst (dst_size includes the NUL); too long, invalid UTF-8 or NUL -> LP_ERR. */
+int lp_avro_rd_string(lp_avro_rd_t *rd, char *dst, size_t dst_size);
+/* ["null", string]: null leaves dst "". */
+int lp_avro_rd_opt_string(lp_avro_rd_t *rd, char *dst, size_t dst_size);
+/* ["null", long]: null gives *present false. */
+int lp_avro_rd_opt_long(lp_avro_rd_t *rd, int64_t *out, bool *present);
+int lp_avro_rd_union(lp_avro_rd_t *rd, int nbranches, int *out);
+int lp_avro_rd_enum(lp_avro_rd_t *rd, int nsymbols, int *out);
+/* event_id, lead_id, ts: the first three fields of every schema. */
+int lp_avro_rd_header(lp_avro_rd_t *rd, char *event_id, char *lead_id, int64_t *ts_ms);
+int lp_avro_rd_end(lp_avro_rd_t *rd);
+
+/* Binary writer: an overflow is remembered and reported by lp_avro_wr_finish. */
+typedef struct {
+    uint8_t *buf;
+    size_t size;
+    size_t pos;
+    bool overflow;
+} lp_avro_wr_t;
+
+void lp_avro_wr_long(lp_avro_wr_t *wr, int64_t v);
+void lp_avro_wr_bool(lp_avro_wr_t *wr, bool v);
+void lp_avro_wr_double(lp_avro_wr_t *wr, double v);
+void lp_avro_wr_bytes(lp_avro_wr_t *wr, const void *data, size_t len);
+/* A C string held in a char array of array_size bytes (never reads past it). */
+void lp_avro_wr_string(lp_avro_wr_t *wr, const char *s, size_t array_size);
+/* ["null", string]: "" is written as null. */
+void lp_avro_wr_opt_string(lp_avro_wr_t *wr, const char *s, size_t array_size);
+
+/* Writes the framing header of schema `kind`; LP_ERR (codec->errstr set) if it cannot. */
+int lp_avro_wr_frame(lp_avro_codec_t *codec, lp_avro_wr_t *wr, lp_framing_t framing, int kind);
+size_t lp_avro_wr_finish(lp_avro_codec_t *codec, lp_avro_wr_t *wr);
+
+/* Detects the framing of buf and the schema kind it carries, among kinds [first, last].
+ * *body is the offset of the Avro binary. */
+int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
+                    int first, int last, int *kind, size_t *body, char *errstr, size_t errstr_size);
+
+#endif
