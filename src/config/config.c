@@ -1,0 +1,314 @@
+/* The worker configuration table: every key of `leadpulse run`, its type, default, bounds,
+ * environment variable and description. The loader (config_load.c), the dump and the reference
+ * in docs/configuration.md (config_doc.c) are all driven by this one table. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_table.h"
+
+_Static_assert(sizeof(int) == sizeof(int32_t), "int fields are stored as int32_t");
+_Static_assert(sizeof(lp_framing_t) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(lp_input_format_t) == sizeof(int), "enum fields are stored as int");
+
+static const char *const input_formats[] = {"avro", "json", NULL};
+static const char *const framings[] = {"confluent", "single_object", "raw", NULL};
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+/* Kafka's own rule for topic names: 1..249 of [a-zA-Z0-9._-]. */
+static int check_topic(lp_config_t *config, const char *value, char *msg, size_t size) {
+    (void)config;
+    for (const char *p = value; *p; p++) {
+        if (!isalnum((unsigned char)*p) && !strchr("._-", *p)) {
+            snprintf(msg, size, "\"%s\" is not a valid topic name; use letters, digits, '.', '_' "
+                     "and '-'", value);
+            return LP_ERR;
+        }
+    }
+    if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0) {
+        snprintf(msg, size, "\"%s\" is not a valid topic name", value);
+        return LP_ERR;
+    }
+    return LP_OK;
+}
+
+/* The prefix goes in front of the {partition} hash tag: braces would break the slot routing. */
+static int check_prefix(lp_config_t *config, const char *value, char *msg, size_t size) {
+    (void)config;
+    for (const char *p = value; *p; p++) {
+        if (!isgraph((unsigned char)*p) || *p == '{' || *p == '}') {
+            snprintf(msg, size, "must not contain spaces, control characters or braces (the "
+                     "partition hash tag {p} follows it), got \"%s\"", value);
+            return LP_ERR;
+        }
+    }
+    return LP_OK;
+}
+
+static int parse_port(const char *s, int *port) {
+    char *end = NULL;
+    long v;
+
+    if (!isdigit((unsigned char)s[0])) {
+        return LP_ERR;
+    }
+    v = strtol(s, &end, 10);
+    if (*end != '\0' || v < 0 || v > 65535) {
+        return LP_ERR;
+    }
+    *port = (int)v;
+    return LP_OK;
+}
+
+/* "host:port", "[v6]:port"; port 0 asks the kernel for a free one (tests). */
+static int check_listen(lp_config_t *config, const char *value, char *msg, size_t size) {
+    const char *colon = strrchr(value, ':');
+    int port = 0;
+
+    (void)config;
+    if (value[0] == '\0') {
+        return LP_OK;
+    }
+    if (!colon || colon == value || parse_port(colon + 1, &port) != LP_OK) {
+        snprintf(msg, size, "must be host:port (port 0..65535), e.g. 127.0.0.1:9464, or \"\" to "
+                 "turn the endpoint off; got \"%s\"", value);
+        return LP_ERR;
+    }
+    return LP_OK;
+}
+
+/* redis://[[user]:password@]host[:port][/db] -> the parts in config. */
+static int check_redis_url(lp_config_t *config, const char *value, char *msg, size_t size) {
+    static const char scheme[] = "redis://";
+    const char *p, *at, *slash, *host_end, *port_colon = NULL;
+    char port_buf[8];
+    size_t n;
+
+    config->redis_user[0] = config->redis_password[0] = '\0';
+    config->redis_port = 6379;
+    config->redis_db = 0;
+    if (strncmp(value, "rediss://", 9) == 0) {
+        snprintf(msg, size, "TLS (rediss://) is not supported by hiredis 0.14; put a TLS proxy "
+                 "such as stunnel in front of Redis and use redis://");
+        return LP_ERR;
+    }
+    if (strncmp(value, scheme, sizeof(scheme) - 1) != 0) {
+        snprintf(msg, size, "must look like redis://[:password@]host:port[/db], got \"%s\"",
+                 value);
+        return LP_ERR;
+    }
+    p = value + sizeof(scheme) - 1;
+    slash = strchr(p, '/');
+    if (!slash) {
+        slash = p + strlen(p);
+    }
+    /* the password may itself contain '@': the last one before the path separates it */
+    at = NULL;
+    for (const char *q = p; q < slash; q++) {
+        if (*q == '@') {
+            at = q;
+        }
+    }
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon) {
+            snprintf(msg, size, "credentials must be :password@ or user:password@");
+            return LP_ERR;
+        }
+        if ((size_t)(colon - p) >= sizeof(config->redis_user) ||
+            (size_t)(at - colon - 1) >= sizeof(config->redis_password)) {
+            snprintf(msg, size, "user or password too long");
+            return LP_ERR;
+        }
+        memcpy(config->redis_user, p, (size_t)(colon - p));
+        config->redis_user[colon - p] = '\0';
+        memcpy(config->redis_password, colon + 1, (size_t)(at - colon - 1));
+        config->redis_password[at - colon - 1] = '\0';
+        p = at + 1;
+    }
+    if (*p == '[') {
+        host_end = memchr(p, ']', (size_t)(slash - p));
+        if (!host_end) {
+            snprintf(msg, size, "unterminated [IPv6] host");
+            return LP_ERR;
+        }
+        port_colon = host_end + 1 < slash && host_end[1] == ':' ? host_end + 1 : NULL;
+        p++;
+    } else {
+        port_colon = memchr(p, ':', (size_t)(slash - p));
+        host_end = port_colon ? port_colon : slash;
+    }
+    n = (size_t)(host_end - p);
+    if (n == 0 || n >= sizeof(config->redis_host)) {
+        snprintf(msg, size, "needs a host, e.g. redis://127.0.0.1:6379");
+        return LP_ERR;
+    }
+    memcpy(config->redis_host, p, n);
+    config->redis_host[n] = '\0';
+    if (port_colon) {
+        n = (size_t)(slash - port_colon - 1);
+        if (n == 0 || n >= sizeof(port_buf)) {
+            snprintf(msg, size, "port must be 1..65535");
+            return LP_ERR;
+        }
+        memcpy(port_buf, port_colon + 1, n);
+        port_buf[n] = '\0';
+        if (parse_port(port_buf, &config->redis_port) != LP_OK || config->redis_port == 0) {
+            snprintf(msg, size, "port must be 1..65535, got \"%s\"", port_buf);
+            return LP_ERR;
+        }
+    }
+    if (*slash == '/' && slash[1] != '\0') {
+        char *end = NULL;
+        long db = strtol(slash + 1, &end, 10);
+        if (!isdigit((unsigned char)slash[1]) || *end != '\0' || db < 0 || db > 65535) {
+            snprintf(msg, size, "database must be a number, e.g. redis://host:6379/0");
+            return LP_ERR;
+        }
+        config->redis_db = (int)db;
+    }
+    return LP_OK;
+}
+
+#define F(field) offsetof(lp_config_t, field), sizeof(((lp_config_t *)0)->field)
+#define STR(key, field, def, env, flags, check, desc)                                              \
+    {key, LP_CT_STR, F(field), def, 0, 0, 0, 0, NULL, env, flags, check, desc}
+#define INT(key, field, def, lo, hi, env, desc)                                                    \
+    {key, LP_CT_INT, F(field), def, lo, hi, 0, 0, NULL, env, 0, NULL, desc}
+#define MS(key, field, def, lo, hi, env, desc)                                                     \
+    {key, LP_CT_MS, F(field), def, lo, hi, 0, 0, NULL, env, 0, NULL, desc}
+#define ENUM(key, field, def, names, env, desc)                                                    \
+    {key, LP_CT_ENUM, F(field), def, 0, 0, 0, 0, names, env, 0, NULL, desc}
+
+#define DAY_MS 86400000LL
+
+const lp_config_entry_t lp_config_table[] = {
+    STR("kafka.brokers", brokers, "localhost:9092", "LEADPULSE_KAFKA_BROKERS", 0, NULL,
+        "Kafka bootstrap servers (librdkafka `bootstrap.servers`), comma-separated host:port."),
+    STR("kafka.group_id", group_id, "leadpulse", "LEADPULSE_KAFKA_GROUP_ID", 0, NULL,
+        "Consumer group of the workers. All workers of one deployment share it."),
+    STR("topics.engagement", topic_in[LP_IN_ENGAGEMENT], "engagement.events",
+        "LEADPULSE_TOPICS_ENGAGEMENT", 0, check_topic,
+        "Input: engagement events (EngagementEvent), keyed by lead id."),
+    STR("topics.profiles", topic_in[LP_IN_PROFILES], "lead.profiles", "LEADPULSE_TOPICS_PROFILES",
+        0, check_topic, "Input: profile updates (LeadProfileUpdated), co-partitioned with engagement."),
+    STR("topics.feedback", topic_in[LP_IN_FEEDBACK], "sales.feedback", "LEADPULSE_TOPICS_FEEDBACK",
+        0, check_topic, "Input: sales feedback (SalesFeedback), co-partitioned with engagement."),
+    STR("topics.mql", topic_mql, "leads.mql", "LEADPULSE_TOPICS_MQL", 0, check_topic,
+        "Output: LeadQualified events."),
+    STR("topics.stale", topic_stale, "leads.stale", "LEADPULSE_TOPICS_STALE", 0, check_topic,
+        "Output: LeadStale events (SLA breach, inactivity, cooling)."),
+    STR("topics.dlq", topic_dlq, "leadpulse.dlq", "LEADPULSE_TOPICS_DLQ", 0, check_topic,
+        "Output: dead letters (the original bytes, with the reason in headers)."),
+    ENUM("format.engagement", input_format[LP_IN_ENGAGEMENT], "avro", input_formats,
+         "LEADPULSE_FORMAT_ENGAGEMENT", "Encoding of the engagement topic."),
+    ENUM("format.profiles", input_format[LP_IN_PROFILES], "avro", input_formats,
+         "LEADPULSE_FORMAT_PROFILES", "Encoding of the profiles topic."),
+    ENUM("format.feedback", input_format[LP_IN_FEEDBACK], "avro", input_formats,
+         "LEADPULSE_FORMAT_FEEDBACK", "Encoding of the feedback topic."),
+    ENUM("format.output_framing", output_framing, "confluent", framings,
+         "LEADPULSE_FORMAT_OUTPUT_FRAMING",
+         "Framing of the Avro records the worker writes: Confluent (magic byte + schema id), "
+         "Avro single-object (fingerprint) or raw."),
+    INT("schema_id.engagement", schema_ids[LP_SCHEMA_ENGAGEMENT], "1", 1, INT32_MAX,
+        "LEADPULSE_SCHEMA_ID_ENGAGEMENT", "Schema Registry id of EngagementEvent."),
+    INT("schema_id.profile", schema_ids[LP_SCHEMA_PROFILE], "2", 1, INT32_MAX,
+        "LEADPULSE_SCHEMA_ID_PROFILE", "Schema Registry id of LeadProfileUpdated."),
+    INT("schema_id.feedback", schema_ids[LP_SCHEMA_FEEDBACK], "3", 1, INT32_MAX,
+        "LEADPULSE_SCHEMA_ID_FEEDBACK", "Schema Registry id of SalesFeedback."),
+    INT("schema_id.qualified", schema_ids[LP_SCHEMA_QUALIFIED], "4", 1, INT32_MAX,
+        "LEADPULSE_SCHEMA_ID_QUALIFIED", "Schema Registry id of LeadQualified (written)."),
+    INT("schema_id.stale", schema_ids[LP_SCHEMA_STALE], "5", 1, INT32_MAX,
+        "LEADPULSE_SCHEMA_ID_STALE", "Schema Registry id of LeadStale (written)."),
+    STR("redis.url", redis_url, "redis://127.0.0.1:6379", "LEADPULSE_REDIS_URL", LP_CF_SECRET,
+        check_redis_url,
+        "Redis server: `redis://[[user]:password@]host[:port][/db]`. The password is masked in "
+        "dumps; prefer the environment variable to keep it out of files."),
+    STR("redis.prefix", redis_prefix, "lp", "LEADPULSE_REDIS_PREFIX", 0, check_prefix,
+        "Prefix of every Redis key (`<prefix>:{<partition>}:...`)."),
+    MS("redis.timeout_ms", redis_timeout_ms, "2000", 1, 600000, "LEADPULSE_REDIS_TIMEOUT_MS",
+       "Connect and command timeout."),
+    STR("rules.path", rules_path, "config/rules.yaml", "LEADPULSE_RULES_PATH", 0, NULL,
+        "Scoring rules file (docs/rules.md), relative to the working directory."),
+    INT("batch.max_events", batch_max_events, "5000", 1, 1000000, "LEADPULSE_BATCH_MAX_EVENTS",
+        "Most events applied in one batch (one atomic commit per partition)."),
+    MS("batch.max_wait_ms", batch_max_wait_ms, "20", 0, 60000, "LEADPULSE_BATCH_MAX_WAIT_MS",
+       "Longest wait to fill a batch before applying it."),
+    INT("cache.max_leads", cache_max_leads, "200000", 1, 100000000, "LEADPULSE_CACHE_MAX_LEADS",
+        "Leads kept in memory; a miss loads from Redis. Bounds the worker's memory."),
+    MS("timers.interval_ms", timers_interval_ms, "1000", 10, 3600000,
+       "LEADPULSE_TIMERS_INTERVAL_MS", "How often due SLA and inactivity timers are fired."),
+    INT("timers.batch", timers_batch, "1000", 1, 1000000, "LEADPULSE_TIMERS_BATCH",
+        "Most timers fired per partition and round."),
+    INT("outbox.batch", outbox_batch, "1000", 1, 1000000, "LEADPULSE_OUTBOX_BATCH",
+        "Most outbox entries produced per partition and round."),
+    MS("shutdown.timeout_ms", shutdown_timeout_ms, "10000", 0, 600000,
+       "LEADPULSE_SHUTDOWN_TIMEOUT_MS",
+       "On SIGTERM: how long to finish the current batch and deliver the outbox."),
+    STR("http.listen", http_listen, "127.0.0.1:9464", "LEADPULSE_HTTP_LISTEN", LP_CF_EMPTY_OK,
+        check_listen,
+        "Metrics, health and lead inspection endpoint, host:port; \"\" turns it off."),
+    ENUM("log.level", log_level, "info", log_levels, "LEADPULSE_LOG_LEVEL", "Log verbosity."),
+    MS("max_future_skew_ms", max_future_skew_ms, "86400000", 0, 365 * DAY_MS,
+       "LEADPULSE_MAX_FUTURE_SKEW_MS",
+       "Events stamped further than this in the future are dead-lettered (a wrong clock or unit "
+       "would otherwise decay every other score of the lead to nothing)."),
+    {"clock.offset_ms", LP_CT_INT, F(clock_offset_ms), "0", -3650 * DAY_MS, 3650 * DAY_MS, 0, 0,
+     NULL, "LEADPULSE_CLOCK_OFFSET_MS", LP_CF_TEST_ONLY, NULL,
+     "TESTS ONLY: shifts the worker's wall clock (timers) by this many ms."},
+    {"clock.scale", LP_CT_DOUBLE, F(clock_scale), "1", 0, 0, 0.001, 1000000.0, NULL,
+     "LEADPULSE_CLOCK_SCALE", LP_CF_TEST_ONLY, NULL,
+     "TESTS ONLY: the worker's wall clock runs this many times faster than real time."},
+};
+
+const size_t lp_config_table_len = sizeof(lp_config_table) / sizeof(lp_config_table[0]);
+
+_Static_assert(sizeof(lp_config_table) / sizeof(lp_config_table[0]) <= LP_CONFIG_KEYS_MAX,
+               "raise LP_CONFIG_KEYS_MAX");
+
+/* Properties the worker sets itself; a user value would break an invariant. */
+const char *const lp_config_kafka_reserved[][2] = {
+    {"bootstrap.servers", "use kafka.brokers"},
+    {"metadata.broker.list", "use kafka.brokers"},
+    {"group.id", "use kafka.group_id"},
+    {"enable.auto.offset.store", "offsets are stored only after the batch is committed to Redis"},
+    {"enable.idempotence", "effectively-once output needs the idempotent producer"},
+    {"partition.assignment.strategy",
+     "co-partitioning needs the range assignor, so one worker owns a lead on every topic"},
+    {NULL, NULL},
+};
+
+void lp_config_format(const lp_config_t *config, const lp_config_entry_t *entry, char *buf,
+                      size_t size) {
+    const char *field = (const char *)config + entry->offset;
+    int64_t v = 0;
+    int iv = 0;
+    int32_t i32 = 0;
+    double d = 0;
+
+    switch (entry->type) {
+    case LP_CT_STR:
+        snprintf(buf, size, "%s", field);
+        break;
+    case LP_CT_INT:
+    case LP_CT_MS:
+        if (entry->size == sizeof(int64_t)) {
+            memcpy(&v, field, sizeof(v));
+        } else {
+            memcpy(&i32, field, sizeof(i32));
+            v = i32;
+        }
+        snprintf(buf, size, "%" PRId64, v);
+        break;
+    case LP_CT_DOUBLE:
+        memcpy(&d, field, sizeof(d));
+        snprintf(buf, size, "%g", d);
+        break;
+    case LP_CT_ENUM:
+        memcpy(&iv, field, sizeof(iv));
+        snprintf(buf, size, "%s", entry->names[iv]);
+        break;
+    }
+}
