@@ -1,10 +1,13 @@
 /* Compact binary form of a lead for the store.
  *
  * Layout (version 1): a version byte, a varint of presence flags, the lead id, then only the fields
- * whose flag is set, in flag order. Integers are LEB128 varints (signed ones zigzag), times are
- * stored relative to ref_ms (wrapping arithmetic, so any value round-trips), doubles as 8 bytes
- * little-endian. Activities are stored by name, so a rules reload that reorders or removes
- * activities keeps the state of the others; names the rules no longer know are dropped.
+ * whose flag is set. Integers are LEB128 varints (signed ones zigzag), times are stored relative
+ * to ref_ms (wrapping arithmetic, so any value round-trips), doubles as 8 bytes little-endian.
+ * Activities are stored by name, as a 32-bit hash of the name (4 bytes instead of up to 33): a
+ * rules reload that reorders or removes activities keeps the state of the others, and entries
+ * whose name the rules no longer have (or that two rule names share) are dropped. Cap windows are
+ * stored relative to the window of ref_ms, so a changed cap_window_ms restarts the count instead
+ * of leaving the lead "in the future".
  * The decoder trusts nothing: every length, enum and count is checked against the buffer and the
  * struct, and trailing bytes are an error. */
 #include <math.h>
@@ -14,6 +17,7 @@
 
 #define LEAD_FORMAT_VERSION 1
 
+/* Presence flags; the ones most leads have come first so the varint stays short. */
 enum {
     F_SCORE = 1u << 0,
     F_REF = 1u << 1,
@@ -21,25 +25,39 @@ enum {
     F_STAGE = 1u << 3,
     F_FITP = 1u << 4,
     F_ARMED = 1u << 5,
-    F_BREACHED = 1u << 6,
-    F_DQ = 1u << 7,
-    F_MQLSEQ = 1u << 8,
-    F_STALESEQ = 1u << 9,
+    F_ACTS = 1u << 6,
+    F_PROFILE = 1u << 7,
+    F_SEEN = 1u << 8,
+    F_MQLSEQ = 1u << 9,
     F_MQLAT = 1u << 10,
-    F_SLA = 1u << 11,
-    F_SLAREM = 1u << 12,
-    F_COOL = 1u << 13,
-    F_INACT = 1u << 14,
-    F_REJ = 1u << 15,
-    F_PROFILE = 1u << 16,
-    F_ACTS = 1u << 17,
-    F_SEEN = 1u << 18,
+    F_COOL = 1u << 11,
+    F_INACT = 1u << 12,
+    F_SLA = 1u << 13,
+    F_BREACHED = 1u << 14,
+    F_DQ = 1u << 15,
+    F_STALESEQ = 1u << 16,
+    F_SLAREM = 1u << 17,
+    F_REJ = 1u << 18,
     F__ALL = (1u << 19) - 1
 };
 
 enum { A_POINTS = 1, A_CAP = 2, A__ALL = 3 };
 
 #define MAX_ENCODED_ACTS 1024 /* more entries than any rules file can name: malformed */
+
+static uint32_t name_hash(const char *name) {
+    return (uint32_t)lp_core_hash64(name, strnlen(name, LP_NAME_MAX), 0x6e616d65u /* "name" */);
+}
+
+static int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* The cap window index of ref_ms for an activity (0 when the cap has no window). */
+static int64_t ref_window(const lp_activity_rule_t *rule, int64_t ref) {
+    return rule->cap_window_ms > 0 ? floor_div(ref, rule->cap_window_ms) : 0;
+}
 
 /* ---- writer ------------------------------------------------------------------------------ */
 
@@ -80,6 +98,11 @@ static void put_svarint(writer_t *w, int64_t v) {
 /* t relative to ref, wrapping: exact for every pair of int64 values. */
 static void put_time(writer_t *w, int64_t t, int64_t ref) {
     put_svarint(w, (int64_t)((uint64_t)t - (uint64_t)ref));
+}
+
+static void put_u32le(writer_t *w, uint32_t v) {
+    uint8_t tmp[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put_bytes(w, tmp, 4);
 }
 
 static void put_u64le(writer_t *w, uint64_t v) {
@@ -406,13 +429,14 @@ size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *b
             }
             uint8_t af = (act->points != 0.0 ? A_POINTS : 0) |
                          (act->cap_count != 0 || act->cap_window != 0 ? A_CAP : 0);
-            put_str(&w, rules->activities[i].name, LP_NAME_MAX);
+            put_u32le(&w, name_hash(rules->activities[i].name));
             put_u8(&w, af);
             if (af & A_POINTS) {
                 put_f64(&w, act->points);
             }
             if (af & A_CAP) {
-                put_svarint(&w, act->cap_window);
+                int64_t base = ref_window(&rules->activities[i], ref);
+                put_svarint(&w, (int64_t)((uint64_t)base - (uint64_t)act->cap_window));
                 put_uvarint(&w, (uint32_t)act->cap_count);
             }
         }
@@ -429,36 +453,51 @@ size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *b
 }
 
 static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+    uint32_t hashes[LP_MAX_ACTIVITIES];
     uint64_t count;
-    uint64_t taken = 0; /* rule indexes already filled: a name twice is malformed */
+    uint64_t taken = 0; /* rule indexes already filled: an activity twice is malformed */
+    int n = nacts(rules);
+
     if (get_uvarint(r, &count) != LP_OK || count == 0 || count > MAX_ENCODED_ACTS) {
         return LP_ERR;
     }
+    for (int i = 0; i < n; i++) {
+        hashes[i] = name_hash(rules->activities[i].name);
+    }
     for (uint64_t k = 0; k < count; k++) {
-        char name[LP_NAME_MAX + 1];
-        uint8_t af;
+        uint8_t tmp[4], af;
+        int64_t delta = 0;
         lp_lead_activity_t act = {0.0, 0, 0};
-        if (get_str(r, name, LP_NAME_MAX) != LP_OK || get_u8(r, &af) != LP_OK || af == 0 ||
+        if (get_bytes(r, tmp, 4) != LP_OK || get_u8(r, &af) != LP_OK || af == 0 ||
             (af & ~A__ALL) != 0) {
             return LP_ERR;
         }
+        uint32_t h = (uint32_t)tmp[0] | (uint32_t)tmp[1] << 8 | (uint32_t)tmp[2] << 16 |
+                     (uint32_t)tmp[3] << 24;
         if ((af & A_POINTS) && get_f64(r, &act.points) != LP_OK) {
             return LP_ERR;
         }
         if (af & A_CAP) {
-            if (get_svarint(r, &act.cap_window) != LP_OK ||
+            if (get_svarint(r, &delta) != LP_OK ||
                 get_count(r, &act.cap_count, INT32_MAX) != LP_OK) {
                 return LP_ERR;
             }
         }
-        int idx = lp_core_activity_index(rules, name);
-        if (idx < 0 || idx >= nacts(rules)) {
-            continue; /* the rules no longer have this activity */
+        int idx = -1;
+        for (int i = 0; i < n; i++) {
+            if (hashes[i] == h) {
+                idx = idx < 0 ? i : n; /* n: two rule names share the hash */
+            }
+        }
+        if (idx < 0 || idx >= n) {
+            continue; /* the rules no longer have this activity (or cannot tell which) */
         }
         if (taken & (1ull << idx)) {
             return LP_ERR;
         }
         taken |= 1ull << idx;
+        int64_t base = ref_window(&rules->activities[idx], lead->ref_ms);
+        act.cap_window = (int64_t)((uint64_t)base - (uint64_t)delta);
         lead->act[idx] = act;
     }
     return LP_OK;

@@ -33,6 +33,15 @@ static double decay_factor(const lp_rules_t *rules, int64_t later, int64_t earli
     return exp2(-span_ms(later, earlier) / rules->half_life_ms);
 }
 
+/* a + b for times, saturating: decoded state and event times are input, never trusted to be sane. */
+static int64_t time_add(int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) {
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    }
+    return r;
+}
+
 static double flush_tiny(double v) {
     return fabs(v) < TINY ? 0.0 : v;
 }
@@ -142,8 +151,8 @@ static lp_fact_t *emit(lp_facts_t *facts, const lp_lead_t *lead, const lp_rules_
     fact->model_version[LP_NAME_MAX] = '\0';
     fact->mql_seq = lead->mql_seq;
     fact->mql_at_ms = lead->mql_at_ms;
-    fact->sla_deadline_ms = lead->mql_at_ms != 0 && rules->sla_ms > 0 ? lead->mql_at_ms + rules->sla_ms
-                                                                      : 0;
+    fact->sla_deadline_ms =
+        lead->mql_at_ms != 0 && rules->sla_ms > 0 ? time_add(lead->mql_at_ms, rules->sla_ms) : 0;
     fact->last_reject_reason = lead->reject_reason;
     fact->profile = lead->profile;
     return fact;
@@ -165,7 +174,7 @@ static bool is_active(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t)
     if (lead->last_activity_ms == 0) {
         return false;
     }
-    return rules->inactivity_ms <= 0 || lead->last_activity_ms + rules->inactivity_ms > t;
+    return rules->inactivity_ms <= 0 || time_add(lead->last_activity_ms, rules->inactivity_ms) > t;
 }
 
 /* Stage of a lead in the open funnel below MQL, from its engagement and score at ref_ms. An
@@ -200,16 +209,16 @@ static int64_t cooling_deadline(const lp_lead_t *lead, const lp_rules_t *rules) 
         return 0; /* decay never takes the score below a level at or under its limit */
     }
     double dt = ceil(rules->half_life_ms * log2(lead->score / rearm));
-    if (!(dt < (double)(INT64_MAX / 2)) || (double)lead->ref_ms > (double)(INT64_MAX / 2)) {
+    if (!(dt < 9e18)) {
         return 0;
     }
-    return lead->ref_ms + (int64_t)dt;
+    return time_add(lead->ref_ms, (int64_t)dt);
 }
 
 static void update_timers(lp_lead_t *lead, const lp_rules_t *rules) {
     bool watched = lead->stage == LP_STAGE_WARM || lead->stage == LP_STAGE_MQL;
     if (rules->inactivity_ms > 0 && watched && lead->last_activity_ms != 0) {
-        lead->inactive_deadline_ms = lead->last_activity_ms + rules->inactivity_ms;
+        lead->inactive_deadline_ms = time_add(lead->last_activity_ms, rules->inactivity_ms);
     } else {
         lead->inactive_deadline_ms = 0;
     }
@@ -253,7 +262,7 @@ static void maybe_qualify(lp_lead_t *lead, const lp_rules_t *rules, lp_facts_t *
     lead->mql_at_ms = t;
     lead->stage = LP_STAGE_MQL;
     cancel_handoff_timers(lead);
-    lead->sla_deadline_ms = rules->sla_ms > 0 ? t + rules->sla_ms : 0;
+    lead->sla_deadline_ms = rules->sla_ms > 0 ? time_add(t, rules->sla_ms) : 0;
     update_timers(lead, rules);
     lp_fact_t *fact = emit(facts, lead, rules, LP_FACT_QUALIFIED, t);
     lp_event_id_derive(fact->event_id, lead->lead_id, "qualified", lead->mql_seq, 0);
@@ -279,11 +288,11 @@ static void fire_sla(lp_lead_t *lead, const lp_rules_t *rules, int64_t due, lp_f
         lead->sla_breached = true;
         lead->sla_reminders = 0;
         lead->stale_seq++;
-    } else {
+    } else if (lead->sla_reminders < INT32_MAX) {
         reminder = ++lead->sla_reminders;
     }
     if (rules->sla_reminder_ms > 0 && lead->sla_reminders < rules->sla_max_reminders) {
-        lead->sla_deadline_ms = due + rules->sla_reminder_ms;
+        lead->sla_deadline_ms = time_add(due, rules->sla_reminder_ms);
     } else {
         lead->sla_deadline_ms = 0;
     }
