@@ -1,10 +1,12 @@
-/* leadpulse: the worker's configuration (`leadpulse run`), from a YAML file and LEADPULSE_* env vars.
+/* leadpulse: the worker's configuration (`leadpulse run`), from a YAML file and LEADPULSE_* env
+ * vars.
  *
  * One table in src/config/config.c describes every key (name, type, default, bounds, env var,
  * description); the loader, the environment overrides, lp_config_dump() and the reference in
  * docs/configuration.md (lp_config_doc_markdown()) all come from it. Precedence: built-in default,
  * then the file, then the environment. Keys under `kafka:` that are not in the table, and env vars
- * LEADPULSE_KAFKA_<PROPERTY> (dots as underscores, upper case), are passed to librdkafka unchanged. */
+ * LEADPULSE_KAFKA_<PROPERTY> (dots as underscores, upper case), are passed to librdkafka unchanged.
+ */
 #ifndef LEADPULSE_CONFIG_H
 #define LEADPULSE_CONFIG_H
 
@@ -16,9 +18,9 @@
 #include "leadpulse/codec.h" /* lp_framing_t, lp_schema_kind_t */
 #include "leadpulse/common.h"
 
-#define LP_CONFIG_STR_MAX 1024   /* broker lists, paths, URLs */
-#define LP_CONFIG_TOPIC_MAX 249  /* Kafka's own limit on topic names */
-#define LP_CONFIG_KEYS_MAX 64    /* table size bound (checked at compile time) */
+#define LP_CONFIG_STR_MAX 1024  /* broker lists, paths, URLs */
+#define LP_CONFIG_TOPIC_MAX 249 /* Kafka's own limit on topic names */
+#define LP_CONFIG_KEYS_MAX 64   /* table size bound (checked at compile time) */
 
 typedef enum { LP_INPUT_AVRO = 0, LP_INPUT_JSON = 1 } lp_input_format_t;
 
@@ -35,10 +37,10 @@ typedef struct {
 typedef enum { LP_SRC_DEFAULT = 0, LP_SRC_FILE, LP_SRC_ENV } lp_config_source_t;
 
 typedef struct {
-    char source[256];                                /* file loaded, "" for defaults only */
+    char source[256]; /* file loaded, "" for defaults only */
 
     /* kafka */
-    char brokers[LP_CONFIG_STR_MAX + 1];             /* bootstrap.servers */
+    char brokers[LP_CONFIG_STR_MAX + 1]; /* bootstrap.servers */
     char group_id[LP_CONFIG_TOPIC_MAX + 1];
     char topic_in[LP_IN__COUNT][LP_CONFIG_TOPIC_MAX + 1]; /* engagement, profiles, feedback */
     char topic_mql[LP_CONFIG_TOPIC_MAX + 1];
@@ -46,14 +48,14 @@ typedef struct {
     char topic_dlq[LP_CONFIG_TOPIC_MAX + 1];
     lp_input_format_t input_format[LP_IN__COUNT];
     lp_framing_t output_framing;
-    int32_t schema_ids[LP_SCHEMA__COUNT];            /* Schema Registry ids, by lp_schema_kind_t */
+    int32_t schema_ids[LP_SCHEMA__COUNT]; /* Schema Registry ids, by lp_schema_kind_t */
 
     /* redis: the URL as given, and its parts */
     char redis_url[LP_CONFIG_STR_MAX + 1];
     char redis_host[256];
     int redis_port;
-    char redis_user[128];                            /* "" = none (Redis 6 ACL user) */
-    char redis_password[256];                        /* "" = no AUTH */
+    char redis_user[128];     /* "" = none (Redis 6 ACL user) */
+    char redis_password[256]; /* "" = no AUTH */
     int redis_db;
     char redis_prefix[64];
     int redis_timeout_ms;
@@ -67,9 +69,9 @@ typedef struct {
     int timers_batch;
     int outbox_batch;
     int shutdown_timeout_ms;
-    char http_listen[256];                           /* "host:port"; "" = no HTTP endpoint */
-    int log_level;                                   /* lp_log_level_t */
-    int64_t max_future_skew_ms;                      /* events further ahead are dead-lettered */
+    char http_listen[256];      /* "host:port"; "" = no HTTP endpoint */
+    int log_level;              /* lp_log_level_t */
+    int64_t max_future_skew_ms; /* events further ahead are dead-lettered */
 
     /* TESTS ONLY (refused unless LEADPULSE_ALLOW_TEST_CLOCK=1): the worker's wall clock is
      * start + offset_ms + scale * elapsed, so tests can fire day-long SLA timers in seconds. */
@@ -81,7 +83,7 @@ typedef struct {
     size_t nkafka;
     lp_config_kv_t *kafka;
 
-    lp_config_source_t origin[LP_CONFIG_KEYS_MAX];   /* per table entry */
+    lp_config_source_t origin[LP_CONFIG_KEYS_MAX]; /* per table entry */
 } lp_config_t;
 
 /* Loads path (NULL = built-in defaults only), then applies LEADPULSE_* environment overrides and

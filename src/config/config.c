@@ -22,8 +22,10 @@ static int check_topic(lp_config_t *config, const char *value, char *msg, size_t
     (void)config;
     for (const char *p = value; *p; p++) {
         if (!isalnum((unsigned char)*p) && !strchr("._-", *p)) {
-            snprintf(msg, size, "\"%s\" is not a valid topic name; use letters, digits, '.', '_' "
-                     "and '-'", value);
+            snprintf(msg, size,
+                     "\"%s\" is not a valid topic name; use letters, digits, '.', '_' "
+                     "and '-'",
+                     value);
             return LP_ERR;
         }
     }
@@ -39,8 +41,10 @@ static int check_prefix(lp_config_t *config, const char *value, char *msg, size_
     (void)config;
     for (const char *p = value; *p; p++) {
         if (!isgraph((unsigned char)*p) || *p == '{' || *p == '}') {
-            snprintf(msg, size, "must not contain spaces, control characters or braces (the "
-                     "partition hash tag {p} follows it), got \"%s\"", value);
+            snprintf(msg, size,
+                     "must not contain spaces, control characters or braces (the "
+                     "partition hash tag {p} follows it), got \"%s\"",
+                     value);
             return LP_ERR;
         }
     }
@@ -72,8 +76,10 @@ static int check_listen(lp_config_t *config, const char *value, char *msg, size_
         return LP_OK;
     }
     if (!colon || colon == value || parse_port(colon + 1, &port) != LP_OK) {
-        snprintf(msg, size, "must be host:port (port 0..65535), e.g. 127.0.0.1:9464, or \"\" to "
-                 "turn the endpoint off; got \"%s\"", value);
+        snprintf(msg, size,
+                 "must be host:port (port 0..65535), e.g. 127.0.0.1:9464, or \"\" to "
+                 "turn the endpoint off; got \"%s\"",
+                 value);
         return LP_ERR;
     }
     return LP_OK;
@@ -90,13 +96,13 @@ static int check_redis_url(lp_config_t *config, const char *value, char *msg, si
     config->redis_port = 6379;
     config->redis_db = 0;
     if (strncmp(value, "rediss://", 9) == 0) {
-        snprintf(msg, size, "TLS (rediss://) is not supported by hiredis 0.14; put a TLS proxy "
+        snprintf(msg, size,
+                 "TLS (rediss://) is not supported by hiredis 0.14; put a TLS proxy "
                  "such as stunnel in front of Redis and use redis://");
         return LP_ERR;
     }
     if (strncmp(value, scheme, sizeof(scheme) - 1) != 0) {
-        snprintf(msg, size, "must look like redis://[:password@]host:port[/db], got \"%s\"",
-                 value);
+        snprintf(msg, size, "must look like redis://[:password@]host:port[/db], got \"%s\"", value);
         return LP_ERR;
     }
     p = value + sizeof(scheme) - 1;
@@ -174,13 +180,13 @@ static int check_redis_url(lp_config_t *config, const char *value, char *msg, si
 
 #define F(field) offsetof(lp_config_t, field), sizeof(((lp_config_t *)0)->field)
 #define STR(key, field, def, env, flags, check, desc)                                              \
-    {key, LP_CT_STR, F(field), def, 0, 0, 0, 0, NULL, env, flags, check, desc}
+    { key, LP_CT_STR, F(field), def, 0, 0, 0, 0, NULL, env, flags, check, desc }
 #define INT(key, field, def, lo, hi, env, desc)                                                    \
-    {key, LP_CT_INT, F(field), def, lo, hi, 0, 0, NULL, env, 0, NULL, desc}
+    { key, LP_CT_INT, F(field), def, lo, hi, 0, 0, NULL, env, 0, NULL, desc }
 #define MS(key, field, def, lo, hi, env, desc)                                                     \
-    {key, LP_CT_MS, F(field), def, lo, hi, 0, 0, NULL, env, 0, NULL, desc}
+    { key, LP_CT_MS, F(field), def, lo, hi, 0, 0, NULL, env, 0, NULL, desc }
 #define ENUM(key, field, def, names, env, desc)                                                    \
-    {key, LP_CT_ENUM, F(field), def, 0, 0, 0, 0, names, env, 0, NULL, desc}
+    { key, LP_CT_ENUM, F(field), def, 0, 0, 0, 0, names, env, 0, NULL, desc }
 
 #define DAY_MS 86400000LL
 
@@ -193,7 +199,8 @@ const lp_config_entry_t lp_config_table[] = {
         "LEADPULSE_TOPICS_ENGAGEMENT", 0, check_topic,
         "Input: engagement events (EngagementEvent), keyed by lead id."),
     STR("topics.profiles", topic_in[LP_IN_PROFILES], "lead.profiles", "LEADPULSE_TOPICS_PROFILES",
-        0, check_topic, "Input: profile updates (LeadProfileUpdated), co-partitioned with engagement."),
+        0, check_topic,
+        "Input: profile updates (LeadProfileUpdated), co-partitioned with engagement."),
     STR("topics.feedback", topic_in[LP_IN_FEEDBACK], "sales.feedback", "LEADPULSE_TOPICS_FEEDBACK",
         0, check_topic, "Input: sales feedback (SalesFeedback), co-partitioned with engagement."),
     STR("topics.mql", topic_mql, "leads.mql", "LEADPULSE_TOPICS_MQL", 0, check_topic,

@@ -77,8 +77,7 @@ static const char *type_name(const lp_config_entry_t *e) {
 static void print_bounds(const lp_config_entry_t *e, FILE *out) {
     switch (e->type) {
     case LP_CT_STR:
-        fprintf(out, "%s1..%zu chars", (e->flags & LP_CF_EMPTY_OK) ? "\"\" or " : "",
-                e->size - 1);
+        fprintf(out, "%s1..%zu chars", (e->flags & LP_CF_EMPTY_OK) ? "\"\" or " : "", e->size - 1);
         break;
     case LP_CT_INT:
     case LP_CT_MS:
@@ -104,7 +103,8 @@ void lp_config_doc_markdown(FILE *out) {
           "generated\n"
           "     text to <build>/configuration.md for you to copy here. -->\n"
           "\n"
-          "`leadpulse run --config <file>` (or `$LEADPULSE_CONFIG`) reads a YAML file (see `config/leadpulse.yaml` for a "
+          "`leadpulse run --config <file>` (or `$LEADPULSE_CONFIG`) reads a YAML file (see "
+          "`config/leadpulse.yaml` for a "
           "commented\n"
           "example). Every key is optional. The effective value of a key is, in order of "
           "precedence:\n"

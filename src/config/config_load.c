@@ -16,8 +16,8 @@ extern char **environ;
 
 typedef struct {
     lp_config_t *config;
-    lp_yaml_t *y;                  /* NULL when there is no file */
-    int line[LP_CONFIG_KEYS_MAX];  /* file line of each key set by the file */
+    lp_yaml_t *y;                 /* NULL when there is no file */
+    int line[LP_CONFIG_KEYS_MAX]; /* file line of each key set by the file */
     char *errstr;
     size_t errstr_size;
 } loader_t;
@@ -86,9 +86,8 @@ static int set_value(lp_config_t *config, const lp_config_entry_t *e, const char
             return LP_ERR;
         }
         if (v < e->min || v > e->max) {
-            snprintf(msg, msg_size, "must be between %lld and %lld%s, got %lld",
-                     (long long)e->min, (long long)e->max, e->type == LP_CT_MS ? " ms" : "",
-                     (long long)v);
+            snprintf(msg, msg_size, "must be between %lld and %lld%s, got %lld", (long long)e->min,
+                     (long long)e->max, e->type == LP_CT_MS ? " ms" : "", (long long)v);
             return LP_ERR;
         }
         if (e->size == sizeof(int64_t)) {
@@ -318,15 +317,16 @@ static int apply_env(loader_t *l) {
         } else if (looks_like_ours(var, len)) {
             const char *hint = suggest_key(var, true);
             snprintf(l->errstr, l->errstr_size,
-                     "env %s: unknown configuration variable%s%s%s; see docs/configuration.md",
-                     var, hint ? "; did you mean " : "", hint ? hint : "", hint ? "?" : "");
+                     "env %s: unknown configuration variable%s%s%s; see docs/configuration.md", var,
+                     hint ? "; did you mean " : "", hint ? hint : "", hint ? "?" : "");
             return LP_ERR;
         }
     }
     return LP_OK;
 }
 
-/* "file:line: key: msg", "env VAR: key: msg" or "(defaults): key: msg", by where the key was set. */
+/* "file:line: key: msg", "env VAR: key: msg" or "(defaults): key: msg", by where the key was set.
+ */
 static int err_at(loader_t *l, size_t idx, const char *msg) {
     const lp_config_entry_t *e = &lp_config_table[idx];
 

@@ -16,20 +16,20 @@ typedef enum {
     LP_CT_ENUM,    /* one of names[]; stored as int (the index) */
 } lp_config_type_t;
 
-#define LP_CF_SECRET 0x1      /* mask in dumps */
-#define LP_CF_EMPTY_OK 0x2    /* "" is a valid value (strings) */
-#define LP_CF_TEST_ONLY 0x4   /* refused unless LEADPULSE_ALLOW_TEST_CLOCK=1 */
+#define LP_CF_SECRET 0x1    /* mask in dumps */
+#define LP_CF_EMPTY_OK 0x2  /* "" is a valid value (strings) */
+#define LP_CF_TEST_ONLY 0x4 /* refused unless LEADPULSE_ALLOW_TEST_CLOCK=1 */
 
 typedef struct {
-    const char *name;   /* dotted key, as in the YAML file: "batch.max_events" */
+    const char *name; /* dotted key, as in the YAML file: "batch.max_events" */
     lp_config_type_t type;
-    size_t offset;      /* field in lp_config_t */
+    size_t offset; /* field in lp_config_t */
     size_t size;
-    const char *def;    /* default, as text: parsed like a file value */
-    int64_t min, max;   /* LP_CT_INT / LP_CT_MS */
-    double dmin, dmax;  /* LP_CT_DOUBLE */
+    const char *def;          /* default, as text: parsed like a file value */
+    int64_t min, max;         /* LP_CT_INT / LP_CT_MS */
+    double dmin, dmax;        /* LP_CT_DOUBLE */
     const char *const *names; /* LP_CT_ENUM, NULL-terminated */
-    const char *env;    /* LEADPULSE_<SECTION>_<KEY> */
+    const char *env;          /* LEADPULSE_<SECTION>_<KEY> */
     unsigned flags;
     /* extra validation of a string; writes a reason into msg and returns LP_ERR */
     int (*check)(lp_config_t *config, const char *value, char *msg, size_t msg_size);

@@ -8,8 +8,8 @@
 #include "config/rules_internal.h"
 #include "leadpulse/score.h" /* lp_stage_t values for inactivity.move_to */
 
-static const char *const top_keys[] = {"model", "score",      "activities", "machine",
-                                       "fit",   "disqualify", "sla",        "inactivity",
+static const char *const top_keys[] = {"model",   "score",        "activities", "machine",
+                                       "fit",     "disqualify",   "sla",        "inactivity",
                                        "recycle", "dedup_window", NULL};
 
 /* Lines of the score keys, for messages about how they relate to each other. */
@@ -57,8 +57,8 @@ static int parse_model(lp_yaml_t *y, yaml_node_t *node, int line, lp_rules_t *ru
                            "missing; version the model, e.g. `version: \"2026.1\"`, and bump it "
                            "on every change");
     }
-    if (lp_yaml_str(y, v, "model.version", rules->model_version,
-                    sizeof(rules->model_version)) != LP_OK ||
+    if (lp_yaml_str(y, v, "model.version", rules->model_version, sizeof(rules->model_version)) !=
+            LP_OK ||
         lp_rules_check_name(y, v, "model.version", rules->model_version) != LP_OK) {
         return LP_ERR;
     }
@@ -74,7 +74,7 @@ static int opt_double(lp_yaml_t *y, yaml_node_t *map, const char *key, const cha
 
 static int parse_score(lp_yaml_t *y, yaml_node_t *node, int line, lp_rules_t *rules,
                        score_lines_t *sl) {
-    static const char *const keys[] = {"half_life", "floor", "warm", "mql",
+    static const char *const keys[] = {"half_life", "floor",         "warm", "mql",
                                        "rearm",     "min_fit_grade", NULL};
     yaml_node_t *v;
     int64_t ms = 0;
@@ -243,9 +243,8 @@ static int parse_inactivity(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) 
     static const struct {
         const char *name;
         int stage;
-    } stages[] = {{"suspect", LP_STAGE_SUSPECT},
-                  {"responder", LP_STAGE_RESPONDER},
-                  {"warm", LP_STAGE_WARM}};
+    } stages[] = {
+        {"suspect", LP_STAGE_SUSPECT}, {"responder", LP_STAGE_RESPONDER}, {"warm", LP_STAGE_WARM}};
     yaml_node_t *v;
 
     if (lp_yaml_check_map(y, node, "inactivity", keys) != LP_OK) {
@@ -309,8 +308,8 @@ static int parse_recycle(lp_yaml_t *y, yaml_node_t *node, int line, lp_rules_t *
             return LP_ERR;
         }
         if (rules->recycle_scale < 0 || rules->recycle_scale > 1) {
-            return lp_yaml_err(y, factor_line, "recycle.factor",
-                               "must be between 0 and 1, got %g", rules->recycle_scale);
+            return lp_yaml_err(y, factor_line, "recycle.factor", "must be between 0 and 1, got %g",
+                               rules->recycle_scale);
         }
     }
     return LP_OK;
@@ -339,8 +338,7 @@ static int parse_root(lp_yaml_t *y, lp_rules_t *rules) {
     int64_t n = 0;
 
     if (!root || lp_yaml_is_null(root)) {
-        return lp_yaml_err(y, 1, "(top level)",
-                           "the file is empty; start from config/rules.yaml");
+        return lp_yaml_err(y, 1, "(top level)", "the file is empty; start from config/rules.yaml");
     }
     if (lp_yaml_check_map(y, root, "", top_keys) != LP_OK) {
         return LP_ERR;
@@ -372,12 +370,10 @@ static int parse_root(lp_yaml_t *y, lp_rules_t *rules) {
     if ((v = lp_yaml_get(y, root, "sla", &line)) && parse_sla(y, v, line, rules) != LP_OK) {
         return LP_ERR;
     }
-    if ((v = lp_yaml_get(y, root, "inactivity", NULL)) &&
-        parse_inactivity(y, v, rules) != LP_OK) {
+    if ((v = lp_yaml_get(y, root, "inactivity", NULL)) && parse_inactivity(y, v, rules) != LP_OK) {
         return LP_ERR;
     }
-    if ((v = lp_yaml_get(y, root, "recycle", &line)) &&
-        parse_recycle(y, v, line, rules) != LP_OK) {
+    if ((v = lp_yaml_get(y, root, "recycle", &line)) && parse_recycle(y, v, line, rules) != LP_OK) {
         return LP_ERR;
     }
     if ((v = lp_yaml_get(y, root, "dedup_window", NULL))) {

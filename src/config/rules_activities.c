@@ -49,8 +49,8 @@ static int parse_when(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_acti
                            "must be a list of conditions (`- url_prefix: /pricing` ...), got %s",
                            lp_yaml_kind_name(node));
     }
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         yaml_node_t *c = lp_yaml_node(y, *it);
 
         lp_yaml_path(sub, sizeof(sub), "%s[%d]", path, act->ncond);

@@ -6,8 +6,8 @@
 #include "config/rules_internal.h"
 
 static const char *const field_names[LP_FIELD__COUNT + 1] = {
-    "email",   "email_domain", "title",  "seniority", "industry", "company",
-    "company_size", "country", "region", "persona",   "segment",  NULL};
+    "email",        "email_domain", "title",  "seniority", "industry", "company",
+    "company_size", "country",      "region", "persona",   "segment",  NULL};
 
 static const char *const op_names[] = {"in", "contains", "suffix", "range", NULL};
 
@@ -40,8 +40,7 @@ static int parse_values(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_ma
                                "too many values (at most %d per rule); split the rule",
                                LP_MAX_MATCH_VALUES);
         }
-        if (lp_yaml_str(y, v, sub, rule->values[rule->nvalues], sizeof(rule->values[0])) !=
-            LP_OK) {
+        if (lp_yaml_str(y, v, sub, rule->values[rule->nvalues], sizeof(rule->values[0])) != LP_OK) {
             return LP_ERR;
         }
         if (rule->values[rule->nvalues][0] == '\0') {
@@ -83,9 +82,8 @@ static int parse_range(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_mat
         return LP_ERR;
     }
     if (rule->max < rule->min) {
-        return lp_yaml_err(y, lp_yaml_line(node), path,
-                           "max (%lld) is below min (%lld); swap them", (long long)rule->max,
-                           (long long)rule->min);
+        return lp_yaml_err(y, lp_yaml_line(node), path, "max (%lld) is below min (%lld); swap them",
+                           (long long)rule->max, (long long)rule->min);
     }
     return LP_OK;
 }
@@ -93,10 +91,10 @@ static int parse_range(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_mat
 /* A rule: `field`, one operator, and `points` (fit) or `reason` (disqualify). */
 static int parse_rule(lp_yaml_t *y, yaml_node_t *node, const char *path, bool is_fit,
                       lp_match_rule_t *rule) {
-    static const char *const fit_keys[] = {"field", "in", "contains", "suffix", "range",
-                                           "points", NULL};
-    static const char *const dq_keys[] = {"field", "in", "contains", "suffix", "range",
-                                          "reason", NULL};
+    static const char *const fit_keys[] = {"field", "in",     "contains", "suffix",
+                                           "range", "points", NULL};
+    static const char *const dq_keys[] = {"field", "in",     "contains", "suffix",
+                                          "range", "reason", NULL};
     char sub[LP_YAML_PATH_MAX];
     yaml_node_t *v, *opv = NULL;
     const char *f;
@@ -125,8 +123,8 @@ static int parse_rule(lp_yaml_t *y, yaml_node_t *node, const char *path, bool is
         yaml_node_t *o = lp_yaml_get(y, node, op_names[i], NULL);
         if (o && opv) {
             return lp_yaml_err(y, lp_yaml_line(o), path,
-                               "has both `%s` and `%s`; use one operator per rule",
-                               op_names[op], op_names[i]);
+                               "has both `%s` and `%s`; use one operator per rule", op_names[op],
+                               op_names[i]);
         }
         if (o) {
             opv = o;
@@ -134,8 +132,7 @@ static int parse_rule(lp_yaml_t *y, yaml_node_t *node, const char *path, bool is
         }
     }
     if (!opv) {
-        return lp_yaml_err(y, lp_yaml_line(node), path,
-                           "needs one of in, contains, suffix, range");
+        return lp_yaml_err(y, lp_yaml_line(node), path, "needs one of in, contains, suffix, range");
     }
     rule->op = (lp_match_op_t)op;
     lp_yaml_path(sub, sizeof(sub), "%s.%s", path, op_names[op]);
@@ -177,8 +174,8 @@ static int parse_rule_list(lp_yaml_t *y, yaml_node_t *node, const char *path, bo
                            "must be a list of rules (`- field: ...`), got %s",
                            lp_yaml_kind_name(node));
     }
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         yaml_node_t *r = lp_yaml_node(y, *it);
 
         lp_yaml_path(sub, sizeof(sub), "%s[%d]", path, *n);
@@ -215,8 +212,8 @@ static int parse_grades(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) {
     for (int i = 1; i < 3; i++) {
         if (*slot[i] >= *slot[i - 1]) {
             lp_yaml_path(sub, sizeof(sub), "fit.grades.%s", keys[i]);
-            return lp_yaml_err(y, line[i],
-                               sub, "must be below fit.grades.%s (%g): thresholds descend A > B > C",
+            return lp_yaml_err(y, line[i], sub,
+                               "must be below fit.grades.%s (%g): thresholds descend A > B > C",
                                keys[i - 1], *slot[i - 1]);
         }
     }

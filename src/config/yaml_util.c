@@ -31,8 +31,7 @@ int lp_yaml_err(lp_yaml_t *y, int line, const char *path, const char *fmt, ...) 
     return LP_ERR;
 }
 
-int lp_yaml_read_file(const char *path, char **buf, size_t *len, char *errstr,
-                      size_t errstr_size) {
+int lp_yaml_read_file(const char *path, char **buf, size_t *len, char *errstr, size_t errstr_size) {
     FILE *fp = NULL;
     char *data = NULL;
     size_t n = 0;
@@ -41,8 +40,7 @@ int lp_yaml_read_file(const char *path, char **buf, size_t *len, char *errstr,
     *len = 0;
     fp = fopen(path, "rb");
     if (!fp) {
-        snprintf(errstr, errstr_size, "%s: cannot open: %s; check the path", path,
-                 strerror(errno));
+        snprintf(errstr, errstr_size, "%s: cannot open: %s; check the path", path, strerror(errno));
         goto err;
     }
     data = malloc(LP_YAML_FILE_MAX + 1);
@@ -214,8 +212,8 @@ static size_t edit_distance(const char *a, const char *b) {
     for (size_t i = 1; i <= la; i++) {
         cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) !=
-                                        tolower((unsigned char)b[j - 1]));
+            size_t sub = prev[j - 1] +
+                         (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
             size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
             cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
         }
@@ -277,8 +275,8 @@ int lp_yaml_check_map(lp_yaml_t *y, yaml_node_t *node, const char *path,
         if (!known) {
             const char *hint = lp_suggest(name, allowed);
             if (hint) {
-                return lp_yaml_err(y, lp_yaml_line(key), sub,
-                                   "unknown key; did you mean `%s`?", hint);
+                return lp_yaml_err(y, lp_yaml_line(key), sub, "unknown key; did you mean `%s`?",
+                                   hint);
             }
             return lp_yaml_err(y, lp_yaml_line(key), sub,
                                "unknown key; see docs/rules.md for the keys allowed here");
@@ -466,8 +464,8 @@ int lp_config_parse_duration(const char *s, int64_t *out_ms, const char **why) {
     static const struct {
         const char *unit;
         int64_t ms;
-    } units[] = {{"ms", 1},       {"s", 1000},           {"m", 60000},
-                 {"h", 3600000},  {"d", 86400000},       {"w", 604800000}};
+    } units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+                 {"h", 3600000}, {"d", 86400000}, {"w", 604800000}};
     const char *p = s;
     int64_t total = 0;
     const char *dummy = NULL;

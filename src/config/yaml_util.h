@@ -67,7 +67,8 @@ int lp_parse_double(const char *s, double *out, const char **why);
 int lp_parse_bool(const char *s, bool *out, const char **why);
 
 /* snprintf for key paths ("fit.rules[2].points"); a path too long is cut, never overflowed. */
-void lp_yaml_path(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void lp_yaml_path(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The closest of candidates (NULL-terminated) to word, or NULL if none is close. */
 const char *lp_suggest(const char *word, const char *const *candidates);

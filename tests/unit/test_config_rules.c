@@ -72,10 +72,10 @@ static void test_default_rules_file(void **state) {
     assert_int_equal(rules->min_fit_grade, 'C');
     assert_int_equal(rules->nactivities, 11);
 
-    static const char *const builtin[] = {"email_open",  "email_click",       "content_download",
-                                          "webinar_registered", "webinar_attended", "qr_scan",
-                                          "web_visit",   "form_fill",         "demo_request",
-                                          "unsubscribe", "email_bounce"};
+    static const char *const builtin[] = {
+        "email_open",       "email_click", "content_download", "webinar_registered",
+        "webinar_attended", "qr_scan",     "web_visit",        "form_fill",
+        "demo_request",     "unsubscribe", "email_bounce"};
     for (size_t k = 0; k < sizeof(builtin) / sizeof(builtin[0]); k++) {
         assert_true(lp_rules_activity_index(rules, builtin[k]) >= 0);
     }
@@ -168,8 +168,7 @@ static void test_file_errors_name_the_file(void **state) {
     snprintf(path, sizeof(path), "%s/tests/unit/data/rules/bad_rearm.yaml", source_dir());
     assert_null(lp_rules_load(path, err, sizeof(err)));
     snprintf(want, sizeof(want),
-             "%s:9: score.rearm: must be below score.mql (100); lower it or raise score.mql",
-             path);
+             "%s:9: score.rearm: must be below score.mql (100); lower it or raise score.mql", path);
     assert_string_equal(err, want);
 
     snprintf(path, sizeof(path), "%s/tests/unit/data/rules/bad_typo.yaml", source_dir());
@@ -185,8 +184,8 @@ static void test_file_errors_name_the_file(void **state) {
 
 static void test_missing_required(void **state) {
     (void)state;
-    expect_error("score: {half_life: 30d, mql: 100}\nactivities: {a: 1}\n", "t.yaml:1: model:",
-                 "missing");
+    expect_error("score: {half_life: 30d, mql: 100}\nactivities: {a: 1}\n",
+                 "t.yaml:1: model:", "missing");
     expect_error("model:\n  version: 1\nscore: {half_life: 30d, mql: 100}\nactivities: {a: 1}\n",
                  "t.yaml:1: model.id: missing", "b2b-default");
     expect_error("model: {id: m}\nscore: {half_life: 30d, mql: 100}\nactivities: {a: 1}\n",
@@ -242,8 +241,7 @@ static void test_wrong_types(void **state) {
                             "t.yaml:6: activities.a.when: must be a list", "");
     expect_error_after_head("activities: {a: 1}\nfit:\n  rules:\n    - field: title\n"
                             "      range: [1, 10]\n      points: 5\n",
-                            "t.yaml:7: fit.rules[0].range: range only applies to company_size",
-                            "");
+                            "t.yaml:7: fit.rules[0].range: range only applies to company_size", "");
     expect_error_after_head("activities: {a: 1}\nfit:\n  rules:\n    - field: company_size\n"
                             "      in: [\"100\"]\n      points: 5\n",
                             "t.yaml:7: fit.rules[0].in: company_size is a number", "range");
@@ -303,8 +301,7 @@ static void test_value_rules(void **state) {
                  "t.yaml:5: score.min_fit_grade: is B but there are no fit rules", "");
     expect_error_after_head("activities: {a: 1}\nfit:\n  grades:\n    A: 50\n    B: 50\n"
                             "    C: 10\n",
-                            "t.yaml:7: fit.grades.B: must be below fit.grades.A (50)",
-                            "A > B > C");
+                            "t.yaml:7: fit.grades.B: must be below fit.grades.A (50)", "A > B > C");
     expect_error_after_head("activities: {a: 1}\nfit:\n  grades: {A: 50, B: 40, C: 45}\n",
                             "t.yaml:5: fit.grades.C: must be below fit.grades.B (40)", "");
     expect_error_after_head("activities: {a: 1}\nmachine: {click_within: 500ms}\n",
@@ -320,8 +317,7 @@ static void test_value_rules(void **state) {
     expect_error_after_head("activities: {a: 1}\ndedup_window: 65\n",
                             "t.yaml:4: dedup_window: must be between 1 and 64, got 65", "");
     expect_error_after_head("activities:\n  a:\n    points: 1\n    when:\n      - points: 5\n",
-                            "t.yaml:7: activities.a.when[0]: needs at least one of url_prefix",
-                            "");
+                            "t.yaml:7: activities.a.when[0]: needs at least one of url_prefix", "");
     expect_error_after_head("activities: {a: 1}\ndisqualify:\n  - field: email\n"
                             "    suffix: [\"\"]\n    reason: test\n",
                             "t.yaml:6: disqualify[0].suffix[0]: is empty", "every lead");
@@ -356,17 +352,31 @@ static void test_durations(void **state) {
     static const struct {
         const char *in;
         int64_t ms;
-    } ok[] = {{"30d", 30 * DAY_MS}, {"12h", 12 * HOUR_MS}, {"90s", 90000},   {"500ms", 500},
-              {"15m", 900000},      {"1h30m", 5400000},    {"2w", 14 * DAY_MS}, {"0", 0},
-              {"off", 0},           {"1d12h", 36 * HOUR_MS}, {"0s", 0},
+    } ok[] = {{"30d", 30 * DAY_MS},
+              {"12h", 12 * HOUR_MS},
+              {"90s", 90000},
+              {"500ms", 500},
+              {"15m", 900000},
+              {"1h30m", 5400000},
+              {"2w", 14 * DAY_MS},
+              {"0", 0},
+              {"off", 0},
+              {"1d12h", 36 * HOUR_MS},
+              {"0s", 0},
               {"106751991167d", 106751991167LL * DAY_MS}};
     static const struct {
         const char *in;
         const char *why;
-    } bad[] = {{"-5m", "negative"},   {"5", "needs a unit"},    {"5x", "unknown unit"},
-               {"", "duration"},       {"d", "duration"},        {"5 m", "unknown unit"},
-               {"1.5h", "unknown unit"}, {"106751991168d", "too long"},
-               {"99999999999999999999ms", "too long"}, {"1h-5m", "duration"}};
+    } bad[] = {{"-5m", "negative"},
+               {"5", "needs a unit"},
+               {"5x", "unknown unit"},
+               {"", "duration"},
+               {"d", "duration"},
+               {"5 m", "unknown unit"},
+               {"1.5h", "unknown unit"},
+               {"106751991168d", "too long"},
+               {"99999999999999999999ms", "too long"},
+               {"1h-5m", "duration"}};
     int64_t ms = -1;
     const char *why = NULL;
 
@@ -434,8 +444,10 @@ static void test_limits(void **state) {
     /* names: LP_NAME_MAX fits, one more does not */
     memset(name, 'x', sizeof(name));
     name[LP_NAME_MAX] = '\0';
-    snprintf(yaml, 65536, "model: {id: %s, version: 1}\nscore: {half_life: 1d, mql: 9}\n"
-                          "activities: {%s: 1}\n", name, name);
+    snprintf(yaml, 65536,
+             "model: {id: %s, version: 1}\nscore: {half_life: 1d, mql: 9}\n"
+             "activities: {%s: 1}\n",
+             name, name);
     rules = load_str(yaml, err, sizeof(err));
     assert_non_null(rules);
     assert_int_equal(lp_rules_activity_index(rules, name), 0);
@@ -448,9 +460,11 @@ static void test_limits(void **state) {
     expect_error(yaml, "t.yaml:3: activities.", "at most 32 are allowed");
 
     /* match values: 16 per rule */
-    snprintf(yaml, 65536, "%sactivities: {a: 1}\nfit:\n  rules:\n    - field: region\n"
-                          "      in: [r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, "
-                          "r14, r15, r16]\n      points: 1\n", HEAD);
+    snprintf(yaml, 65536,
+             "%sactivities: {a: 1}\nfit:\n  rules:\n    - field: region\n"
+             "      in: [r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, "
+             "r14, r15, r16]\n      points: 1\n",
+             HEAD);
     expect_error(yaml, "t.yaml:7: fit.rules[0].in[16]: too many values", "at most 16");
     free(yaml);
 }

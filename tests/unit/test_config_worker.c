@@ -232,8 +232,8 @@ static void test_env_overrides(void **state) {
         print_error("%s\n", err);
     }
     assert_non_null(config);
-    assert_int_equal(config->batch_max_events, 77);  /* env beats file */
-    assert_int_equal(config->batch_max_wait_ms, 7);  /* file beats default */
+    assert_int_equal(config->batch_max_events, 77);         /* env beats file */
+    assert_int_equal(config->batch_max_wait_ms, 7);         /* file beats default */
     assert_string_equal(config->brokers, "envbroker:9092"); /* a table key, not pass-through */
     assert_string_equal(config->redis_host, "10.0.0.5");
     assert_int_equal(config->redis_port, 6379);
