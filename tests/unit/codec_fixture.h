@@ -11,12 +11,12 @@
 
 #define FIX_SCHEMA_IDS {101, 102, 103, 201, 202}
 
-static void fix_fill(char *dst, size_t n, char c) {
+static inline void fix_fill(char *dst, size_t n, char c) {
     memset(dst, c, n);
     dst[n] = '\0';
 }
 
-static void fix_event(lp_event_t *ev, lp_event_kind_t kind, int variant) {
+static inline void fix_event(lp_event_t *ev, lp_event_kind_t kind, int variant) {
     lp_event_init(ev, kind);
     snprintf(ev->event_id, sizeof(ev->event_id), "evt-%d-%d", (int)kind, variant);
     snprintf(ev->lead_id, sizeof(ev->lead_id), "lead-\xc3\xa9t\xc3\xa9-%d", variant);
@@ -55,7 +55,7 @@ static void fix_event(lp_event_t *ev, lp_event_kind_t kind, int variant) {
     }
 }
 
-static void fix_fact(lp_fact_t *f, lp_fact_kind_t kind, int variant) {
+static inline void fix_fact(lp_fact_t *f, lp_fact_kind_t kind, int variant) {
     memset(f, 0, sizeof(*f));
     f->profile.company_size = -1;
     f->kind = kind;
@@ -96,7 +96,7 @@ static void fix_fact(lp_fact_t *f, lp_fact_kind_t kind, int variant) {
 }
 
 /* Whole-struct comparison (both sides start from zeroed memory); prints both on mismatch. */
-static int fix_event_equal(const lp_event_t *a, const lp_event_t *b) {
+static inline int fix_event_equal(const lp_event_t *a, const lp_event_t *b) {
     char ja[4096], jb[4096];
 
     if (memcmp(a, b, sizeof(*a)) == 0) {
@@ -108,7 +108,7 @@ static int fix_event_equal(const lp_event_t *a, const lp_event_t *b) {
     return 0;
 }
 
-static int fix_fact_equal(const lp_fact_t *a, const lp_fact_t *b) {
+static inline int fix_fact_equal(const lp_fact_t *a, const lp_fact_t *b) {
     char ja[4096], jb[4096];
 
     if (memcmp(a, b, sizeof(*a)) == 0) {
@@ -120,7 +120,7 @@ static int fix_fact_equal(const lp_fact_t *a, const lp_fact_t *b) {
     return 0;
 }
 
-static lp_avro_codec_t *fix_codec(void) {
+static inline lp_avro_codec_t *fix_codec(void) {
     const int32_t ids[LP_SCHEMA__COUNT] = FIX_SCHEMA_IDS;
     char err[LP_ERRSTR] = "";
     lp_avro_codec_t *codec = lp_avro_codec_new(LP_SCHEMA_DIR, ids, err, sizeof(err));
