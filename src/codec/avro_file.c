@@ -10,7 +10,7 @@
 
 struct lp_avro_file {
     avro_file_reader_t reader;
-    avro_schema_t schema;       /* writer schema, owned by the reader */
+    avro_schema_t schema;       /* writer schema (a reference of ours: avro-c increfs it) */
     avro_value_iface_t *iface;
     avro_value_t value;
     bool have_value;
@@ -31,6 +31,19 @@ static int input_kind(avro_schema_t schema) {
     return -1;
 }
 
+static bool has_container_magic(const char *path) {
+    unsigned char magic[4] = {0};
+    FILE *fp = fopen(path, "rb");
+    size_t n;
+
+    if (fp == NULL) {
+        return false;
+    }
+    n = fread(magic, 1, sizeof(magic), fp);
+    fclose(fp);
+    return n == 4 && memcmp(magic, "Obj\x01", 4) == 0;
+}
+
 lp_avro_file_t *lp_avro_file_open(const char *path, char *errstr, size_t errstr_size) {
     lp_avro_file_t *file = calloc(1, sizeof(*file));
 
@@ -39,6 +52,12 @@ lp_avro_file_t *lp_avro_file_open(const char *path, char *errstr, size_t errstr_
         return NULL;
     }
     snprintf(file->path, sizeof(file->path), "%s", path);
+    /* avro-c leaks when it rejects a file that is not a container: check the magic first. */
+    if (!has_container_magic(path)) {
+        lp_codec_err(errstr, errstr_size,
+                     "%s: not a readable Avro container file (no Obj\\x01 magic)", path);
+        goto err;
+    }
     if (avro_file_reader(path, &file->reader) != 0) {
         file->reader = NULL;
         lp_codec_err(errstr, errstr_size, "%s: not a readable Avro container file: %s", path,
@@ -84,6 +103,9 @@ void lp_avro_file_close(lp_avro_file_t *file) {
     }
     if (file->iface != NULL) {
         avro_value_iface_decref(file->iface);
+    }
+    if (file->schema != NULL) {
+        avro_schema_decref(file->schema);
     }
     if (file->reader != NULL) {
         avro_file_reader_close(file->reader);

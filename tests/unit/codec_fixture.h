@@ -59,7 +59,8 @@ static inline void fix_fact(lp_fact_t *f, lp_fact_kind_t kind, int variant) {
     memset(f, 0, sizeof(*f));
     f->profile.company_size = -1;
     f->kind = kind;
-    snprintf(f->event_id, sizeof(f->event_id), "0123456789abcdef0123456789abcde%d", variant);
+    memcpy(f->event_id, "0123456789abcdef0123456789abcde0", LP_EVENT_ID_HEX + 1);
+    f->event_id[LP_EVENT_ID_HEX - 1] = (char)('0' + variant);
     snprintf(f->lead_id, sizeof(f->lead_id), "lead-%d", variant);
     f->ts_ms = 1795600800000LL + variant;
     f->score = variant == 1 ? 87.25000000000001 : 0.1;
