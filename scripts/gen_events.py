@@ -144,6 +144,7 @@ class Generator:
         self.bad_left = args.bad_lines
         self.bad_every = max(1, args.events // (args.bad_lines + 1)) if args.bad_lines else 0
         self.stats = {}
+        self.last_lid = "lead-%0*d" % (self.width, 1)
 
     # ---- helpers ---------------------------------------------------------------------------
     def push(self, t, lead, action, payload=None):
@@ -173,7 +174,7 @@ class Generator:
     def bad_line(self):
         """A line a broken producer might send; replay must report it with its line number."""
         n = self.args_bad_variant = getattr(self, "args_bad_variant", -1) + 1
-        lid = "lead-%0*d" % (self.width, 0)
+        lid = self.last_lid  # a lead of the stream, so the bad lines add no lead of their own
         variants = [
             '{"kind":"engagement","event_id":"bad-%d","lead_id":"%s","ts":1767' % (n, lid),
             '{"kind":"engagement","event_id":"bad-%d","ts":1767225600000,"type":"web_visit"}' % n,
@@ -210,14 +211,14 @@ class Generator:
             return "cold" if r < 0.75 else "bouncer"
         if b == 2:
             return "cold" if r < 0.6 else ("bouncer" if r < 0.8 else "unsubscriber")
-        if b < 7:
-            table = [("browser", 0.45), ("unsubscriber", 0.15), ("scanner", 0.10),
+        if b < 9:
+            table = [("browser", 0.50), ("unsubscriber", 0.15), ("scanner", 0.05),
                      ("disqualified", 0.15), ("bouncer", 0.05), ("cold", 0.10)]
         elif b <= 200:
-            table = [("hot", 0.45), ("browser", 0.25), ("disqualified", 0.12),
-                     ("scanner", 0.10), ("unsubscriber", 0.08)]
+            table = [("hot", 0.50), ("browser", 0.24), ("disqualified", 0.11),
+                     ("scanner", 0.06), ("unsubscriber", 0.09)]
         else:
-            table = [("scanner", 0.4), ("browser", 0.4), ("hot", 0.2)]
+            table = [("browser", 0.6), ("hot", 0.3), ("scanner", 0.1)]
         for name, p in table:
             if r < p:
                 return name
@@ -282,6 +283,7 @@ class Generator:
             else:
                 parts.append('"%s":"%s"' % (k, v))
         line = ",".join(parts) + "}"
+        self.last_lid = lead.lid
         self.write(kind, line)
         lead.budget -= 1
         self.count(kind)
@@ -360,10 +362,10 @@ class Generator:
         p = lead.persona
         if p in ("hot", "disqualified") and lead.mode == "journey":
             progress = (t - lead.journey_start) / max(1, lead.journey_ms)
-            if progress < 0.35:
+            if progress < 0.25:
                 return rng.choice(["web_visit", "email_open", "email_click", "content_download",
                                    "webinar_registered", "web_visit", "qr_scan"])
-            if lead.score > APPROX_MQL - 45 and rng.random() < 0.5:
+            if lead.score > APPROX_MQL - 50 and rng.random() < 0.6:
                 return "demo_request"
             return rng.choice(["pricing_visit", "webinar_attended", "form_fill", "pricing_visit",
                                "content_download", "email_click", "demo_request"])
@@ -418,12 +420,22 @@ class Generator:
         if lead.act_scheduled:
             return
         if lead.budget <= lead.pending and lead.fb_scheduled == 0:
-            lead.pending = 0  # it never got to feedback: spend the reservation on activity
+            # Out of events before it qualified: the buyer loses interest, and the events kept
+            # for feedback are spent on browsing.
+            if lead.mode == "journey":
+                self.after_journey(lead)
+            lead.pending = 0
         if lead.budget <= lead.pending:
             return
-        at = t + max(1000, int(self.rng.expovariate(1.0 / lead.gap)))
+        gap = lead.gap
+        free = lead.budget - lead.pending
+        start = max(t, lead.sleep_until)
+        if start + free * gap > self.end_ms:
+            # Keep the stream within the period: a lead with many events left speeds up.
+            gap = max(15 * 60_000.0, min(gap, (self.end_ms - start) / free))
+        at = start + max(1000, int(self.rng.expovariate(1.0 / gap)))
         lead.act_scheduled = True
-        self.push(max(at, lead.sleep_until), lead, "act")
+        self.push(at, lead, "act")
 
     def on_act(self, lead, t):
         rng = self.rng
@@ -438,6 +450,16 @@ class Generator:
             self.cont(lead, t)
             return
         name = self.choose_activity(lead, t)
+        if name == "proxy_open" and rng.random() < 0.8:
+            # Too hot for a browser: it goes quiet until its score has cooled to 60% of an MQL,
+            # if that is still within the period; else a privacy-proxy open (0 points).
+            lead.score *= math.pow(2.0, -(t - lead.ref) / APPROX_HALF_LIFE_MS)
+            lead.ref = t
+            quiet = APPROX_HALF_LIFE_MS * math.log2(max(1.0, lead.score / (0.6 * APPROX_MQL)))
+            if t + quiet < self.end_ms:
+                lead.sleep_until = t + int(quiet)
+                self.cont(lead, t)
+                return
         if name == "proxy_open":
             self.engagement(lead, t, "email_open", machine=True)
         elif name == "scan_open":
@@ -472,8 +494,8 @@ class Generator:
             scenario = rng.choice(["accept", "accept", "none"])
         else:
             r = rng.random()
-            scenario = ("accept" if r < 0.30 else "accept_late" if r < 0.45 else
-                        "reject" if r < 0.60 else "recycle" if r < 0.80 else "none")
+            scenario = ("accept" if r < 0.30 else "accept_late" if r < 0.42 else
+                        "reject" if r < 0.57 else "recycle" if r < 0.82 else "none")
             if scenario == "recycle" and spare < 8:
                 scenario = "reject"
         self.count("scenario_" + scenario)
@@ -490,6 +512,7 @@ class Generator:
         else:
             fb = ("recycled", rng.choice(["timing", "no_budget"]))
             delay = rng.randint(2, 40) * HOUR_MS
+            lead.sleep_until = t + delay + 1  # keeps its events for the second burst
         lead.fb_scheduled += 1
         self.push(t + delay, lead, "fb", fb)
 
