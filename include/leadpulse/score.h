@@ -36,33 +36,35 @@ typedef struct {
     int32_t cap_count;    /* events counted in that window */
 } lp_lead_activity_t;
 
-/* The state of one lead. Serialized with lp_lead_encode(); only what is set takes space. */
+/* The state of one lead. Serialized with lp_lead_encode(); only what is set takes space.
+ * Field order is for the cache, not for reading: what every event touches comes first (the
+ * scalars, then the de-duplication ring and the per-activity state), the profile last. */
 typedef struct {
-    char lead_id[LP_ID_MAX + 1];
     double score;                 /* engagement score at ref_ms, >= rules->floor */
     int64_t ref_ms;               /* reference time of score and contributions (max event time) */
     int64_t last_activity_ms;     /* last engagement that counts for inactivity; 0 = none */
-    uint8_t stage;                /* lp_stage_t */
-    char fit_grade;               /* 'A'..'D', recomputed from the profile */
-    double fit_points;
-    bool armed;                   /* may emit an MQL when the threshold is crossed */
-    char dq_reason[LP_NAME_MAX + 1]; /* disqualify rule the current profile matches, "" if none
-                                        (stage DISQUALIFIED unless sales took the lead: SQL/closed) */
-    uint32_t mql_seq;             /* qualifications so far (feeds the MQL event id) */
-    uint32_t stale_seq;           /* stale events so far (feeds the stale event id) */
-    int64_t mql_at_ms;            /* time of the current qualification, 0 = none */
     int64_t sla_deadline_ms;      /* 0 = no SLA timer */
-    int32_t sla_reminders;        /* reminders sent for the current qualification */
-    bool sla_breached;            /* the SLA breach of the current qualification was emitted */
     int64_t cooled_deadline_ms;   /* 0 = no cooling timer */
     int64_t inactive_deadline_ms; /* 0 = no inactivity timer */
-    uint8_t reject_reason;        /* lp_reject_reason_t of the last rejection */
+    int64_t mql_at_ms;            /* time of the current qualification, 0 = none */
+    double fit_points;
+    uint32_t mql_seq;             /* qualifications so far (feeds the MQL event id) */
+    uint32_t stale_seq;           /* stale events so far (feeds the stale event id) */
     uint32_t reject_count;
-    lp_profile_update_t profile;  /* current profile (company_size -1 = unknown) */
-    lp_lead_activity_t act[LP_MAX_ACTIVITIES]; /* indexed like rules->activities */
+    int32_t sla_reminders;        /* reminders sent for the current qualification */
+    uint8_t stage;                /* lp_stage_t */
+    char fit_grade;               /* 'A'..'D', recomputed from the profile */
+    bool armed;                   /* may emit an MQL when the threshold is crossed */
+    bool sla_breached;            /* the SLA breach of the current qualification was emitted */
+    uint8_t reject_reason;        /* lp_reject_reason_t of the last rejection */
     int nseen;                    /* de-duplication ring of event-id hashes */
     int seen_pos;
     uint64_t seen[LP_DEDUP_MAX];
+    lp_lead_activity_t act[LP_MAX_ACTIVITIES]; /* indexed like rules->activities */
+    char lead_id[LP_ID_MAX + 1];
+    char dq_reason[LP_NAME_MAX + 1]; /* disqualify rule the current profile matches, "" if none
+                                        (stage DISQUALIFIED unless sales took the lead: SQL/closed) */
+    lp_profile_update_t profile;  /* current profile (company_size -1 = unknown) */
 } lp_lead_t;
 
 typedef enum { LP_FACT_QUALIFIED = 0, LP_FACT_STALE = 1 } lp_fact_kind_t;

@@ -28,6 +28,23 @@ static inline uint64_t load64le(const uint8_t *p) {
            (uint64_t)p[7] << 56;
 }
 
+/* The last 0..7 bytes as a little-endian integer. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline uint64_t load_tail(const uint8_t *p, size_t n) {
+    uint64_t k = 0;
+    memcpy(&k, p, n);
+    return k;
+}
+#else
+static inline uint64_t load_tail(const uint8_t *p, size_t n) {
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        k |= (uint64_t)p[i] << (8 * i);
+    }
+    return k;
+}
+#endif
+
 uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed) {
     const uint8_t *p = data;
     uint64_t h = fmix64(seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL));
@@ -43,10 +60,7 @@ uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed) {
         p += 8;
         rest -= 8;
     }
-    uint64_t k = 0;
-    for (size_t i = 0; i < rest; i++) {
-        k |= (uint64_t)p[i] << (8 * i);
-    }
+    uint64_t k = load_tail(p, rest);
     k *= M2;
     k = rotl64(k, 33);
     k *= M1;

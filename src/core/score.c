@@ -329,11 +329,26 @@ static void fire_inactive(lp_lead_t *lead, const lp_rules_t *rules, int64_t due,
     emit_stale(facts, lead, rules, LP_STALE_INACTIVE, due, 0);
 }
 
+int64_t lp_lead_next_due(const lp_lead_t *lead) {
+    int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms, lead->inactive_deadline_ms};
+    int64_t next = 0;
+    for (int i = 0; i < 3; i++) {
+        if (due[i] != 0 && (next == 0 || due[i] < next)) {
+            next = due[i];
+        }
+    }
+    return next;
+}
+
 /* Fires every deadline <= now in time order (ties: SLA, cooling, inactivity), keeping `reserve`
  * fact slots free. Returns true if any fired. */
 static bool fire_timers(lp_lead_t *lead, const lp_rules_t *rules, int64_t now, lp_facts_t *facts,
                         int reserve) {
     bool fired = false;
+    int64_t next = lp_lead_next_due(lead);
+    if (next == 0 || next > now) {
+        return false; /* the common case, kept cheap: most events find nothing due */
+    }
     while (facts_room(facts, reserve)) {
         int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms,
                           lead->inactive_deadline_ms};
@@ -374,16 +389,6 @@ bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, 
     return fire_timers(lead, rules, now_ms, facts, 0);
 }
 
-int64_t lp_lead_next_due(const lp_lead_t *lead) {
-    int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms, lead->inactive_deadline_ms};
-    int64_t next = 0;
-    for (int i = 0; i < 3; i++) {
-        if (due[i] != 0 && (next == 0 || due[i] < next)) {
-            next = due[i];
-        }
-    }
-    return next;
-}
 
 /* ---- de-duplication ---------------------------------------------------------------------- */
 
@@ -435,11 +440,17 @@ static const char *url_path(const char *url) {
     return slash != NULL ? slash : "/";
 }
 
-static bool condition_matches(const lp_condition_t *cond, const lp_engagement_t *eng) {
+/* `path` is url_path(eng->url), computed once per event. */
+static bool condition_matches(const lp_condition_t *cond, const lp_engagement_t *eng,
+                              const char *path) {
     if (cond->url_prefix[0] != '\0') {
-        size_t len = strlen(cond->url_prefix);
+        size_t len;
+        if (eng->url[0] == '\0') {
+            return false;
+        }
+        len = strlen(cond->url_prefix);
         if (strncmp(eng->url, cond->url_prefix, len) != 0 &&
-            strncmp(url_path(eng->url), cond->url_prefix, len) != 0) {
+            strncmp(path, cond->url_prefix, len) != 0) {
             return false;
         }
     }
@@ -451,8 +462,9 @@ static bool condition_matches(const lp_condition_t *cond, const lp_engagement_t 
 
 static double rule_points(const lp_activity_rule_t *rule, const lp_engagement_t *eng) {
     int n = rule->ncond < LP_MAX_CONDITIONS ? rule->ncond : LP_MAX_CONDITIONS;
+    const char *path = n > 0 && eng->url[0] != '\0' ? url_path(eng->url) : eng->url;
     for (int i = 0; i < n; i++) {
-        if (condition_matches(&rule->cond[i], eng)) {
+        if (condition_matches(&rule->cond[i], eng, path)) {
             return rule->cond[i].points;
         }
     }
