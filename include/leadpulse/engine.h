@@ -76,6 +76,8 @@ int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
 /* Gives a partition up: forgets its epoch and drops its cached leads. */
 void lp_engine_revoke(lp_engine_t *engine, int32_t partition);
 bool lp_engine_owns(const lp_engine_t *engine, int32_t partition);
+/* The epoch this engine holds for the partition (0 when not owned). */
+int64_t lp_engine_epoch(const lp_engine_t *engine, int32_t partition);
 
 /* Processes a batch of records of ONE partition, in offset order, and commits it atomically.
  * now_ms is the wall clock (for the future-skew check). Returns LP_OK, LP_ERR (nothing applied:

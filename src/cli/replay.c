@@ -143,7 +143,7 @@ static int drain_outbox(replay_t *r) {
                 r->stale++;
             }
         }
-        if (r->store->ops->outbox_ack(r->store, 0, 1, list.n, ids) != LP_OK) {
+        if (r->store->ops->outbox_ack(r->store, 0, lp_engine_epoch(r->engine, 0), list.n, ids) != LP_OK) {
             fprintf(stderr, "leadpulse replay: outbox: %s\n", r->store->errstr);
             return LP_ERR;
         }

@@ -225,6 +225,10 @@ bool lp_engine_owns(const lp_engine_t *engine, int32_t partition) {
     return partition >= 0 && partition < MAX_PARTITIONS && engine->epochs[partition] > 0;
 }
 
+int64_t lp_engine_epoch(const lp_engine_t *engine, int32_t partition) {
+    return lp_engine_owns(engine, partition) ? engine->epochs[partition] : 0;
+}
+
 int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
                      const char *const *topics, int64_t *offsets) {
     int64_t epoch = 0;

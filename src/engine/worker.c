@@ -29,8 +29,13 @@ typedef struct {
     int64_t retry_at_ms;         /* next retry of pending records */
     int backoff_ms;
     int64_t expect[LP_IN_TOPICS]; /* next offset expected per input topic (-1 unknown) */
-    size_t npending, cap_pending;
-    rd_kafka_message_t **pending; /* polled, not yet applied (kept across a failed commit) */
+    /* Polled, not yet applied (kept across a failed commit): one queue per input topic, merged
+     * by record timestamp when applied. */
+    size_t npending;
+    rd_kafka_message_t **q[LP_IN_TOPICS];
+    size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
+    int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
+    int64_t watermark_ms;        /* largest record timestamp applied (event-time timer clock) */
     bool outbox_dirty;
 } part_t;
 
@@ -177,10 +182,14 @@ static void part_pause(lp_worker_t *worker, int32_t p, bool pause) {
 }
 
 static void part_drop_pending(part_t *part) {
-    for (size_t i = 0; i < part->npending; i++) {
-        rd_kafka_message_destroy(part->pending[i]);
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        for (size_t i = part->qhead[t]; i < part->qlen[t]; i++) {
+            rd_kafka_message_destroy(part->q[t][i]);
+        }
+        part->qhead[t] = part->qlen[t] = 0;
     }
     part->npending = 0;
+    part->waiting_since_ms = 0;
 }
 
 /* Fences p in the store and reads its offsets, retrying while the store is down (the rebalance
@@ -402,7 +411,9 @@ void lp_worker_destroy(lp_worker_t *worker) {
     if (worker->parts != NULL) {
         for (int32_t p = 0; p < MAX_PART; p++) {
             part_drop_pending(&worker->parts[p]);
-            free(worker->parts[p].pending);
+            for (int t = 0; t < LP_IN_TOPICS; t++) {
+                free(worker->parts[p].q[t]);
+            }
         }
     }
     if (worker->consumer != NULL) {
@@ -512,7 +523,8 @@ static int drain_outbox(lp_worker_t *worker, int32_t p, int timeout_ms) {
         }
         worker->produced += nack;
         if (nack > 0 &&
-            worker->store->ops->outbox_ack(worker->store, p, 0, nack, ids) != LP_OK) {
+            worker->store->ops->outbox_ack(worker->store, p, lp_engine_epoch(worker->engine, p), nack,
+                                           ids) != LP_OK) {
             /* Delivered but not deleted: they will be sent again (same event ids). */
             worker->redis_errors++;
             return LP_ERR;
@@ -542,27 +554,73 @@ static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
+/* True when topic t of partition p has nothing more to fetch right now (the consumer is at the
+ * high watermark it last saw), so the merge need not wait for it. */
+static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
+    int64_t lo = -1, hi = -1;
     part_t *part = &worker->parts[p];
-    if (part->npending == 0 || !part->owned) {
-        return LP_OK;
+    if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0) {
+        return false;
     }
-    if (part->npending > worker->cap_msgs) {
-        free(worker->msgs);
-        worker->msgs = calloc(part->npending, sizeof(lp_engine_msg_t));
-        worker->cap_msgs = worker->msgs ? part->npending : 0;
-        if (worker->msgs == NULL) {
-            return LP_ERR;
+    return hi == lo || (part->expect[t] >= 0 && part->expect[t] >= hi);
+}
+
+static int64_t msg_ts(const rd_kafka_message_t *m) {
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    return ts < 0 ? 0 : ts;
+}
+
+#define MERGE_MAX_IDLE_MS 500
+
+/* Chooses the next batch: the pending records of the three co-partitioned topics merged by
+ * record timestamp (ties: topic order, profiles before engagement... as configured), as Kafka
+ * Streams does, so the result does not depend on which topic the consumer fetched first. It stops
+ * where a topic with no buffered record may still hold older ones (up to MERGE_MAX_IDLE_MS). */
+static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_IN_TOPICS],
+                           int64_t now) {
+    static const int tie_order[LP_IN_TOPICS] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
+    part_t *part = &worker->parts[p];
+    size_t n = 0;
+    bool blocked = false;
+    memset(take, 0, sizeof(size_t) * LP_IN_TOPICS);
+    while (n < max) {
+        int best = -1;
+        int64_t best_ts = 0;
+        for (int k = 0; k < LP_IN_TOPICS; k++) {
+            int t = tie_order[k];
+            size_t at = part->qhead[t] + take[t];
+            if (at < part->qlen[t]) {
+                int64_t ts = msg_ts(part->q[t][at]);
+                if (best < 0 || ts < best_ts) {
+                    best = t;
+                    best_ts = ts;
+                }
+            }
         }
-    }
-    for (size_t i = 0; i < part->npending; i++) {
-        rd_kafka_message_t *m = part->pending[i];
+        if (best < 0) {
+            break;
+        }
+        for (int t = 0; t < LP_IN_TOPICS && !blocked; t++) {
+            if (part->qhead[t] + take[t] >= part->qlen[t] && !topic_caught_up(worker, p, t)) {
+                if (part->waiting_since_ms == 0) {
+                    part->waiting_since_ms = now;
+                }
+                blocked = now - part->waiting_since_ms < MERGE_MAX_IDLE_MS;
+            }
+        }
+        if (blocked) {
+            break;
+        }
+        size_t at = part->qhead[best] + take[best];
+        rd_kafka_message_t *m = part->q[best][at];
         const char *topic = rd_kafka_topic_name(m->rkt);
-        int t = topic_index(worker, topic);
-        worker->msgs[i] = (lp_engine_msg_t){
+        worker->msgs[n++] = (lp_engine_msg_t){
             .topic = topic,
-            .kind = (lp_event_kind_t)(t >= 0 ? t : 0),
-            .format = worker->opts.in_format[t >= 0 ? t : 0],
+            .kind = (lp_event_kind_t)best,
+            .format = worker->opts.in_format[best],
             .partition = p,
             .offset = m->offset,
             .key = m->key,
@@ -570,15 +628,59 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
             .value = m->payload,
             .value_len = m->len,
         };
+        if (best_ts > part->watermark_ms) {
+            part->watermark_ms = best_ts;
+        }
+        take[best]++;
     }
-    int rc = lp_engine_process(worker->engine, p, worker->msgs, part->npending, wall_ms());
+    if (!blocked) {
+        part->waiting_since_ms = 0;
+    }
+    return n;
+}
+
+static void part_consume(part_t *part, const size_t take[LP_IN_TOPICS]) {
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        for (size_t i = 0; i < take[t]; i++) {
+            rd_kafka_message_destroy(part->q[t][part->qhead[t] + i]);
+        }
+        part->qhead[t] += take[t];
+        part->npending -= take[t];
+        if (part->qhead[t] == part->qlen[t]) {
+            part->qhead[t] = part->qlen[t] = 0;
+        }
+    }
+}
+
+static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
+    part_t *part = &worker->parts[p];
+    size_t take[LP_IN_TOPICS];
+    size_t max = worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
+    if (part->npending == 0 || !part->owned) {
+        return LP_OK;
+    }
+    if (max > worker->cap_msgs) {
+        free(worker->msgs);
+        worker->msgs = calloc(max, sizeof(lp_engine_msg_t));
+        worker->cap_msgs = worker->msgs ? max : 0;
+        if (worker->msgs == NULL) {
+            return LP_ERR;
+        }
+    }
+    int64_t watermark = part->watermark_ms;
+    size_t n = merge_select(worker, p, max, take, now);
+    if (n == 0) {
+        return LP_OK;
+    }
+    int rc = lp_engine_process(worker->engine, p, worker->msgs, n, wall_ms());
     if (rc == LP_OK) {
-        store_kafka_offsets(worker, worker->msgs, part->npending);
-        part_drop_pending(part);
+        store_kafka_offsets(worker, worker->msgs, n);
+        part_consume(part, take);
         part->backoff_ms = 0;
         part->outbox_dirty = true;
         return LP_OK;
     }
+    part->watermark_ms = watermark;
     if (rc == LP_STORE_FENCED) {
         LP_LOG(LP_LOG_WARN, "worker", "%s; dropping its uncommitted records",
                lp_engine_errstr(worker->engine));
@@ -613,19 +715,28 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         rd_kafka_message_destroy(m);
         return;
     }
-    part->expect[t] = m->offset + 1;
-    if (part->npending == part->cap_pending) {
-        size_t cap = part->cap_pending ? part->cap_pending * 2 : 256;
-        rd_kafka_message_t **q = realloc(part->pending, cap * sizeof(*q));
-        if (q == NULL) {
-            /* Can't hold it: forget it; it is re-read from the stored offset after a restart. */
-            rd_kafka_message_destroy(m);
-            return;
+    if (part->qlen[t] == part->qcap[t]) {
+        if (part->qhead[t] > 0) {
+            memmove(part->q[t], part->q[t] + part->qhead[t],
+                    (part->qlen[t] - part->qhead[t]) * sizeof(*part->q[t]));
+            part->qlen[t] -= part->qhead[t];
+            part->qhead[t] = 0;
         }
-        part->pending = q;
-        part->cap_pending = cap;
+        if (part->qlen[t] == part->qcap[t]) {
+            size_t cap = part->qcap[t] ? part->qcap[t] * 2 : 256;
+            rd_kafka_message_t **q = realloc(part->q[t], cap * sizeof(*q));
+            if (q == NULL) {
+                /* Can't hold it: do not advance expect, so it is fetched again. */
+                rd_kafka_message_destroy(m);
+                return;
+            }
+            part->q[t] = q;
+            part->qcap[t] = cap;
+        }
     }
-    part->pending[part->npending++] = m;
+    part->expect[t] = m->offset + 1;
+    part->q[t][part->qlen[t]++] = m;
+    part->npending++;
 }
 
 static void reload_if_asked(lp_worker_t *worker) {
@@ -651,12 +762,23 @@ static void fire_timers(lp_worker_t *worker) {
     int64_t now = lp_worker_now_ms(worker);
     for (int32_t p = 0; p < worker->max_part; p++) {
         part_t *part = &worker->parts[p];
-        if (!part->owned || part->npending > 0) {
+        if (!part->owned) {
+            continue;
+        }
+        /* The wall clock drives timers only once the partition has caught up; while a backlog
+         * is being applied, time is the event time reached, so a stale alert is not raised for a
+         * lead whose next activity (or acceptance) is still in the backlog. */
+        bool caught_up = part->npending == 0;
+        for (int t = 0; t < LP_IN_TOPICS && caught_up; t++) {
+            caught_up = topic_caught_up(worker, p, t);
+        }
+        int64_t until = caught_up ? now : (part->watermark_ms < now ? part->watermark_ms : now);
+        if (until <= 0) {
             continue;
         }
         size_t fired = 0;
         do {
-            int rc = lp_engine_fire_timers(worker->engine, p, now, &fired);
+            int rc = lp_engine_fire_timers(worker->engine, p, until, &fired);
             if (rc == LP_STORE_FENCED) {
                 part->owned = false;
                 part->fenced_at_ms = mono_ms();
