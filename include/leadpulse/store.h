@@ -68,6 +68,15 @@ typedef struct {
     lp_store_outbox_t *entries;
 } lp_store_outbox_list_t;
 
+/* Leads returned by scan: ids[i] (NUL-terminated) with its encoded state data[i] / len[i]. Owned
+ * by the store until the next call on it. */
+typedef struct {
+    size_t n;
+    const char **ids;
+    const uint8_t **data;
+    size_t *len;
+} lp_store_scan_t;
+
 typedef struct lp_store lp_store_t;
 
 typedef struct {
@@ -90,6 +99,12 @@ typedef struct {
     int (*outbox_ack)(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
                       const char *const *ids);
     void (*destroy)(lp_store_t *store);
+    /* Optional (NULL when unsupported): iterates every stored lead of a partition, for
+     * `inspect --all` and tests. Start with *cursor = 0; each call returns some leads (about
+     * `count`, possibly none) and the next cursor, which is 0 after the last page. A lead may be
+     * returned twice (Redis HSCAN semantics); leads written meanwhile may or may not appear. */
+    int (*scan)(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
+                lp_store_scan_t *out);
 } lp_store_ops_t;
 
 struct lp_store {
@@ -124,6 +139,10 @@ int lp_store_outbox_read(lp_store_t *store, int32_t partition, size_t max,
                          lp_store_outbox_list_t *out);
 int lp_store_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
                         const char *const *ids);
+
+/* Calls store->ops->scan; LP_ERR with a reason if the store has none. */
+int lp_store_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
+                  lp_store_scan_t *out);
 
 /* Forgets the caller's view of loaded leads (zeroes *loaded). The bytes stay owned by the store
  * and are released by its next call or lp_store_destroy(). Accepts NULL. */

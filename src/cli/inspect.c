@@ -1,4 +1,4 @@
-/* leadpulse inspect: prints the stored state of a lead as JSON. */
+/* leadpulse inspect: prints the stored state of a lead (or of every lead, --all) as JSON. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,33 +9,78 @@
 #include "leadpulse/config.h"
 #include "leadpulse/engine.h"
 
+/* --all: every lead of partitions 0..partitions-1, one JSON line each (HSCAN, read-only). */
+static int inspect_all(lp_store_t *store, const lp_rules_t *rules, lp_lead_t *lead,
+                       int partitions) {
+    uint64_t total = 0;
+    char buf[16384];
+    for (int p = 0; p < partitions; p++) {
+        uint64_t cursor = 0;
+        do {
+            lp_store_scan_t page = {0};
+            if (lp_store_scan(store, p, &cursor, 500, &page) != LP_OK) {
+                fprintf(stderr, "leadpulse inspect: %s\n", store->errstr);
+                return LP_ERR;
+            }
+            for (size_t i = 0; i < page.n; i++) {
+                if (lp_lead_decode(lead, rules, page.data[i], page.len[i]) != LP_OK) {
+                    fprintf(stderr, "leadpulse inspect: partition %d: stored state of %s is "
+                            "unreadable\n", p, page.ids[i]);
+                    return LP_ERR;
+                }
+                size_t len = lp_http_lead_json(lead, rules, buf, sizeof(buf));
+                if (len < 2) {
+                    fprintf(stderr, "leadpulse inspect: %s: state too large to print\n",
+                            page.ids[i]);
+                    return LP_ERR;
+                }
+                printf("{\"partition\":%d,%.*s\n", p, (int)len - 1, buf + 1);
+                total++;
+            }
+        } while (cursor != 0);
+    }
+    fprintf(stderr, "inspect: %llu leads in partitions 0..%d\n", (unsigned long long)total,
+            partitions - 1);
+    return LP_OK;
+}
+
 int lp_cmd_inspect(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"partitions", required_argument, NULL, 'p'},
+                                         {"all", no_argument, NULL, 'a'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config_path = getenv("LEADPULSE_CONFIG");
     int partitions = 256, c, status = 1;
+    bool all = false;
     char errstr[LP_ERRSTR];
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:p:h", opts, NULL)) != -1) {
-        if (c == 'c') {
+    while ((c = getopt_long(argc, argv, "c:p:ah", opts, NULL)) != -1) {
+        if (c == 'a') {
+            all = true;
+        } else if (c == 'c') {
             config_path = optarg;
         } else if (c == 'p') {
             partitions = atoi(optarg);
         } else {
             fprintf(c == 'h' ? stdout : stderr,
-                    "usage: leadpulse inspect [--config FILE] [--partitions N] LEAD_ID\n\n"
+                    "usage: leadpulse inspect [--config FILE] [--partitions N] LEAD_ID\n"
+                    "       leadpulse inspect [--config FILE] [--partitions N] --all\n\n"
                     "Looks the lead up in Redis (partitions 0..N-1, default 256) and prints its\n"
-                    "state as JSON. Read-only: it does not fence or change anything.\n");
+                    "state as JSON; --all prints every lead of those partitions, one JSON line\n"
+                    "each (with its partition). Read-only: it does not fence or change anything.\n");
             return c == 'h' ? 0 : 2;
         }
     }
-    if (optind >= argc || strlen(argv[optind]) > LP_ID_MAX) {
+    if (partitions < 1) {
+        fprintf(stderr, "leadpulse inspect: --partitions must be at least 1\n");
+        return 2;
+    }
+    if (!all && (optind >= argc || strlen(argv[optind]) > LP_ID_MAX)) {
         fprintf(stderr, "leadpulse inspect: give one lead id (at most %d bytes)\n", LP_ID_MAX);
         return 2;
     }
-    const char *lead_id = argv[optind];
+    const char *lead_id = all ? NULL : argv[optind];
     lp_config_t *config = lp_config_load(config_path, errstr, sizeof(errstr));
     lp_rules_t *rules = NULL;
     lp_store_t *store = NULL;
@@ -54,6 +99,10 @@ int lp_cmd_inspect(int argc, char **argv) {
                                errstr, sizeof(errstr));
     if (store == NULL || lead == NULL) {
         fprintf(stderr, "leadpulse inspect: redis: %s\n", errstr);
+        goto done;
+    }
+    if (all) {
+        status = inspect_all(store, rules, lead, partitions) == LP_OK ? 0 : 1;
         goto done;
     }
     for (int p = 0; p < partitions; p++) {

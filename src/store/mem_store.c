@@ -554,6 +554,45 @@ static void mem_destroy(lp_store_t *store) {
     free(ms);
 }
 
+/* Walks the partition's lead table by slot index: the cursor is the next slot + 1 (0 = done). */
+static int mem_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
+                    lp_store_scan_t *out) {
+    mem_store_t *ms = (mem_store_t *)store;
+    mem_part_t *part = part_get(ms, partition, 0);
+    size_t cap = ms->loaded_cap, idcap = ms->due_cap;
+    size_t want = count > 0 ? count : 100;
+    size_t i = *cursor > 0 ? (size_t)(*cursor - 1) : 0;
+
+    out->n = 0;
+    if (part == NULL || i >= part->leads.cap) {
+        *cursor = 0;
+        return LP_OK;
+    }
+    if (grow(&ms->loaded_data, &cap, want, sizeof(*ms->loaded_data)) != LP_OK ||
+        grow(&ms->loaded_len, &ms->loaded_cap, want, sizeof(*ms->loaded_len)) != LP_OK ||
+        grow(&ms->due_ids, &idcap, want, sizeof(*ms->due_ids)) != LP_OK) {
+        return lp_store_fail(store, "store mem: scan of partition %d: out of memory",
+                             (int)partition);
+    }
+    size_t n = 0;
+    for (; i < part->leads.cap && n < want; i++) {
+        const mem_lead_t *lead = part->leads.slots[i];
+        if (lead == NULL || lead->data == NULL) {
+            continue;
+        }
+        ms->due_ids[n] = lead->id;
+        ms->loaded_data[n] = lead->data;
+        ms->loaded_len[n] = lead->len;
+        n++;
+    }
+    *cursor = i < part->leads.cap ? (uint64_t)i + 1 : 0;
+    out->n = n;
+    out->ids = ms->due_ids;
+    out->data = ms->loaded_data;
+    out->len = ms->loaded_len;
+    return LP_OK;
+}
+
 static const lp_store_ops_t mem_ops = {
     .name = "mem",
     .fence = mem_fence,
@@ -564,6 +603,7 @@ static const lp_store_ops_t mem_ops = {
     .outbox_read = mem_outbox_read,
     .outbox_ack = mem_outbox_ack,
     .destroy = mem_destroy,
+    .scan = mem_scan,
 };
 
 lp_store_t *lp_store_mem_new(void) {

@@ -475,6 +475,79 @@ static int redis_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch,
     return LP_OK;
 }
 
+/* HSCAN over the partition's leads hash. The ids and bytes point into the kept reply; the id
+ * and data arrays reuse the due and load scratch (all valid until the next call). */
+static int redis_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
+                      lp_store_scan_t *out) {
+    redis_store_t *rs = (redis_store_t *)store;
+    char cur[24], cnt[24];
+    const char *argv[5];
+    size_t argvlen[5];
+    redisReply *reply;
+
+    out->n = 0;
+    set_keys(rs, partition);
+    snprintf(cur, sizeof(cur), "%" PRIu64, *cursor);
+    snprintf(cnt, sizeof(cnt), "%zu", count > 0 ? count : 100);
+    argv[0] = "HSCAN";
+    argv[1] = rs->keys[RK_LEADS];
+    argv[2] = cur;
+    argv[3] = "COUNT";
+    argv[4] = cnt;
+    for (int i = 0; i < 5; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+    reply = lp_redis_command(rs, 5, argv, argvlen, RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[1]->elements % 2 != 0) {
+        return bad_reply(rs, "scan (HSCAN leads)", partition, reply);
+    }
+    redisReply *items = reply->element[1];
+    size_t n = items->elements / 2;
+    if (n > rs->due_cap) {
+        const char **ids = realloc(rs->due_ids, n * sizeof(*ids));
+        if (ids == NULL) {
+            return lp_store_fail(store, "store redis: partition %d: scan: out of memory",
+                                 (int)partition);
+        }
+        rs->due_ids = ids;
+        rs->due_cap = n;
+    }
+    if (n > rs->loaded_cap) {
+        const uint8_t **data = realloc(rs->loaded_data, n * sizeof(*data));
+        if (data != NULL) {
+            rs->loaded_data = data;
+        }
+        size_t *len = data != NULL ? realloc(rs->loaded_len, n * sizeof(*len)) : NULL;
+        if (len == NULL) {
+            return lp_store_fail(store, "store redis: partition %d: scan: out of memory",
+                                 (int)partition);
+        }
+        rs->loaded_len = len;
+        rs->loaded_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *id = items->element[2 * i], *data = items->element[2 * i + 1];
+        if (id->type != REDIS_REPLY_STRING || data->type != REDIS_REPLY_STRING) {
+            return bad_reply(rs, "scan (HSCAN leads)", partition, reply);
+        }
+        rs->due_ids[i] = id->str;
+        rs->loaded_data[i] = (const uint8_t *)data->str;
+        rs->loaded_len[i] = data->len;
+    }
+    char *end = NULL;
+    *cursor = strtoull(reply->element[0]->str, &end, 10);
+    out->n = n;
+    out->ids = rs->due_ids;
+    out->data = rs->loaded_data;
+    out->len = rs->loaded_len;
+    return LP_OK;
+}
+
 static void redis_destroy(lp_store_t *store) {
     redis_store_t *rs = (redis_store_t *)store;
 
@@ -499,6 +572,7 @@ static const lp_store_ops_t redis_ops = {
     .outbox_read = redis_outbox_read,
     .outbox_ack = redis_outbox_ack,
     .destroy = redis_destroy,
+    .scan = redis_scan,
 };
 
 lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,

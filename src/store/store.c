@@ -181,6 +181,20 @@ int lp_store_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, siz
     return store->ops->outbox_ack(store, partition, epoch, n, ids);
 }
 
+int lp_store_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
+                  lp_store_scan_t *out) {
+    if (cursor == NULL || out == NULL) {
+        return lp_store_fail(store, "store %s: scan without cursor or output", store->ops->name);
+    }
+    if (store->ops->scan == NULL) {
+        return lp_store_fail(store, "store %s: scan is not supported", store->ops->name);
+    }
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    return store->ops->scan(store, partition, cursor, count, out);
+}
+
 void lp_store_loaded_clear(lp_store_loaded_t *loaded) {
     if (loaded == NULL) {
         return;
