@@ -1,5 +1,6 @@
 /* EngagementEvent, LeadProfileUpdated and SalesFeedback: hand-written Avro binary in schema field
- * order (see the schemas/ directory; avro_schema.c refuses schema files this code does not match). */
+ * order (see the schemas/ directory; avro_schema.c refuses schema files this code does not match).
+ */
 #include <string.h>
 
 #include "codec/avro_internal.h"
@@ -22,8 +23,7 @@ static int rd_opt_count(lp_avro_rd_t *rd, const char *field, int64_t *out) {
     return LP_OK;
 }
 
-#define RD_STR(rd, name, dst)                                                                      \
-    ((rd)->field = (name), lp_avro_rd_string((rd), (dst), sizeof(dst)))
+#define RD_STR(rd, name, dst) ((rd)->field = (name), lp_avro_rd_string((rd), (dst), sizeof(dst)))
 #define RD_OPT(rd, name, dst)                                                                      \
     ((rd)->field = (name), lp_avro_rd_opt_string((rd), (dst), sizeof(dst)))
 
@@ -47,8 +47,8 @@ static int decode_profile(lp_avro_rd_t *rd, lp_profile_update_t *p) {
         RD_OPT(rd, "company", p->company) != LP_OK ||
         rd_opt_count(rd, "company_size", &p->company_size) != LP_OK ||
         RD_OPT(rd, "country", p->country) != LP_OK || RD_OPT(rd, "region", p->region) != LP_OK ||
-        RD_OPT(rd, "persona", p->persona) != LP_OK ||
-        RD_OPT(rd, "segment", p->segment) != LP_OK || RD_OPT(rd, "owner", p->owner) != LP_OK) {
+        RD_OPT(rd, "persona", p->persona) != LP_OK || RD_OPT(rd, "segment", p->segment) != LP_OK ||
+        RD_OPT(rd, "owner", p->owner) != LP_OK) {
         return LP_ERR;
     }
     return LP_OK;
@@ -86,9 +86,15 @@ int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len,
         return LP_ERR;
     }
     switch (kind) {
-    case LP_SCHEMA_ENGAGEMENT: rc = decode_engagement(&rd, &event->u.engagement); break;
-    case LP_SCHEMA_PROFILE: rc = decode_profile(&rd, &event->u.profile); break;
-    default: rc = decode_feedback(&rd, &event->u.feedback); break;
+    case LP_SCHEMA_ENGAGEMENT:
+        rc = decode_engagement(&rd, &event->u.engagement);
+        break;
+    case LP_SCHEMA_PROFILE:
+        rc = decode_profile(&rd, &event->u.profile);
+        break;
+    default:
+        rc = decode_feedback(&rd, &event->u.feedback);
+        break;
     }
     if (rc != LP_OK || lp_avro_rd_end(&rd) != LP_OK) {
         return LP_ERR;
@@ -119,7 +125,8 @@ size_t lp_avro_encode_event(lp_avro_codec_t *codec, const lp_event_t *event, lp_
     }
     if (event->kind == LP_EV_FEEDBACK && ((unsigned)event->u.feedback.outcome >= LP_FB__COUNT ||
                                           (unsigned)event->u.feedback.reason >= LP_REJ__COUNT)) {
-        lp_codec_err(codec->errstr, sizeof(codec->errstr), "feedback outcome or reason out of range");
+        lp_codec_err(codec->errstr, sizeof(codec->errstr),
+                     "feedback outcome or reason out of range");
         return 0;
     }
     if (lp_avro_wr_frame(codec, &wr, framing, (int)event->kind) != LP_OK) {

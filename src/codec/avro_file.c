@@ -10,12 +10,12 @@
 
 struct lp_avro_file {
     avro_file_reader_t reader;
-    avro_schema_t schema;       /* writer schema (a reference of ours: avro-c increfs it) */
+    avro_schema_t schema; /* writer schema (a reference of ours: avro-c increfs it) */
     avro_value_iface_t *iface;
     avro_value_t value;
     bool have_value;
-    bool broken;                /* the container itself is unreadable: stop */
-    long record;                /* number of the record read last, from 1 */
+    bool broken; /* the container itself is unreadable: stop */
+    long record; /* number of the record read last, from 1 */
     char path[256];
 };
 

@@ -12,10 +12,10 @@
 #define LP_AVRO_CANONICAL_MAX 8192
 
 struct lp_avro_codec {
-    int32_t ids[LP_SCHEMA__COUNT];      /* Confluent schema ids, -1 = none */
-    uint64_t fp[LP_SCHEMA__COUNT];      /* CRC-64-AVRO of the canonical forms */
-    char *canonical[LP_SCHEMA__COUNT];  /* Parsing Canonical Forms */
-    char errstr[LP_ERRSTR];             /* why the last encode failed */
+    int32_t ids[LP_SCHEMA__COUNT];     /* Confluent schema ids, -1 = none */
+    uint64_t fp[LP_SCHEMA__COUNT];     /* CRC-64-AVRO of the canonical forms */
+    char *canonical[LP_SCHEMA__COUNT]; /* Parsing Canonical Forms */
+    char errstr[LP_ERRSTR];            /* why the last encode failed */
 };
 
 /* Binary reader over one record. Every read names the field in its error. */

@@ -116,14 +116,30 @@ static int pcf_write(pcf_t *p, avro_schema_t schema, const char *enclosing, int 
         return LP_ERR;
     }
     switch (avro_typeof(schema)) {
-    case AVRO_STRING: pcf_put(p, "\"string\""); return LP_OK;
-    case AVRO_BYTES: pcf_put(p, "\"bytes\""); return LP_OK;
-    case AVRO_INT32: pcf_put(p, "\"int\""); return LP_OK;
-    case AVRO_INT64: pcf_put(p, "\"long\""); return LP_OK;
-    case AVRO_FLOAT: pcf_put(p, "\"float\""); return LP_OK;
-    case AVRO_DOUBLE: pcf_put(p, "\"double\""); return LP_OK;
-    case AVRO_BOOLEAN: pcf_put(p, "\"boolean\""); return LP_OK;
-    case AVRO_NULL: pcf_put(p, "\"null\""); return LP_OK;
+    case AVRO_STRING:
+        pcf_put(p, "\"string\"");
+        return LP_OK;
+    case AVRO_BYTES:
+        pcf_put(p, "\"bytes\"");
+        return LP_OK;
+    case AVRO_INT32:
+        pcf_put(p, "\"int\"");
+        return LP_OK;
+    case AVRO_INT64:
+        pcf_put(p, "\"long\"");
+        return LP_OK;
+    case AVRO_FLOAT:
+        pcf_put(p, "\"float\"");
+        return LP_OK;
+    case AVRO_DOUBLE:
+        pcf_put(p, "\"double\"");
+        return LP_OK;
+    case AVRO_BOOLEAN:
+        pcf_put(p, "\"boolean\"");
+        return LP_OK;
+    case AVRO_NULL:
+        pcf_put(p, "\"null\"");
+        return LP_OK;
     case AVRO_LINK:
         full_name(avro_schema_link_target(schema), enclosing, full, sizeof(full));
         pcf_put(p, "\"");
@@ -331,8 +347,9 @@ err:
     return rc;
 }
 
-lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir, const int32_t schema_ids[LP_SCHEMA__COUNT],
-                                   char *errstr, size_t errstr_size) {
+lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir,
+                                   const int32_t schema_ids[LP_SCHEMA__COUNT], char *errstr,
+                                   size_t errstr_size) {
     lp_avro_codec_t *codec = calloc(1, sizeof(*codec));
 
     if (codec == NULL) {

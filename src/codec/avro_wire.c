@@ -40,7 +40,7 @@ int lp_avro_rd_long(lp_avro_rd_t *rd, int64_t *out) {
 
 int lp_avro_rd_int(lp_avro_rd_t *rd, int32_t *out) {
     size_t start = rd->pos;
-    int64_t v;
+    int64_t v = 0;
 
     if (lp_avro_rd_long(rd, &v) != LP_OK) {
         return LP_ERR;
@@ -90,8 +90,9 @@ int lp_avro_rd_string(lp_avro_rd_t *rd, char *dst, size_t dst_size) {
         return LP_ERR;
     }
     if (n < 0) {
-        return lp_codec_err(rd->errstr, rd->errstr_size, "string length %lld at byte %zu (field %s)",
-                            (long long)n, start, rd->field);
+        return lp_codec_err(rd->errstr, rd->errstr_size,
+                            "string length %lld at byte %zu (field %s)", (long long)n, start,
+                            rd->field);
     }
     if ((uint64_t)n > rd->len - rd->pos) {
         return rd_truncated(rd, rd->pos);
@@ -103,8 +104,7 @@ int lp_avro_rd_string(lp_avro_rd_t *rd, char *dst, size_t dst_size) {
     }
     bad = lp_codec_utf8_check(rd->buf + rd->pos, (size_t)n);
     if (bad != (size_t)n) {
-        return lp_codec_err(rd->errstr, rd->errstr_size,
-                            "%s at byte %zu (field %s)",
+        return lp_codec_err(rd->errstr, rd->errstr_size, "%s at byte %zu (field %s)",
                             rd->buf[rd->pos + bad] == 0 ? "NUL character in string"
                                                         : "invalid UTF-8 in string",
                             rd->pos + bad, rd->field);
@@ -117,7 +117,7 @@ int lp_avro_rd_string(lp_avro_rd_t *rd, char *dst, size_t dst_size) {
 
 int lp_avro_rd_union(lp_avro_rd_t *rd, int nbranches, int *out) {
     size_t start = rd->pos;
-    int64_t v;
+    int64_t v = 0;
 
     if (lp_avro_rd_long(rd, &v) != LP_OK) {
         return LP_ERR;
@@ -133,7 +133,7 @@ int lp_avro_rd_union(lp_avro_rd_t *rd, int nbranches, int *out) {
 
 int lp_avro_rd_enum(lp_avro_rd_t *rd, int nsymbols, int *out) {
     size_t start = rd->pos;
-    int64_t v;
+    int64_t v = 0;
 
     if (lp_avro_rd_long(rd, &v) != LP_OK) {
         return LP_ERR;
@@ -148,7 +148,7 @@ int lp_avro_rd_enum(lp_avro_rd_t *rd, int nsymbols, int *out) {
 }
 
 int lp_avro_rd_opt_string(lp_avro_rd_t *rd, char *dst, size_t dst_size) {
-    int branch;
+    int branch = 0;
 
     dst[0] = '\0';
     if (lp_avro_rd_union(rd, 2, &branch) != LP_OK) {
@@ -158,7 +158,7 @@ int lp_avro_rd_opt_string(lp_avro_rd_t *rd, char *dst, size_t dst_size) {
 }
 
 int lp_avro_rd_opt_long(lp_avro_rd_t *rd, int64_t *out, bool *present) {
-    int branch;
+    int branch = 0;
 
     *present = false;
     if (lp_avro_rd_union(rd, 2, &branch) != LP_OK) {
@@ -186,8 +186,9 @@ int lp_avro_rd_header(lp_avro_rd_t *rd, char *event_id, char *lead_id, int64_t *
 
 int lp_avro_rd_end(lp_avro_rd_t *rd) {
     if (rd->pos != rd->len) {
-        return lp_codec_err(rd->errstr, rd->errstr_size, "trailing bytes: %zu after the record at byte %zu",
-                            rd->len - rd->pos, rd->pos);
+        return lp_codec_err(rd->errstr, rd->errstr_size,
+                            "trailing bytes: %zu after the record at byte %zu", rd->len - rd->pos,
+                            rd->pos);
     }
     return LP_OK;
 }
@@ -293,7 +294,8 @@ size_t lp_avro_wr_finish(lp_avro_codec_t *codec, lp_avro_wr_t *wr) {
 }
 
 int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
-                    int first, int last, int *kind, size_t *body, char *errstr, size_t errstr_size) {
+                    int first, int last, int *kind, size_t *body, char *errstr,
+                    size_t errstr_size) {
     if (len == 0) {
         return lp_codec_err(errstr, errstr_size, "empty record");
     }

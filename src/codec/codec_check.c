@@ -8,10 +8,10 @@
 #include "codec/codec_internal.h"
 
 const char *const lp_codec_stage_symbols[LP_STAGE__COUNT] = {
-    "SUSPECT", "RESPONDER", "WARM", "MQL", "SQL", "RECYCLED", "DISQUALIFIED", "CLOSED_WON",
-    "CLOSED_LOST"};
+    "SUSPECT",  "RESPONDER",    "WARM",       "MQL",        "SQL",
+    "RECYCLED", "DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"};
 const char *const lp_codec_stale_symbols[LP_CODEC_STALE_COUNT] = {"SLA_BREACHED", "INACTIVE",
-                                                                   "COOLED"};
+                                                                  "COOLED"};
 const char *const lp_codec_schema_names[LP_SCHEMA__COUNT] = {
     "EngagementEvent", "LeadProfileUpdated", "SalesFeedback", "LeadQualified", "LeadStale"};
 
@@ -101,7 +101,8 @@ int lp_codec_check_event(const lp_event_t *event, char *errstr, size_t errstr_si
     switch (event->kind) {
     case LP_EV_ENGAGEMENT:
         if (!lp_codec_name_valid(event->u.engagement.type)) {
-            return lp_codec_err(errstr, errstr_size, "type \"%s\" is not an activity name ([a-z0-9_]+)",
+            return lp_codec_err(errstr, errstr_size,
+                                "type \"%s\" is not an activity name ([a-z0-9_]+)",
                                 event->u.engagement.type);
         }
         if (event->u.engagement.seconds_since_send < -1) {

@@ -13,7 +13,8 @@
 #define LP_CODEC_TS_MIN 0LL
 #define LP_CODEC_TS_MAX 253402300799999LL
 
-/* printf into errstr, never overflowing; returns LP_ERR so callers can `return lp_codec_err(...)`. */
+/* printf into errstr, never overflowing; returns LP_ERR so callers can `return lp_codec_err(...)`.
+ */
 int lp_codec_err(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

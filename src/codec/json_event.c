@@ -16,12 +16,14 @@ typedef struct {
 } field_t;
 
 #define ENG(name, type, member)                                                                    \
-    {name, K_ENG, type, offsetof(lp_engagement_t, member), sizeof(((lp_engagement_t *)0)->member)}
+    { name, K_ENG, type, offsetof(lp_engagement_t, member), sizeof(((lp_engagement_t *)0)->member) }
 #define PROF(name, type, member)                                                                   \
-    {name, K_PROF, type, offsetof(lp_profile_update_t, member),                                    \
-     sizeof(((lp_profile_update_t *)0)->member)}
+    {                                                                                              \
+        name, K_PROF, type, offsetof(lp_profile_update_t, member),                                 \
+            sizeof(((lp_profile_update_t *)0)->member)                                             \
+    }
 #define FB(name, type, member)                                                                     \
-    {name, K_FB, type, offsetof(lp_feedback_t, member), sizeof(((lp_feedback_t *)0)->member)}
+    { name, K_FB, type, offsetof(lp_feedback_t, member), sizeof(((lp_feedback_t *)0)->member) }
 
 static const field_t fields[] = {
     ENG("type", T_STR, type),
@@ -93,8 +95,10 @@ static int read_field(lp_json_rd_t *rd, scratch_t *sc, const field_t *f) {
     }
     switch (f->type) {
     case T_STR:
-    case T_OPT_STR: return lp_json_string(rd, dst, f->size);
-    case T_BOOL: return lp_json_bool(rd, (bool *)dst);
+    case T_OPT_STR:
+        return lp_json_string(rd, dst, f->size);
+    case T_BOOL:
+        return lp_json_bool(rd, (bool *)dst);
     case T_COUNT:
         if (lp_json_int(rd, 0, INT64_MAX, &count) != LP_OK) {
             return LP_ERR;
@@ -153,8 +157,8 @@ static int read_member(lp_json_rd_t *rd, scratch_t *sc, const char *key) {
         if (seen == &sc->seen_ts) {
             return lp_json_time(rd, &sc->common.ts_ms);
         }
-        return lp_json_string(rd, seen == &sc->seen_event_id ? sc->common.event_id
-                                                             : sc->common.lead_id,
+        return lp_json_string(rd,
+                              seen == &sc->seen_event_id ? sc->common.event_id : sc->common.lead_id,
                               LP_ID_MAX + 1);
     }
     /* "owner" exists in profile and feedback: the first entry (profile) takes it, and the
@@ -174,8 +178,8 @@ static int read_member(lp_json_rd_t *rd, scratch_t *sc, const char *key) {
 
 int lp_json_decode_event(const char *buf, size_t len, lp_event_t *event, char *errstr,
                          size_t errstr_size) {
-    lp_json_rd_t rd = {.buf = buf, .len = len, .key = "", .errstr = errstr,
-                       .errstr_size = errstr_size};
+    lp_json_rd_t rd = {
+        .buf = buf, .len = len, .key = "", .errstr = errstr, .errstr_size = errstr_size};
     scratch_t sc;
     char key[LP_JSON_KEY_MAX + 1];
     bool done = false;
@@ -209,13 +213,15 @@ int lp_json_decode_event(const char *buf, size_t len, lp_event_t *event, char *e
     }
     if (!sc.seen_event_id || !sc.seen_lead_id || !sc.seen_ts) {
         return lp_codec_err(errstr, errstr_size, "missing key \"%s\"",
-                            !sc.seen_event_id ? "event_id" : !sc.seen_lead_id ? "lead_id" : "ts");
+                            !sc.seen_event_id  ? "event_id"
+                            : !sc.seen_lead_id ? "lead_id"
+                                               : "ts");
     }
     kind = sc.kind;
     if (kind < 0) {
-        kind = sc.seen_fields[0] ? LP_EV_ENGAGEMENT
-                                 : sc.fb.outcome != (lp_feedback_outcome_t)-1 ? LP_EV_FEEDBACK
-                                                                               : LP_EV_PROFILE;
+        kind = sc.seen_fields[0]                            ? LP_EV_ENGAGEMENT
+               : sc.fb.outcome != (lp_feedback_outcome_t)-1 ? LP_EV_FEEDBACK
+                                                            : LP_EV_PROFILE;
     }
     if (kind == LP_EV_ENGAGEMENT && !sc.seen_fields[0]) {
         return lp_codec_err(errstr, errstr_size, "missing key \"type\"");
@@ -269,9 +275,15 @@ size_t lp_json_encode_event(const lp_event_t *event, char *buf, size_t size) {
         }
         lp_json_key(&wr, f->name, false);
         switch (f->type) {
-        case T_STR: lp_json_str(&wr, p, f->size); break;
-        case T_OPT_STR: lp_json_opt_str(&wr, p, f->size); break;
-        case T_BOOL: lp_json_raw(&wr, *(const bool *)p ? "true" : "false"); break;
+        case T_STR:
+            lp_json_str(&wr, p, f->size);
+            break;
+        case T_OPT_STR:
+            lp_json_opt_str(&wr, p, f->size);
+            break;
+        case T_BOOL:
+            lp_json_raw(&wr, *(const bool *)p ? "true" : "false");
+            break;
         case T_COUNT:
             memcpy(&count, p, sizeof(count));
             if (count < 0) {

@@ -40,8 +40,8 @@ size_t lp_json_encode_fact(const lp_fact_t *fact, char *buf, size_t size) {
     bool stale = fact->kind == LP_FACT_STALE;
 
     if ((fact->kind != LP_FACT_QUALIFIED && !stale) || fact->stage >= LP_STAGE__COUNT ||
-        fact->fit_grade < 'A' || fact->fit_grade > 'D' || fact->ntop < 0 ||
-        fact->ntop > LP_TOP_N || (stale && (unsigned)fact->stale_reason >= LP_CODEC_STALE_COUNT) ||
+        fact->fit_grade < 'A' || fact->fit_grade > 'D' || fact->ntop < 0 || fact->ntop > LP_TOP_N ||
+        (stale && (unsigned)fact->stale_reason >= LP_CODEC_STALE_COUNT) ||
         fact->last_reject_reason >= LP_REJ__COUNT) {
         return 0;
     }
@@ -189,15 +189,44 @@ static int rd_opt_time(lp_json_rd_t *rd, int64_t *out) {
 }
 
 enum {
-    F_KIND, F_EVENT_ID, F_LEAD_ID, F_TS, F_REASON, F_REMINDER, F_SCORE, F_GRADE, F_STAGE,
-    F_REASONS, F_OTHER, F_MODEL_ID, F_MODEL_VERSION, F_QUALIFICATION, F_QUALIFIED_AT,
-    F_SLA_DEADLINE, F_LAST_REJECT, F_ROUTING, F__COUNT = F_ROUTING + NROUTING
+    F_KIND,
+    F_EVENT_ID,
+    F_LEAD_ID,
+    F_TS,
+    F_REASON,
+    F_REMINDER,
+    F_SCORE,
+    F_GRADE,
+    F_STAGE,
+    F_REASONS,
+    F_OTHER,
+    F_MODEL_ID,
+    F_MODEL_VERSION,
+    F_QUALIFICATION,
+    F_QUALIFIED_AT,
+    F_SLA_DEADLINE,
+    F_LAST_REJECT,
+    F_ROUTING,
+    F__COUNT = F_ROUTING + NROUTING
 };
 
-static const char *const fact_keys[F_ROUTING] = {
-    "kind", "event_id", "lead_id", "ts", "reason", "reminder", "score", "fit_grade", "stage",
-    "reasons", "other_points", "model_id", "model_version", "qualification", "qualified_at",
-    "sla_deadline", "last_reject_reason"};
+static const char *const fact_keys[F_ROUTING] = {"kind",
+                                                 "event_id",
+                                                 "lead_id",
+                                                 "ts",
+                                                 "reason",
+                                                 "reminder",
+                                                 "score",
+                                                 "fit_grade",
+                                                 "stage",
+                                                 "reasons",
+                                                 "other_points",
+                                                 "model_id",
+                                                 "model_version",
+                                                 "qualification",
+                                                 "qualified_at",
+                                                 "sla_deadline",
+                                                 "last_reject_reason"};
 
 static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
     static const char *const kinds[] = {"qualified", "stale"};
@@ -212,10 +241,14 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
         return null == 1 ? LP_OK : null < 0 ? LP_ERR : lp_json_string(rd, dst, size);
     }
     switch (f) {
-    case F_KIND: return rd_symbol(rd, kinds, 2, kind);
-    case F_EVENT_ID: return lp_json_string(rd, fact->event_id, sizeof(fact->event_id));
-    case F_LEAD_ID: return lp_json_string(rd, fact->lead_id, sizeof(fact->lead_id));
-    case F_TS: return lp_json_time(rd, &fact->ts_ms);
+    case F_KIND:
+        return rd_symbol(rd, kinds, 2, kind);
+    case F_EVENT_ID:
+        return lp_json_string(rd, fact->event_id, sizeof(fact->event_id));
+    case F_LEAD_ID:
+        return lp_json_string(rd, fact->lead_id, sizeof(fact->lead_id));
+    case F_TS:
+        return lp_json_time(rd, &fact->ts_ms);
     case F_REASON:
         if (rd_symbol(rd, lp_codec_stale_symbols, LP_CODEC_STALE_COUNT, &sym) != LP_OK) {
             return LP_ERR;
@@ -228,7 +261,8 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
         }
         fact->reminder = (int32_t)v;
         return LP_OK;
-    case F_SCORE: return lp_json_double(rd, &fact->score);
+    case F_SCORE:
+        return lp_json_double(rd, &fact->score);
     case F_GRADE:
         if (rd_symbol(rd, grades, 4, &sym) != LP_OK) {
             return LP_ERR;
@@ -241,9 +275,12 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
         }
         fact->stage = (uint8_t)sym;
         return LP_OK;
-    case F_REASONS: return rd_reasons(rd, fact);
-    case F_OTHER: return lp_json_double(rd, &fact->other);
-    case F_MODEL_ID: return lp_json_string(rd, fact->model_id, sizeof(fact->model_id));
+    case F_REASONS:
+        return rd_reasons(rd, fact);
+    case F_OTHER:
+        return lp_json_double(rd, &fact->other);
+    case F_MODEL_ID:
+        return lp_json_string(rd, fact->model_id, sizeof(fact->model_id));
     case F_MODEL_VERSION:
         return lp_json_string(rd, fact->model_version, sizeof(fact->model_version));
     case F_QUALIFICATION:
@@ -252,16 +289,19 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
         }
         fact->mql_seq = (uint32_t)v;
         return LP_OK;
-    case F_QUALIFIED_AT: return rd_opt_time(rd, &fact->mql_at_ms);
-    case F_SLA_DEADLINE: return rd_opt_time(rd, &fact->sla_deadline_ms);
+    case F_QUALIFIED_AT:
+        return rd_opt_time(rd, &fact->mql_at_ms);
+    case F_SLA_DEADLINE:
+        return rd_opt_time(rd, &fact->sla_deadline_ms);
     default: {
         int null = lp_json_null(rd);
         if (null != 0) {
             fact->last_reject_reason = LP_REJ_NONE;
             return null == 1 ? LP_OK : LP_ERR;
         }
-        if (rd_symbol(rd, (const char *const[]){"none", "no_budget", "not_decision_maker",
-                                                 "bad_data", "competitor", "timing", "other"},
+        if (rd_symbol(rd,
+                      (const char *const[]){"none", "no_budget", "not_decision_maker", "bad_data",
+                                            "competitor", "timing", "other"},
                       LP_REJ__COUNT, &sym) != LP_OK) {
             return LP_ERR;
         }
@@ -273,8 +313,8 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
 
 int lp_json_decode_fact(const char *buf, size_t len, lp_fact_t *fact, char *errstr,
                         size_t errstr_size) {
-    lp_json_rd_t rd = {.buf = buf, .len = len, .key = "", .errstr = errstr,
-                       .errstr_size = errstr_size};
+    lp_json_rd_t rd = {
+        .buf = buf, .len = len, .key = "", .errstr = errstr, .errstr_size = errstr_size};
     bool seen[F__COUNT] = {false};
     char key[LP_JSON_KEY_MAX + 1];
     bool done = false;

@@ -22,8 +22,8 @@ typedef struct {
 } lp_json_rd_t;
 
 typedef struct {
-    bool is_int;     /* no fraction, no exponent */
-    bool overflow;   /* is_int but outside int64 */
+    bool is_int;   /* no fraction, no exponent */
+    bool overflow; /* is_int but outside int64 */
     int64_t i;
     double d;
 } lp_json_num_t;

@@ -16,8 +16,8 @@ int lp_json_fail(lp_json_rd_t *rd, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (rd->key != NULL && rd->key[0] != '\0') {
-        return lp_codec_err(rd->errstr, rd->errstr_size, "key \"%s\": %s at byte %zu", rd->key,
-                            msg, rd->pos);
+        return lp_codec_err(rd->errstr, rd->errstr_size, "key \"%s\": %s at byte %zu", rd->key, msg,
+                            rd->pos);
     }
     return lp_codec_err(rd->errstr, rd->errstr_size, "%s at byte %zu", msg, rd->pos);
 }
@@ -120,14 +120,30 @@ static int parse_string(lp_json_rd_t *rd, char *dst, size_t dst_size, size_t *ou
         }
         c = (uint8_t)rd->buf[rd->pos++];
         switch (c) {
-        case '"': PUT('"'); break;
-        case '\\': PUT('\\'); break;
-        case '/': PUT('/'); break;
-        case 'b': PUT('\b'); break;
-        case 'f': PUT('\f'); break;
-        case 'n': PUT('\n'); break;
-        case 'r': PUT('\r'); break;
-        case 't': PUT('\t'); break;
+        case '"':
+            PUT('"');
+            break;
+        case '\\':
+            PUT('\\');
+            break;
+        case '/':
+            PUT('/');
+            break;
+        case 'b':
+            PUT('\b');
+            break;
+        case 'f':
+            PUT('\f');
+            break;
+        case 'n':
+            PUT('\n');
+            break;
+        case 'r':
+            PUT('\r');
+            break;
+        case 't':
+            PUT('\t');
+            break;
         case 'u': {
             uint32_t cp;
             uint32_t lo;
@@ -391,7 +407,8 @@ int lp_json_skip(lp_json_rd_t *rd) {
     bool b;
 
     switch (c) {
-    case '"': return lp_json_string(rd, NULL, 0);
+    case '"':
+        return lp_json_string(rd, NULL, 0);
     case '{':
         if (lp_json_object_begin(rd) != LP_OK) {
             return LP_ERR;
@@ -423,10 +440,14 @@ int lp_json_skip(lp_json_rd_t *rd) {
             }
         }
     case 't':
-    case 'f': return lp_json_bool(rd, &b);
-    case 'n': return lp_json_null(rd) == 1 ? LP_OK : LP_ERR;
-    case 0: return lp_json_fail(rd, "unexpected end of input");
-    default: return lp_json_number(rd, &num);
+    case 'f':
+        return lp_json_bool(rd, &b);
+    case 'n':
+        return lp_json_null(rd) == 1 ? LP_OK : LP_ERR;
+    case 0:
+        return lp_json_fail(rd, "unexpected end of input");
+    default:
+        return lp_json_number(rd, &num);
     }
 }
 

@@ -1,4 +1,5 @@
-/* RFC 3339 times ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00.250+01:00") to epoch milliseconds. */
+/* RFC 3339 times ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00.250+01:00") to epoch milliseconds.
+ */
 #include <stdbool.h>
 #include <string.h>
 
@@ -47,8 +48,8 @@ int lp_json_parse_rfc3339(const char *s, size_t len, int64_t *ts_ms, const char 
 
     if (len < 20 || !digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &month) ||
         s[7] != '-' || !digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
-        !digits(s + 11, 2, &hour) || s[13] != ':' || !digits(s + 14, 2, &minute) ||
-        s[16] != ':' || !digits(s + 17, 2, &second)) {
+        !digits(s + 11, 2, &hour) || s[13] != ':' || !digits(s + 14, 2, &minute) || s[16] != ':' ||
+        !digits(s + 17, 2, &second)) {
         *why = "expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset";
         return LP_ERR;
     }
@@ -93,6 +94,8 @@ int lp_json_parse_rfc3339(const char *s, size_t len, int64_t *ts_ms, const char 
         return LP_ERR;
     }
     *ts_ms = ((days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) -
-              (int64_t)offset_min * 60) * 1000 + ms;
+              (int64_t)offset_min * 60) *
+                 1000 +
+             ms;
     return LP_OK;
 }

@@ -42,11 +42,21 @@ void lp_json_str(lp_json_wr_t *wr, const char *s, size_t array_size) {
         put(wr, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': put(wr, "\\\"", 2); break;
-        case '\\': put(wr, "\\\\", 2); break;
-        case '\n': put(wr, "\\n", 2); break;
-        case '\r': put(wr, "\\r", 2); break;
-        case '\t': put(wr, "\\t", 2); break;
+        case '"':
+            put(wr, "\\\"", 2);
+            break;
+        case '\\':
+            put(wr, "\\\\", 2);
+            break;
+        case '\n':
+            put(wr, "\\n", 2);
+            break;
+        case '\r':
+            put(wr, "\\r", 2);
+            break;
+        case '\t':
+            put(wr, "\\t", 2);
+            break;
         default:
             snprintf(esc, sizeof(esc), "\\u%04x", c);
             put(wr, esc, 6);

@@ -9,7 +9,8 @@
 
 #include "leadpulse/codec.h"
 
-#define FIX_SCHEMA_IDS {101, 102, 103, 201, 202}
+#define FIX_SCHEMA_IDS                                                                             \
+    { 101, 102, 103, 201, 202 }
 
 static inline void fix_fill(char *dst, size_t n, char c) {
     memset(dst, c, n);

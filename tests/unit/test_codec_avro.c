@@ -1,4 +1,5 @@
-/* Avro binary codec: canonical forms and fingerprints, round trips, framing, every decoder error. */
+/* Avro binary codec: canonical forms and fingerprints, round trips, framing, every decoder error.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,8 +67,8 @@ static const struct {
     {"{\"namespace\":\"x.y.z\", \"type\":\"fixed\", \"name\":\"foo\", \"doc\":\"foo bar\", "
      "\"size\":32}",
      "{\"name\":\"x.y.z.foo\",\"type\":\"fixed\",\"size\":32}", -3064184465700546786LL},
-    {"{ \"items\":{\"type\":\"null\"}, \"type\":\"array\"}", "{\"type\":\"array\",\"items\":\"null\"}",
-     -589620603366471059LL},
+    {"{ \"items\":{\"type\":\"null\"}, \"type\":\"array\"}",
+     "{\"type\":\"array\",\"items\":\"null\"}", -589620603366471059LL},
     {"{ \"values\":\"string\", \"type\":\"map\"}", "{\"type\":\"map\",\"values\":\"string\"}",
      -8732877298790414990LL},
     {"{\"name\":\"PigValue\",\"type\":\"record\",\"fields\":[{\"name\":\"value\", "
@@ -211,10 +212,9 @@ static void test_fact_roundtrip(void **state) {
                                      LP_ERR);
                     assert_non_null(strstr(err, "unframed record"));
                 }
-                assert_int_equal(lp_avro_decode_fact_as(codec, buf, n,
-                                                        framings[f] == LP_FRAMING_RAW ? expected
-                                                                                      : -1,
-                                                        &out, err, sizeof(err)),
+                assert_int_equal(lp_avro_decode_fact_as(
+                                     codec, buf, n, framings[f] == LP_FRAMING_RAW ? expected : -1,
+                                     &out, err, sizeof(err)),
                                  LP_OK);
                 assert_true(fix_fact_equal(&in, &out));
                 for (size_t size = 0; size < n; size++) {
@@ -273,7 +273,8 @@ static void expect_event_error(const uint8_t *buf, size_t len, int expected, con
     lp_event_t ev;
     char err[LP_ERRSTR] = "";
 
-    assert_int_equal(lp_avro_decode_event(codec, buf, len, expected, &ev, err, sizeof(err)), LP_ERR);
+    assert_int_equal(lp_avro_decode_event(codec, buf, len, expected, &ev, err, sizeof(err)),
+                     LP_ERR);
     if (strstr(err, reason) == NULL) {
         fail_msg("expected \"%s\" in \"%s\"", reason, err);
     }
@@ -302,11 +303,11 @@ static void test_decode_errors(void **state) {
     const uint8_t bad_utf8[] = {4, 'e', '1', 4, 0xC3, 0x28, 0, 2, 'x', 0, 0, 0, 0, 0};
     const uint8_t nul_str[] = {4, 'e', 0, 4, 'l', '1', 0, 2, 'x', 0, 0, 0, 0, 0};
     const uint8_t surrogate[] = {6, 0xED, 0xA0, 0x80, 4, 'l', '1', 0, 2, 'x', 0, 0, 0, 0, 0};
-    const uint8_t long_varint[] = {4, 'e', '1', 4, 'l', '1', 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-                                   0xFF, 0xFF, 0xFF, 0xFF, 0x7F};
+    const uint8_t long_varint[] = {4,    'e',  '1',  4,    'l',  '1',  0xFF, 0xFF,
+                                   0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F};
     const uint8_t neg_ts[] = {4, 'e', '1', 4, 'l', '1', 1, 2, 'x', 0, 0, 0, 0, 0};
-    const uint8_t huge_ts[] = {4, 'e', '1', 4, 'l', '1', 0xFE, 0xFF, 0xFF, 0xFF, 0xFF,
-                               0xFF, 0xFF, 0xFF, 0xFF, 0x01, 2, 'x', 0, 0, 0, 0, 0};
+    const uint8_t huge_ts[] = {4,    'e',  '1',  4,    'l', '1', 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                               0xFF, 0xFF, 0xFF, 0x01, 2,   'x', 0,    0,    0,    0,    0};
     uint8_t long_lead[80] = {4, 'e', '1', 130, 1}; /* lead_id of 65 bytes */
     lp_event_t ev;
     char err[LP_ERRSTR];
@@ -384,34 +385,29 @@ static void test_fact_reason_blocks(void **state) {
     m += 3 * 19;
     memcpy(alt + m, std + tail, n - tail);
     m += n - tail;
-    assert_int_equal(lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &out, err,
-                                            sizeof(err)),
-                     LP_OK);
+    assert_int_equal(
+        lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &out, err, sizeof(err)), LP_OK);
     assert_true(fix_fact_equal(&in, &out));
     /* A wrong block size is named. */
     alt[head + 1] = 78;
-    assert_int_equal(lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &out, err,
-                                            sizeof(err)),
-                     LP_ERR);
+    assert_int_equal(
+        lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &out, err, sizeof(err)), LP_ERR);
     assert_non_null(strstr(err, "declares 39 bytes but holds 38"));
     alt[head + 1] = 1; /* -1 bytes */
-    assert_int_equal(lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &out, err,
-                                            sizeof(err)),
-                     LP_ERR);
+    assert_int_equal(
+        lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &out, err, sizeof(err)), LP_ERR);
     assert_non_null(strstr(err, "array block size -1"));
     /* Six items in total are more than LP_TOP_N. */
     memcpy(alt, std, n);
     alt[head] = 12;
-    assert_int_equal(lp_avro_decode_fact_as(codec, alt, n, LP_SCHEMA_QUALIFIED, &out, err,
-                                            sizeof(err)),
-                     LP_ERR);
+    assert_int_equal(
+        lp_avro_decode_fact_as(codec, alt, n, LP_SCHEMA_QUALIFIED, &out, err, sizeof(err)), LP_ERR);
     assert_non_null(strstr(err, "more than 5 reasons"));
     /* Enum index of fit_grade out of range. */
     memcpy(alt, std, n);
     alt[head - 2] = 8;
-    assert_int_equal(lp_avro_decode_fact_as(codec, alt, n, LP_SCHEMA_QUALIFIED, &out, err,
-                                            sizeof(err)),
-                     LP_ERR);
+    assert_int_equal(
+        lp_avro_decode_fact_as(codec, alt, n, LP_SCHEMA_QUALIFIED, &out, err, sizeof(err)), LP_ERR);
     assert_non_null(strstr(err, "enum index 4 out of range for fit_grade"));
 }
 

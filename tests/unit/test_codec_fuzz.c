@@ -86,9 +86,9 @@ static void test_avro_truncations_and_mutations(void **state) {
                     /* Copy so that ASan sees reads past the prefix. */
                     uint8_t *prefix = malloc(len + 1);
                     memcpy(prefix, buf, len);
-                    assert_int_equal(lp_avro_decode_event(codec, prefix, len, expected, &out, err,
-                                                          sizeof(err)),
-                                     LP_ERR);
+                    assert_int_equal(
+                        lp_avro_decode_event(codec, prefix, len, expected, &out, err, sizeof(err)),
+                        LP_ERR);
                     free(prefix);
                 }
                 for (size_t pos = 0; pos < n; pos++) {
@@ -193,8 +193,8 @@ static void test_json_truncations_and_mutations(void **state) {
                 free(prefix);
             }
             for (size_t pos = 0; pos < n; pos++) {
-                static const char values[] = {'"', '\\', '{', '}', '[', ']', ',', ':', '0', 'a',
-                                              ' ', '\x80', '\0'};
+                static const char values[] = {'"', '\\', '{', '}', '[',    ']', ',',
+                                              ':', '0',  'a', ' ', '\x80', '\0'};
                 for (size_t v = 0; v < sizeof(values); v++) {
                     memcpy(mut, buf, n);
                     mut[pos] = values[v];

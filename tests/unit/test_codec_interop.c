@@ -63,9 +63,18 @@ typedef struct {
     const lp_fact_t *fact;
 } fv_t;
 
-#define FV_S(n, t, v) (fv_t){.name = (n), .type = (t), .s = (v)}
-#define FV_I(n, t, v) (fv_t){.name = (n), .type = (t), .i = (v)}
-#define FV_D(n, v) (fv_t){.name = (n), .type = 'D', .d = (v)}
+#define FV_S(n, t, v)                                                                              \
+    (fv_t) {                                                                                       \
+        .name = (n), .type = (t), .s = (v)                                                         \
+    }
+#define FV_I(n, t, v)                                                                              \
+    (fv_t) {                                                                                       \
+        .name = (n), .type = (t), .i = (v)                                                         \
+    }
+#define FV_D(n, v)                                                                                 \
+    (fv_t) {                                                                                       \
+        .name = (n), .type = 'D', .d = (v)                                                         \
+    }
 
 static int event_fields(const lp_event_t *ev, fv_t *fv) {
     int n = 0;
@@ -165,15 +174,27 @@ static void set_all(avro_value_t *rec, const fv_t *fv, int n) {
         }
         switch (fv[i].type) {
         case 'S':
-        case 'O': assert_int_equal(avro_value_set_string(&v, fv[i].s), 0); break;
+        case 'O':
+            assert_int_equal(avro_value_set_string(&v, fv[i].s), 0);
+            break;
         case 'L':
         case 'N':
-        case 'T': assert_int_equal(avro_value_set_long(&v, fv[i].i), 0); break;
-        case 'I': assert_int_equal(avro_value_set_int(&v, (int32_t)fv[i].i), 0); break;
-        case 'B': assert_int_equal(avro_value_set_boolean(&v, (int)fv[i].i), 0); break;
+        case 'T':
+            assert_int_equal(avro_value_set_long(&v, fv[i].i), 0);
+            break;
+        case 'I':
+            assert_int_equal(avro_value_set_int(&v, (int32_t)fv[i].i), 0);
+            break;
+        case 'B':
+            assert_int_equal(avro_value_set_boolean(&v, (int)fv[i].i), 0);
+            break;
         case 'E':
-        case 'X': assert_int_equal(avro_value_set_enum(&v, (int)fv[i].i), 0); break;
-        case 'D': assert_int_equal(avro_value_set_double(&v, fv[i].d), 0); break;
+        case 'X':
+            assert_int_equal(avro_value_set_enum(&v, (int)fv[i].i), 0);
+            break;
+        case 'D':
+            assert_int_equal(avro_value_set_double(&v, fv[i].d), 0);
+            break;
         case 'R':
             for (int k = 0; k < fv[i].fact->ntop; k++) {
                 avro_value_t item, field;
@@ -309,9 +330,9 @@ static void test_events_interop(void **state) {
             n = lp_avro_encode_event(codec, &ev, LP_FRAMING_RAW, ours, sizeof(ours));
             assert_true(n > 0);
             interop(kind, fv, event_fields(&ev, fv), ours, n, theirs, sizeof(theirs), &theirs_len);
-            assert_int_equal(lp_avro_decode_event(codec, theirs, theirs_len, kind, &out, err,
-                                                  sizeof(err)),
-                             LP_OK);
+            assert_int_equal(
+                lp_avro_decode_event(codec, theirs, theirs_len, kind, &out, err, sizeof(err)),
+                LP_OK);
             assert_true(fix_event_equal(&ev, &out));
         }
     }
@@ -333,9 +354,9 @@ static void test_facts_interop(void **state) {
             assert_true(n > 0);
             interop(schema, fv, fact_fields(&fact, fv), ours, n, theirs, sizeof(theirs),
                     &theirs_len);
-            assert_int_equal(lp_avro_decode_fact_as(codec, theirs, theirs_len, schema, &out, err,
-                                                    sizeof(err)),
-                             LP_OK);
+            assert_int_equal(
+                lp_avro_decode_fact_as(codec, theirs, theirs_len, schema, &out, err, sizeof(err)),
+                LP_OK);
             assert_true(fix_fact_equal(&fact, &out));
         }
     }

@@ -66,11 +66,12 @@ static void test_event_decode_forms(void **state) {
     (void)state;
 
     /* kind inferred from "type"; RFC 3339 with Z; unknown keys (also nested) ignored. */
-    assert_int_equal(decode(" {\"lead_id\":\"l1\",\"event_id\":\"e1\",\"ts\":\"2026-11-25T10:00:00Z\","
-                            "\"type\":\"email_click\",\"extra\":{\"a\":[1,2,{\"b\":null}]},"
-                            "\"machine\":true,\"seconds_since_send\":4}\n",
-                            &ev, err),
-                     LP_OK);
+    assert_int_equal(
+        decode(" {\"lead_id\":\"l1\",\"event_id\":\"e1\",\"ts\":\"2026-11-25T10:00:00Z\","
+               "\"type\":\"email_click\",\"extra\":{\"a\":[1,2,{\"b\":null}]},"
+               "\"machine\":true,\"seconds_since_send\":4}\n",
+               &ev, err),
+        LP_OK);
     assert_int_equal(ev.kind, LP_EV_ENGAGEMENT);
     assert_true(ev.ts_ms == 1795600800000LL);
     assert_string_equal(ev.u.engagement.type, "email_click");
@@ -79,38 +80,44 @@ static void test_event_decode_forms(void **state) {
     assert_string_equal(ev.u.engagement.url, "");
 
     /* Millis and a negative offset: 10:00:00.250-02:30 is 12:30:00.250Z. */
-    assert_int_equal(decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00.250-02:30\","
-                            "\"type\":\"x\"}",
-                            &ev, err),
-                     LP_OK);
+    assert_int_equal(
+        decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00.250-02:30\","
+               "\"type\":\"x\"}",
+               &ev, err),
+        LP_OK);
     assert_true(ev.ts_ms == 1795600800000LL + 2 * 3600000 + 30 * 60000 + 250);
     /* Leap day, fraction of 1 and 9 digits, lowercase t/z. */
-    assert_int_equal(decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2024-02-29t00:00:00.5z\","
-                            "\"type\":\"x\"}",
-                            &ev, err),
-                     LP_OK);
+    assert_int_equal(
+        decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2024-02-29t00:00:00.5z\","
+               "\"type\":\"x\"}",
+               &ev, err),
+        LP_OK);
     assert_true(ev.ts_ms == 1709164800500LL);
-    assert_int_equal(decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"1970-01-01T00:00:00.123456789+00:00\","
-                            "\"type\":\"x\"}",
-                            &ev, err),
-                     LP_OK);
+    assert_int_equal(
+        decode(
+            "{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"1970-01-01T00:00:00.123456789+00:00\","
+            "\"type\":\"x\"}",
+            &ev, err),
+        LP_OK);
     assert_true(ev.ts_ms == 123);
 
     /* Feedback inferred from "outcome"; names in either case; owner is the feedback's. */
-    assert_int_equal(decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":5,\"outcome\":\"RECYCLED\","
-                            "\"reason\":\"no_budget\",\"owner\":\"o\"}",
-                            &ev, err),
-                     LP_OK);
+    assert_int_equal(
+        decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":5,\"outcome\":\"RECYCLED\","
+               "\"reason\":\"no_budget\",\"owner\":\"o\"}",
+               &ev, err),
+        LP_OK);
     assert_int_equal(ev.kind, LP_EV_FEEDBACK);
     assert_int_equal(ev.u.feedback.outcome, LP_FB_RECYCLED);
     assert_int_equal(ev.u.feedback.reason, LP_REJ_NO_BUDGET);
     assert_string_equal(ev.u.feedback.owner, "o");
 
     /* Profile by default; nulls mean absent; escapes decode to UTF-8 (incl. a surrogate pair). */
-    assert_int_equal(decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":0,\"company\":\"Caf\\u00e9 "
-                            "\\ud83d\\ude00\\n\\/\",\"company_size\":null,\"email\":null,\"title\":\"\"}",
-                            &ev, err),
-                     LP_OK);
+    assert_int_equal(
+        decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":0,\"company\":\"Caf\\u00e9 "
+               "\\ud83d\\ude00\\n\\/\",\"company_size\":null,\"email\":null,\"title\":\"\"}",
+               &ev, err),
+        LP_OK);
     assert_int_equal(ev.kind, LP_EV_PROFILE);
     assert_string_equal(ev.u.profile.company, "Caf\xc3\xa9 \xf0\x9f\x98\x80\n/");
     assert_true(ev.u.profile.company_size == -1);
@@ -125,9 +132,9 @@ static void test_event_decode_forms(void **state) {
     assert_string_equal(ev.u.profile.region, "emea");
 
     /* Nesting of exactly 8 levels is fine. */
-    assert_int_equal(decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":0,\"x\":[[[[[[[1]]]]]]]}", &ev,
-                            err),
-                     LP_OK);
+    assert_int_equal(
+        decode("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":0,\"x\":[[[[[[[1]]]]]]]}", &ev, err),
+        LP_OK);
 }
 
 static void test_event_decode_errors(void **state) {
@@ -140,30 +147,44 @@ static void test_event_decode_errors(void **state) {
     expect_error("{\"kind\":\"feedback\"," HEAD "}", "missing key \"outcome\"");
     expect_error("{\"lead_id\":\"\",\"event_id\":\"e\",\"ts\":0}", "lead_id is empty");
     expect_error("{\"lead_id\":\"l\",\"event_id\":\"\",\"ts\":0}", "event_id is empty");
-    expect_error("{\"lead_id\":null,\"event_id\":\"e\",\"ts\":0}", "key \"lead_id\": null is not allowed");
-    expect_error("{\"lead_id\":5,\"event_id\":\"e\",\"ts\":0}", "key \"lead_id\": expected a string");
+    expect_error("{\"lead_id\":null,\"event_id\":\"e\",\"ts\":0}",
+                 "key \"lead_id\": null is not allowed");
+    expect_error("{\"lead_id\":5,\"event_id\":\"e\",\"ts\":0}",
+                 "key \"lead_id\": expected a string");
     expect_error("{" HEAD ",\"type\":\"Page View\"}", "not an activity name");
     expect_error("{" HEAD ",\"type\":7}", "key \"type\": expected a string");
-    expect_error("{" HEAD ",\"type\":\"x\",\"machine\":1}", "key \"machine\": expected true or false");
+    expect_error("{" HEAD ",\"type\":\"x\",\"machine\":1}",
+                 "key \"machine\": expected true or false");
     expect_error("{" HEAD ",\"type\":\"x\",\"seconds_since_send\":1.5}",
                  "key \"seconds_since_send\": expected an integer");
     expect_error("{" HEAD ",\"company_size\":-3}", "key \"company_size\": integer out of range");
     expect_error("{" HEAD ",\"company_size\":\"10\"}", "key \"company_size\": expected an integer");
     expect_error("{" HEAD ",\"outcome\":\"maybe\"}", "key \"outcome\": unknown value \"maybe\"");
-    expect_error("{" HEAD ",\"outcome\":\"won\",\"reason\":\"bored\"}", "key \"reason\": unknown value");
+    expect_error("{" HEAD ",\"outcome\":\"won\",\"reason\":\"bored\"}",
+                 "key \"reason\": unknown value");
     expect_error("{\"kind\":\"click\"," HEAD "}", "key \"kind\": unknown value \"click\"");
     /* Times. */
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":-1}", "key \"ts\": integer out of range");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":253402300800000}", "key \"ts\": integer out of range");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":99999999999999999999}", "integer out of range");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":-1}",
+                 "key \"ts\": integer out of range");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":253402300800000}",
+                 "key \"ts\": integer out of range");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":99999999999999999999}",
+                 "integer out of range");
     expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":1e3}", "expected an integer");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-02-29T00:00:00Z\"}", "no such date");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25 10:00:00Z\"}", "not an RFC 3339 time");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00\"}", "Z or an offset");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T24:00:00Z\"}", "no such time of day");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00.Z\"}", "fraction");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"1969-12-31T23:59:59Z\"}", "before 1970");
-    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00+25:00\"}", "bad UTC offset");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-02-29T00:00:00Z\"}",
+                 "no such date");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25 10:00:00Z\"}",
+                 "not an RFC 3339 time");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00\"}",
+                 "Z or an offset");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T24:00:00Z\"}",
+                 "no such time of day");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00.Z\"}",
+                 "fraction");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"1969-12-31T23:59:59Z\"}",
+                 "before 1970");
+    expect_error("{\"event_id\":\"e\",\"lead_id\":\"l\",\"ts\":\"2026-11-25T10:00:00+25:00\"}",
+                 "bad UTC offset");
     /* Numbers. */
     expect_error("{" HEAD ",\"company_size\":01}", "leading zero");
     expect_error("{" HEAD ",\"company_size\":NaN}", "key \"company_size\": expected a number");
