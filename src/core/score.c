@@ -77,8 +77,16 @@ static void advance_to(lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
     if (f != 1.0) {
         int n = nactivities(rules);
         lead->score = clamp_floor(rules, lead->score * f);
-        for (int i = 0; i < n; i++) {
-            lead->act[i].points = flush_tiny(lead->act[i].points * f);
+        if (f < 0x1p-10) {
+            for (int i = 0; i < n; i++) {
+                lead->act[i].points = flush_tiny(lead->act[i].points * f);
+            }
+        } else {
+            /* Short gaps cannot take a value from above TINY to a subnormal; the hot path skips
+             * the test (a value already below TINY is flushed by the next long gap). */
+            for (int i = 0; i < n; i++) {
+                lead->act[i].points *= f;
+            }
         }
     }
     lead->ref_ms = t;
@@ -345,10 +353,6 @@ int64_t lp_lead_next_due(const lp_lead_t *lead) {
 static bool fire_timers(lp_lead_t *lead, const lp_rules_t *rules, int64_t now, lp_facts_t *facts,
                         int reserve) {
     bool fired = false;
-    int64_t next = lp_lead_next_due(lead);
-    if (next == 0 || next > now) {
-        return false; /* the common case, kept cheap: most events find nothing due */
-    }
     while (facts_room(facts, reserve)) {
         int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms,
                           lead->inactive_deadline_ms};
@@ -385,8 +389,15 @@ static bool fire_timers(lp_lead_t *lead, const lp_rules_t *rules, int64_t now, l
     return fired;
 }
 
+/* Whether any timer is due at now: the check every event makes, kept to a few instructions. */
+static inline bool any_due(const lp_lead_t *lead, int64_t now) {
+    return (lead->sla_deadline_ms != 0 && lead->sla_deadline_ms <= now) |
+           (lead->cooled_deadline_ms != 0 && lead->cooled_deadline_ms <= now) |
+           (lead->inactive_deadline_ms != 0 && lead->inactive_deadline_ms <= now);
+}
+
 bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, lp_facts_t *facts) {
-    return fire_timers(lead, rules, now_ms, facts, 0);
+    return any_due(lead, now_ms) && fire_timers(lead, rules, now_ms, facts, 0);
 }
 
 
@@ -636,7 +647,9 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
         }
     }
     /* Event-time semantics: whatever fell due before this event happened first. */
-    fire_timers(lead, rules, t, facts, EVENT_FACT_RESERVE);
+    if (any_due(lead, t)) {
+        fire_timers(lead, rules, t, facts, EVENT_FACT_RESERVE);
+    }
     if (window > 0) {
         seen_add(lead, window, h);
     }
@@ -658,7 +671,9 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
     maybe_qualify(lead, rules, facts);
     update_timers(lead, rules);
     /* Negative points can take an MQL below the re-arm level right now: cool it at once. */
-    fire_timers(lead, rules, lead->ref_ms, facts, 0);
+    if (any_due(lead, lead->ref_ms)) {
+        fire_timers(lead, rules, lead->ref_ms, facts, 0);
+    }
     return res;
 }
 
