@@ -1,0 +1,580 @@
+"""lpit: helpers for the worker's integration tests (python3 standard library only).
+
+The tests run `leadpulse run` workers as subprocesses against the real stack started by
+deploy/local/stack (LP_KAFKA_BROKERS, LP_REDIS_URL), read the hand-offs back with the example
+CRM consumer (handoff-consumer) and compare with `leadpulse replay`, the in-memory reference.
+Every test gets its own topics, consumer group and Redis prefix, so tests never see each
+other's data. Waits are conditions with deadlines, never bare sleeps.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+
+SKIP = 77  # ctest SKIP_RETURN_CODE: no stack to run against
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---- environment --------------------------------------------------------------------------
+
+def source_dir():
+    return os.environ.get("LP_SOURCE_DIR") or os.path.abspath(
+        os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _stack_env():
+    """The stack's settings: from the environment (scripts/test exports them) or from
+    `deploy/local/stack env` of LP_STACK_DIR."""
+    brokers, redis_url = os.environ.get("LP_KAFKA_BROKERS"), os.environ.get("LP_REDIS_URL")
+    if brokers and redis_url:
+        return brokers, redis_url
+    script = os.path.join(source_dir(), "deploy", "local", "stack")
+    try:
+        out = subprocess.run([script, "env"], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return None, None
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[7:].partition("=")
+            os.environ[name] = value.strip("'\"")
+    return os.environ.get("LP_KAFKA_BROKERS"), os.environ.get("LP_REDIS_URL")
+
+
+class Env:
+    def __init__(self):
+        self.src = source_dir()
+        self.bin = os.environ.get("LP_BIN") or os.path.join(self.src, "build", "leadpulse")
+        self.consumer = os.environ.get("LP_CONSUMER") or os.path.join(
+            os.path.dirname(self.bin), "handoff-consumer")
+        self.brokers, self.redis_url = _stack_env()
+        for path, what in ((self.bin, "LP_BIN (leadpulse)"),
+                           (self.consumer, "LP_CONSUMER (handoff-consumer)")):
+            if not os.access(path, os.X_OK):
+                log(f"FATAL: {what} not found at {path}; build it first")
+                sys.exit(2)
+        if not self.brokers or not self.redis_url:
+            log("SKIP: no stack (run `eval \"$(deploy/local/stack up)\"` or scripts/test)")
+            sys.exit(SKIP)
+        self.schemas = os.path.join(self.src, "schemas")
+        self.gen = os.path.join(self.src, "scripts", "gen_events.py")
+
+
+# ---- checks -------------------------------------------------------------------------------
+
+class Checks:
+    """Counts checks; every check prints what it compared, with figures."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+            log(f"  ok   {what}")
+        else:
+            self.failed += 1
+            log(f"  FAIL {what}")
+        return ok
+
+    def finish(self):
+        log(f"{self.name}: {self.passed} passed, {self.failed} failed")
+        sys.exit(0 if self.failed == 0 and self.passed > 0 else 1)
+
+
+def wait_until(cond, timeout, what, interval=0.2):
+    """Polls cond() until it returns a true value (returned) or the deadline passes (raises)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- Redis (RESP, enough for the tests' reads) ----------------------------------------------
+
+class Redis:
+    def __init__(self, url):
+        rest = url.split("://", 1)[1]
+        auth, _, hostport = rest.rpartition("@")
+        hostport = hostport.split("/", 1)[0]
+        host, _, port = hostport.rpartition(":")
+        self.sock = socket.create_connection((host.strip("[]") or "127.0.0.1", int(port or 6379)),
+                                             timeout=10)
+        self.buf = b""
+        if auth:
+            user, _, password = auth.partition(":")
+            self.command(*(["AUTH", user, password] if user else ["AUTH", password]))
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError("redis: " + rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError(f"redis: unexpected reply {line!r}")
+
+    def command(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+
+# ---- Kafka: topics (CreateTopics v2 over the wire: milliseconds, no JVM per topic) ---------------
+
+def _kstr(s):
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def create_topics(brokers, specs, timeout=60):
+    """specs: {name: partitions}. Creates them (existing ones are fine) and waits until every
+    partition has a leader (kcat metadata). deploy/local/stack create-topics does the same with
+    the Kafka tools."""
+    host, port = brokers.split(",")[0].rsplit(":", 1)
+    body = struct.pack(">i", len(specs))
+    for name, parts in specs.items():
+        body += _kstr(name) + struct.pack(">ihii", parts, 1, 0, 0)
+    body += struct.pack(">ib", 30000, 0)
+    header = struct.pack(">hhi", 19, 2, 1) + _kstr("lpit")
+    req = header + body
+    with socket.create_connection((host, int(port)), timeout=35) as s:
+        s.sendall(struct.pack(">i", len(req)) + req)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("kafka closed the connection")
+            data += chunk
+    pos = 4 + 4 + 4  # size, correlation id, throttle time
+    (n,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(n):
+        (ln,) = struct.unpack_from(">h", data, pos)
+        name = data[pos + 2:pos + 2 + ln].decode()
+        pos += 2 + ln
+        (err,) = struct.unpack_from(">h", data, pos)
+        pos += 2
+        (ml,) = struct.unpack_from(">h", data, pos)
+        msg = data[pos + 2:pos + 2 + ml].decode() if ml > 0 else ""
+        pos += 2 + max(ml, 0)
+        if err not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS
+            raise RuntimeError(f"creating topic {name}: error {err} {msg}")
+
+    def leaders_ready():
+        for name, parts in specs.items():
+            out = subprocess.run(["kcat", "-L", "-b", brokers, "-t", name, "-m", "5"],
+                                 capture_output=True, text=True, timeout=15).stdout
+            if out.count(", leader 1,") != parts:
+                return False
+        return True
+
+    wait_until(leaders_ready, timeout, "topic leaders", interval=0.3)
+
+
+def end_offsets(brokers, topic, partitions):
+    """High watermarks of a topic's partitions (kcat -Q with timestamp -1 = end)."""
+    args = ["kcat", "-Q", "-b", brokers]
+    for p in range(partitions):
+        args += ["-t", f"{topic}:{p}:-1"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
+    ends = {}
+    for line in out.splitlines():
+        # "<topic> [<p>] offset <n>"
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == "offset":
+            ends[int(parts[1].strip("[]"))] = int(parts[3])
+    return ends
+
+
+# ---- the test context ------------------------------------------------------------------------
+
+DAY_MS = 86400000
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Ctx:
+    """One test's world: topics, group, Redis prefix, work folder, and the tools."""
+
+    def __init__(self, name, partitions=3, rules=None):
+        self.env = Env()
+        self.name = name
+        tag = f"{name}-{os.getpid()}-{random.randrange(1 << 30):x}"
+        self.partitions = partitions
+        self.topics = {k: f"it.{tag}.{k}" for k in
+                       ("engagement", "profiles", "feedback", "mql", "stale", "dlq")}
+        self.group = f"it-{tag}"
+        self.prefix = f"it{name.replace('_', '')}{os.getpid()}x{random.randrange(1 << 20):x}"
+        self.rules = rules or os.path.join(self.env.src, "config", "rules.yaml")
+        base = os.environ.get("LP_BINARY_DIR") or os.path.dirname(self.env.bin)
+        self.dir = os.path.join(base, "itest-work", tag)
+        os.makedirs(self.dir, exist_ok=True)
+        self.workers = []
+        self.redis = Redis(self.env.redis_url)
+        t0 = time.monotonic()
+        create_topics(self.env.brokers, {
+            self.topics["engagement"]: partitions, self.topics["profiles"]: partitions,
+            self.topics["feedback"]: partitions, self.topics["mql"]: partitions,
+            self.topics["stale"]: partitions, self.topics["dlq"]: partitions})
+        log(f"{name}: topics it.{tag}.* ({partitions} partitions) created in "
+            f"{time.monotonic() - t0:.1f} s; redis prefix {self.prefix}; work dir {self.dir}")
+
+    # -- configuration through the environment (every key has a LEADPULSE_* variable) --
+    def base_env(self, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADPULSE_")}
+        env.update({
+            "LEADPULSE_KAFKA_BROKERS": self.env.brokers,
+            "LEADPULSE_KAFKA_GROUP_ID": self.group,
+            "LEADPULSE_TOPICS_ENGAGEMENT": self.topics["engagement"],
+            "LEADPULSE_TOPICS_PROFILES": self.topics["profiles"],
+            "LEADPULSE_TOPICS_FEEDBACK": self.topics["feedback"],
+            "LEADPULSE_TOPICS_MQL": self.topics["mql"],
+            "LEADPULSE_TOPICS_STALE": self.topics["stale"],
+            "LEADPULSE_TOPICS_DLQ": self.topics["dlq"],
+            "LEADPULSE_REDIS_URL": self.env.redis_url,
+            "LEADPULSE_REDIS_PREFIX": self.prefix,
+            "LEADPULSE_RULES_PATH": self.rules,
+            "LEADPULSE_HTTP_LISTEN": "",
+            "LEADPULSE_LOG_LEVEL": "info",
+        })
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def config(self):
+        return os.path.join(self.env.src, "config", "leadpulse.yaml")
+
+    # -- tools --
+    def gen(self, out, **kw):
+        args = [sys.executable, self.env.gen, "--out", out]
+        for k, v in kw.items():
+            flag = "--" + k.replace("_", "-")
+            args += [flag] if v is True else [flag, str(v)]
+        subprocess.run(args, check=True, capture_output=True)
+        return out
+
+    def produce(self, path, *extra, timeout=300):
+        """Sends a JSON-lines file to the input topics; returns the number sent."""
+        r = subprocess.run([self.env.bin, "produce", "--config", self.config(), *extra, path],
+                           env=self.base_env(), capture_output=True, text=True, timeout=timeout,
+                           cwd=self.env.src)
+        if r.returncode != 0:
+            raise RuntimeError(f"produce failed ({r.returncode}): {r.stderr[-2000:]}")
+        for line in r.stderr.splitlines():
+            if line.startswith("produce:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"produce printed no summary: {r.stderr[-2000:]}")
+
+    def produce_async(self, path, *extra):
+        return subprocess.Popen([self.env.bin, "produce", "--config", self.config(), *extra, path],
+                                env=self.base_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, cwd=self.env.src)
+
+    def write_lines(self, name, events):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            for e in events:
+                f.write(json.dumps(e) + "\n")
+        return path
+
+    def consume(self, which=("mql", "stale"), raw=False, idle_ms=1500):
+        """Every record of the output topics, from the beginning, as dicts."""
+        topics = ",".join(self.topics[w] for w in which)
+        args = [self.env.consumer, "--brokers", self.env.brokers, "--schemas", self.env.schemas,
+                "--topics", topics, "--from-beginning", "--exit-when-idle", str(idle_ms)]
+        if raw:
+            args.append("--raw")
+        r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        if r.returncode not in (0, 1):
+            raise RuntimeError(f"handoff-consumer failed ({r.returncode}): {r.stderr[-2000:]}")
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def replay(self, path, until=None, state=True):
+        """Runs the reference. Returns (hand-offs, state by lead id, stderr lines)."""
+        args = [self.env.bin, "replay", "--rules", self.rules]
+        state_path = os.path.join(self.dir, f"replay-state-{random.randrange(1 << 30):x}.jsonl")
+        if until is not None:
+            args += ["--until", str(until)]
+        if state:
+            args += ["--state-out", state_path]
+        r = subprocess.run(args + [path], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"replay failed ({r.returncode}): {r.stderr[-2000:]}")
+        out = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        st = {}
+        if state:
+            with open(state_path) as f:
+                for line in f:
+                    s = json.loads(line)
+                    st[s["lead_id"]] = s
+        return out, st, r.stderr.splitlines()
+
+    def inspect_all(self):
+        r = subprocess.run([self.env.bin, "inspect", "--config", self.config(), "--partitions",
+                            str(self.partitions), "--all"], env=self.base_env(),
+                           capture_output=True, text=True, timeout=120, cwd=self.env.src)
+        if r.returncode != 0:
+            raise RuntimeError(f"inspect --all failed: {r.stderr[-2000:]}")
+        st = {}
+        for line in r.stdout.splitlines():
+            s = json.loads(line)
+            st[s["lead_id"]] = s
+        return st
+
+    def stored_offsets(self):
+        """Sum over partitions of the next offset the worker stored in Redis, per input topic."""
+        total = {k: 0 for k in ("engagement", "profiles", "feedback")}
+        for p in range(self.partitions):
+            h = self.redis.command("HGETALL", f"{self.prefix}:{{{p}}}:offsets") or []
+            got = {h[i].decode(): int(h[i + 1]) for i in range(0, len(h), 2)}
+            for k in total:
+                total[k] += max(got.get(self.topics[k], 0), 0)
+        return total
+
+    def input_ends(self):
+        return {k: sum(end_offsets(self.env.brokers, self.topics[k], self.partitions).values())
+                for k in ("engagement", "profiles", "feedback")}
+
+    def outbox_len(self):
+        return sum(self.redis.command("XLEN", f"{self.prefix}:{{{p}}}:outbox") or 0
+                   for p in range(self.partitions))
+
+    def wait_applied(self, timeout=180):
+        """Until the workers stored offsets at the end of every input topic and emptied the
+        outbox (all applied, all hand-offs delivered)."""
+        ends = self.input_ends()
+
+        def done():
+            return self.stored_offsets() == ends and self.outbox_len() == 0
+        wait_until(done, timeout, f"offsets {ends} applied and the outbox empty", interval=0.3)
+        return ends
+
+    # -- workers --
+    def worker(self, name="w", clock_offset_ms=None, clock_scale=None, **extra):
+        return Worker(self, name, clock_offset_ms, clock_scale, extra)
+
+    def cleanup(self):
+        for w in self.workers:
+            w.kill()
+        try:
+            keys = []
+            cursor = b"0"
+            while True:
+                cursor, batch = self.redis.command("SCAN", cursor, "MATCH", self.prefix + ":*",
+                                                   "COUNT", 1000)
+                keys += batch
+                if cursor == b"0":
+                    break
+            for i in range(0, len(keys), 500):
+                self.redis.command("DEL", *keys[i:i + 500])
+            self.redis.close()
+        except (OSError, RuntimeError):
+            pass
+        if os.environ.get("LP_KEEP_WORK") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Worker:
+    """A `leadpulse run` subprocess with its own environment, HTTP port and log file."""
+
+    def __init__(self, ctx, name, clock_offset_ms, clock_scale, extra):
+        self.ctx = ctx
+        self.name = name
+        self.port = free_port()
+        self.log_path = os.path.join(ctx.dir, f"worker-{name}.log")
+        env = {"LEADPULSE_HTTP_LISTEN": f"127.0.0.1:{self.port}",
+               "LEADPULSE_TIMERS_INTERVAL_MS": 200,
+               "LEADPULSE_SHUTDOWN_TIMEOUT_MS": 10000,
+               "LEADPULSE_KAFKA_SESSION_TIMEOUT_MS": 6000,
+               "LEADPULSE_KAFKA_HEARTBEAT_INTERVAL_MS": 500}
+        if clock_offset_ms is not None or clock_scale is not None:
+            env["LEADPULSE_ALLOW_TEST_CLOCK"] = "1"
+            env["LEADPULSE_CLOCK_OFFSET_MS"] = int(clock_offset_ms or 0)
+            env["LEADPULSE_CLOCK_SCALE"] = clock_scale if clock_scale is not None else 1
+        env.update(extra)
+        self.launched_ms = now_ms()
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([ctx.env.bin, "run", "--config", ctx.config()],
+                                     env=ctx.base_env(**env), stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=ctx.env.src)
+        ctx.workers.append(self)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def metrics(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        m = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    m[name] = float(value)
+                except ValueError:
+                    pass
+        return m
+
+    def wait_owns(self, n, timeout=60):
+        def owns():
+            if not self.alive():
+                raise RuntimeError(f"worker {self.name} exited: {self.tail()}")
+            m = self.metrics()
+            return m is not None and m.get("leadpulse_partitions_owned") == n
+        wait_until(owns, timeout, f"worker {self.name} to own {n} partitions")
+
+    def signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit status."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGCONT)
+            except OSError:
+                pass
+            self.proc.kill()
+            self.proc.wait()
+        if not self.logf.closed:
+            self.logf.close()
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def tail(self, n=20):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+
+# ---- comparisons -------------------------------------------------------------------------------
+
+def qualified_key(h):
+    return (h["event_id"], h["lead_id"], round(h["score"], 6), h["fit_grade"])
+
+
+def handoff_key(h):
+    """What identifies a hand-off's content in both the consumer's and replay's JSON."""
+    kind = "qualified" if h.get("type") == "LeadQualified" or h.get("kind") == "qualified" \
+        else "stale"
+    reason = (h.get("reason") or "").lower() if kind == "stale" else ""
+    return (kind, h["event_id"], h["lead_id"], h["ts"], round(h["score"], 6), h["fit_grade"],
+            reason, h.get("reminder", 0) if kind == "stale" else 0, h["qualification"])
+
+
+def compare_states(checks, worker_state, replay_state, label):
+    """Every lead: score (1e-6), stage, grade, qualifications equal. Prints the first diffs."""
+    missing = sorted(set(replay_state) - set(worker_state))
+    extra = sorted(set(worker_state) - set(replay_state))
+    diffs = []
+    for lead, r in replay_state.items():
+        w = worker_state.get(lead)
+        if w is None:
+            continue
+        if (abs(w["score"] - r["score"]) > 2e-6 or w["stage"].lower() != r["stage"].lower()
+                or w["fit_grade"] != r["fit_grade"] or w["qualifications"] != r["qualifications"]):
+            diffs.append((lead, {k: w[k] for k in ("score", "stage", "fit_grade",
+                                                     "qualifications")},
+                          {k: r[k] for k in ("score", "stage", "fit_grade", "qualifications")}))
+    for d in diffs[:5]:
+        log(f"    diff {d[0]}: worker {d[1]} replay {d[2]}")
+    checks.check(not missing and not extra and not diffs,
+                 f"{label}: {len(worker_state)} leads in Redis vs {len(replay_state)} in replay: "
+                 f"{len(missing)} missing, {len(extra)} extra, {len(diffs)} differ "
+                 "(score to 1e-6, stage, grade, qualifications)")
+
+
+def pick_until(ctx, path, max_ts):
+    """A time T after the data such that no timer falls due in [T, T + 60 s]: the worker's
+    clock is pinned near T (it may read up to a few seconds late), replay fires up to T."""
+    t = max_ts + DAY_MS
+    for _ in range(20):
+        a, _, _ = ctx.replay(path, until=t, state=False)
+        b, _, _ = ctx.replay(path, until=t + 60000, state=False)
+        if len(a) == len(b):
+            return t, a
+        t += 3600000
+    raise RuntimeError("no quiet time window after the data")
+
+
+def file_max_ts(path):
+    m = 0
+    with open(path) as f:
+        for line in f:
+            try:
+                m = max(m, int(json.loads(line).get("ts", 0)))
+            except (ValueError, TypeError, AttributeError):
+                pass
+    return m
+
+
+def pinned_clock(t_ms):
+    """Worker env for a test clock that reads t_ms (plus 1 ms per real second) from now on."""
+    return {"clock_offset_ms": t_ms - now_ms(), "clock_scale": 0.001}
