@@ -81,7 +81,8 @@ fail() {
 
 # 1. The whole fixture, timers fired up to d5.
 "$LP_BIN" replay --rules "$RULES" --until 2026-03-07T00:00:00Z --state-out "$TMP/state.jsonl" \
-    "$EVENTS" >"$TMP/out1.jsonl" 2>"$TMP/err1.txt" || fail "replay exited $? ($(cat "$TMP/err1.txt"))"
+    "$EVENTS" >"$TMP/out1.jsonl" 2>"$TMP/err1.txt" ||
+    fail "replay exited $? ($(cat "$TMP/err1.txt"))"
 # 2. The same with --until past alice's inactivity deadline (d11 01:00).
 "$LP_BIN" replay --rules "$RULES" --until 2026-03-14T00:00:00Z \
     "$EVENTS" >"$TMP/out2.jsonl" 2>"$TMP/err2.txt" || fail "replay (until d12) exited $?"
@@ -101,7 +102,8 @@ set +e
 strict_rc=$?
 set -e
 [ "$strict_rc" -eq 1 ] || fail "--strict: exit status $strict_rc, expected 1"
-grep -q '^line 13: ' "$TMP/err4.txt" || fail "--strict: no 'line 13:' report: $(cat "$TMP/err4.txt")"
+grep -q '^line 13: ' "$TMP/err4.txt" ||
+    fail "--strict: no 'line 13:' report: $(cat "$TMP/err4.txt")"
 if grep -q '^line 19: ' "$TMP/err4.txt"; then
     fail "--strict went on past the first bad line"
 fi
@@ -182,11 +184,13 @@ def check_facts(name, facts, want):
         f, w = got[k], want[k]
         # The cooling deadline is a real number of ms: allow the ms it is rounded to either way.
         slack = 1 if k[2] == "cooled" else 0
-        check(abs(f["ts"] - w["ts"]) <= slack, "%s %s: ts %s, expected %s" % (name, k, f["ts"], w["ts"]))
+        check(abs(f["ts"] - w["ts"]) <= slack,
+              "%s %s: ts %s, expected %s" % (name, k, f["ts"], w["ts"]))
         check(abs(f["score"] - w["score"]) <= 1e-6,
               "%s %s: score %r, expected %r" % (name, k, f["score"], w["score"]))
         check(f["fit_grade"] == w["grade"], "%s %s: fit_grade %s" % (name, k, f["fit_grade"]))
-        check(f["stage"] == w["stage"], "%s %s: stage %s, expected %s" % (name, k, f["stage"], w["stage"]))
+        check(f["stage"] == w["stage"],
+              "%s %s: stage %s, expected %s" % (name, k, f["stage"], w["stage"]))
         names = [r["activity"] for r in f["reasons"]]
         check(names == [a for a, _ in w["reasons"]],
               "%s %s: reasons %s, expected %s" % (name, k, names, [a for a, _ in w["reasons"]]))
@@ -196,7 +200,8 @@ def check_facts(name, facts, want):
         total = sum(r["points"] for r in f["reasons"]) + f["other_points"]
         check(abs(total - f["score"]) <= 1e-9, "%s %s: reasons + other = %r != score %r" %
               (name, k, total, f["score"]))
-        check(abs(f["other_points"]) <= 1e-6, "%s %s: other_points %r" % (name, k, f["other_points"]))
+        check(abs(f["other_points"]) <= 1e-6,
+              "%s %s: other_points %r" % (name, k, f["other_points"]))
         check(f["model_id"] == "fixture" and f["model_version"] == "1", "%s %s: model" % (name, k))
         check(re.fullmatch(r"[0-9a-f]{32}", f["event_id"]) is not None,
               "%s %s: event_id %r" % (name, k, f["event_id"]))
@@ -209,7 +214,8 @@ def check_facts(name, facts, want):
         else:
             check(f["qualified_at"] == w["qualified_at"], "%s %s: qualified_at %s" %
                   (name, k, f["qualified_at"]))
-            check(f["qualification"] == 1, "%s %s: qualification %s" % (name, k, f["qualification"]))
+            check(f["qualification"] == 1,
+                  "%s %s: qualification %s" % (name, k, f["qualification"]))
     ids = [f["event_id"] for f in facts]
     check(len(set(ids)) == len(ids), "%s: event ids not unique" % name)
     return got
@@ -217,8 +223,8 @@ def check_facts(name, facts, want):
 def summary(name):
     text = open("%s/%s" % (tmp, name)).read()
     m = re.search(r"replay: (\d+) events read, (\d+) leads, (\d+) MQLs, (\d+) stale "
-                  r"\(sla_breached (\d+), inactive (\d+), cooled (\d+)\), (\d+) duplicates ignored, "
-                  r"(\d+) rejected lines", text)
+                  r"\(sla_breached (\d+), inactive (\d+), cooled (\d+)\), "
+                  r"(\d+) duplicates ignored, (\d+) rejected lines", text)
     check(m is not None, "%s: no summary line in %r" % (name, text))
     return (tuple(int(x) for x in m.groups()) if m else None), text
 
@@ -247,7 +253,7 @@ check(state.get("lead-b", {}).get("stage") == "sql", "state lead-b: %r" % state.
 check(state.get("lead-d", {}).get("stage") == "sql" and state["lead-d"]["qualifications"] == 2,
       "state lead-d: %r" % state.get("lead-d"))
 
-head_q = {k: v for k, v in expected.items() if k in {("lead-d", Q, None, 1), ("lead-a", Q, None, 1)}}
+head_q = {k: expected[k] for k in (("lead-d", Q, None, 1), ("lead-a", Q, None, 1))}
 check_facts("head, no --until", load("out3a.jsonl"), head_q)
 check_facts("head, --until 12:59:59.999", load("out3b.jsonl"), head_q)
 head_sla = dict(head_q)

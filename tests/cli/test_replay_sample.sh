@@ -120,8 +120,8 @@ for line in open(sample):
 def summary(name):
     text = open("%s/%s.err" % (tmp, name)).read()
     m = re.search(r"replay: (\d+) events read, (\d+) leads, (\d+) MQLs, (\d+) stale "
-                  r"\(sla_breached (\d+), inactive (\d+), cooled (\d+)\), (\d+) duplicates ignored, "
-                  r"(\d+) rejected lines", text)
+                  r"\(sla_breached (\d+), inactive (\d+), cooled (\d+)\), "
+                  r"(\d+) duplicates ignored, (\d+) rejected lines", text)
     if m is None:
         errors.append("%s: no summary line" % name)
         return {}
@@ -136,11 +136,13 @@ if s:
     check(s["read"] == lines, "lines read %d, the sample has %d" % (s["read"], lines))
     check(s["leads"] == len(lead_ids), "leads %d, the sample has %d" % (s["leads"], len(lead_ids)))
     check(s["dups"] == dups, "duplicates ignored %d, the sample re-sends %d" % (s["dups"], dups))
-    check(s["rejected"] == bad, "rejected lines %d, the sample has %d bad lines" % (s["rejected"], bad))
+    check(s["rejected"] == bad,
+          "rejected lines %d, the sample has %d bad lines" % (s["rejected"], bad))
     check(bad > 0, "the sample is meant to carry a few bad lines")
     check(s["mql"] > 0 and s["mql"] == kinds["qualified"],
           "MQLs: summary %d, stdout %d" % (s["mql"], kinds["qualified"]))
-    check(s["stale"] == kinds["stale"], "stale: summary %d, stdout %d" % (s["stale"], kinds["stale"]))
+    check(s["stale"] == kinds["stale"],
+          "stale: summary %d, stdout %d" % (s["stale"], kinds["stale"]))
     for r in ("sla_breached", "inactive", "cooled"):
         check(s[{"sla_breached": "sla"}.get(r, r)] == reasons[r] > 0,
               "stale %s: summary %s, stdout %d" % (r, s, reasons[r]))
