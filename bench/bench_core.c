@@ -11,10 +11,10 @@
  * thread's CPU time. Build it in Release: cmake -DCMAKE_BUILD_TYPE=Release. */
 #include <inttypes.h>
 #include <math.h>
-#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "leadpulse/score.h"
@@ -40,11 +40,11 @@ typedef struct {
 
 /* The default model's activities (config/rules.yaml), with a plausible traffic mix. */
 static const bench_activity_t activities[] = {
-    {"web_visit", 1, 10, 0.38},        {"email_open", 1, 3, 0.22},
-    {"email_click", 3, 5, 0.14},       {"content_download", 8, 5, 0.07},
+    {"web_visit", 1, 10, 0.38},         {"email_open", 1, 3, 0.22},
+    {"email_click", 3, 5, 0.14},        {"content_download", 8, 5, 0.07},
     {"webinar_registered", 5, 0, 0.04}, {"webinar_attended", 15, 0, 0.03},
-    {"form_fill", 20, 3, 0.04},        {"qr_scan", 5, 2, 0.02},
-    {"demo_request", 40, 0, 0.02},     {"unsubscribe", -20, 0, 0.02},
+    {"form_fill", 20, 3, 0.04},         {"qr_scan", 5, 2, 0.02},
+    {"demo_request", 40, 0, 0.02},      {"unsubscribe", -20, 0, 0.02},
     {"email_bounce", -15, 0, 0.02},
 };
 #define NACT ((int)(sizeof(activities) / sizeof(activities[0])))
@@ -201,8 +201,8 @@ int main(int argc, char **argv) {
     /* The lead array is large (about 2 GB for 1M leads): back it with huge pages where the
      * kernel allows, so the figure measures the core rather than page-table walks. */
     size_t leads_size = sizeof(lp_lead_t) * nleads;
-    lp_lead_t *leads = mmap(NULL, leads_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                            -1, 0);
+    lp_lead_t *leads =
+        mmap(NULL, leads_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (leads == MAP_FAILED) {
         leads = NULL;
     } else if (getenv("BENCH_NO_HUGEPAGES") == NULL) {
@@ -296,7 +296,8 @@ int main(int argc, char **argv) {
         stage_count[leads[i].stage]++;
     }
     double core = t_apply - t_base;
-    printf("bench_core: %" PRIu64 " events, %" PRIu32 " leads, zipf s=%.2f, sizeof(lp_lead_t)=%zu\n",
+    printf("bench_core: %" PRIu64 " events, %" PRIu32
+           " leads, zipf s=%.2f, sizeof(lp_lead_t)=%zu\n",
            nevents, nleads, s, sizeof(lp_lead_t));
     printf("  generate            %8.3f s  %12.0f events/s\n", t_gen, (double)nevents / t_gen);
     printf("  baseline (no apply) %8.3f s  %12.0f events/s\n", t_base, (double)nevents / t_base);

@@ -1,5 +1,52 @@
 /* leadpulse: the pure scoring core. state + event + rules -> new state + emitted facts.
- * No I/O, no clock, no globals: time comes in as arguments (event time, or the timer clock). */
+ * No I/O, no clock, no globals: time comes in as arguments (event time, or the timer clock).
+ *
+ * Semantics (the decisions a rules author or a consumer can observe):
+ * - Decay: score and contributions are kept at ref_ms (the latest event time). An event at
+ *   t >= ref_ms decays both by 2^-((t - ref) / half_life) and adds its points; a late event
+ *   (t < ref_ms) adds points * 2^-((ref - t) / half_life). The same events in any order give the
+ *   same score (within 1e-9 relative), caps and the floor aside. A fresh or reset lead scores 0,
+ *   or the floor when the floor is above 0; the score never goes below the floor.
+ * - Contributions: each activity is credited with the change it really made to the score (after
+ *   the floor), so the contributions add up to the score whenever the floor is <= 0; `other` in
+ *   an explanation absorbs the rest (smaller activities, a positive floor).
+ * - Points: the first matching condition overrides an activity's points. A url_prefix matches the
+ *   URL as sent or its path ("https://host/pricing" matches "/pricing"); url, asset and campaign
+ *   comparisons are exact (case-sensitive). Profile rules (fit, disqualify) are case-insensitive;
+ *   an unknown (empty) field matches no rule.
+ * - Caps: at most cap_count events with non-zero points are counted per window of cap_window_ms
+ *   (index = t / cap_window_ms; cap_window_ms <= 0 = one window forever). Only the current window
+ *   is kept, so a late event for an older window is over the cap. Over-cap events score 0 but
+ *   still count as activity.
+ * - Machine activity (producer flag when honor_machine_flag; email_open/email_click within
+ *   machine_click_within_s of the send) scores nothing, counts toward no cap, is not activity,
+ *   and is still de-duplicated.
+ * - Activity (for the inactivity clock and for leaving suspect/recycled): an event whose matched
+ *   points are > 0, or of an activity with is_engagement.
+ * - Stages: suspect and recycled leads move only on activity; responder/warm follow the score at
+ *   every engagement event (warm = score >= warm_threshold and not past the inactivity window).
+ *   MQL needs stage warm, armed, score >= mql_threshold, fit grade <= min_fit_grade and no
+ *   disqualify match; a profile update can qualify a warm lead. The MQL time is ref_ms.
+ *   Re-arm: the score at ref_ms below rearm_level (an MQL re-arms through its cooling timer).
+ * - Disqualify: evaluated on every profile update; a match makes an open-funnel lead (not SQL or
+ *   closed) DISQUALIFIED and cancels its hand-off timers; when no rule matches any more the stage
+ *   is recomputed from engagement and score (and the lead may qualify at once).
+ * - Feedback: accepted -> SQL (timers cancelled); rejected/recycled -> RECYCLED (or DISQUALIFIED
+ *   while a disqualify rule matches), score per recycle_mode, armed; won/lost -> closed, terminal
+ *   (later accepted/rejected/recycled are ignored; won and lost may correct each other). A
+ *   feedback owner replaces profile.owner.
+ * - Timers fire in time order (ties: SLA, cooling, inactivity) at their deadline, with the score
+ *   at the deadline. SLA: one breach (reminder 0) then reminders 1..sla_max_reminders every
+ *   sla_reminder_ms, while still MQL. Cooling: at ref + ceil(h * log2(score / rearm_level)), an
+ *   MQL goes back to warm/responder, armed; negative points that take an MQL below the re-arm
+ *   level cool it at that event. Inactivity: warm/MQL leads, at last_activity_ms + inactivity_ms,
+ *   move to inactive_stage (suspect, responder or recycled; anything else means recycled), armed,
+ *   SLA and cooling cancelled.
+ * - Facts: at most LP_FACTS_MAX per call; timers that find no room stay due and fire on the next
+ *   call, and a qualification that finds no room waits for the lead's next event (nothing is
+ *   lost). lp_score_apply keeps two slots free for the event itself after firing timers.
+ * - De-duplication: the last dedup_window event ids (64-bit hashes) per lead; dedup_window <= 0
+ *   turns it off. */
 #ifndef LEADPULSE_SCORE_H
 #define LEADPULSE_SCORE_H
 
@@ -62,8 +109,9 @@ typedef struct {
     uint64_t seen[LP_DEDUP_MAX];
     lp_lead_activity_t act[LP_MAX_ACTIVITIES]; /* indexed like rules->activities */
     char lead_id[LP_ID_MAX + 1];
-    char dq_reason[LP_NAME_MAX + 1]; /* disqualify rule the current profile matches, "" if none
-                                        (stage DISQUALIFIED unless sales took the lead: SQL/closed) */
+    /* Reason of the disqualify rule the current profile matches, "" if none. The stage is
+     * DISQUALIFIED while it is set, unless sales already took the lead (SQL, closed). */
+    char dq_reason[LP_NAME_MAX + 1];
     lp_profile_update_t profile;  /* current profile (company_size -1 = unknown) */
 } lp_lead_t;
 

@@ -259,11 +259,12 @@ typedef struct {
     size_t offset, max;
 } pfield_t;
 
-#define PF(name, max) {offsetof(lp_profile_update_t, name), max}
+#define PF(name, max)                                                                              \
+    { offsetof(lp_profile_update_t, name), max }
 static const pfield_t profile_fields[] = {
-    PF(email, LP_STR_MAX),     PF(title, LP_STR_MAX),     PF(seniority, LP_NAME_MAX),
-    PF(industry, LP_NAME_MAX), PF(company, LP_STR_MAX),   PF(country, LP_NAME_MAX),
-    PF(region, LP_NAME_MAX),   PF(persona, LP_NAME_MAX),  PF(segment, LP_NAME_MAX),
+    PF(email, LP_STR_MAX),     PF(title, LP_STR_MAX),    PF(seniority, LP_NAME_MAX),
+    PF(industry, LP_NAME_MAX), PF(company, LP_STR_MAX),  PF(country, LP_NAME_MAX),
+    PF(region, LP_NAME_MAX),   PF(persona, LP_NAME_MAX), PF(segment, LP_NAME_MAX),
     PF(owner, LP_STR_MAX),
 };
 #undef PF

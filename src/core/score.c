@@ -33,7 +33,8 @@ static double decay_factor(const lp_rules_t *rules, int64_t later, int64_t earli
     return exp2(-span_ms(later, earlier) / rules->half_life_ms);
 }
 
-/* a + b for times, saturating: decoded state and event times are input, never trusted to be sane. */
+/* a + b for times, saturating: decoded state and event times are input, never trusted to be sane.
+ */
 static int64_t time_add(int64_t a, int64_t b) {
     int64_t r;
     if (__builtin_add_overflow(a, b, &r)) {
@@ -101,7 +102,8 @@ static bool ranks_before(const lp_contribution_t *a, const lp_contribution_t *b)
     return strcmp(a->activity, b->activity) < 0;
 }
 
-void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms, lp_fact_t *fact) {
+void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms,
+                     lp_fact_t *fact) {
     double f = decay_factor(rules, t_ms, lead->ref_ms);
     int n = nactivities(rules);
     double listed = 0.0;
@@ -311,8 +313,9 @@ static void fire_cooled(lp_lead_t *lead, const lp_rules_t *rules, int64_t due, l
     double score = lp_lead_score_at(lead, rules, due);
     lead->stale_seq++;
     lead->armed = true;
-    lead->stage = score >= rules->warm_threshold && is_active(lead, rules, due) ? LP_STAGE_WARM
-                                                                               : LP_STAGE_RESPONDER;
+    lead->stage = score >= rules->warm_threshold && is_active(lead, rules, due)
+                      ? LP_STAGE_WARM
+                      : LP_STAGE_RESPONDER;
     cancel_handoff_timers(lead);
     update_timers(lead, rules);
     emit_stale(facts, lead, rules, LP_STALE_COOLED, due, 0);
@@ -399,7 +402,6 @@ static inline bool any_due(const lp_lead_t *lead, int64_t now) {
 bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, lp_facts_t *facts) {
     return any_due(lead, now_ms) && fire_timers(lead, rules, now_ms, facts, 0);
 }
-
 
 /* ---- de-duplication ---------------------------------------------------------------------- */
 
@@ -560,8 +562,7 @@ static void apply_profile(lp_lead_t *lead, const lp_rules_t *rules,
 }
 
 static void apply_feedback(lp_lead_t *lead, const lp_rules_t *rules, const lp_feedback_t *fb) {
-    bool closed =
-        lead->stage == LP_STAGE_CLOSED_WON || lead->stage == LP_STAGE_CLOSED_LOST;
+    bool closed = lead->stage == LP_STAGE_CLOSED_WON || lead->stage == LP_STAGE_CLOSED_LOST;
     int n = nactivities(rules);
 
     switch (fb->outcome) {
@@ -619,8 +620,7 @@ static const char *validate(const lp_event_t *event, const lp_rules_t *rules, in
         if ((unsigned)event->u.feedback.outcome >= LP_FB__COUNT) {
             return "unknown feedback outcome";
         }
-        return (unsigned)event->u.feedback.reason >= LP_REJ__COUNT ? "unknown reject reason"
-                                                                    : NULL;
+        return (unsigned)event->u.feedback.reason >= LP_REJ__COUNT ? "unknown reject reason" : NULL;
     default:
         return "unknown event kind";
     }
@@ -640,7 +640,8 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
         return res;
     }
     if (window > 0) {
-        h = lp_core_hash64(event->event_id, strnlen(event->event_id, LP_ID_MAX), LP_CORE_SEED_DEDUP);
+        h = lp_core_hash64(event->event_id, strnlen(event->event_id, LP_ID_MAX),
+                           LP_CORE_SEED_DEDUP);
         if (seen_contains(lead, h)) {
             res.duplicate = true;
             return res;

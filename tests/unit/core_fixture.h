@@ -65,11 +65,12 @@ static inline void fx_rules(lp_rules_t *rules) {
     rules->machine_click_within_s = 10;
 
     fx_match(&rules->fit[rules->nfit++], LP_FIELD_TITLE, LP_MATCH_CONTAINS, "vp", 20, NULL);
-    lp_match_rule_t *size = fx_match(&rules->fit[rules->nfit++], LP_FIELD_COMPANY_SIZE,
-                                     LP_MATCH_RANGE, NULL, 10, NULL);
+    lp_match_rule_t *size =
+        fx_match(&rules->fit[rules->nfit++], LP_FIELD_COMPANY_SIZE, LP_MATCH_RANGE, NULL, 10, NULL);
     size->min = 200;
     size->max = INT64_MAX;
-    fx_match(&rules->fit[rules->nfit++], LP_FIELD_EMAIL_DOMAIN, LP_MATCH_IN, "gmail.com", -15, NULL);
+    fx_match(&rules->fit[rules->nfit++], LP_FIELD_EMAIL_DOMAIN, LP_MATCH_IN, "gmail.com", -15,
+             NULL);
     rules->grade_a = 30;
     rules->grade_b = 20;
     rules->grade_c = 10;

@@ -264,9 +264,9 @@ static void test_event_ids(void **state) {
         const char *lead, *kind;
         uint32_t s1, s2;
     } other[] = {
-        {"lead-1", "qualified", 2, 0},          {"lead-1", "qualified", 1, 1},
-        {"lead-2", "qualified", 1, 0},          {"lead-1", "stale:cooled", 1, 0},
-        {"lead-1\x1fqualified", "", 1, 0},      {"lead-11", "qualified", 0, 0},
+        {"lead-1", "qualified", 2, 0},     {"lead-1", "qualified", 1, 1},
+        {"lead-2", "qualified", 1, 0},     {"lead-1", "stale:cooled", 1, 0},
+        {"lead-1\x1fqualified", "", 1, 0}, {"lead-11", "qualified", 0, 0},
     };
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
         lp_event_id_derive(b, other[i].lead, other[i].kind, other[i].s1, other[i].s2);
@@ -294,6 +294,17 @@ static void test_event_ids(void **state) {
     assert_string_equal(facts.fact[1].event_id, b);
 }
 
+/* Emitted ids must never change between releases or hosts: a replay after an upgrade has to
+ * re-send the same ids so consumers can de-duplicate. These values pin the id function. */
+static void test_event_ids_stable(void **state) {
+    (void)state;
+    char id[LP_EVENT_ID_HEX + 1];
+    lp_event_id_derive(id, "lead-1", "qualified", 1, 0);
+    assert_string_equal(id, "106f23a6aa32c2c734792fa6862413e8");
+    lp_event_id_derive(id, "L-42", "stale:sla_breached", 3, 2);
+    assert_string_equal(id, "f8761cca0e78d97f72ddb27bc7dc853e");
+}
+
 static int cmp_id(const void *a, const void *b) {
     return strcmp((const char *)a, (const char *)b);
 }
@@ -315,8 +326,8 @@ static void test_many_ids_distinct(void **state) {
 
 static void test_names(void **state) {
     (void)state;
-    const char *want[] = {"suspect", "responder", "warm", "mql", "sql", "recycled",
-                          "disqualified", "closed_won", "closed_lost"};
+    const char *want[] = {"suspect",  "responder",    "warm",       "mql",        "sql",
+                          "recycled", "disqualified", "closed_won", "closed_lost"};
     for (int i = 0; i < LP_STAGE__COUNT; i++) {
         assert_string_equal(lp_stage_name((lp_stage_t)i), want[i]);
         assert_int_equal(lp_stage_parse(want[i]), i);
@@ -338,6 +349,7 @@ int main(void) {
         cmocka_unit_test(test_truncated_and_garbage),
         cmocka_unit_test(test_decoded_lead_keeps_scoring),
         cmocka_unit_test(test_event_ids),
+        cmocka_unit_test(test_event_ids_stable),
         cmocka_unit_test(test_many_ids_distinct),
         cmocka_unit_test(test_names),
     };

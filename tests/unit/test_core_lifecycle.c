@@ -402,6 +402,43 @@ static void test_won_lost_never_again(void **state) {
     }
 }
 
+/* More due timers than one call can report: nothing is lost, the rest fires on the next call. */
+static void test_fact_buffer_full(void **state) {
+    (void)state;
+    lp_rules_t rules;
+    lp_lead_t lead;
+    lp_facts_t facts = {0};
+    fx_rules(&rules);
+    rules.half_life_ms = 1e15; /* no cooling in this window */
+    rules.sla_ms = HOUR_MS;
+    rules.sla_reminder_ms = 60 * 1000;
+    rules.sla_max_reminders = 20;
+    lp_lead_init(&lead, &rules, "L1");
+    qualify(&lead, &rules, T0, &facts);
+
+    /* an event long after: timers fire first but leave two slots for the event, which needs
+     * none here, so the timers take them after it */
+    facts.n = 0;
+    fx_engage(&lead, &rules, "email_open", T0 + DAY_MS, &facts);
+    assert_int_equal(facts.n, LP_FACTS_MAX);
+    for (int i = 0; i < facts.n; i++) {
+        assert_int_equal(facts.fact[i].reminder, i);
+    }
+    int seen = facts.n;
+    int32_t last = facts.fact[facts.n - 1].reminder;
+    while (lp_lead_next_due(&lead) <= T0 + DAY_MS) { /* cooling stays pending, far away */
+        facts.n = 0;
+        assert_true(lp_score_advance(&lead, &rules, T0 + DAY_MS, &facts));
+        assert_true(facts.n > 0 && facts.n <= LP_FACTS_MAX);
+        for (int i = 0; i < facts.n; i++) {
+            assert_int_equal(facts.fact[i].reminder, ++last); /* in order, none skipped */
+        }
+        seen += facts.n;
+    }
+    assert_int_equal(seen, 1 + 20);
+    assert_int_equal(last, 20);
+}
+
 static void test_feedback_creates_lead(void **state) {
     (void)state;
     lp_rules_t rules;
@@ -426,6 +463,7 @@ int main(void) {
         cmocka_unit_test(test_inactivity),
         cmocka_unit_test(test_recycle_and_requalify),
         cmocka_unit_test(test_won_lost_never_again),
+        cmocka_unit_test(test_fact_buffer_full),
         cmocka_unit_test(test_feedback_creates_lead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -268,8 +268,9 @@ static void test_explanation_order_and_sum(void **state) {
     lp_lead_init(&lead, &rules, "L1");
 
     /* two activities tie at 3 points (email_click x1, email_open x3): ties go by name */
-    const char *types[] = {"email_open", "email_open", "email_open", "email_click", "form_submit",
-                           "webinar_attend", "page_view", "unsubscribe", "content_download"};
+    const char *types[] = {"email_open",  "email_open",  "email_open",
+                           "email_click", "form_submit", "webinar_attend",
+                           "page_view",   "unsubscribe", "content_download"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         fx_engage(&lead, &rules, types[i], T0, &facts);
     }
@@ -298,8 +299,8 @@ static void test_explanation_order_and_sum(void **state) {
 static void test_shuffled_order_same_scores(void **state) {
     (void)state;
     enum { NLEADS = 20, NEVENTS = 400, ROUNDS = 12 };
-    static const char *types[] = {"page_view", "email_open", "email_click", "form_submit",
-                                  "webinar_attend", "demo_request"};
+    static const char *types[] = {"page_view",   "email_open",     "email_click",
+                                  "form_submit", "webinar_attend", "demo_request"};
     lp_rules_t rules;
     static lp_event_t events[NEVENTS];
     static lp_lead_t leads[NLEADS];
