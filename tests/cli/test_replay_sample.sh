@@ -4,6 +4,7 @@
 #   LP_BIN=build/leadpulse LP_SOURCE_DIR=. bash tests/cli/test_replay_sample.sh
 #
 # Checks that:
+# - the sample is sorted by event time (as scripts/gen_events.py writes it);
 # - replay succeeds, and its summary agrees with what this script counts in the input on its own:
 #   lines read, leads, duplicates (an event_id re-sent for the same lead), rejected lines (not a
 #   JSON object with lead_id/event_id/ts, or an activity type config/rules.yaml does not define;
@@ -96,6 +97,7 @@ check("demo_request" in activities and "email_open" in activities,
 
 lines = leads = 0
 bad, seen, dups, lead_ids = 0, set(), 0, set()
+last_ts, unsorted = 0, 0
 for line in open(sample):
     if not line.strip():
         continue
@@ -109,6 +111,8 @@ for line in open(sample):
         bad += 1
         continue
     lead_ids.add(ev["lead_id"])
+    unsorted += ev["ts"] < last_ts
+    last_ts = max(last_ts, ev["ts"])
     kind = ev.get("kind", "engagement" if "type" in ev else "profile")
     key = (ev["lead_id"], ev["event_id"])
     if key in seen:
@@ -116,6 +120,8 @@ for line in open(sample):
     elif kind == "engagement" and ev.get("type") not in activities:
         bad += 1
     seen.add(key)
+
+check(unsorted == 0, "the sample is not sorted by ts (%d lines go back in time)" % unsorted)
 
 def summary(name):
     text = open("%s/%s.err" % (tmp, name)).read()
