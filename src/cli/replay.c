@@ -411,7 +411,8 @@ int lp_cmd_replay(int argc, char **argv) {
             fclose(in);
         }
     }
-    if (rc == LP_OK && !r->failed) {
+    if (rc == LP_OK) {
+        /* With --strict too: the lines before the first bad one are scored and reported. */
         rc = flush_batch(r);
     }
     if (rc == LP_OK && !r->failed && have_until) {
