@@ -49,6 +49,8 @@ static int check_fact(lp_avro_codec_t *codec, const lp_fact_t *fact) {
 
     if (fact->kind != LP_FACT_QUALIFIED && fact->kind != LP_FACT_STALE) {
         why = "unknown fact kind";
+    } else if (fact->event_id[0] == '\0') {
+        why = "event_id is empty";
     } else if (fact->fit_grade < 'A' || fact->fit_grade > 'D') {
         why = "fit_grade is not A-D";
     } else if (fact->stage >= LP_STAGE__COUNT) {
@@ -254,6 +256,11 @@ int lp_avro_decode_fact_as(lp_avro_codec_t *codec, const uint8_t *buf, size_t le
     rd.field = "event_id";
     if (lp_avro_rd_string(&rd, fact->event_id, sizeof(fact->event_id)) != LP_OK) {
         return LP_ERR;
+    }
+    /* Emitted ids are never empty, and raw framing detection relies on it (an empty event_id
+     * would make the record start with 0x00, the Confluent magic byte). */
+    if (fact->event_id[0] == '\0') {
+        return lp_codec_err(errstr, errstr_size, "event_id is empty");
     }
     rd.field = "lead_id";
     if (lp_avro_rd_string(&rd, fact->lead_id, sizeof(fact->lead_id)) != LP_OK) {
