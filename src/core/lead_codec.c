@@ -497,8 +497,11 @@ static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
             return LP_ERR;
         }
         taken |= 1ull << idx;
-        int64_t base = ref_window(&rules->activities[idx], lead->ref_ms);
-        act.cap_window = (int64_t)((uint64_t)base - (uint64_t)delta);
+        /* Without A_CAP the writer had no window (0): keep it 0, so decode(encode(x)) == x. */
+        if (af & A_CAP) {
+            int64_t base = ref_window(&rules->activities[idx], lead->ref_ms);
+            act.cap_window = (int64_t)((uint64_t)base - (uint64_t)delta);
+        }
         lead->act[idx] = act;
     }
     return LP_OK;
