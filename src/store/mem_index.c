@@ -39,8 +39,7 @@ mem_lead_t *mem_lead_new(const char *id, size_t id_len, uint64_t hash) {
     return lead;
 }
 
-mem_lead_t *mem_table_find(const mem_table_t *table, const char *id, size_t id_len,
-                           uint64_t hash) {
+mem_lead_t *mem_table_find(const mem_table_t *table, const char *id, size_t id_len, uint64_t hash) {
     size_t mask;
     size_t i;
 

@@ -10,12 +10,12 @@
 
 typedef struct mem_lead {
     uint64_t hash;
-    uint8_t *data;   /* encoded lead; NULL = no state stored (a timer only) */
+    uint8_t *data; /* encoded lead; NULL = no state stored (a timer only) */
     size_t len;
     int64_t due_ms;  /* 0 = no timer */
     size_t heap_idx; /* position in the timer heap while due_ms != 0 */
     size_t id_len;
-    char id[];       /* NUL-terminated */
+    char id[]; /* NUL-terminated */
 } mem_lead_t;
 
 /* Open addressing with linear probing; capacity a power of two, at most 70% full. Records are
@@ -38,8 +38,7 @@ uint64_t mem_hash(const char *id, size_t id_len);
 /* Allocates a record for id (not inserted). NULL on allocation failure. Freed with free(). */
 mem_lead_t *mem_lead_new(const char *id, size_t id_len, uint64_t hash);
 
-mem_lead_t *mem_table_find(const mem_table_t *table, const char *id, size_t id_len,
-                           uint64_t hash);
+mem_lead_t *mem_table_find(const mem_table_t *table, const char *id, size_t id_len, uint64_t hash);
 /* Makes room for `more` inserts without further allocation. LP_OK or LP_ERR (no change). */
 int mem_table_reserve(mem_table_t *table, size_t more);
 /* Inserts a record whose id is not in the table; room must have been reserved. */

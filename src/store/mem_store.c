@@ -15,10 +15,10 @@ typedef struct {
 } mem_offset_t;
 
 typedef struct {
-    uint64_t seq;  /* entry id "<seq>-0" */
+    uint64_t seq; /* entry id "<seq>-0" */
     int kind;
     int acked;
-    uint8_t *buf;  /* key, value, event_id NUL, meta NUL in one allocation */
+    uint8_t *buf; /* key, value, event_id NUL, meta NUL in one allocation */
     size_t key_len;
     size_t value_len;
     size_t event_id_len;
@@ -365,7 +365,8 @@ static int mem_commit(lp_store_t *store, const lp_store_batch_t *batch) {
                              (int)batch->partition);
     }
     if (batch->epoch != part->epoch) {
-        lp_store_fail(store, "store mem: partition %d: commit fenced: epoch is %" PRId64
+        lp_store_fail(store,
+                      "store mem: partition %d: commit fenced: epoch is %" PRId64
                       ", writer has %" PRId64 " (the partition moved to another worker)",
                       (int)batch->partition, part->epoch, batch->epoch);
         return LP_STORE_FENCED;
@@ -490,15 +491,18 @@ static int mem_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, s
     }
     for (i = 0; i < n; i++) {
         if (parse_seq(ids[i], &seq) != LP_OK) {
-            return lp_store_fail(store, "store mem: partition %d: outbox ack: bad entry id "
-                                 "'%.48s'", (int)partition, ids[i]);
+            return lp_store_fail(store,
+                                 "store mem: partition %d: outbox ack: bad entry id "
+                                 "'%.48s'",
+                                 (int)partition, ids[i]);
         }
     }
     part = part_get((mem_store_t *)store, partition, 0);
     if (epoch != (part == NULL ? 0 : part->epoch)) {
-        lp_store_fail(store, "store mem: partition %d: outbox ack fenced: epoch is %" PRId64
-                      ", writer has %" PRId64, (int)partition, part == NULL ? 0 : part->epoch,
-                      epoch);
+        lp_store_fail(store,
+                      "store mem: partition %d: outbox ack fenced: epoch is %" PRId64
+                      ", writer has %" PRId64,
+                      (int)partition, part == NULL ? 0 : part->epoch, epoch);
         return LP_STORE_FENCED;
     }
     if (part == NULL) {

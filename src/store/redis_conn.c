@@ -68,8 +68,10 @@ static int setup_command(redis_store_t *rs, redisContext *ctx, int argc, const c
                              what, ctx->errstr);
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        lp_store_fail(&rs->base, "store redis: %s:%d: %s refused: %s (check the url's "
-                      "credentials and database)", rs->url.host, rs->url.port, what, reply->str);
+        lp_store_fail(&rs->base,
+                      "store redis: %s:%d: %s refused: %s (check the url's "
+                      "credentials and database)",
+                      rs->url.host, rs->url.port, what, reply->str);
         freeReplyObject(reply);
         return LP_ERR;
     }
@@ -87,8 +89,10 @@ int lp_redis_connect(redis_store_t *rs) {
         return lp_store_fail(&rs->base, "store redis: out of memory for a connection");
     }
     if (ctx->err) {
-        lp_store_fail(&rs->base, "store redis: cannot connect to %s:%d: %s (is redis-server "
-                      "up? retrying later)", rs->url.host, rs->url.port, ctx->errstr);
+        lp_store_fail(&rs->base,
+                      "store redis: cannot connect to %s:%d: %s (is redis-server "
+                      "up? retrying later)",
+                      rs->url.host, rs->url.port, ctx->errstr);
         goto err;
     }
     /* Without a socket timeout a blocking read waits forever on a stalled server. */
@@ -186,8 +190,8 @@ int lp_redis_script_load(redis_store_t *rs, const char *script, char *sha) {
         return LP_ERR;
     }
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        return lp_store_fail(&rs->base, "store redis: %s:%d: SCRIPT LOAD failed: %s",
-                             rs->url.host, rs->url.port,
+        return lp_store_fail(&rs->base, "store redis: %s:%d: SCRIPT LOAD failed: %s", rs->url.host,
+                             rs->url.port,
                              reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     }
     memcpy(sha, reply->str, 40);

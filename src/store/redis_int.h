@@ -18,16 +18,16 @@ typedef struct {
     lp_store_redis_url_t url;
     char prefix[LP_REDIS_PREFIX_MAX + 1];
     struct timeval timeout;
-    redisContext *ctx;          /* NULL while disconnected */
+    redisContext *ctx; /* NULL while disconnected */
     char commit_sha[41];
     char ack_sha[41];
-    redisReply *reply;          /* last reply: backs what load/due/outbox_read hand out */
+    redisReply *reply; /* last reply: backs what load/due/outbox_read hand out */
     char keys[RK_COUNT][LP_REDIS_KEY_MAX]; /* keys of the partition of the current call */
     /* Scratch, grown on demand. */
     const char **argv;
     size_t *argvlen;
     size_t argv_cap;
-    char (*nums)[24];           /* decimal renderings of numbers in argv */
+    char (*nums)[24]; /* decimal renderings of numbers in argv */
     size_t nums_cap;
     const uint8_t **loaded_data;
     size_t *loaded_len;

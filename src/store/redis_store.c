@@ -232,8 +232,10 @@ static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
         return LP_ERR;
     }
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FENCED", 6) == 0) {
-        lp_store_fail(store, "store redis: partition %d: commit fenced: %s (the partition moved "
-                      "to another worker)", (int)batch->partition, reply->str);
+        lp_store_fail(store,
+                      "store redis: partition %d: commit fenced: %s (the partition moved "
+                      "to another worker)",
+                      (int)batch->partition, reply->str);
         return LP_STORE_FENCED;
     }
     if (reply->type != REDIS_REPLY_INTEGER) {
@@ -325,8 +327,7 @@ static int entry_from_reply(const redisReply *r, lp_store_outbox_t *e) {
             return LP_ERR;
         }
         if (strcmp(f->str, "kind") == 0) {
-            if (parse_i64(v->str, v->len, &kind) != LP_OK || kind < INT32_MIN ||
-                kind > INT32_MAX) {
+            if (parse_i64(v->str, v->len, &kind) != LP_OK || kind < INT32_MIN || kind > INT32_MAX) {
                 return LP_ERR;
             }
             e->kind = (int)kind;
@@ -399,10 +400,11 @@ static int redis_outbox_read(lp_store_t *store, int32_t partition, size_t max,
     for (i = 0; i < reply->elements; i++) {
         if (entry_from_reply(reply->element[i], &rs->read[i]) != LP_OK) {
             /* Refuse rather than produce a record we cannot read back faithfully. */
-            return lp_store_fail(store, "store redis: partition %d: outbox entry %zu of %s is not "
+            return lp_store_fail(store,
+                                 "store redis: partition %d: outbox entry %zu of %s is not "
                                  "a leadpulse entry (fields kind, key, value, event_id, meta); "
-                                 "inspect it with XRANGE and remove it with XDEL", (int)partition,
-                                 i, rs->keys[RK_OUTBOX]);
+                                 "inspect it with XRANGE and remove it with XDEL",
+                                 (int)partition, i, rs->keys[RK_OUTBOX]);
         }
     }
     out->n = reply->elements;
@@ -442,8 +444,10 @@ static int redis_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch,
     }
     for (i = 0; i < n; i++) {
         if (!valid_stream_id(ids[i])) {
-            return lp_store_fail(store, "store redis: partition %d: outbox ack: bad entry id "
-                                 "'%.48s'", (int)partition, ids[i]);
+            return lp_store_fail(store,
+                                 "store redis: partition %d: outbox ack: bad entry id "
+                                 "'%.48s'",
+                                 (int)partition, ids[i]);
         }
     }
     if (lp_redis_reserve_argv(rs, n + 6) != LP_OK) {
@@ -582,8 +586,10 @@ lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_
     if (prefix == NULL || prefix[0] == '\0' || strlen(prefix) > LP_REDIS_PREFIX_MAX ||
         strpbrk(prefix, "{} \t\r\n") != NULL) {
         /* A brace in the prefix would become the hash tag and put every partition in one slot. */
-        snprintf(errstr, errstr_size, "store redis: key prefix must be 1..%d characters without "
-                 "braces or spaces", LP_REDIS_PREFIX_MAX);
+        snprintf(errstr, errstr_size,
+                 "store redis: key prefix must be 1..%d characters without "
+                 "braces or spaces",
+                 LP_REDIS_PREFIX_MAX);
         goto err;
     }
     if (timeout_ms <= 0) {

@@ -79,7 +79,8 @@ int lp_store_redis_url_parse(const char *url, lp_store_redis_url_t *out, char *e
     out->port = 6379;
     if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
         /* Never echo the url: it may hold a password. */
-        snprintf(errstr, errstr_size, "redis url must start with redis:// (rediss:// and unix "
+        snprintf(errstr, errstr_size,
+                 "redis url must start with redis:// (rediss:// and unix "
                  "sockets are not supported)");
         return LP_ERR;
     }
@@ -148,7 +149,8 @@ int lp_store_redis_url_parse(const char *url, lp_store_redis_url_t *out, char *e
     }
     return LP_OK;
 bad_credentials:
-    snprintf(errstr, errstr_size, "redis url: bad user or password (escape special characters "
+    snprintf(errstr, errstr_size,
+             "redis url: bad user or password (escape special characters "
              "as %%XX)");
     return LP_ERR;
 bad_host:

@@ -65,16 +65,20 @@ int lp_store_batch_check(lp_store_t *store, const lp_store_batch_t *batch) {
         const lp_store_timer_t *timer = &batch->timers[i];
 
         if (timer->lead_id == NULL || timer->lead_id[0] == '\0' || timer->due_ms < 0) {
-            return lp_store_fail(store, "store %s: partition %d: timer %zu has no lead id or a "
-                                 "negative due time", name, (int)batch->partition, i);
+            return lp_store_fail(store,
+                                 "store %s: partition %d: timer %zu has no lead id or a "
+                                 "negative due time",
+                                 name, (int)batch->partition, i);
         }
     }
     for (i = 0; i < batch->noffsets; i++) {
         const lp_store_offset_t *offset = &batch->offsets[i];
 
         if (offset->topic == NULL || offset->topic[0] == '\0' || offset->next_offset < 0) {
-            return lp_store_fail(store, "store %s: partition %d: offset %zu has no topic or a "
-                                 "negative offset", name, (int)batch->partition, i);
+            return lp_store_fail(store,
+                                 "store %s: partition %d: offset %zu has no topic or a "
+                                 "negative offset",
+                                 name, (int)batch->partition, i);
         }
     }
     for (i = 0; i < batch->noutbox; i++) {
@@ -83,8 +87,10 @@ int lp_store_batch_check(lp_store_t *store, const lp_store_batch_t *batch) {
         if ((entry->key == NULL && entry->key_len > 0) ||
             (entry->value == NULL && entry->value_len > 0) ||
             (entry->meta == NULL && entry->meta_len > 0)) {
-            return lp_store_fail(store, "store %s: partition %d: outbox entry %zu has a length "
-                                 "without its bytes", name, (int)batch->partition, i);
+            return lp_store_fail(store,
+                                 "store %s: partition %d: outbox entry %zu has a length "
+                                 "without its bytes",
+                                 name, (int)batch->partition, i);
         }
     }
     return LP_OK;

@@ -11,7 +11,8 @@
 /* Partitions above this are refused: the in-memory store indexes partitions directly. */
 #define LP_STORE_MAX_PARTITION 65535
 
-/* Sets store->errstr (printf-style). Always returns LP_ERR so callers can `return lp_store_fail()`. */
+/* Sets store->errstr (printf-style). Always returns LP_ERR so callers can `return lp_store_fail()`.
+ */
 int lp_store_fail(lp_store_t *store, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* LP_OK if 0 <= partition <= LP_STORE_MAX_PARTITION, else LP_ERR with store->errstr set. */

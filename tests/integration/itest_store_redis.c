@@ -17,8 +17,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include "store/store_int.h"
 #include "../unit/test_store_suite.h"
+#include "store/store_int.h"
 
 extern char **environ;
 
@@ -138,8 +138,9 @@ static int redis_ready(const char *url) {
 
 static int private_start(private_redis_t *r, int port) {
     char portstr[16];
-    char *argv[] = {"redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--loglevel", "warning", "--logfile", "/dev/null", NULL};
+    char *argv[] = {"redis-server", "--port",    portstr,        "--bind", "127.0.0.1",
+                    "--save",       "",          "--appendonly", "no",     "--loglevel",
+                    "warning",      "--logfile", "/dev/null",    NULL};
     posix_spawn_file_actions_t fa;
     double deadline;
     int rc;
@@ -253,8 +254,14 @@ static void test_wrong_type_writes_nothing(void **state) {
     lp_store_timer_t timer = {"w", 5};
     lp_store_offset_t off = {"t", 3};
     lp_store_outbox_t e = out_entry(0, "w", "v", 1, "id", "");
-    lp_store_batch_t batch = {.partition = 3, .nleads = 1, .leads = &lead, .ntimers = 1,
-                              .timers = &timer, .noffsets = 1, .offsets = &off, .noutbox = 1,
+    lp_store_batch_t batch = {.partition = 3,
+                              .nleads = 1,
+                              .leads = &lead,
+                              .ntimers = 1,
+                              .timers = &timer,
+                              .noffsets = 1,
+                              .offsets = &off,
+                              .noutbox = 1,
                               .outbox = &e};
 
     assert_non_null(raw);
@@ -284,8 +291,14 @@ static void test_key_layout(void **state) {
     lp_store_timer_t timer = {"k", 5};
     lp_store_offset_t off = {"t", 3};
     lp_store_outbox_t e = out_entry(0, "k", "v", 1, "id", "");
-    lp_store_batch_t batch = {.partition = 42, .nleads = 1, .leads = &lead, .ntimers = 1,
-                              .timers = &timer, .noffsets = 1, .offsets = &off, .noutbox = 1,
+    lp_store_batch_t batch = {.partition = 42,
+                              .nleads = 1,
+                              .leads = &lead,
+                              .ntimers = 1,
+                              .timers = &timer,
+                              .noffsets = 1,
+                              .offsets = &off,
+                              .noutbox = 1,
                               .outbox = &e};
     char prefix[64];
     char key[128];
@@ -316,8 +329,13 @@ static void test_big_batch(void **state) {
     static char ids[N][24];
     static const char *idp[N];
     static uint8_t data[N][100];
-    lp_store_batch_t batch = {.partition = 5, .nleads = N, .leads = leads, .ntimers = N,
-                              .timers = timers, .noutbox = N / 10, .outbox = outbox};
+    lp_store_batch_t batch = {.partition = 5,
+                              .nleads = N,
+                              .leads = leads,
+                              .ntimers = N,
+                              .timers = timers,
+                              .noutbox = N / 10,
+                              .outbox = outbox};
     lp_store_loaded_t loaded;
     lp_store_outbox_list_t list;
     const char **due = NULL;
@@ -433,8 +451,10 @@ static double fill(lp_store_t *store, size_t n, int with_timers, const char *tag
 
     memset(data, 'x', sizeof(data));
     for (b = 0; b < n / BATCH; b++) {
-        lp_store_batch_t batch = {.partition = (int32_t)(b % PARTS), .nleads = BATCH,
-                                  .leads = leads, .ntimers = with_timers ? BATCH : 0,
+        lp_store_batch_t batch = {.partition = (int32_t)(b % PARTS),
+                                  .nleads = BATCH,
+                                  .leads = leads,
+                                  .ntimers = with_timers ? BATCH : 0,
                                   .timers = timers};
 
         for (i = 0; i < BATCH; i++) {
@@ -473,7 +493,8 @@ static void test_memory_per_lead(void **state) {
     per_lead = (double)(m1 - m0) / N;
     per_lead_timer = (double)(m2 - m1) / N;
     printf("redis memory: %.1f bytes per lead (100-byte state, 15-character id, %d leads); "
-           "%.1f bytes per lead with its timer\n", per_lead, N, per_lead_timer);
+           "%.1f bytes per lead with its timer\n",
+           per_lead, N, per_lead_timer);
     /* The layout's target (docs/redis-layout.md). */
     assert_true(per_lead > 0 && per_lead <= 200.0);
     lp_store_destroy(store);
@@ -508,9 +529,16 @@ static void test_bench_commit(void **state) {
     rt0 = store->round_trips;
     t0 = now_s();
     for (round = 0; round < ROUNDS; round++) {
-        lp_store_batch_t batch = {.partition = 0, .epoch = epoch, .nleads = BATCH, .leads = leads,
-                                  .ntimers = BATCH, .timers = timers, .noffsets = 1,
-                                  .offsets = offs, .noutbox = 10, .outbox = outbox};
+        lp_store_batch_t batch = {.partition = 0,
+                                  .epoch = epoch,
+                                  .nleads = BATCH,
+                                  .leads = leads,
+                                  .ntimers = BATCH,
+                                  .timers = timers,
+                                  .noffsets = 1,
+                                  .offsets = offs,
+                                  .noutbox = 10,
+                                  .outbox = outbox};
 
         for (i = 0; i < BATCH; i++) {
             snprintf(ids[i], sizeof(ids[i]), "bench-%d-%zu", round, i);
@@ -524,8 +552,9 @@ static void test_bench_commit(void **state) {
     }
     secs = now_s() - t0;
     printf("redis bench: %d batches of %d leads: %.0f commits/s (%.0f leads/s incl. load), "
-           "%.2f round trips per batch (load + commit)\n", ROUNDS, BATCH, ROUNDS / secs,
-           ROUNDS * BATCH / secs, (double)(store->round_trips - rt0) / ROUNDS);
+           "%.2f round trips per batch (load + commit)\n",
+           ROUNDS, BATCH, ROUNDS / secs, ROUNDS * BATCH / secs,
+           (double)(store->round_trips - rt0) / ROUNDS);
     assert_int_equal(store->round_trips - rt0, 2 * ROUNDS);
 }
 
@@ -549,7 +578,7 @@ int main(void) {
             return 0;
         }
         fprintf(stderr, "itest_store_redis: set LP_REDIS_URL=redis://127.0.0.1:<port> to a "
-                "running redis-server (or LP_IT_SKIP=1 to skip)\n");
+                        "running redis-server (or LP_IT_SKIP=1 to skip)\n");
         return 1;
     }
     /* A server killed under us must not kill the test with SIGPIPE. */

@@ -83,8 +83,8 @@ static void test_mem_throughput(void **state) {
     static char ids[BATCH][24];
     static const char *idp[BATCH];
     uint8_t data[100];
-    lp_store_batch_t batch = {.partition = 0, .leads = leads, .nleads = BATCH, .timers = timers,
-                              .ntimers = BATCH};
+    lp_store_batch_t batch = {
+        .partition = 0, .leads = leads, .nleads = BATCH, .timers = timers, .ntimers = BATCH};
     lp_store_loaded_t loaded;
     double t0;
     double commit_s;
@@ -145,8 +145,7 @@ int main(void) {
         STORE_SUITE_TESTS,
         cmocka_unit_test_setup_teardown(test_outbox_interleaved, suite_setup, suite_teardown),
         cmocka_unit_test_setup_teardown(test_mem_throughput, suite_setup, suite_teardown),
-        cmocka_unit_test_setup_teardown(test_wrappers_reject_bad_args, suite_setup,
-                                        suite_teardown),
+        cmocka_unit_test_setup_teardown(test_wrappers_reject_bad_args, suite_setup, suite_teardown),
     };
 
     suite_new_store = new_mem_store;

@@ -343,8 +343,14 @@ static void test_stale_epoch_commit_refused(void **state) {
     lp_store_timer_t timer = {"z", 10};
     lp_store_offset_t off = {"engagement.events", 99};
     lp_store_outbox_t e = out_entry(0, "z", "v", 1, "e", "");
-    lp_store_batch_t batch = {.partition = 9, .nleads = 1, .leads = &lead, .ntimers = 1,
-                              .timers = &timer, .noffsets = 1, .offsets = &off, .noutbox = 1,
+    lp_store_batch_t batch = {.partition = 9,
+                              .nleads = 1,
+                              .leads = &lead,
+                              .ntimers = 1,
+                              .timers = &timer,
+                              .noffsets = 1,
+                              .offsets = &off,
+                              .noutbox = 1,
                               .outbox = &e};
     const char *ids[] = {"z"};
     lp_store_loaded_t loaded;
@@ -408,8 +414,8 @@ static void test_bad_batch_writes_nothing(void **state) {
     lp_store_t *store = *state;
     lp_store_lead_t lead = {"ok-lead", (const uint8_t *)"data", 4};
     lp_store_timer_t timers[] = {{"ok-lead", 5}, {"bad", -1}};
-    lp_store_batch_t batch = {.partition = 11, .nleads = 1, .leads = &lead, .ntimers = 2,
-                              .timers = timers};
+    lp_store_batch_t batch = {
+        .partition = 11, .nleads = 1, .leads = &lead, .ntimers = 2, .timers = timers};
     lp_store_lead_t empty = {"empty", (const uint8_t *)"", 0};
     const char *ids[] = {"ok-lead"};
     lp_store_loaded_t loaded;
@@ -443,18 +449,22 @@ static void test_unfenced_epoch_zero(void **state) {
     assert_int_equal(put_lead(store, 12, 1, "x", "1", 1), LP_OK);
 }
 
-#define STORE_SUITE_TESTS                                                                        \
-    cmocka_unit_test_setup_teardown(test_load_unknown, suite_setup, suite_teardown),             \
-    cmocka_unit_test_setup_teardown(test_commit_load_roundtrip, suite_setup, suite_teardown),    \
-    cmocka_unit_test_setup_teardown(test_duplicate_lead_last_wins, suite_setup, suite_teardown), \
-    cmocka_unit_test_setup_teardown(test_timers_order_and_removal, suite_setup, suite_teardown), \
-    cmocka_unit_test_setup_teardown(test_timers_random, suite_setup, suite_teardown),            \
-    cmocka_unit_test_setup_teardown(test_offsets, suite_setup, suite_teardown),                  \
-    cmocka_unit_test_setup_teardown(test_outbox_read_ack, suite_setup, suite_teardown),          \
-    cmocka_unit_test_setup_teardown(test_stale_epoch_commit_refused, suite_setup,                \
-                                    suite_teardown),                                             \
-    cmocka_unit_test_setup_teardown(test_stale_epoch_ack_refused, suite_setup, suite_teardown),  \
-    cmocka_unit_test_setup_teardown(test_bad_batch_writes_nothing, suite_setup, suite_teardown), \
-    cmocka_unit_test_setup_teardown(test_unfenced_epoch_zero, suite_setup, suite_teardown)
+#define STORE_SUITE_TESTS                                                                          \
+    cmocka_unit_test_setup_teardown(test_load_unknown, suite_setup, suite_teardown),               \
+        cmocka_unit_test_setup_teardown(test_commit_load_roundtrip, suite_setup, suite_teardown),  \
+        cmocka_unit_test_setup_teardown(test_duplicate_lead_last_wins, suite_setup,                \
+                                        suite_teardown),                                           \
+        cmocka_unit_test_setup_teardown(test_timers_order_and_removal, suite_setup,                \
+                                        suite_teardown),                                           \
+        cmocka_unit_test_setup_teardown(test_timers_random, suite_setup, suite_teardown),          \
+        cmocka_unit_test_setup_teardown(test_offsets, suite_setup, suite_teardown),                \
+        cmocka_unit_test_setup_teardown(test_outbox_read_ack, suite_setup, suite_teardown),        \
+        cmocka_unit_test_setup_teardown(test_stale_epoch_commit_refused, suite_setup,              \
+                                        suite_teardown),                                           \
+        cmocka_unit_test_setup_teardown(test_stale_epoch_ack_refused, suite_setup,                 \
+                                        suite_teardown),                                           \
+        cmocka_unit_test_setup_teardown(test_bad_batch_writes_nothing, suite_setup,                \
+                                        suite_teardown),                                           \
+        cmocka_unit_test_setup_teardown(test_unfenced_epoch_zero, suite_setup, suite_teardown)
 
 #endif

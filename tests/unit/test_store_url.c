@@ -35,15 +35,15 @@ static void test_url_forms(void **state) {
     assert_string_equal(u.password, "s3cret");
 
     /* ACL user, escaped characters, a raw '@' inside the password, trailing slash. */
-    assert_int_equal(lp_store_redis_url_parse("redis://worker:p%40ss%3Aw@rd@h:6379/", &u, err,
-                                              sizeof(err)), LP_OK);
+    assert_int_equal(
+        lp_store_redis_url_parse("redis://worker:p%40ss%3Aw@rd@h:6379/", &u, err, sizeof(err)),
+        LP_OK);
     assert_string_equal(u.user, "worker");
     assert_string_equal(u.password, "p@ss:w@rd");
     assert_string_equal(u.host, "h");
     assert_int_equal(u.db, 0);
 
-    assert_int_equal(lp_store_redis_url_parse("redis://[::1]:7000/2", &u, err, sizeof(err)),
-                     LP_OK);
+    assert_int_equal(lp_store_redis_url_parse("redis://[::1]:7000/2", &u, err, sizeof(err)), LP_OK);
     assert_string_equal(u.host, "::1");
     assert_int_equal(u.port, 7000);
     assert_int_equal(u.db, 2);
@@ -51,9 +51,9 @@ static void test_url_forms(void **state) {
 
 static void test_url_rejects(void **state) {
     static const char *const bad[] = {
-        "http://h:1", "redis://", "redis://:pw@", "redis://h:0", "redis://h:65536",
-        "redis://h:12x", "redis://h:1/db", "redis://[::1", "redis://u:%zz@h", "redis://u:%00@h",
-        "rediss://h:1", "redis://h:/1",
+        "http://h:1",      "redis://",        "redis://:pw@",   "redis://h:0",
+        "redis://h:65536", "redis://h:12x",   "redis://h:1/db", "redis://[::1",
+        "redis://u:%zz@h", "redis://u:%00@h", "rediss://h:1",   "redis://h:/1",
     };
     lp_store_redis_url_t u;
     char err[LP_ERRSTR];
@@ -68,8 +68,8 @@ static void test_url_rejects(void **state) {
         assert_true(err[0] != '\0');
     }
     /* A refused url never shows its password in the message. */
-    assert_int_equal(lp_store_redis_url_parse("redis://u:sup%zzersecret@h:1", &u, err,
-                                              sizeof(err)), LP_ERR);
+    assert_int_equal(lp_store_redis_url_parse("redis://u:sup%zzersecret@h:1", &u, err, sizeof(err)),
+                     LP_ERR);
     assert_null(strstr(err, "secret"));
     assert_int_equal(lp_store_redis_url_parse(NULL, &u, err, sizeof(err)), LP_ERR);
 }
