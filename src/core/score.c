@@ -1,4 +1,5 @@
-/* The scoring core: decay, points and caps, lifecycle, MQL hysteresis, hand-off timers, facts.
+/* The scoring core: decay, points and caps, machine activity, de-duplication, lifecycle and MQL
+ * hysteresis (timers in timers.c, facts in facts.c, profile rules in fit.c).
  * Pure: the lead, the event, the rules and the time in; the new lead and facts out. */
 #include <math.h>
 #include <string.h>
@@ -6,67 +7,22 @@
 
 #include "core/core_internal.h"
 
-/* Decayed values below this are zero: keeps the arithmetic off subnormals (slow on x86) and
- * cannot move a score by anything a threshold could notice. */
-#define TINY 1e-12
-
 /* Facts one event may still need after its timers fired: a qualification and an immediate
  * cooling. Timers beyond the rest of the buffer stay due and fire on the next call. */
 #define EVENT_FACT_RESERVE 2
 
-static const char *const stage_names[LP_STAGE__COUNT] = {
-    "suspect",  "responder",    "warm",       "mql",        "sql",
-    "recycled", "disqualified", "closed_won", "closed_lost"};
-static const char *const stale_names[] = {"sla_breached", "inactive", "cooled"};
-
 /* ---- time and decay ---------------------------------------------------------------------- */
-
-/* later - earlier for later > earlier, without signed overflow. */
-static double span_ms(int64_t later, int64_t earlier) {
-    return (double)((uint64_t)later - (uint64_t)earlier);
-}
-
-static double decay_factor(const lp_rules_t *rules, int64_t later, int64_t earlier) {
-    if (later <= earlier || !(rules->half_life_ms > 0)) {
-        return 1.0;
-    }
-    return exp2(-span_ms(later, earlier) / rules->half_life_ms);
-}
-
-/* a + b for times, saturating: decoded state and event times are input, never trusted to be sane.
- */
-static int64_t time_add(int64_t a, int64_t b) {
-    int64_t r;
-    if (__builtin_add_overflow(a, b, &r)) {
-        return b > 0 ? INT64_MAX : INT64_MIN;
-    }
-    return r;
-}
-
-static double flush_tiny(double v) {
-    return fabs(v) < TINY ? 0.0 : v;
-}
-
-static double clamp_floor(const lp_rules_t *rules, double score) {
-    score = flush_tiny(score);
-    return score < rules->floor ? rules->floor : score;
-}
 
 /* A fresh or reset lead scores 0, or the floor when the floor is above 0. */
 static double initial_score(const lp_rules_t *rules) {
     return rules->floor > 0 ? rules->floor : 0.0;
 }
 
-static int nactivities(const lp_rules_t *rules) {
-    int n = rules->nactivities;
-    return n < 0 ? 0 : n > LP_MAX_ACTIVITIES ? LP_MAX_ACTIVITIES : n;
-}
-
 double lp_lead_score_at(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms) {
     if (t_ms <= lead->ref_ms) {
         return lead->score;
     }
-    return clamp_floor(rules, lead->score * decay_factor(rules, t_ms, lead->ref_ms));
+    return lp_core_clamp_floor(rules, lead->score * lp_core_decay(rules, t_ms, lead->ref_ms));
 }
 
 /* Moves the lead's reference time forward to t: score and contributions decay together. */
@@ -74,102 +30,24 @@ static void advance_to(lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
     if (t <= lead->ref_ms) {
         return;
     }
-    double f = decay_factor(rules, t, lead->ref_ms);
+    double f = lp_core_decay(rules, t, lead->ref_ms);
     if (f != 1.0) {
-        int n = nactivities(rules);
-        lead->score = clamp_floor(rules, lead->score * f);
+        int n = lp_core_nactivities(rules);
+        lead->score = lp_core_clamp_floor(rules, lead->score * f);
         if (f < 0x1p-10) {
             for (int i = 0; i < n; i++) {
-                lead->act[i].points = flush_tiny(lead->act[i].points * f);
+                lead->act[i].points = lp_core_flush_tiny(lead->act[i].points * f);
             }
         } else {
-            /* Short gaps cannot take a value from above TINY to a subnormal; the hot path skips
-             * the test (a value already below TINY is flushed by the next long gap). */
+            /* Short gaps cannot take a value from above LP_CORE_TINY to a subnormal; the hot path
+             * skips the test (a value already below LP_CORE_TINY is flushed by the next long gap).
+             */
             for (int i = 0; i < n; i++) {
                 lead->act[i].points *= f;
             }
         }
     }
     lead->ref_ms = t;
-}
-
-/* ---- explanation and facts --------------------------------------------------------------- */
-
-static bool ranks_before(const lp_contribution_t *a, const lp_contribution_t *b) {
-    if (a->points != b->points) {
-        return a->points > b->points;
-    }
-    return strcmp(a->activity, b->activity) < 0;
-}
-
-void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms,
-                     lp_fact_t *fact) {
-    double f = decay_factor(rules, t_ms, lead->ref_ms);
-    int n = nactivities(rules);
-    double listed = 0.0;
-
-    fact->ntop = 0;
-    for (int i = 0; i < n; i++) {
-        lp_contribution_t c;
-        double points = flush_tiny(lead->act[i].points * f);
-        if (points == 0.0) {
-            continue;
-        }
-        c.points = points;
-        memcpy(c.activity, rules->activities[i].name, sizeof(c.activity));
-        c.activity[LP_NAME_MAX] = '\0';
-        /* insertion into the sorted top list */
-        int pos = fact->ntop;
-        while (pos > 0 && ranks_before(&c, &fact->top[pos - 1])) {
-            pos--;
-        }
-        if (pos >= LP_TOP_N) {
-            continue;
-        }
-        int last = fact->ntop < LP_TOP_N ? fact->ntop : LP_TOP_N - 1;
-        memmove(&fact->top[pos + 1], &fact->top[pos], (size_t)(last - pos) * sizeof(c));
-        fact->top[pos] = c;
-        if (fact->ntop < LP_TOP_N) {
-            fact->ntop++;
-        }
-    }
-    fact->score = lp_lead_score_at(lead, rules, t_ms);
-    for (int i = 0; i < fact->ntop; i++) {
-        listed += fact->top[i].points;
-    }
-    /* The remainder (smaller activities, the floor) is whatever makes the listed sum add up. */
-    fact->other = fact->score - listed;
-}
-
-/* Appends a fact filled from the lead at time t, or returns NULL when the buffer is full. */
-static lp_fact_t *emit(lp_facts_t *facts, const lp_lead_t *lead, const lp_rules_t *rules,
-                       lp_fact_kind_t kind, int64_t t) {
-    if (facts == NULL || facts->n < 0 || facts->n >= LP_FACTS_MAX) {
-        return NULL;
-    }
-    lp_fact_t *fact = &facts->fact[facts->n++];
-    memset(fact, 0, sizeof(*fact));
-    fact->kind = kind;
-    memcpy(fact->lead_id, lead->lead_id, sizeof(fact->lead_id));
-    fact->ts_ms = t;
-    fact->fit_grade = lead->fit_grade;
-    fact->stage = lead->stage;
-    lp_lead_explain(lead, rules, t, fact);
-    memcpy(fact->model_id, rules->model_id, sizeof(fact->model_id));
-    fact->model_id[LP_NAME_MAX] = '\0';
-    memcpy(fact->model_version, rules->model_version, sizeof(fact->model_version));
-    fact->model_version[LP_NAME_MAX] = '\0';
-    fact->mql_seq = lead->mql_seq;
-    fact->mql_at_ms = lead->mql_at_ms;
-    fact->sla_deadline_ms =
-        lead->mql_at_ms != 0 && rules->sla_ms > 0 ? time_add(lead->mql_at_ms, rules->sla_ms) : 0;
-    fact->last_reject_reason = lead->reject_reason;
-    fact->profile = lead->profile;
-    return fact;
-}
-
-static bool facts_room(const lp_facts_t *facts, int reserve) {
-    return facts != NULL && facts->n >= 0 && facts->n + reserve < LP_FACTS_MAX;
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
@@ -179,65 +57,16 @@ static bool is_open_stage(uint8_t stage) {
            stage == LP_STAGE_MQL || stage == LP_STAGE_RECYCLED || stage == LP_STAGE_DISQUALIFIED;
 }
 
-/* Engaged and not past the inactivity window at time t. */
-static bool is_active(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
-    if (lead->last_activity_ms == 0) {
-        return false;
-    }
-    return rules->inactivity_ms <= 0 || time_add(lead->last_activity_ms, rules->inactivity_ms) > t;
-}
-
 /* Stage of a lead in the open funnel below MQL, from its engagement and score at ref_ms. An
  * inactive lead stays a responder: it becomes warm again only by engaging. */
 static uint8_t funnel_stage(const lp_lead_t *lead, const lp_rules_t *rules) {
     if (lead->last_activity_ms == 0) {
         return LP_STAGE_SUSPECT;
     }
-    if (lead->score >= rules->warm_threshold && is_active(lead, rules, lead->ref_ms)) {
+    if (lead->score >= rules->warm_threshold && lp_core_is_active(lead, rules, lead->ref_ms)) {
         return LP_STAGE_WARM;
     }
     return LP_STAGE_RESPONDER;
-}
-
-static void cancel_handoff_timers(lp_lead_t *lead) {
-    lead->sla_deadline_ms = 0;
-    lead->sla_reminders = 0;
-    lead->sla_breached = false;
-    lead->cooled_deadline_ms = 0;
-}
-
-/* The moment an MQL's decayed score falls below rearm_level, in closed form:
- * score * 2^-((t - ref) / h) = rearm  <=>  t = ref + h * log2(score / rearm). 0 = never. */
-static int64_t cooling_deadline(const lp_lead_t *lead, const lp_rules_t *rules) {
-    double rearm = rules->rearm_level;
-    double lowest = rules->floor > 0 ? rules->floor : 0.0;
-
-    if (lead->score < rearm) {
-        return lead->ref_ms; /* already below (negative points): cool now */
-    }
-    if (!(rules->half_life_ms > 0) || rearm <= lowest) {
-        return 0; /* decay never takes the score below a level at or under its limit */
-    }
-    double dt = ceil(rules->half_life_ms * log2(lead->score / rearm));
-    if (!(dt < 9e18)) {
-        return 0;
-    }
-    return time_add(lead->ref_ms, (int64_t)dt);
-}
-
-static void update_timers(lp_lead_t *lead, const lp_rules_t *rules) {
-    bool watched = lead->stage == LP_STAGE_WARM || lead->stage == LP_STAGE_MQL;
-    if (rules->inactivity_ms > 0 && watched && lead->last_activity_ms != 0) {
-        lead->inactive_deadline_ms = time_add(lead->last_activity_ms, rules->inactivity_ms);
-    } else {
-        lead->inactive_deadline_ms = 0;
-    }
-    lead->cooled_deadline_ms = lead->stage == LP_STAGE_MQL ? cooling_deadline(lead, rules) : 0;
-    if (lead->stage != LP_STAGE_MQL) {
-        lead->sla_deadline_ms = 0;
-        lead->sla_reminders = 0;
-        lead->sla_breached = false;
-    }
 }
 
 /* Re-arm once the score at ref_ms is below rearm_level. An MQL re-arms through its cooling timer
@@ -263,7 +92,7 @@ static void maybe_qualify(lp_lead_t *lead, const lp_rules_t *rules, lp_facts_t *
         !fit_gate_passes(lead, rules) || lead->dq_reason[0] != '\0') {
         return;
     }
-    if (!facts_room(facts, 0)) {
+    if (!lp_core_facts_room(facts, 0)) {
         return; /* stays armed: qualifies on its next event rather than losing the hand-off */
     }
     int64_t t = lead->ref_ms;
@@ -271,136 +100,11 @@ static void maybe_qualify(lp_lead_t *lead, const lp_rules_t *rules, lp_facts_t *
     lead->mql_seq++;
     lead->mql_at_ms = t;
     lead->stage = LP_STAGE_MQL;
-    cancel_handoff_timers(lead);
-    lead->sla_deadline_ms = rules->sla_ms > 0 ? time_add(t, rules->sla_ms) : 0;
-    update_timers(lead, rules);
-    lp_fact_t *fact = emit(facts, lead, rules, LP_FACT_QUALIFIED, t);
+    lp_core_cancel_handoff(lead);
+    lead->sla_deadline_ms = rules->sla_ms > 0 ? lp_core_time_add(t, rules->sla_ms) : 0;
+    lp_core_update_timers(lead, rules);
+    lp_fact_t *fact = lp_core_emit(facts, lead, rules, LP_FACT_QUALIFIED, t);
     lp_event_id_derive(fact->event_id, lead->lead_id, "qualified", lead->mql_seq, 0);
-}
-
-/* ---- timers ------------------------------------------------------------------------------ */
-
-static lp_fact_t *emit_stale(lp_facts_t *facts, const lp_lead_t *lead, const lp_rules_t *rules,
-                             lp_stale_reason_t reason, int64_t t, int32_t reminder) {
-    char kind[LP_NAME_MAX + 8];
-    lp_fact_t *fact = emit(facts, lead, rules, LP_FACT_STALE, t);
-    fact->stale_reason = reason;
-    fact->reminder = reminder;
-    strcpy(kind, "stale:");
-    strcat(kind, stale_names[reason]);
-    lp_event_id_derive(fact->event_id, lead->lead_id, kind, lead->stale_seq, (uint32_t)reminder);
-    return fact;
-}
-
-static void fire_sla(lp_lead_t *lead, const lp_rules_t *rules, int64_t due, lp_facts_t *facts) {
-    int32_t reminder = 0;
-    if (!lead->sla_breached) {
-        lead->sla_breached = true;
-        lead->sla_reminders = 0;
-        lead->stale_seq++;
-    } else if (lead->sla_reminders < INT32_MAX) {
-        reminder = ++lead->sla_reminders;
-    }
-    if (rules->sla_reminder_ms > 0 && lead->sla_reminders < rules->sla_max_reminders) {
-        lead->sla_deadline_ms = time_add(due, rules->sla_reminder_ms);
-    } else {
-        lead->sla_deadline_ms = 0;
-    }
-    emit_stale(facts, lead, rules, LP_STALE_SLA_BREACHED, due, reminder);
-}
-
-static void fire_cooled(lp_lead_t *lead, const lp_rules_t *rules, int64_t due, lp_facts_t *facts) {
-    double score = lp_lead_score_at(lead, rules, due);
-    lead->stale_seq++;
-    lead->armed = true;
-    lead->stage = score >= rules->warm_threshold && is_active(lead, rules, due)
-                      ? LP_STAGE_WARM
-                      : LP_STAGE_RESPONDER;
-    cancel_handoff_timers(lead);
-    update_timers(lead, rules);
-    emit_stale(facts, lead, rules, LP_STALE_COOLED, due, 0);
-}
-
-static uint8_t inactive_target(const lp_rules_t *rules) {
-    int stage = rules->inactive_stage;
-    /* Only stages a lead leaves by engaging again; anything else would re-fire at once. */
-    if (stage == LP_STAGE_SUSPECT || stage == LP_STAGE_RESPONDER || stage == LP_STAGE_RECYCLED) {
-        return (uint8_t)stage;
-    }
-    return LP_STAGE_RECYCLED;
-}
-
-static void fire_inactive(lp_lead_t *lead, const lp_rules_t *rules, int64_t due,
-                          lp_facts_t *facts) {
-    lead->stale_seq++;
-    lead->armed = true;
-    lead->stage = inactive_target(rules);
-    cancel_handoff_timers(lead);
-    lead->inactive_deadline_ms = 0;
-    emit_stale(facts, lead, rules, LP_STALE_INACTIVE, due, 0);
-}
-
-int64_t lp_lead_next_due(const lp_lead_t *lead) {
-    int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms, lead->inactive_deadline_ms};
-    int64_t next = 0;
-    for (int i = 0; i < 3; i++) {
-        if (due[i] != 0 && (next == 0 || due[i] < next)) {
-            next = due[i];
-        }
-    }
-    return next;
-}
-
-/* Fires every deadline <= now in time order (ties: SLA, cooling, inactivity), keeping `reserve`
- * fact slots free. Returns true if any fired. */
-static bool fire_timers(lp_lead_t *lead, const lp_rules_t *rules, int64_t now, lp_facts_t *facts,
-                        int reserve) {
-    bool fired = false;
-    while (facts_room(facts, reserve)) {
-        int64_t due[3] = {lead->sla_deadline_ms, lead->cooled_deadline_ms,
-                          lead->inactive_deadline_ms};
-        int which = -1;
-        for (int i = 0; i < 3; i++) {
-            if (due[i] != 0 && due[i] <= now && (which < 0 || due[i] < due[which])) {
-                which = i;
-            }
-        }
-        if (which < 0) {
-            break;
-        }
-        /* Timers only run for the stages that own them; a stray one is dropped silently. */
-        bool mql = lead->stage == LP_STAGE_MQL;
-        if (which == 0) {
-            if (mql) {
-                fire_sla(lead, rules, due[0], facts);
-            } else {
-                lead->sla_deadline_ms = 0;
-            }
-        } else if (which == 1) {
-            if (mql) {
-                fire_cooled(lead, rules, due[1], facts);
-            } else {
-                lead->cooled_deadline_ms = 0;
-            }
-        } else if (mql || lead->stage == LP_STAGE_WARM) {
-            fire_inactive(lead, rules, due[2], facts);
-        } else {
-            lead->inactive_deadline_ms = 0;
-        }
-        fired = true;
-    }
-    return fired;
-}
-
-/* Whether any timer is due at now: the check every event makes, kept to a few instructions. */
-static inline bool any_due(const lp_lead_t *lead, int64_t now) {
-    return (lead->sla_deadline_ms != 0 && lead->sla_deadline_ms <= now) |
-           (lead->cooled_deadline_ms != 0 && lead->cooled_deadline_ms <= now) |
-           (lead->inactive_deadline_ms != 0 && lead->inactive_deadline_ms <= now);
-}
-
-bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, lp_facts_t *facts) {
-    return any_due(lead, now_ms) && fire_timers(lead, rules, now_ms, facts, 0);
 }
 
 /* ---- de-duplication ---------------------------------------------------------------------- */
@@ -520,12 +224,12 @@ static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx,
         counts = points > 0 || rule->is_engagement;
         if (points != 0 && within_cap(act, rule, t)) {
             /* A late event adds what its points have decayed to by ref_ms. */
-            double add = points * decay_factor(rules, lead->ref_ms, t);
+            double add = points * lp_core_decay(rules, lead->ref_ms, t);
             double before = lead->score;
-            lead->score = clamp_floor(rules, lead->score + add);
+            lead->score = lp_core_clamp_floor(rules, lead->score + add);
             /* The activity is credited with the change it really made (after the floor), so the
              * contributions keep adding up to the score. */
-            act->points = flush_tiny(act->points + (lead->score - before));
+            act->points = lp_core_flush_tiny(act->points + (lead->score - before));
         }
         if (counts && t > lead->last_activity_ms) {
             lead->last_activity_ms = t;
@@ -563,7 +267,7 @@ static void apply_profile(lp_lead_t *lead, const lp_rules_t *rules,
 
 static void apply_feedback(lp_lead_t *lead, const lp_rules_t *rules, const lp_feedback_t *fb) {
     bool closed = lead->stage == LP_STAGE_CLOSED_WON || lead->stage == LP_STAGE_CLOSED_LOST;
-    int n = nactivities(rules);
+    int n = lp_core_nactivities(rules);
 
     switch (fb->outcome) {
     case LP_FB_WON:
@@ -591,9 +295,9 @@ static void apply_feedback(lp_lead_t *lead, const lp_rules_t *rules, const lp_fe
             }
         } else if (rules->recycle_mode == LP_RECYCLE_SCALE) {
             double scale = rules->recycle_scale >= 0 ? rules->recycle_scale : 0.0;
-            lead->score = clamp_floor(rules, lead->score * scale);
+            lead->score = lp_core_clamp_floor(rules, lead->score * scale);
             for (int i = 0; i < n; i++) {
-                lead->act[i].points = flush_tiny(lead->act[i].points * scale);
+                lead->act[i].points = lp_core_flush_tiny(lead->act[i].points * scale);
             }
         }
         lead->armed = true;
@@ -648,8 +352,8 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
         }
     }
     /* Event-time semantics: whatever fell due before this event happened first. */
-    if (any_due(lead, t)) {
-        fire_timers(lead, rules, t, facts, EVENT_FACT_RESERVE);
+    if (lp_core_any_due(lead, t)) {
+        lp_core_fire_timers(lead, rules, t, facts, EVENT_FACT_RESERVE);
     }
     if (window > 0) {
         seen_add(lead, window, h);
@@ -670,10 +374,10 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
         break;
     }
     maybe_qualify(lead, rules, facts);
-    update_timers(lead, rules);
+    lp_core_update_timers(lead, rules);
     /* Negative points can take an MQL below the re-arm level right now: cool it at once. */
-    if (any_due(lead, lead->ref_ms)) {
-        fire_timers(lead, rules, lead->ref_ms, facts, 0);
+    if (lp_core_any_due(lead, lead->ref_ms)) {
+        lp_core_fire_timers(lead, rules, lead->ref_ms, facts, 0);
     }
     return res;
 }
@@ -690,22 +394,4 @@ void lp_lead_init(lp_lead_t *lead, const lp_rules_t *rules, const char *lead_id)
     lead->profile.company_size = -1;
     lead->fit_points = lp_core_fit_points(rules, &lead->profile);
     lead->fit_grade = lp_core_fit_grade(rules, lead->fit_points);
-}
-
-const char *lp_stage_name(lp_stage_t stage) {
-    return (unsigned)stage < LP_STAGE__COUNT ? stage_names[stage] : NULL;
-}
-
-int lp_stage_parse(const char *name) {
-    for (int i = 0; i < LP_STAGE__COUNT; i++) {
-        if (name != NULL && strcasecmp(name, stage_names[i]) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-const char *lp_stale_reason_name(lp_stale_reason_t reason) {
-    return (unsigned)reason < sizeof(stale_names) / sizeof(stale_names[0]) ? stale_names[reason]
-                                                                           : NULL;
 }
