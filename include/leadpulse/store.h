@@ -10,6 +10,8 @@
 #include "leadpulse/common.h"
 
 #define LP_STORE_FENCED (-2) /* commit refused: the partition's epoch moved on (zombie writer) */
+#define LP_STORE_DUPLICATE 1 /* commit skipped: its offsets were stored already (a retry after a
+                                lost reply); nothing was written */
 
 typedef struct {
     const char *lead_id;
@@ -88,7 +90,8 @@ typedef struct {
     /* Loads many leads of one partition in one round trip (pipelined). */
     int (*load)(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
                 lp_store_loaded_t *out);
-    /* Atomically: leads, timers, offsets, outbox. LP_OK, LP_ERR (retry) or LP_STORE_FENCED. */
+    /* Atomically: leads, timers, offsets, outbox. LP_OK, LP_ERR (retry), LP_STORE_FENCED, or
+     * LP_STORE_DUPLICATE (Redis: every offset of the batch was stored already). */
     int (*commit)(lp_store_t *store, const lp_store_batch_t *batch);
     /* Up to max lead ids with a timer due at or before now_ms (ids owned by the store). */
     int (*due)(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,

@@ -157,6 +157,18 @@ int lp_cache_put(lp_cache_t *cache, int32_t partition, const char *id, const uin
     return 0;
 }
 
+void lp_cache_forget(lp_cache_t *cache, int32_t partition, const char *id) {
+    if (cache == NULL || cache->max == 0) {
+        return;
+    }
+    size_t id_len = strlen(id);
+    lp_cache_entry_t **slot = find_slot(cache, cache_hash(partition, id, id_len), partition, id,
+                                        id_len);
+    if (*slot != NULL) {
+        remove_at(cache, slot);
+    }
+}
+
 void lp_cache_drop_partition(lp_cache_t *cache, int32_t partition) {
     if (cache == NULL) {
         return;

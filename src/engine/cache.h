@@ -15,6 +15,8 @@ const uint8_t *lp_cache_get(lp_cache_t *cache, int32_t partition, const char *id
 /* Copies data in, evicting the least recently used entries beyond max. 0 or -1 (no memory). */
 int lp_cache_put(lp_cache_t *cache, int32_t partition, const char *id, const uint8_t *data,
                  size_t len);
+/* Removes one entry, if present. */
+void lp_cache_forget(lp_cache_t *cache, int32_t partition, const char *id);
 void lp_cache_drop_partition(lp_cache_t *cache, int32_t partition);
 size_t lp_cache_count(const lp_cache_t *cache);
 

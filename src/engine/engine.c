@@ -498,6 +498,14 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
         lp_engine_revoke(engine, partition);
         return LP_STORE_FENCED;
     }
+    if (rc == LP_STORE_DUPLICATE) {
+        /* Applied before (the reply of an earlier try was lost): the store holds the truth, so
+         * forget what we computed and re-read these leads next time. */
+        for (size_t i = 0; i < nwrites; i++) {
+            lp_cache_forget(engine->cache, partition, engine->writes[i].lead_id);
+        }
+        return LP_OK;
+    }
     if (rc != LP_OK) {
         engine->stats.commit_failures++;
         snprintf(engine->errstr, sizeof(engine->errstr), "commit partition %" PRId32 ": %s",

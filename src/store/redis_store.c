@@ -241,7 +241,7 @@ static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
     if (reply->type != REDIS_REPLY_INTEGER) {
         return bad_reply(rs, "commit", batch->partition, reply);
     }
-    return LP_OK;
+    return reply->integer == -1 ? LP_STORE_DUPLICATE : LP_OK;
 }
 
 static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,

@@ -320,6 +320,35 @@ static void test_key_layout(void **state) {
     redisFree(raw);
 }
 
+/* A retried commit whose offsets are stored already (its first reply was lost) writes nothing:
+ * no second outbox entry, no overwrite of the lead. */
+static void test_retry_is_idempotent(void **state) {
+    lp_store_t *store = *state;
+    lp_store_lead_t lead = {"k", (const uint8_t *)"first", 5};
+    lp_store_offset_t off = {"t", 10};
+    lp_store_outbox_t e = out_entry(0, "k", "v", 1, "id", "");
+    lp_store_batch_t batch = {.partition = 43, .nleads = 1, .leads = &lead, .noffsets = 1,
+                              .offsets = &off, .noutbox = 1, .outbox = &e};
+    lp_store_outbox_list_t list = {0};
+    lp_store_loaded_t loaded = {0};
+    const char *ids[1] = {"k"};
+
+    assert_int_equal(lp_store_fence(store, 43, &batch.epoch), LP_OK);
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    lead.data = (const uint8_t *)"again";
+    assert_int_equal(lp_store_commit(store, &batch), LP_STORE_DUPLICATE);
+    assert_int_equal(lp_store_outbox_read(store, 43, 10, &list), LP_OK);
+    assert_int_equal(list.n, 1);
+    assert_int_equal(lp_store_load(store, 43, 1, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.len[0], 5);
+    assert_memory_equal(loaded.data[0], "first", 5);
+    /* The next batch (offsets move on) is applied. */
+    off.next_offset = 11;
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_outbox_read(store, 43, 10, &list), LP_OK);
+    assert_int_equal(list.n, 2);
+}
+
 static void test_big_batch(void **state) {
     enum { N = 10000 };
     lp_store_t *store = *state;
@@ -565,6 +594,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wrong_type_writes_nothing, suite_setup,
                                         suite_teardown),
         cmocka_unit_test_setup_teardown(test_key_layout, suite_setup, suite_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_is_idempotent, suite_setup, suite_teardown),
         cmocka_unit_test_setup_teardown(test_big_batch, suite_setup, suite_teardown),
         cmocka_unit_test_setup_teardown(test_restart, private_setup, private_teardown),
         cmocka_unit_test_setup_teardown(test_memory_per_lead, private_setup, private_teardown),
