@@ -58,9 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         memset(&fact, 0, sizeof(fact));
         memset(err, 0, sizeof(err));
-        rc = i == 0 ? lp_avro_decode_fact(codec, data, size, &fact, err, sizeof(err))
-                    : lp_avro_decode_fact_as(codec, data, size, expected[i], &fact, err,
-                                             sizeof(err));
+        rc = i == 0
+                 ? lp_avro_decode_fact(codec, data, size, &fact, err, sizeof(err))
+                 : lp_avro_decode_fact_as(codec, data, size, expected[i], &fact, err, sizeof(err));
         if (rc == LP_OK) {
             check_fact(&fact);
             roundtrip(codec, &fact);

@@ -19,9 +19,9 @@ static int lead_equal(const lp_lead_t *a, const lp_lead_t *b) {
         return 0;
     }
     if (!SAME_STR(profile.email) || !SAME_STR(profile.title) || !SAME_STR(profile.seniority) ||
-        !SAME_STR(profile.industry) || !SAME_STR(profile.company) ||
-        !SAME(profile.company_size) || !SAME_STR(profile.country) || !SAME_STR(profile.region) ||
-        !SAME_STR(profile.persona) || !SAME_STR(profile.segment) || !SAME_STR(profile.owner)) {
+        !SAME_STR(profile.industry) || !SAME_STR(profile.company) || !SAME(profile.company_size) ||
+        !SAME_STR(profile.country) || !SAME_STR(profile.region) || !SAME_STR(profile.persona) ||
+        !SAME_STR(profile.segment) || !SAME_STR(profile.owner)) {
         return 0;
     }
     for (int i = 0; i < LP_MAX_ACTIVITIES; i++) {

@@ -18,9 +18,8 @@ static void check_rules(const lp_rules_t *rules) {
     if (rules->min_fit_grade < 'A' || rules->min_fit_grade > 'D') {
         fuzz_fail("min_fit_grade %d", rules->min_fit_grade);
     }
-    if (rules->nactivities < 0 || rules->nactivities > LP_MAX_ACTIVITIES ||
-        rules->nfit < 0 || rules->nfit > LP_MAX_FIT_RULES || rules->ndq < 0 ||
-        rules->ndq > LP_MAX_DQ_RULES) {
+    if (rules->nactivities < 0 || rules->nactivities > LP_MAX_ACTIVITIES || rules->nfit < 0 ||
+        rules->nfit > LP_MAX_FIT_RULES || rules->ndq < 0 || rules->ndq > LP_MAX_DQ_RULES) {
         fuzz_fail("counts out of range");
     }
     if (rules->dedup_window < 1 || rules->dedup_window > LP_DEDUP_MAX) {
@@ -57,8 +56,8 @@ static void check_lead(const lp_lead_t *lead, const lp_rules_t *rules) {
         fuzz_fail("lead state does not encode");
     }
     if (lp_lead_decode(&back, rules, buf, n) != LP_OK) {
-        fuzz_fail("lead state written by the core does not decode (score %g, fit %g)",
-                  lead->score, lead->fit_points);
+        fuzz_fail("lead state written by the core does not decode (score %g, fit %g)", lead->score,
+                  lead->fit_points);
     }
 }
 
@@ -90,8 +89,7 @@ static void drive_core(const lp_rules_t *rules) {
             snprintf(ev.event_id, sizeof(ev.event_id), "e%d-%d", round, i);
             snprintf(ev.lead_id, sizeof(ev.lead_id), "lead-fuzz");
             ev.ts_ms = ts += 60000;
-            memcpy(ev.u.engagement.type, rules->activities[i].name,
-                   sizeof(ev.u.engagement.type));
+            memcpy(ev.u.engagement.type, rules->activities[i].name, sizeof(ev.u.engagement.type));
             if (rules->activities[i].ncond > 0) {
                 memcpy(ev.u.engagement.url, rules->activities[i].cond[0].url_prefix,
                        sizeof(ev.u.engagement.url));

@@ -143,26 +143,35 @@ static void json(void) {
         "{",
         "[]",
         "{\"kind\":\"engagement\",\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1795600800000}",
-        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":\"2026-11-25T10:00:00Z\",\"type\":\"Web Visit\"}",
+        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":\"2026-11-25T10:00:00Z\",\"type\":\"Web "
+        "Visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":-5,\"type\":\"web_visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1e400,\"type\":\"web_visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":NaN,\"type\":\"web_visit\"}",
-        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":99999999999999999999,\"type\":\"web_visit\"}",
-        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":\"9999-12-31T23:59:60Z\",\"type\":\"web_visit\"}",
-        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":\"1969-12-31T23:59:59Z\",\"type\":\"web_visit\"}",
+        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":99999999999999999999,\"type\":\"web_"
+        "visit\"}",
+        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":\"9999-12-31T23:59:60Z\",\"type\":\"web_"
+        "visit\"}",
+        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":\"1969-12-31T23:59:59Z\",\"type\":\"web_"
+        "visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"\",\"ts\":1,\"type\":\"web_visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l\\u0000\",\"ts\":1,\"type\":\"web_visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"\\ud800\",\"ts\":1,\"type\":\"web_visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"\\ud83d\\ude00\",\"ts\":1,\"type\":\"web_visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"\xff\xfe\",\"ts\":1,\"type\":\"web_visit\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"outcome\":\"maybe\"}",
-        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"outcome\":\"rejected\",\"reason\":\"x\"}",
+        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"outcome\":\"rejected\",\"reason\":"
+        "\"x\"}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"company_size\":-3}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"company_size\":1.5}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"email\":null,\"email\":\"a@b\"}",
-        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"type\":\"web_visit\",\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"type\":\"web_visit\",\"x\":[[[[[[[[[[[["
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+        "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
         "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"type\":\"web_visit\"} trailing",
-        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"type\":\"web_visit\",\"machine\":\"yes\"}",
+        "{\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,\"type\":\"web_visit\",\"machine\":"
+        "\"yes\"}",
     };
     char buf[4096];
 
@@ -224,8 +233,8 @@ static void lead_seeds(void) {
     static lp_lead_t lead;
     static lp_event_t ev;
     static lp_facts_t facts;
-    static const char *const types[] = {"web_visit", "demo_request", "form_fill",
-                                        "email_click", "unsubscribe", "webinar_attended"};
+    static const char *const types[] = {"web_visit",   "demo_request", "form_fill",
+                                        "email_click", "unsubscribe",  "webinar_attended"};
     uint8_t buf[LP_LEAD_ENCODED_MAX];
     char err[LP_ERRSTR];
     lp_rules_t *rules = lp_rules_load(LP_SOURCE_DIR "/config/rules.yaml", err, sizeof(err));

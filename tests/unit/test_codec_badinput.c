@@ -100,8 +100,7 @@ static void test_reason_block_counts(void **state) {
     assert_int_equal(std[head], 0);
     static const int64_t counts[] = {1LL << 40, INT64_MAX, INT64_MIN, -(1LL << 40)};
     static const char *const want[] = {"more than 5 reasons", "more than 5 reasons",
-                                       "array block count out of range",
-                                       "does not fit the record"};
+                                       "array block count out of range", "does not fit the record"};
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
         memcpy(alt, std, head);
         m = put_long(alt, head, counts[i]);
@@ -110,11 +109,12 @@ static void test_reason_block_counts(void **state) {
         }
         memcpy(alt + m, std + head + 1, n - head - 1);
         m += n - head - 1;
-        assert_int_equal(lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &fact, err,
-                                                sizeof(err)),
-                         LP_ERR);
+        assert_int_equal(
+            lp_avro_decode_fact_as(codec, alt, m, LP_SCHEMA_QUALIFIED, &fact, err, sizeof(err)),
+            LP_ERR);
         if (strstr(err, want[i]) == NULL) {
-            print_error("count %lld: want \"%s\", got \"%s\"\n", (long long)counts[i], want[i], err);
+            print_error("count %lld: want \"%s\", got \"%s\"\n", (long long)counts[i], want[i],
+                        err);
             fail();
         }
     }
@@ -123,8 +123,9 @@ static void test_reason_block_counts(void **state) {
 /* Overlong forms, code points past U+10FFFF, surrogates and stray continuation bytes are all
  * rejected, with the byte offset. Valid 4-byte sequences are kept as they are. */
 static void test_utf8_edges(void **state) {
-    static const char *const bad[] = {"\xC0\xAF", "\xE0\x80\xAF", "\xF4\x90\x80\x80",
-                                      "\xED\xBF\xBF", "\x80", "\xF8\x88\x80\x80\x80", "a\xC3"};
+    static const char *const bad[] = {"\xC0\xAF",     "\xE0\x80\xAF", "\xF4\x90\x80\x80",
+                                      "\xED\xBF\xBF", "\x80",         "\xF8\x88\x80\x80\x80",
+                                      "a\xC3"};
     uint8_t buf[256];
     lp_event_t ev;
     char err[LP_ERRSTR];
@@ -147,12 +148,8 @@ static void test_time_range(void **state) {
     static const struct {
         int64_t ts;
         int ok;
-    } cases[] = {{0, 1},
-                 {1795600800, 1},
-                 {253402300799999LL, 1},
-                 {253402300800000LL, 0},
-                 {-1, 0},
-                 {INT64_MIN, 0}};
+    } cases[] = {{0, 1},  {1795600800, 1}, {253402300799999LL, 1}, {253402300800000LL, 0},
+                 {-1, 0}, {INT64_MIN, 0}};
     uint8_t buf[64];
     lp_event_t ev;
     char err[LP_ERRSTR];
@@ -235,9 +232,9 @@ static void test_fact_with_empty_event_id(void **state) {
     alt[0] = 0x80; /* length 0, non-minimal */
     alt[1] = 0x00;
     memcpy(alt + 2, buf + 33, n - 33);
-    assert_int_equal(lp_avro_decode_fact_as(codec, alt, n - 31, LP_SCHEMA_QUALIFIED, &fact, err,
-                                            sizeof(err)),
-                     LP_ERR);
+    assert_int_equal(
+        lp_avro_decode_fact_as(codec, alt, n - 31, LP_SCHEMA_QUALIFIED, &fact, err, sizeof(err)),
+        LP_ERR);
     assert_string_equal(err, "event_id is empty");
     fix_fact(&fact, LP_FACT_STALE, 1);
     fact.event_id[0] = '\0';

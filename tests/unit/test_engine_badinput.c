@@ -158,7 +158,8 @@ static void test_empty_key_is_applied(void **state) {
 static void test_duplicates_are_ignored(void **state) {
     fx_t *fx = *state;
     const char *v = JSON_EV("dup-1", "lead-d", NOW_S, "demo_request");
-    lp_engine_msg_t twice[2] = {msg_of("lead-d", v, strlen(v), 7), msg_of("lead-d", v, strlen(v), 8)};
+    lp_engine_msg_t twice[2] = {msg_of("lead-d", v, strlen(v), 7),
+                                msg_of("lead-d", v, strlen(v), 8)};
     uint64_t dups = lp_engine_stats(fx->engine)->duplicates;
     double once;
 
@@ -177,7 +178,8 @@ static void test_timestamps(void **state) {
     char v[256];
 
     snprintf(v, sizeof(v), JSON_EV("t0", "lead-t", "0", "web_visit"));
-    expect_dead_letter(fx, msg_of("lead-t", v, strlen(v), 9), "timestamp 0 is not after the Unix epoch");
+    expect_dead_letter(fx, msg_of("lead-t", v, strlen(v), 9),
+                       "timestamp 0 is not after the Unix epoch");
     snprintf(v, sizeof(v), JSON_EV("t1", "lead-t", "%lld", "web_visit"), NOW_MS + 2 * DAY_MS);
     expect_dead_letter(fx, msg_of("lead-t", v, strlen(v), 10),
                        "ms in the future (limit max_future_skew_ms=86400000)");
@@ -216,8 +218,8 @@ static void test_event_far_in_the_past_is_applied(void **state) {
 static void test_unknown_activity_and_wrong_topic(void **state) {
     fx_t *fx = *state;
     const char *v = JSON_EV("u1", "lead-u", NOW_S, "page_view");
-    const char *prof = "{\"event_id\":\"u2\",\"lead_id\":\"lead-u\",\"ts\":" NOW_S
-                       ",\"title\":\"CTO\"}";
+    const char *prof =
+        "{\"event_id\":\"u2\",\"lead_id\":\"lead-u\",\"ts\":" NOW_S ",\"title\":\"CTO\"}";
     expect_dead_letter(fx, msg_of("lead-u", v, strlen(v), 16), "unknown activity type");
     expect_dead_letter(fx, msg_of("lead-u", prof, strlen(prof), 17),
                        "record is a profile event but topic " TOPIC " carries engagement events");
@@ -225,7 +227,8 @@ static void test_unknown_activity_and_wrong_topic(void **state) {
 
 static void test_undecodable_records(void **state) {
     fx_t *fx = *state;
-    const char bad_utf8[] = "{\"event_id\":\"b1\",\"lead_id\":\"lead-\xff\",\"ts\":1,\"type\":\"x\"}";
+    const char bad_utf8[] =
+        "{\"event_id\":\"b1\",\"lead_id\":\"lead-\xff\",\"ts\":1,\"type\":\"x\"}";
     const char nan_size[] = "{\"event_id\":\"b2\",\"lead_id\":\"l\",\"ts\":1,\"company_size\":NaN}";
     const char neg_size[] = "{\"event_id\":\"b3\",\"lead_id\":\"l\",\"ts\":1,\"company_size\":-1}";
     const char empty_lead[] = "{\"event_id\":\"b4\",\"lead_id\":\"\",\"ts\":1,\"type\":\"x\"}";
