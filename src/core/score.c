@@ -330,6 +330,26 @@ static const char *validate(const lp_event_t *event, const lp_rules_t *rules, in
     }
 }
 
+/* A lead the cache does not hold costs a memory round trip per line it touches. Asking for all
+ * of them up front lets the misses overlap instead of queueing behind one another: the scalars,
+ * the remembered ids and the per-activity state. */
+static inline void prefetch_lead(const lp_lead_t *lead, const lp_rules_t *rules) {
+    const char *p = (const char *)lead;
+    const char *seen = (const char *)lead->seen;
+    const char *act = (const char *)lead->act;
+    size_t seen_len = (size_t)dedup_window(rules) * sizeof(lead->seen[0]);
+    size_t act_len = (size_t)lp_core_nactivities(rules) * sizeof(lead->act[0]);
+
+    __builtin_prefetch(p, 1);
+    __builtin_prefetch(p + 64, 1);
+    for (size_t off = 0; off < seen_len; off += 64) {
+        __builtin_prefetch(seen + off, 1);
+    }
+    for (size_t off = 0; off < act_len; off += 64) {
+        __builtin_prefetch(act + off, 1);
+    }
+}
+
 lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const lp_rules_t *rules,
                                  lp_facts_t *facts) {
     lp_apply_result_t res = {LP_APPLIED, false, false, NULL};
@@ -338,6 +358,7 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
     uint64_t h = 0;
     int64_t t = event->ts_ms;
 
+    prefetch_lead(lead, rules);
     res.reason = validate(event, rules, &idx);
     if (res.reason != NULL) {
         res.outcome = LP_DEAD_LETTER;
