@@ -248,7 +248,9 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
                 if (list->elems[i].partition == p &&
                     strcmp(list->elems[i].topic, worker->opts.in_topics[t]) == 0) {
                     /* Redis is the source of truth for progress. */
-                    list->elems[i].offset = offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_STORED;
+                    /* Redis is the source of truth for progress: no stored offset means no
+                     * state, which is built from the beginning of the topic. */
+                    list->elems[i].offset = offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING;
                 }
             }
         }
@@ -554,17 +556,25 @@ static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-/* True when topic t of partition p has nothing more to fetch right now (the consumer is at the
- * high watermark it last saw), so the merge need not wait for it. */
-static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
+typedef enum { TOPIC_CAUGHT_UP, TOPIC_BEHIND, TOPIC_UNKNOWN } topic_state_t;
+
+/* Whether topic t of partition p has more records to fetch, from the high watermark the consumer
+ * last saw. A partition without a stored offset starts at the beginning (see on_assign), so its
+ * position before the first record is the low watermark. */
+static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
     int64_t lo = -1, hi = -1;
     part_t *part = &worker->parts[p];
     if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p, &lo, &hi) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
-        hi < 0) {
-        return false;
+        hi < 0 || lo < 0) {
+        return TOPIC_UNKNOWN;
     }
-    return hi == lo || (part->expect[t] >= 0 && part->expect[t] >= hi);
+    int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
+    return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
+}
+
+static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
+    return topic_state(worker, p, t) == TOPIC_CAUGHT_UP;
 }
 
 static int64_t msg_ts(const rd_kafka_message_t *m) {
@@ -573,12 +583,13 @@ static int64_t msg_ts(const rd_kafka_message_t *m) {
     return ts < 0 ? 0 : ts;
 }
 
-#define MERGE_MAX_IDLE_MS 500
+#define MERGE_MAX_IDLE_MS 2000
+#define MERGE_MAX_BEHIND_MS 15000
 
 /* Chooses the next batch: the pending records of the three co-partitioned topics merged by
  * record timestamp (ties: topic order, profiles before engagement... as configured), as Kafka
  * Streams does, so the result does not depend on which topic the consumer fetched first. It stops
- * where a topic with no buffered record may still hold older ones (up to MERGE_MAX_IDLE_MS). */
+ * where a topic with no buffered record may still hold older ones (bounded waits below). */
 static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_IN_TOPICS],
                            int64_t now) {
     static const int tie_order[LP_IN_TOPICS] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
@@ -603,12 +614,21 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         if (best < 0) {
             break;
         }
+        /* A topic with nothing buffered: wait while it certainly has older records to fetch;
+         * while its position is unknown, wait at most MERGE_MAX_IDLE_MS. */
         for (int t = 0; t < LP_IN_TOPICS && !blocked; t++) {
-            if (part->qhead[t] + take[t] >= part->qlen[t] && !topic_caught_up(worker, p, t)) {
+            if (part->qhead[t] + take[t] < part->qlen[t]) {
+                continue;
+            }
+            topic_state_t st = topic_state(worker, p, t);
+            if (st != TOPIC_CAUGHT_UP) {
                 if (part->waiting_since_ms == 0) {
                     part->waiting_since_ms = now;
                 }
-                blocked = now - part->waiting_since_ms < MERGE_MAX_IDLE_MS;
+                /* Bounded even when behind: offsets of control records (transactions) are never
+                 * delivered, so "behind" can be an illusion. */
+                blocked = now - part->waiting_since_ms <
+                          (st == TOPIC_BEHIND ? MERGE_MAX_BEHIND_MS : MERGE_MAX_IDLE_MS);
             }
         }
         if (blocked) {
