@@ -276,6 +276,17 @@ static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
             part->owned = false;
             LP_LOG(LP_LOG_INFO, "worker", "partition %" PRId32 " revoked", p);
         }
+        if (part->paused) {
+            /* librdkafka keeps an application pause across unassign/assign: resume the
+             * partition now, or the next assignment of it (here or after a fenced zombie
+             * rejoins) would never fetch while part->paused says it is not paused. */
+            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+            for (int k = 0; k < LP_IN_TOPICS; k++) {
+                rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[k], p);
+            }
+            rd_kafka_resume_partitions(worker->consumer, one);
+            rd_kafka_topic_partition_list_destroy(one);
+        }
         part->paused = false;
         part->expect[t] = -1;
     }
