@@ -477,7 +477,8 @@ class Worker:
     def wait_owns(self, n, timeout=60):
         def owns():
             if not self.alive():
-                raise RuntimeError(f"worker {self.name} exited: {self.tail()}")
+                raise RuntimeError(f"worker {self.name} exited with status {self.proc.returncode}: "
+                                   f"{self.tail()}")
             m = self.metrics()
             return m is not None and m.get("leadpulse_partitions_owned") == n
         wait_until(owns, timeout, f"worker {self.name} to own {n} partitions")
@@ -485,6 +486,24 @@ class Worker:
     def signal(self, sig):
         if self.alive():
             self.proc.send_signal(sig)
+
+    def stop_mid_store_call(self, timeout=10):
+        """SIGSTOPs the worker while its main thread waits for a Redis reply (read/recvfrom in
+        /proc/PID/syscall, x86-64 numbers), i.e. in the middle of a batch: after SIGCONT it goes
+        on with that batch. Falls back to a plain SIGSTOP elsewhere. Returns True if caught."""
+        path = f"/proc/{self.proc.pid}/syscall"
+        deadline = time.monotonic() + timeout
+        while os.uname().machine == "x86_64" and time.monotonic() < deadline:
+            try:
+                with open(path) as f:
+                    nr = f.read().split(" ", 1)[0]
+            except OSError:
+                break
+            if nr in ("0", "45"):
+                self.signal(signal.SIGSTOP)
+                return True
+        self.signal(signal.SIGSTOP)
+        return False
 
     def stop(self, timeout=30):
         """SIGTERM and wait; returns the exit status."""

@@ -19,9 +19,17 @@ def main():
     checks = lpit.Checks("test_worker_fencing")
     try:
         sc = lpit.Scenario(ctx, seed=41, leads=800, events=20000)
-        sc.start_stream()
-        sc.finish_stream()
-        total = sum(ctx.input_ends().values())
+        # The stream in three parts: a backlog for each pause (b applies what is left fast).
+        lines = open(sc.path).read().splitlines(keepends=True)
+        cut = [0, len(lines) * 6 // 10, len(lines) * 8 // 10, len(lines)]
+        parts = []
+        for k in range(3):
+            part = os.path.join(ctx.dir, f"part{k}.jsonl")
+            with open(part, "w") as f:
+                f.writelines(lines[cut[k]:cut[k + 1]])
+            parts.append(part)
+        ctx.produce(parts[0])
+        total = len(lines)
         # a: small batches, so it is mid-backlog with fetched records in hand when paused.
         a = sc.worker("a", LEADPULSE_BATCH_MAX_EVENTS=10)
         a.wait_owns(2)
@@ -36,13 +44,16 @@ def main():
         for attempt in (1, 2, 3):
             if attempt == 1:
                 sc.wait_applied_at_least(int(total * 0.1))
-            a.signal(signal.SIGSTOP)
+            else:
+                ctx.produce(parts[attempt - 1])
+                sc.wait_applied_at_least(cut[attempt - 1] + 200)
+            caught = a.stop_mid_store_call()
             at = sc.applied()
             if b is None:
                 b = sc.worker("b", LEADPULSE_BATCH_MAX_EVENTS=10)
             b.wait_owns(2, timeout=60)
-            lpit.log(f"pause {attempt}: a stopped at {at} of {total} applied; b owns both "
-                     "partitions; resuming a")
+            lpit.log(f"pause {attempt}: a stopped {'waiting for Redis ' if caught else ''}at "
+                     f"{at} of {total} applied; b owns both partitions; resuming a")
             a.signal(signal.SIGCONT)
             try:
                 lines = lpit.wait_until(fenced_lines, 8, "a's stale-epoch commit to be refused")
@@ -55,6 +66,8 @@ def main():
         checks.check(m.get("leadpulse_fenced_total", 0) > 0,
                      f"zombie a: /metrics leadpulse_fenced_total = "
                      f"{m.get('leadpulse_fenced_total')} (after {len(lines)} refused writes logged)")
+        for part in parts[attempt:]:
+            ctx.produce(part)
         sc.wait_applied_at_least(total, timeout=120)
         sc.settle_and_compare(checks, "after the zombie")
     except Exception as e:  # noqa: BLE001
