@@ -51,6 +51,7 @@ typedef struct {
     uint64_t batches;
     uint64_t commit_failures;
     uint64_t fenced;
+    uint64_t moved;        /* commits refused because the store lost writes */
     uint64_t cache_hits;
     uint64_t cache_misses;
     uint64_t timers_fired;
@@ -81,7 +82,9 @@ int64_t lp_engine_epoch(const lp_engine_t *engine, int32_t partition);
 
 /* Processes a batch of records of ONE partition, in offset order, and commits it atomically.
  * now_ms is the wall clock (for the future-skew check). Returns LP_OK, LP_ERR (nothing applied:
- * retry the same records later) or LP_STORE_FENCED (partition lost: revoke it). */
+ * retry the same records later), LP_STORE_FENCED (partition lost: revoke it) or LP_STORE_MOVED
+ * (the store lost writes: the engine dropped the partition; assign it again and restart
+ * consumption at the offsets it returns). */
 int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
                       int64_t now_ms);
 

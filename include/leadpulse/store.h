@@ -10,6 +10,9 @@
 #include "leadpulse/common.h"
 
 #define LP_STORE_FENCED (-2) /* commit refused: the partition's epoch moved on (zombie writer) */
+#define LP_STORE_MOVED (-3)  /* commit refused: the stored offsets are not where the writer
+                                believes (Redis lost acknowledged writes, e.g. a crash with AOF
+                                everysec): re-read the partition from the store */
 #define LP_STORE_DUPLICATE 1 /* commit skipped: its offsets were stored already (a retry after a
                                 lost reply); nothing was written */
 
@@ -27,6 +30,9 @@ typedef struct {
 typedef struct {
     const char *topic;   /* input topic name */
     int64_t next_offset; /* the next offset to consume */
+    int64_t expected;    /* the next offset the writer believes is stored now (-1: none). A batch
+                            whose stored offsets differ is refused (LP_STORE_MOVED), unless all
+                            of them are at or past next_offset (LP_STORE_DUPLICATE). */
 } lp_store_offset_t;
 
 /* An outbox entry: one output record waiting to be produced. */
@@ -90,7 +96,8 @@ typedef struct {
     /* Loads many leads of one partition in one round trip (pipelined). */
     int (*load)(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
                 lp_store_loaded_t *out);
-    /* Atomically: leads, timers, offsets, outbox. LP_OK, LP_ERR (retry), LP_STORE_FENCED, or
+    /* Atomically: leads, timers, offsets, outbox. LP_OK, LP_ERR (retry), LP_STORE_FENCED,
+     * LP_STORE_MOVED, or
      * LP_STORE_DUPLICATE (Redis: every offset of the batch was stored already). */
     int (*commit)(lp_store_t *store, const lp_store_batch_t *batch);
     /* Up to max lead ids with a timer due at or before now_ms (ids owned by the store). */

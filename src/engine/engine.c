@@ -33,6 +33,16 @@ typedef struct {
     int64_t next_offset;
 } topic_offset_t;
 
+#define ENGINE_TOPICS 8
+
+/* The next offsets this engine knows are stored for a partition (read at assignment, updated by
+ * each commit): every commit states them, so the store can refuse a batch when it lost writes. */
+typedef struct {
+    size_t n;
+    char *topic[ENGINE_TOPICS];
+    int64_t stored[ENGINE_TOPICS];
+} part_offsets_t;
+
 struct lp_engine {
     lp_engine_opts_t opts;
     const lp_rules_t *rules;
@@ -40,6 +50,7 @@ struct lp_engine {
     lp_avro_codec_t *codec;
     lp_cache_t *cache;
     int64_t *epochs; /* per partition; 0 = not owned */
+    part_offsets_t **poffs; /* per partition, allocated on assignment */
     lp_engine_stats_t stats;
     char errstr[LP_ERRSTR * 2]; /* room for a store error plus context */
 
@@ -155,6 +166,47 @@ static int ensure_capacity(lp_engine_t *engine, size_t n) {
     return LP_OK;
 }
 
+static void poffs_clear(part_offsets_t *po) {
+    if (po == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < po->n; i++) {
+        free(po->topic[i]);
+    }
+    po->n = 0;
+}
+
+static int64_t poffs_get(const lp_engine_t *engine, int32_t partition, const char *topic) {
+    const part_offsets_t *po = engine->poffs[partition];
+    for (size_t i = 0; po != NULL && i < po->n; i++) {
+        if (strcmp(po->topic[i], topic) == 0) {
+            return po->stored[i];
+        }
+    }
+    return -1;
+}
+
+static int poffs_set(lp_engine_t *engine, int32_t partition, const char *topic, int64_t offset) {
+    part_offsets_t *po = engine->poffs[partition];
+    if (po == NULL) {
+        po = engine->poffs[partition] = calloc(1, sizeof(*po));
+        if (po == NULL) {
+            return LP_ERR;
+        }
+    }
+    for (size_t i = 0; i < po->n; i++) {
+        if (strcmp(po->topic[i], topic) == 0) {
+            po->stored[i] = offset;
+            return LP_OK;
+        }
+    }
+    if (po->n == ENGINE_TOPICS || (po->topic[po->n] = strdup(topic)) == NULL) {
+        return LP_ERR;
+    }
+    po->stored[po->n++] = offset;
+    return LP_OK;
+}
+
 lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules, lp_store_t *store,
                            lp_avro_codec_t *codec, char *errstr, size_t errstr_size) {
     lp_engine_t *engine = calloc(1, sizeof(*engine));
@@ -175,7 +227,8 @@ lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules
     }
     engine->cache = lp_cache_new(opts->cache_max_leads);
     engine->epochs = calloc(MAX_PARTITIONS, sizeof(int64_t));
-    if (engine->cache == NULL || engine->epochs == NULL || ensure_capacity(engine, 1024) != LP_OK) {
+    engine->poffs = calloc(MAX_PARTITIONS, sizeof(part_offsets_t *));
+    if (engine->cache == NULL || engine->epochs == NULL || engine->poffs == NULL || ensure_capacity(engine, 1024) != LP_OK) {
         snprintf(errstr, errstr_size, "out of memory");
         goto err;
     }
@@ -190,6 +243,13 @@ void lp_engine_destroy(lp_engine_t *engine) {
         return;
     }
     lp_cache_destroy(engine->cache);
+    if (engine->poffs != NULL) {
+        for (size_t p = 0; p < MAX_PARTITIONS; p++) {
+            poffs_clear(engine->poffs[p]);
+            free(engine->poffs[p]);
+        }
+    }
+    free(engine->poffs);
     free(engine->epochs);
     free(engine->events);
     free(engine->event_slot);
@@ -244,11 +304,16 @@ int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
                  partition, engine->store->errstr);
         return LP_ERR;
     }
+    poffs_clear(engine->poffs[partition]);
     for (size_t i = 0; i < ntopics; i++) {
         if (engine->store->ops->get_offset(engine->store, partition, topics[i], &offsets[i]) !=
             LP_OK) {
             snprintf(engine->errstr, sizeof(engine->errstr), "offset of %s [%" PRId32 "]: %s",
                      topics[i], partition, engine->store->errstr);
+            return LP_ERR;
+        }
+        if (poffs_set(engine, partition, topics[i], offsets[i]) != LP_OK) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "too many topics");
             return LP_ERR;
         }
     }
@@ -428,7 +493,7 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
     uint8_t *enc = engine->lead_buf;
     size_t nwrites = 0;
     size_t *lead_off = engine->miss_slots; /* reuse as arena offsets of encoded leads */
-    lp_store_offset_t store_offsets[8];
+    lp_store_offset_t store_offsets[ENGINE_TOPICS];
 
     for (size_t s = 0; s < engine->nslots; s++) {
         slot_t *slot = &engine->slots[s];
@@ -472,9 +537,27 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
         e->meta_len = o->meta_len;
         e->event_id = (const char *)engine->arena.buf + o->id_off;
     }
-    for (size_t i = 0; i < noffsets && i < 8; i++) {
-        store_offsets[i].topic = offsets[i].topic;
-        store_offsets[i].next_offset = offsets[i].next_offset;
+    /* Every commit states where the offsets stand, also those it does not move, so a store that
+     * lost writes is noticed on the next commit of any kind (LP_STORE_MOVED). */
+    size_t nstore = 0;
+    for (size_t i = 0; i < noffsets && nstore < ENGINE_TOPICS; i++) {
+        store_offsets[nstore].topic = offsets[i].topic;
+        store_offsets[nstore].next_offset = offsets[i].next_offset;
+        store_offsets[nstore].expected = poffs_get(engine, partition, offsets[i].topic);
+        nstore++;
+    }
+    const part_offsets_t *po = engine->poffs[partition];
+    for (size_t k = 0; po != NULL && k < po->n && nstore < ENGINE_TOPICS; k++) {
+        bool listed = false;
+        for (size_t i = 0; i < noffsets; i++) {
+            listed |= strcmp(offsets[i].topic, po->topic[k]) == 0;
+        }
+        if (!listed && po->stored[k] >= 0) {
+            store_offsets[nstore].topic = po->topic[k];
+            store_offsets[nstore].expected = po->stored[k];
+            store_offsets[nstore].next_offset = po->stored[k];
+            nstore++;
+        }
     }
     lp_store_batch_t batch = {
         .partition = partition,
@@ -483,7 +566,7 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
         .leads = engine->writes,
         .ntimers = nwrites,
         .timers = engine->timers,
-        .noffsets = noffsets < 8 ? noffsets : 8,
+        .noffsets = nstore,
         .offsets = store_offsets,
         .noutbox = engine->nouts,
         .outbox = engine->outbox,
@@ -498,11 +581,22 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
         lp_engine_revoke(engine, partition);
         return LP_STORE_FENCED;
     }
+    if (rc == LP_STORE_MOVED) {
+        engine->stats.moved++;
+        snprintf(engine->errstr, sizeof(engine->errstr),
+                 "partition %" PRId32 ": the store's offsets moved back (it lost writes): %.300s",
+                 partition, engine->store->errstr);
+        lp_engine_revoke(engine, partition);
+        return LP_STORE_MOVED;
+    }
     if (rc == LP_STORE_DUPLICATE) {
         /* Applied before (the reply of an earlier try was lost): the store holds the truth, so
          * forget what we computed and re-read these leads next time. */
         for (size_t i = 0; i < nwrites; i++) {
             lp_cache_forget(engine->cache, partition, engine->writes[i].lead_id);
+        }
+        for (size_t i = 0; i < nstore; i++) {
+            poffs_set(engine, partition, store_offsets[i].topic, store_offsets[i].next_offset);
         }
         return LP_OK;
     }
@@ -511,6 +605,9 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
         snprintf(engine->errstr, sizeof(engine->errstr), "commit partition %" PRId32 ": %s",
                  partition, engine->store->errstr);
         return LP_ERR;
+    }
+    for (size_t i = 0; i < nstore; i++) {
+        poffs_set(engine, partition, store_offsets[i].topic, store_offsets[i].next_offset);
     }
     /* Committed: the cache now holds exactly what the store holds. */
     for (size_t i = 0; i < nwrites; i++) {
@@ -598,12 +695,20 @@ int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_ms
         while (t < noffsets && strcmp(offsets[t].topic, msg->topic) != 0) {
             t++;
         }
+        int64_t stored = poffs_get(engine, partition, msg->topic);
         if (t == noffsets && noffsets < 8) {
             offsets[noffsets].topic = msg->topic;
+            offsets[noffsets].next_offset = stored;
             noffsets++;
         }
-        if (t < 8) {
+        if (t < 8 && msg->offset + 1 > offsets[t].next_offset) {
             offsets[t].next_offset = msg->offset + 1;
+        }
+        if (stored >= 0 && msg->offset < stored) {
+            /* The store says this record was applied already (a redelivery). */
+            engine->event_slot[i] = -1;
+            engine->stats.duplicates++;
+            continue;
         }
         const char *reason = decode_msg(engine, msg, &engine->events[i], now_ms, why, sizeof(why));
         if (reason != NULL) {

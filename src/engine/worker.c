@@ -35,7 +35,6 @@ typedef struct {
     rd_kafka_message_t **q[LP_IN_TOPICS];
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
-    int64_t watermark_ms;        /* largest record timestamp applied (event-time timer clock) */
     bool outbox_dirty;
 } part_t;
 
@@ -59,7 +58,7 @@ struct lp_worker {
     int64_t next_timers_ms;
     bool outbox_blocked;      /* the last delivery failed: input paused until it works */
     int64_t outbox_retry_ms;
-    uint64_t produced, delivery_failures, redis_errors, rebalances, dlq_produced;
+    uint64_t produced, delivery_failures, redis_errors, rebalances, dlq_produced, retakes;
     int64_t start_wall_ms;
     char errstr[LP_ERRSTR];
 };
@@ -258,6 +257,42 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
                "partition %" PRId32 " assigned (offsets %" PRId64 "/%" PRId64 "/%" PRId64 ")", p,
                offsets[0], offsets[1], offsets[2]);
     }
+}
+
+/* The store lost writes (LP_STORE_MOVED: e.g. Redis crashed with AOF everysec and came back
+ * behind what it acknowledged). Take the partition again from what the store now holds: fence,
+ * read its offsets, forget the records in hand and move the consumer back there (an async
+ * rd_kafka_seek: 2.0.2's seek_partitions has a broken timeout, PITFALLS). */
+static void retake_partition(lp_worker_t *worker, int32_t p) {
+    part_t *part = &worker->parts[p];
+    int64_t offsets[LP_IN_TOPICS];
+    part_drop_pending(part);
+    part->owned = false;
+    if (take_partition(worker, p, offsets) != LP_OK) {
+        return;
+    }
+    part->owned = true;
+    part->outbox_dirty = true;
+    part->backoff_ms = 0;
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t],
+                                                   NULL);
+        part->expect[t] = offsets[t];
+        if (rkt != NULL) {
+            rd_kafka_resp_err_t err = rd_kafka_seek(
+                rkt, p, offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING, 0);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                LP_LOG(LP_LOG_ERROR, "worker", "seek %s [%" PRId32 "]: %s",
+                       worker->opts.in_topics[t], p, rd_kafka_err2str(err));
+            }
+            rd_kafka_topic_destroy(rkt);
+        }
+    }
+    worker->retakes++;
+    LP_LOG(LP_LOG_WARN, "worker",
+           "partition %" PRId32 ": the store lost writes; resumed from its offsets %" PRId64
+           "/%" PRId64 "/%" PRId64,
+           p, offsets[0], offsets[1], offsets[2]);
 }
 
 static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list) {
@@ -659,9 +694,6 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
             .value = m->payload,
             .value_len = m->len,
         };
-        if (best_ts > part->watermark_ms) {
-            part->watermark_ms = best_ts;
-        }
         take[best]++;
     }
     if (!blocked) {
@@ -698,7 +730,6 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
             return LP_ERR;
         }
     }
-    int64_t watermark = part->watermark_ms;
     size_t n = merge_select(worker, p, max, take, now);
     if (n == 0) {
         return LP_OK;
@@ -711,7 +742,11 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
         part->outbox_dirty = true;
         return LP_OK;
     }
-    part->watermark_ms = watermark;
+    if (rc == LP_STORE_MOVED) {
+        LP_LOG(LP_LOG_WARN, "worker", "%s", lp_engine_errstr(worker->engine));
+        retake_partition(worker, p);
+        return LP_OK;
+    }
     if (rc == LP_STORE_FENCED) {
         LP_LOG(LP_LOG_WARN, "worker", "%s; dropping its uncommitted records",
                lp_engine_errstr(worker->engine));
@@ -796,20 +831,25 @@ static void fire_timers(lp_worker_t *worker) {
         if (!part->owned) {
             continue;
         }
-        /* The wall clock drives timers only once the partition has caught up; while a backlog
-         * is being applied, time is the event time reached, so a stale alert is not raised for a
-         * lead whose next activity (or acceptance) is still in the backlog. */
+        /* Timers fire by the clock only once the partition has caught up with its input. While
+         * a backlog is applied, a lead's timers fire in event time as its own later events arrive
+         * (lp_score_apply), so no stale alert is raised for a lead whose next activity or
+         * acceptance is still in the backlog, or still on its way from a producer. */
         bool caught_up = part->npending == 0;
         for (int t = 0; t < LP_IN_TOPICS && caught_up; t++) {
             caught_up = topic_caught_up(worker, p, t);
         }
-        int64_t until = caught_up ? now : (part->watermark_ms < now ? part->watermark_ms : now);
-        if (until <= 0) {
+        if (!caught_up) {
             continue;
         }
+        int64_t until = now;
         size_t fired = 0;
         do {
             int rc = lp_engine_fire_timers(worker->engine, p, until, &fired);
+            if (rc == LP_STORE_MOVED) {
+                retake_partition(worker, p);
+                break;
+            }
             if (rc == LP_STORE_FENCED) {
                 part->owned = false;
                 part->fenced_at_ms = mono_ms();
@@ -961,12 +1001,13 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         "leadpulse_store_errors_total %" PRIu64 "\n"
         "leadpulse_store_round_trips_total %" PRIu64 "\n"
         "leadpulse_rebalances_total %" PRIu64 "\n"
+        "leadpulse_store_lost_writes_total %" PRIu64 "\n"
         "leadpulse_partitions_owned %zu\n",
         st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
         st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
         st->batches, st->commit_failures, st->fenced, st->cache_hits, st->cache_misses,
         st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
-        worker->store->round_trips, worker->rebalances, owned);
+        worker->store->round_trips, worker->rebalances, worker->retakes, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     for (int r = 1; r < LP_REJ__COUNT && len < size; r++) {
         n = snprintf(buf + len, size - len, "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",

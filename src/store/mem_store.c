@@ -3,6 +3,7 @@
  * allocation leaves the partition untouched (all or nothing, like the Redis script). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -370,6 +371,27 @@ static int mem_commit(lp_store_t *store, const lp_store_batch_t *batch) {
                       ", writer has %" PRId64 " (the partition moved to another worker)",
                       (int)batch->partition, part->epoch, batch->epoch);
         return LP_STORE_FENCED;
+    }
+    /* Offsets are compare-and-set, as in the Redis script. */
+    if (batch->noffsets > 0) {
+        bool moved = false, dup = true, progress = false;
+        for (size_t i = 0; i < batch->noffsets; i++) {
+            const mem_offset_t *found = offset_find(part, batch->offsets[i].topic);
+            int64_t cur = found == NULL ? -1 : found->next_offset;
+            moved |= cur != batch->offsets[i].expected;
+            dup &= cur >= batch->offsets[i].next_offset;
+            progress |= batch->offsets[i].next_offset > batch->offsets[i].expected;
+        }
+        if (moved) {
+            if (dup && progress) {
+                return LP_STORE_DUPLICATE;
+            }
+            lp_store_fail(store,
+                          "store mem: partition %d: commit refused: stored offsets are not where "
+                          "the writer believes",
+                          (int)batch->partition);
+            return LP_STORE_MOVED;
+        }
     }
     if (commit_reserve(ms, part, batch) != LP_OK) {
         return LP_ERR;

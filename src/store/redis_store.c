@@ -189,7 +189,7 @@ static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
     if (lp_store_batch_check(store, batch) != LP_OK) {
         return LP_ERR;
     }
-    need = 2 + 1 + RK_COUNT + 5 + 2 * batch->nleads + 2 * batch->ntimers + 2 * batch->noffsets +
+    need = 2 + 1 + RK_COUNT + 5 + 2 * batch->nleads + 2 * batch->ntimers + 3 * batch->noffsets +
            5 * batch->noutbox;
     if (lp_redis_reserve_argv(rs, need) != LP_OK) {
         return lp_store_fail(store, "store redis: partition %d: commit: out of memory",
@@ -215,6 +215,7 @@ static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
     }
     for (i = 0; i < batch->noffsets; i++) {
         push(rs, &argc, batch->offsets[i].topic, strlen(batch->offsets[i].topic));
+        push_num(rs, &argc, &nnum, batch->offsets[i].expected);
         push_num(rs, &argc, &nnum, batch->offsets[i].next_offset);
     }
     for (i = 0; i < batch->noutbox; i++) {
@@ -237,6 +238,13 @@ static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
                       "to another worker)",
                       (int)batch->partition, reply->str);
         return LP_STORE_FENCED;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "MOVED", 5) == 0) {
+        lp_store_fail(store,
+                      "store redis: partition %d: commit refused: %s (Redis lost acknowledged "
+                      "writes?)",
+                      (int)batch->partition, reply->str);
+        return LP_STORE_MOVED;
     }
     if (reply->type != REDIS_REPLY_INTEGER) {
         return bad_reply(rs, "commit", batch->partition, reply);

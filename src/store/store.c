@@ -74,7 +74,8 @@ int lp_store_batch_check(lp_store_t *store, const lp_store_batch_t *batch) {
     for (i = 0; i < batch->noffsets; i++) {
         const lp_store_offset_t *offset = &batch->offsets[i];
 
-        if (offset->topic == NULL || offset->topic[0] == '\0' || offset->next_offset < 0) {
+        if (offset->topic == NULL || offset->topic[0] == '\0' || offset->next_offset < 0 ||
+            offset->expected < -1 || offset->expected > offset->next_offset) {
             return lp_store_fail(store,
                                  "store %s: partition %d: offset %zu has no topic or a "
                                  "negative offset",

@@ -252,7 +252,7 @@ static void test_wrong_type_writes_nothing(void **state) {
     char key[128];
     lp_store_lead_t lead = {"w", (const uint8_t *)"data", 4};
     lp_store_timer_t timer = {"w", 5};
-    lp_store_offset_t off = {"t", 3};
+    lp_store_offset_t off = {"t", 3, -1};
     lp_store_outbox_t e = out_entry(0, "w", "v", 1, "id", "");
     lp_store_batch_t batch = {.partition = 3,
                               .nleads = 1,
@@ -289,7 +289,7 @@ static void test_key_layout(void **state) {
     static const char *const types[] = {"hash", "zset", "hash", "stream", "string"};
     lp_store_lead_t lead = {"k", (const uint8_t *)"d", 1};
     lp_store_timer_t timer = {"k", 5};
-    lp_store_offset_t off = {"t", 3};
+    lp_store_offset_t off = {"t", 3, -1};
     lp_store_outbox_t e = out_entry(0, "k", "v", 1, "id", "");
     lp_store_batch_t batch = {.partition = 42,
                               .nleads = 1,
@@ -325,7 +325,7 @@ static void test_key_layout(void **state) {
 static void test_retry_is_idempotent(void **state) {
     lp_store_t *store = *state;
     lp_store_lead_t lead = {"k", (const uint8_t *)"first", 5};
-    lp_store_offset_t off = {"t", 10};
+    lp_store_offset_t off = {"t", 10, -1};
     lp_store_outbox_t e = out_entry(0, "k", "v", 1, "id", "");
     lp_store_batch_t batch = {.partition = 43, .nleads = 1, .leads = &lead, .noffsets = 1,
                               .offsets = &off, .noutbox = 1, .outbox = &e};
@@ -343,6 +343,7 @@ static void test_retry_is_idempotent(void **state) {
     assert_int_equal(loaded.len[0], 5);
     assert_memory_equal(loaded.data[0], "first", 5);
     /* The next batch (offsets move on) is applied. */
+    off.expected = 10;
     off.next_offset = 11;
     assert_int_equal(lp_store_commit(store, &batch), LP_OK);
     assert_int_equal(lp_store_outbox_read(store, 43, 10, &list), LP_OK);
@@ -540,7 +541,7 @@ static void test_bench_commit(void **state) {
     static char ids[BATCH][32];
     static const char *idp[BATCH];
     lp_store_outbox_t outbox[10];
-    lp_store_offset_t offs[] = {{"engagement.events", 0}};
+    lp_store_offset_t offs[] = {{"engagement.events", 0, -1}};
     uint8_t data[100];
     lp_store_loaded_t loaded;
     uint64_t rt0 = store->round_trips;
@@ -575,6 +576,7 @@ static void test_bench_commit(void **state) {
             leads[i] = (lp_store_lead_t){ids[i], data, sizeof(data)};
             timers[i] = (lp_store_timer_t){ids[i], 1700000000000LL + (int64_t)i};
         }
+        offs[0].expected = round == 0 ? -1 : round * BATCH;
         offs[0].next_offset = (round + 1) * BATCH;
         assert_int_equal(lp_store_load(store, 0, BATCH, idp, &loaded), LP_OK);
         assert_int_equal(lp_store_commit(store, &batch), LP_OK);

@@ -84,7 +84,11 @@ static void run(fx_t *fx, lp_engine_msg_t *msgs, size_t n) {
     lp_store_outbox_list_t list = {0};
     const char *ids[64];
 
-    assert_int_equal(lp_engine_process(fx->engine, 0, msgs, n, NOW_MS), LP_OK);
+    int rc_ = lp_engine_process(fx->engine, 0, msgs, n, NOW_MS);
+    if (rc_ != LP_OK) {
+        print_error("engine: %s\n", lp_engine_errstr(fx->engine));
+    }
+    assert_int_equal(rc_, LP_OK);
     assert_int_equal(lp_store_outbox_read(fx->store, 0, 64, &list), LP_OK);
     fx->reason[0] = '\0';
     fx->dead_letters = 0;
@@ -220,8 +224,8 @@ static void test_unknown_activity_and_wrong_topic(void **state) {
     const char *v = JSON_EV("u1", "lead-u", NOW_S, "page_view");
     const char *prof =
         "{\"event_id\":\"u2\",\"lead_id\":\"lead-u\",\"ts\":" NOW_S ",\"title\":\"CTO\"}";
-    expect_dead_letter(fx, msg_of("lead-u", v, strlen(v), 16), "unknown activity type");
-    expect_dead_letter(fx, msg_of("lead-u", prof, strlen(prof), 17),
+    expect_dead_letter(fx, msg_of("lead-u", v, strlen(v), 17), "unknown activity type");
+    expect_dead_letter(fx, msg_of("lead-u", prof, strlen(prof), 18),
                        "record is a profile event but topic " TOPIC " carries engagement events");
 }
 
@@ -236,15 +240,15 @@ static void test_undecodable_records(void **state) {
     const uint8_t avro_raw[] = {4, 'e', '1', 4, 'l', '1', 2, 2, 'x', 0, 0, 0, 0, 0};
     lp_engine_msg_t m;
 
-    expect_dead_letter(fx, msg_of(NULL, bad_utf8, strlen(bad_utf8), 18), "invalid UTF-8 in string");
-    expect_dead_letter(fx, msg_of(NULL, nan_size, strlen(nan_size), 19), "expected a number");
-    expect_dead_letter(fx, msg_of(NULL, neg_size, strlen(neg_size), 20), "integer out of range");
-    expect_dead_letter(fx, msg_of(NULL, empty_lead, strlen(empty_lead), 21), "lead_id is empty");
-    m = msg_of(NULL, avro_unknown_id, sizeof(avro_unknown_id), 22);
+    expect_dead_letter(fx, msg_of(NULL, bad_utf8, strlen(bad_utf8), 19), "invalid UTF-8 in string");
+    expect_dead_letter(fx, msg_of(NULL, nan_size, strlen(nan_size), 20), "expected a number");
+    expect_dead_letter(fx, msg_of(NULL, neg_size, strlen(neg_size), 21), "integer out of range");
+    expect_dead_letter(fx, msg_of(NULL, empty_lead, strlen(empty_lead), 22), "lead_id is empty");
+    m = msg_of(NULL, avro_unknown_id, sizeof(avro_unknown_id), 23);
     m.format = LP_FORMAT_AVRO;
     expect_dead_letter(fx, m, "unknown schema id 42");
     /* The worker accepts framed Avro only: a bare record has no schema to read it with. */
-    m = msg_of(NULL, avro_raw, sizeof(avro_raw), 23);
+    m = msg_of(NULL, avro_raw, sizeof(avro_raw), 24);
     m.format = LP_FORMAT_AVRO;
     expect_dead_letter(fx, m, "unframed record (first byte 0x04)");
 }
@@ -266,7 +270,7 @@ static void test_corrupt_stored_state(void **state) {
     assert_int_equal(lp_store_commit(fx->store, &batch), LP_OK);
     assert_int_equal(lp_engine_assign(fx->engine, 1, 1, topics, &offset), LP_OK);
 
-    lp_engine_msg_t m = msg_of("lead-c", v, strlen(v), 1);
+    lp_engine_msg_t m = msg_of("lead-c", v, strlen(v), 2);
     m.partition = 1;
     assert_int_equal(lp_engine_process(fx->engine, 1, &m, 1, NOW_MS), LP_OK);
     assert_int_equal(lp_engine_stats(fx->engine)->corrupt_state, corrupt + 1);

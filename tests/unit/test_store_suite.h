@@ -209,8 +209,8 @@ static void test_timers_random(void **state) {
 
 static void test_offsets(void **state) {
     lp_store_t *store = *state;
-    lp_store_offset_t offs[] = {{"engagement.events", 42}, {"lead.profiles", 0}};
-    lp_store_offset_t upd[] = {{"engagement.events", 1000000000000LL}};
+    lp_store_offset_t offs[] = {{"engagement.events", 42, -1}, {"lead.profiles", 0, -1}};
+    lp_store_offset_t upd[] = {{"engagement.events", 1000000000000LL, 42}};
     lp_store_batch_t batch = {.partition = 2, .noffsets = 2, .offsets = offs};
     int64_t off = 0;
 
@@ -233,6 +233,47 @@ static void test_offsets(void **state) {
     assert_int_equal(off, 1000000000000LL);
     assert_int_equal(lp_store_get_offset(store, 2, "lead.profiles", &off), LP_OK);
     assert_int_equal(off, 0);
+}
+
+/* Offsets are compare-and-set: a writer whose view of the stored offsets is wrong (the store lost
+ * writes) is refused and nothing is written; a batch already applied is skipped. */
+static void test_offsets_compare_and_set(void **state) {
+    lp_store_t *store = *state;
+    lp_store_lead_t lead = {"m", (const uint8_t *)"v1", 2};
+    lp_store_offset_t off = {"engagement.events", 10, -1};
+    lp_store_batch_t batch = {.partition = 4, .nleads = 1, .leads = &lead, .noffsets = 1,
+                              .offsets = &off};
+    const char *ids[] = {"m"};
+    lp_store_loaded_t loaded;
+    int64_t o = 0;
+
+    assert_int_equal(lp_store_fence(store, 4, &batch.epoch), LP_OK);
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    /* The same batch again (its reply was lost): skipped. */
+    lead.data = (const uint8_t *)"v2";
+    assert_int_equal(lp_store_commit(store, &batch), LP_STORE_DUPLICATE);
+    /* A writer that believes 20 is stored (the store lost writes 10..20): refused. */
+    off.expected = 20;
+    off.next_offset = 30;
+    assert_int_equal(lp_store_commit(store, &batch), LP_STORE_MOVED);
+    /* A writer that believes nothing is stored and brings records below 10: applied already. */
+    off.expected = -1;
+    off.next_offset = 5;
+    assert_int_equal(lp_store_commit(store, &batch), LP_STORE_DUPLICATE);
+    /* A writer that believes 5 is stored and moves to 15 while 10 is: refused. */
+    off.expected = 5;
+    off.next_offset = 15;
+    assert_int_equal(lp_store_commit(store, &batch), LP_STORE_MOVED);
+    assert_int_equal(lp_store_get_offset(store, 4, "engagement.events", &o), LP_OK);
+    assert_int_equal(o, 10);
+    assert_int_equal(lp_store_load(store, 4, 1, ids, &loaded), LP_OK);
+    assert_memory_equal(loaded.data[0], "v1", 2);
+    /* The right view moves on. */
+    off.expected = 10;
+    off.next_offset = 12;
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+    assert_int_equal(lp_store_get_offset(store, 4, "engagement.events", &o), LP_OK);
+    assert_int_equal(o, 12);
 }
 
 static lp_store_outbox_t out_entry(int kind, const char *key, const void *value, size_t value_len,
@@ -341,7 +382,7 @@ static void test_stale_epoch_commit_refused(void **state) {
     lp_store_t *store = *state;
     lp_store_lead_t lead = {"z", (const uint8_t *)"zombie", 6};
     lp_store_timer_t timer = {"z", 10};
-    lp_store_offset_t off = {"engagement.events", 99};
+    lp_store_offset_t off = {"engagement.events", 99, -1};
     lp_store_outbox_t e = out_entry(0, "z", "v", 1, "e", "");
     lp_store_batch_t batch = {.partition = 9,
                               .nleads = 1,
@@ -458,6 +499,7 @@ static void test_unfenced_epoch_zero(void **state) {
                                         suite_teardown),                                           \
         cmocka_unit_test_setup_teardown(test_timers_random, suite_setup, suite_teardown),          \
         cmocka_unit_test_setup_teardown(test_offsets, suite_setup, suite_teardown),                \
+        cmocka_unit_test_setup_teardown(test_offsets_compare_and_set, suite_setup, suite_teardown), \
         cmocka_unit_test_setup_teardown(test_outbox_read_ack, suite_setup, suite_teardown),        \
         cmocka_unit_test_setup_teardown(test_stale_epoch_commit_refused, suite_setup,              \
                                         suite_teardown),                                           \
