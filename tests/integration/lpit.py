@@ -440,6 +440,10 @@ class Worker:
         self.log_path = os.path.join(ctx.dir, f"worker-{name}.log")
         env = {"LEADPULSE_HTTP_LISTEN": f"127.0.0.1:{self.port}",
                "LEADPULSE_TIMERS_INTERVAL_MS": 200,
+               # Live streams: while a topic is idle, hold records long enough for one produced
+               # just before on another topic to arrive, also on a loaded 2-core CI machine
+               # (merge.grace_ms; the default of 20 ms suits an unloaded machine).
+               "LEADPULSE_MERGE_GRACE_MS": 250,
                "LEADPULSE_SHUTDOWN_TIMEOUT_MS": 10000,
                "LEADPULSE_KAFKA_SESSION_TIMEOUT_MS": 6000,
                "LEADPULSE_KAFKA_HEARTBEAT_INTERVAL_MS": 500}
@@ -448,6 +452,9 @@ class Worker:
             env["LEADPULSE_CLOCK_OFFSET_MS"] = int(clock_offset_ms or 0)
             env["LEADPULSE_CLOCK_SCALE"] = clock_scale if clock_scale is not None else 1
         env.update(extra)
+        # Kept for clock_range(): what the worker's timer clock was set to.
+        self.clock_offset_ms = int(clock_offset_ms or 0)
+        self.clock_scale = float(clock_scale) if clock_scale is not None else 1.0
         self.launched_ms = now_ms()
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([ctx.env.bin, "run", "--config", ctx.config()],
@@ -531,6 +538,44 @@ class Worker:
 
     def tail(self, n=20):
         return "\n".join(self.log_text().splitlines()[-n:])
+
+    def metric(self, name, default=None):
+        """One value of /metrics (e.g. 'leadpulse_timers_fired_total'), or default if the
+        worker does not answer."""
+        m = self.metrics()
+        return default if m is None else m.get(name, default)
+
+    def started_wall_range(self):
+        """Bounds of the wall time (ms) at which the worker set its clock's start: after the
+        process was launched, before its first `[run] leadpulse` log line (ms resolution)."""
+        for line in self.log_text().splitlines():
+            if "[run] leadpulse " in line:
+                return self.launched_ms, log_line_ms(line) + 1
+        return None
+
+    def clock_range(self, wall_ms):
+        """Bounds of the worker's timer clock at wall time wall_ms: start + offset + scale *
+        (wall - start), with the start only known to lie in started_wall_range(). With a large
+        scale the uncertainty is (scale - 1) * (width of that range)."""
+        rng = self.started_wall_range()
+        if rng is None:
+            return None
+        a, b = (w + self.clock_offset_ms + self.clock_scale * (wall_ms - w) for w in rng)
+        return min(a, b), max(a, b)
+
+    def partitions_assigned(self):
+        """Partitions the worker took (its `partition N assigned` log lines), minus the ones it
+        logged as revoked since: {partition: True}."""
+        owned = {}
+        for line in self.log_text().splitlines():
+            words = line.split()
+            for i, w in enumerate(words[:-2]):
+                if w == "partition" and words[i + 1].isdigit():
+                    if words[i + 2] == "assigned":
+                        owned[int(words[i + 1])] = True
+                    elif words[i + 2] == "revoked":
+                        owned.pop(int(words[i + 1]), None)
+        return owned
 
 
 # ---- comparisons -------------------------------------------------------------------------------
@@ -699,3 +744,53 @@ class Scenario:
         rc = final.stop()
         checks.check(rc == 0, f"{label}: final worker SIGTERM exit status {rc}")
         return got
+
+
+# ---- hand-made streams and timers (test_worker_timers) ----------------------------------------
+
+HOUR_MS = 3600000
+
+
+def log_line_ms(line):
+    """Wall time (ms) of a worker log line: `2026-01-02T03:04:05.678Z LEVEL [tag] ...`."""
+    import calendar
+    stamp = line.split(" ", 1)[0].rstrip("Z")
+    base, _, frac = stamp.partition(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) * 1000 + int(frac or 0)
+
+
+def engagement(lead, ts, kind="demo_request", n=0):
+    """One engagement event of the JSON input format (event id unique per lead, ts, n)."""
+    return {"kind": "engagement", "event_id": f"{lead}-{kind}-{ts}-{n}", "lead_id": lead,
+            "ts": int(ts), "type": kind}
+
+
+def feedback(lead, ts, outcome, reason=None):
+    e = {"kind": "feedback", "event_id": f"{lead}-fb-{outcome}-{ts}", "lead_id": lead,
+         "ts": int(ts), "outcome": outcome}
+    if reason is not None:
+        e["reason"] = reason
+    return e
+
+
+def use_rules(ctx, text, name="rules.yaml"):
+    """Writes a rules file into the test's work folder; workers and replay use it from now on."""
+    path = os.path.join(ctx.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    ctx.rules = path
+    return path
+
+
+def timers_due(ctx, until_ms):
+    """Entries of every partition's timer set due at or before until_ms."""
+    return sum(ctx.redis.command("ZCOUNT", f"{ctx.prefix}:{{{p}}}:timers", "-inf", int(until_ms))
+               for p in range(ctx.partitions))
+
+
+def timer_partition_of(ctx, lead):
+    """The partition whose timer set holds the lead, or None."""
+    for p in range(ctx.partitions):
+        if ctx.redis.command("ZSCORE", f"{ctx.prefix}:{{{p}}}:timers", lead) is not None:
+            return p
+    return None
