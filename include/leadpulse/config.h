@@ -64,6 +64,7 @@ typedef struct {
 
     int batch_max_events;
     int batch_max_wait_ms;
+    int merge_grace_ms;                              /* hold records while a topic is idle */
     int cache_max_leads;
     int timers_interval_ms;
     int timers_batch;

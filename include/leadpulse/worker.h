@@ -19,6 +19,7 @@ typedef struct {
     const char *const *kafka_props;           /* name0, value0, name1, value1, ... */
     size_t batch_max_events;
     int batch_max_wait_ms;
+    int merge_grace_ms;                       /* see merge.grace_ms in docs/configuration.md */
     int timers_interval_ms;
     size_t outbox_batch;
     int shutdown_timeout_ms;

@@ -182,6 +182,7 @@ int lp_cmd_run(int argc, char **argv) {
         .kafka_props = props,
         .batch_max_events = (size_t)config->batch_max_events,
         .batch_max_wait_ms = config->batch_max_wait_ms,
+        .merge_grace_ms = config->merge_grace_ms,
         .timers_interval_ms = config->timers_interval_ms,
         .outbox_batch = (size_t)config->outbox_batch,
         .shutdown_timeout_ms = config->shutdown_timeout_ms,

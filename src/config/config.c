@@ -245,6 +245,11 @@ const lp_config_entry_t lp_config_table[] = {
        "Longest wait to fill a batch before applying it."),
     INT("cache.max_leads", cache_max_leads, "200000", 1, 100000000, "LEADPULSE_CACHE_MAX_LEADS",
         "Leads kept in memory; a miss loads from Redis. Bounds the worker's memory."),
+    MS("merge.grace_ms", merge_grace_ms, "20", 0, 60000, "LEADPULSE_MERGE_GRACE_MS",
+       "The three input topics are applied merged by record timestamp. While one of them has "
+       "nothing buffered (it is caught up), a record is held this long after it arrived, so a "
+       "record with an older timestamp still on its way on that topic is applied first. 0 = "
+       "no wait (lowest latency, order across topics then depends on arrival)."),
     MS("timers.interval_ms", timers_interval_ms, "1000", 10, 3600000,
        "LEADPULSE_TIMERS_INTERVAL_MS", "How often due SLA and inactivity timers are fired."),
     INT("timers.batch", timers_batch, "1000", 1, 1000000, "LEADPULSE_TIMERS_BATCH",

@@ -33,6 +33,7 @@ typedef struct {
      * by record timestamp when applied. */
     size_t npending;
     rd_kafka_message_t **q[LP_IN_TOPICS];
+    int64_t *qat[LP_IN_TOPICS];  /* when each queued record arrived (monotonic ms) */
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
     bool outbox_dirty;
@@ -461,6 +462,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
             part_drop_pending(&worker->parts[p]);
             for (int t = 0; t < LP_IN_TOPICS; t++) {
                 free(worker->parts[p].q[t]);
+                free(worker->parts[p].qat[t]);
             }
         }
     }
@@ -677,10 +679,18 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
                           (st == TOPIC_BEHIND ? MERGE_MAX_BEHIND_MS : MERGE_MAX_IDLE_MS);
             }
         }
+        /* A caught-up topic may still receive a record older than this one that a producer is
+         * sending right now: hold this record for the grace period after its arrival. */
+        size_t at = part->qhead[best] + take[best];
+        for (int t = 0; t < LP_IN_TOPICS && !blocked && worker->opts.merge_grace_ms > 0; t++) {
+            if (t != best && part->qhead[t] + take[t] >= part->qlen[t] &&
+                now - part->qat[best][at] < worker->opts.merge_grace_ms) {
+                blocked = true;
+            }
+        }
         if (blocked) {
             break;
         }
-        size_t at = part->qhead[best] + take[best];
         rd_kafka_message_t *m = part->q[best][at];
         const char *topic = rd_kafka_topic_name(m->rkt);
         worker->msgs[n++] = (lp_engine_msg_t){
@@ -785,22 +795,30 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         if (part->qhead[t] > 0) {
             memmove(part->q[t], part->q[t] + part->qhead[t],
                     (part->qlen[t] - part->qhead[t]) * sizeof(*part->q[t]));
+            memmove(part->qat[t], part->qat[t] + part->qhead[t],
+                    (part->qlen[t] - part->qhead[t]) * sizeof(*part->qat[t]));
             part->qlen[t] -= part->qhead[t];
             part->qhead[t] = 0;
         }
         if (part->qlen[t] == part->qcap[t]) {
             size_t cap = part->qcap[t] ? part->qcap[t] * 2 : 256;
             rd_kafka_message_t **q = realloc(part->q[t], cap * sizeof(*q));
-            if (q == NULL) {
-                /* Can't hold it: do not advance expect, so it is fetched again. */
+            int64_t *at = q == NULL ? NULL : realloc(part->qat[t], cap * sizeof(*at));
+            if (q != NULL) {
+                part->q[t] = q;
+            }
+            if (at == NULL) {
+                /* Can't hold it: forget it; it is read again from the stored offset after a
+                 * restart (the offset does not move past it). */
                 rd_kafka_message_destroy(m);
                 return;
             }
-            part->q[t] = q;
+            part->qat[t] = at;
             part->qcap[t] = cap;
         }
     }
     part->expect[t] = m->offset + 1;
+    part->qat[t][part->qlen[t]] = mono_ms();
     part->q[t][part->qlen[t]++] = m;
     part->npending++;
 }
