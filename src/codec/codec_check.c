@@ -26,11 +26,27 @@ int lp_codec_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
     return LP_ERR;
 }
 
+/* Whether none of the 8 bytes has its high bit set or is NUL (the common, ASCII case). */
+static inline bool ascii8(const uint8_t *s) {
+    uint64_t v;
+    memcpy(&v, s, sizeof(v));
+    return ((v | (v - 0x0101010101010101ULL)) & 0x8080808080808080ULL) == 0;
+}
+
 size_t lp_codec_utf8_check(const uint8_t *s, size_t len) {
     size_t i = 0;
 
     while (i < len) {
-        uint8_t c = s[i];
+        uint8_t c;
+        /* Most strings are ASCII: skip them 8 bytes at a time, the loop below finds the exact
+         * position of anything else. Callgrind put this function at 6% of the worker. */
+        while (len - i >= 8 && ascii8(s + i)) {
+            i += 8;
+        }
+        if (i == len) {
+            break;
+        }
+        c = s[i];
         size_t need;
         uint32_t cp;
         uint32_t min;
