@@ -36,6 +36,8 @@ typedef struct {
     int64_t *qat[LP_IN_TOPICS];  /* when each queued record arrived (monotonic ms) */
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
+    bool queried[LP_IN_TOPICS];  /* watermarks asked from the broker since the assignment */
+    int64_t qlo[LP_IN_TOPICS], qhi[LP_IN_TOPICS];
     bool outbox_dirty;
 } part_t;
 
@@ -241,6 +243,7 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         }
         part->owned = true;
         part->outbox_dirty = true; /* deliver what a previous owner left behind */
+        memset(part->queried, 0, sizeof(part->queried));
         part->fenced_at_ms = 0;
         for (int t = 0; t < LP_IN_TOPICS; t++) {
             part->expect[t] = offsets[t];
@@ -275,6 +278,7 @@ static void retake_partition(lp_worker_t *worker, int32_t p) {
     part->owned = true;
     part->outbox_dirty = true;
     part->backoff_ms = 0;
+    memset(part->queried, 0, sizeof(part->queried));
     for (int t = 0; t < LP_IN_TOPICS; t++) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t],
                                                    NULL);
@@ -615,7 +619,21 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
     if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p, &lo, &hi) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         hi < 0 || lo < 0) {
-        return TOPIC_UNKNOWN;
+        /* Nothing fetched yet for it (just assigned, or a slow first fetch on a loaded
+         * machine): ask the broker once, rather than guess after a timeout. */
+        if (!part->queried[t]) {
+            part->queried[t] = true;
+            if (rd_kafka_query_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p,
+                                                 &part->qlo[t], &part->qhi[t], 2000) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+                part->qhi[t] = -1;
+            }
+        }
+        if (part->qhi[t] < 0) {
+            return TOPIC_UNKNOWN;
+        }
+        lo = part->qlo[t];
+        hi = part->qhi[t];
     }
     int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
     return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
