@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
 """Issue 5: the worker's hand-off timers and sales feedback, against the real stack.
 
-1. SLA breach fires once, at its deadline: two leads qualify; one is never accepted, the other is
-   accepted as soon as its MQL is seen. With the timer clock running an hour per second, the
-   LeadStale sla_breached of the first arrives once, when the worker's clock reaches the deadline
-   (within one timer interval, plus scheduling slack); the accepted lead gets none.
+1. SLA breach fires once, at its deadline: three leads qualify; two are never accepted, the third
+   is accepted as soon as its MQL is counted. With the timer clock running an hour per second,
+   each LeadStale sla_breached is fired, delivered and read back once, when the worker's clock
+   reaches its deadline (within one timer interval plus two of scheduling slack); the accepted
+   lead gets none. The first record the worker sends to the stale topic waits for librdkafka to
+   fetch the topic's metadata (~1 s = 1 h of test clock): that one is reported, not judged.
 2. SIGKILL while timers are due: a clean worker applies the input (clock before every deadline);
-   then workers whose clock is pinned past every deadline (and reminder) are SIGKILLed mid-firing
-   and right after start; a last one finishes. Every due timer fired: the distinct hand-offs equal
-   `leadpulse replay --until T`, no event id with two contents; duplicates are counted.
+   then workers whose clock is pinned past every deadline and reminder are SIGKILLed mid-firing,
+   twice (the second after it re-sent the first one's outbox); a last one finishes. Every due
+   timer fired: the distinct hand-offs equal `leadpulse replay --until T`, no event id with two
+   contents; duplicate deliveries (allowed after a crash) are counted and reported.
 3. Rebalance while timers are pending: two workers share the partitions; one is stopped (SIGTERM)
-   before any deadline; the survivor fires the timers of the partitions it took over, each once.
+   before any deadline, having fired none; the survivor fires the timers of the partitions it
+   took over, each once.
 4. Sales feedback: rejected / recycled leads qualify again (qualification 2, last_reject_reason
-   echoed); won / lost leads never qualify again, however much they engage.
+   echoed); won / lost leads never qualify again, however much they engage, even when they were
+   recycled before closing.
 
 Each part gets its own topics, group and Redis prefix, and a small rules file (SLA 48h, long
 inactivity). Times are in the test clock (LEADPULSE_CLOCK_OFFSET_MS / _SCALE) unless said.
+Run one part: test_worker_timers.py timers_sla|timers_kill|timers_rebalance|timers_feedback.
 """
 import collections
 import json
@@ -148,10 +154,15 @@ def part_sla_timing(ctx, checks):
 
     # Arrival on the output topic: a consumer reading the stale topic, line-buffered, so each
     # record is seen when it is consumed (not when the process exits).
+    # (stdbuf preloads a library: a sanitizer build of the consumer must be told that is fine.)
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                 "verify_asan_link_order=0"]))
+    watcher_err = open(os.path.join(ctx.dir, "watcher.err"), "w+")
     watcher = subprocess.Popen(
         ["stdbuf", "-oL", ctx.env.consumer, "--brokers", ctx.env.brokers, "--schemas",
          ctx.env.schemas, "--topics", ctx.topics["stale"], "--from-beginning"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        stdout=subprocess.PIPE, stderr=watcher_err, text=True, env=env)
     try:
         w = ctx.worker("sla", clock_offset_ms=0, clock_scale=scale,
                        LEADPULSE_TIMERS_INTERVAL_MS=INTERVAL_MS)
@@ -192,7 +203,12 @@ def part_sla_timing(ctx, checks):
                 else:
                     before[key] = start
             if len(lines) < 2 and select.select([watcher.stdout], [], [], 0.01)[0]:
-                lines.append((watcher.stdout.readline(), lpit.now_ms()))
+                line = watcher.stdout.readline()
+                if not line:
+                    watcher_err.seek(0)
+                    raise RuntimeError(f"the stale-topic watcher exited ({watcher.wait()}): "
+                                       f"{watcher_err.read()[-500:]}")
+                lines.append((line, lpit.now_ms()))
                 k = len(lines)
                 fired = seen_at.get(("fired", k), (before.get(("fired", k)), None))[0]
                 seen_at[("read", k)] = (fired, lines[-1][1])
@@ -254,6 +270,7 @@ def part_sla_timing(ctx, checks):
         if watcher.poll() is None:
             watcher.kill()
         watcher.wait()
+        watcher_err.close()
 
 
 # ---- 2. SIGKILL while timers are due ---------------------------------------------------------
@@ -293,17 +310,20 @@ def part_kill_while_due(ctx, checks):
     left1, box1 = lpit.timers_due(ctx, until), ctx.outbox_len()
     lpit.log(f"kill: SIGKILL k1 mid-firing: {left1} leads still due, {box1} hand-offs in the "
              "outbox, undelivered")
-    # k2: SIGKILLed right after it took the partitions (it may have fired some).
+    # k2: takes over what k1 left (re-sends its outbox), and is SIGKILLed as soon as it fired
+    # timers of its own (fired leads leave the due set: their next timer is far away).
     k2 = ctx.worker("k2", **lpit.pinned_clock(until), **small)
-    k2.wait_owns(ctx.partitions, timeout=60)
+    lpit.wait_until(lambda: lpit.timers_due(ctx, until) < left1 or not k2.alive(), 60,
+                    "k2's first timers", interval=0.001)
     k2.signal(signal.SIGKILL)
     k2.proc.wait()
     left2, box2 = lpit.timers_due(ctx, until), ctx.outbox_len()
-    lpit.log(f"kill: SIGKILL k2 right after it owned {ctx.partitions} partitions: {left2} leads "
-             f"still due, {box2} hand-offs in the outbox")
-    checks.check(0 < left1 < due0 or box1 > 0,
-                 f"kill: k1 was killed while firing ({due0 - left1} of {due0} leads fired, "
-                 f"{box1} undelivered)")
+    lpit.log(f"kill: SIGKILL k2 mid-firing: {left2} leads still due, {box2} hand-offs in the "
+             "outbox")
+    checks.check(0 < left1 < due0 and 0 < left2 < left1,
+                 f"kill: both killed while firing: k1 after {due0 - left1} of {due0} leads "
+                 f"({box1} hand-offs undelivered), k2 after {left1 - left2} more ({box2} "
+                 "undelivered)")
 
     final = ctx.worker("final", **lpit.pinned_clock(until), **small)
     lpit.wait_until(lambda: live(final) and lpit.timers_due(ctx, until) == 0
@@ -318,7 +338,6 @@ def part_kill_while_due(ctx, checks):
     checks.check(len(ref) == expected and per_reminder == {0: n_leads, 1: n_leads},
                  f"kill: distinct LeadStale by reminder {dict(per_reminder)} (want {n_leads} "
                  f"each; replay has {len(ref)} hand-offs, want {expected})")
-    lpit.log(f"kill: {dups} duplicate deliveries after 2 SIGKILLs (same id and content)")
     rc = final.stop()
     checks.check(rc == 0, f"kill: final worker SIGTERM exit status {rc}")
 
@@ -329,7 +348,7 @@ def part_rebalance(ctx, checks):
     scale = 3600
     lpit.use_rules(ctx, rules_text(0))
     n_leads = 40
-    margin_h = 14  # test-clock hours (= wall seconds) from the workers' start to the 1st deadline
+    margin_h = 7  # test-clock hours (= wall seconds) from the workers' start to the 1st deadline
     t0 = lpit.now_ms() - (48 - margin_h) * H
     events, deadlines = [], {}
     for i in range(n_leads):
