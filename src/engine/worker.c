@@ -20,6 +20,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define REFENCE_AFTER_MS 30000
+#define UNSETTLED_MS 5000 /* after a Kafka error, distrust cached watermarks this long */
 
 typedef struct {
     bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
@@ -63,6 +64,7 @@ struct lp_worker {
     int64_t outbox_retry_ms;
     uint64_t produced, delivery_failures, redis_errors, rebalances, dlq_produced, retakes;
     int64_t start_wall_ms;
+    int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     char errstr[LP_ERRSTR];
 };
 
@@ -372,6 +374,14 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
     }
 }
 
+/* Broker trouble (all brokers down, transport errors): cached watermarks go stale. */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    lp_worker_t *worker = opaque;
+    (void)rk;
+    worker->unsettled_until_ms = mono_ms() + UNSETTLED_MS;
+    LP_LOG(LP_LOG_WARN, "worker", "kafka: %s (%s)", reason, rd_kafka_err2name(err));
+}
+
 lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp_store_t *store,
                            char *errstr, size_t errstr_size) {
     lp_worker_t *worker = calloc(1, sizeof(*worker));
@@ -410,6 +420,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     }
     rd_kafka_conf_set_opaque(conf, worker);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
     worker->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (worker->consumer == NULL) {
         goto err;
@@ -629,11 +640,15 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
                 part->qhi[t] = -1;
             }
         }
-        if (part->qhi[t] < 0) {
-            return TOPIC_UNKNOWN;
-        }
-        lo = part->qlo[t];
-        hi = part->qhi[t];
+        /* An answer from the past can prove there is more to fetch, never that there is not. */
+        int64_t next = part->expect[t] >= 0 ? part->expect[t] : part->qlo[t];
+        return part->qhi[t] >= 0 && next < part->qhi[t] ? TOPIC_BEHIND : TOPIC_UNKNOWN;
+    }
+    /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
+     * unreachable, "nothing more to fetch" may just mean "nothing fetched yet". */
+    if (mono_ms() < worker->unsettled_until_ms) {
+        int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
+        return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
     }
     int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
     return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
@@ -925,6 +940,7 @@ int lp_worker_run(lp_worker_t *worker) {
             if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     LP_LOG(LP_LOG_WARN, "worker", "consume: %s", rd_kafka_message_errstr(m));
+                    worker->unsettled_until_ms = mono_ms() + UNSETTLED_MS;
                 }
                 rd_kafka_message_destroy(m);
                 continue;
