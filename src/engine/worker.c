@@ -21,11 +21,13 @@
 #define BACKOFF_MAX_MS 5000
 #define REFENCE_AFTER_MS 30000
 #define UNSETTLED_MS 5000 /* after a Kafka error, distrust cached watermarks this long */
+#define RESUME_SETTLE_MS 1000 /* after a resume or an assignment, likewise (no fetch yet) */
 
 typedef struct {
     bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
     bool owned;                  /* fenced in the store: we may write */
     bool paused;
+    bool tpaused[LP_IN_TOPICS];  /* one topic paused because we hold too many of its records */
     int64_t fenced_at_ms;        /* lost the epoch while still assigned */
     int64_t retry_at_ms;         /* next retry of pending records */
     int backoff_ms;
@@ -38,6 +40,9 @@ typedef struct {
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
     bool queried[LP_IN_TOPICS];  /* watermarks asked from the broker since the assignment */
+    int64_t unsettled_until_ms;  /* just resumed or assigned: cached watermarks may be old */
+    size_t retry_take[LP_IN_TOPICS]; /* a failed batch is retried exactly as it was chosen */
+    bool retry_pending;
     int64_t qlo[LP_IN_TOPICS], qhi[LP_IN_TOPICS];
     bool outbox_dirty;
 } part_t;
@@ -53,6 +58,7 @@ struct lp_worker {
     lp_store_t *store;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
+    rd_kafka_topic_t *out_rkt[LP_OUT__COUNT]; /* held so their metadata is fetched at start */
     part_t *parts;
     int32_t max_part; /* highest partition index seen + 1 */
     lp_engine_msg_t *msgs;
@@ -183,6 +189,41 @@ static void part_pause(lp_worker_t *worker, int32_t p, bool pause) {
     }
     rd_kafka_topic_partition_list_destroy(list);
     part->paused = pause;
+    if (!pause) {
+        memset(part->tpaused, 0, sizeof(part->tpaused)); /* resume_partitions resumed them */
+        part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+    }
+}
+
+/* Bounded memory: a topic-partition whose held records exceed two batches is paused until it
+ * is down to one; librdkafka then stops fetching it (each held record pins its fetch buffer).
+ * Only that topic: the merge may be waiting for records of the others. */
+static void backlog_check(lp_worker_t *worker, int32_t p) {
+    part_t *part = &worker->parts[p];
+    size_t batch = worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        size_t held = part->qlen[t] - part->qhead[t];
+        bool pause;
+        if (!part->tpaused[t] && held > 2 * batch) {
+            pause = true;
+        } else if (part->tpaused[t] && held <= batch && !part->paused) {
+            pause = false;
+        } else {
+            continue;
+        }
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[t], p);
+        if (pause) {
+            rd_kafka_pause_partitions(worker->consumer, one);
+        } else {
+            rd_kafka_resume_partitions(worker->consumer, one);
+        }
+        rd_kafka_topic_partition_list_destroy(one);
+        part->tpaused[t] = pause;
+        if (!pause) {
+            part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+        }
+    }
 }
 
 static void part_drop_pending(part_t *part) {
@@ -194,6 +235,7 @@ static void part_drop_pending(part_t *part) {
     }
     part->npending = 0;
     part->waiting_since_ms = 0;
+    part->retry_pending = false;
 }
 
 /* Fences p in the store and reads its offsets, retrying while the store is down (the rebalance
@@ -246,6 +288,8 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         part->owned = true;
         part->outbox_dirty = true; /* deliver what a previous owner left behind */
         memset(part->queried, 0, sizeof(part->queried));
+        part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+        part->retry_pending = false;
         part->fenced_at_ms = 0;
         for (int t = 0; t < LP_IN_TOPICS; t++) {
             part->expect[t] = offsets[t];
@@ -281,6 +325,8 @@ static void retake_partition(lp_worker_t *worker, int32_t p) {
     part->outbox_dirty = true;
     part->backoff_ms = 0;
     memset(part->queried, 0, sizeof(part->queried));
+    part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+    part->retry_pending = false;
     for (int t = 0; t < LP_IN_TOPICS; t++) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t],
                                                    NULL);
@@ -318,7 +364,7 @@ static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
             part->owned = false;
             LP_LOG(LP_LOG_INFO, "worker", "partition %" PRId32 " revoked", p);
         }
-        if (part->paused) {
+        if (part->paused || part->tpaused[0] || part->tpaused[1] || part->tpaused[2]) {
             /* librdkafka keeps an application pause across unassign/assign: resume the
              * partition now, or the next assignment of it (here or after a fenced zombie
              * rejoins) would never fetch while part->paused says it is not paused. */
@@ -330,6 +376,7 @@ static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
             rd_kafka_topic_partition_list_destroy(one);
         }
         part->paused = false;
+        part->tpaused[t] = false;
         part->expect[t] = -1;
     }
 }
@@ -443,6 +490,15 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         goto err;
     }
     conf = NULL;
+    /* Known topics get their metadata (and the idempotent producer its id) now, not on the
+     * first hand-off, which would otherwise wait about a second. */
+    for (int k = 0; k < LP_OUT__COUNT; k++) {
+        worker->out_rkt[k] = rd_kafka_topic_new(worker->producer, opts->out_topics[k], NULL);
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(worker->producer, 0, NULL, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+    }
 
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(LP_IN_TOPICS);
     for (int t = 0; t < LP_IN_TOPICS; t++) {
@@ -483,6 +539,11 @@ void lp_worker_destroy(lp_worker_t *worker) {
     }
     if (worker->consumer != NULL) {
         rd_kafka_destroy(worker->consumer);
+    }
+    for (int k = 0; k < LP_OUT__COUNT; k++) {
+        if (worker->out_rkt[k] != NULL) {
+            rd_kafka_topic_destroy(worker->out_rkt[k]);
+        }
     }
     if (worker->producer != NULL) {
         rd_kafka_destroy(worker->producer);
@@ -646,7 +707,8 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
     }
     /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
      * unreachable, "nothing more to fetch" may just mean "nothing fetched yet". */
-    if (mono_ms() < worker->unsettled_until_ms) {
+    if (mono_ms() < worker->unsettled_until_ms || mono_ms() < part->unsettled_until_ms ||
+        part->paused || part->tpaused[t]) {
         int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
         return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
     }
@@ -672,7 +734,7 @@ static int64_t msg_ts(const rd_kafka_message_t *m) {
  * Streams does, so the result does not depend on which topic the consumer fetched first. It stops
  * where a topic with no buffered record may still hold older ones (bounded waits below). */
 static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_IN_TOPICS],
-                           int64_t now) {
+                           const size_t *limit, int64_t now) {
     static const int tie_order[LP_IN_TOPICS] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
     part_t *part = &worker->parts[p];
     size_t n = 0;
@@ -684,7 +746,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         for (int k = 0; k < LP_IN_TOPICS; k++) {
             int t = tie_order[k];
             size_t at = part->qhead[t] + take[t];
-            if (at < part->qlen[t]) {
+            if (at < part->qlen[t] && (limit == NULL || take[t] < limit[t])) {
                 int64_t ts = msg_ts(part->q[t][at]);
                 if (best < 0 || ts < best_ts) {
                     best = t;
@@ -697,7 +759,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         }
         /* A topic with nothing buffered: wait while it certainly has older records to fetch;
          * while its position is unknown, wait at most MERGE_MAX_IDLE_MS. */
-        for (int t = 0; t < LP_IN_TOPICS && !blocked; t++) {
+        for (int t = 0; t < LP_IN_TOPICS && !blocked && limit == NULL; t++) {
             if (part->qhead[t] + take[t] < part->qlen[t]) {
                 continue;
             }
@@ -715,7 +777,9 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         /* A caught-up topic may still receive a record older than this one that a producer is
          * sending right now: hold this record for the grace period after its arrival. */
         size_t at = part->qhead[best] + take[best];
-        for (int t = 0; t < LP_IN_TOPICS && !blocked && worker->opts.merge_grace_ms > 0; t++) {
+        for (int t = 0; t < LP_IN_TOPICS && !blocked && limit == NULL &&
+                        worker->opts.merge_grace_ms > 0;
+             t++) {
             if (t != best && part->qhead[t] + take[t] >= part->qlen[t] &&
                 now - part->qat[best][at] < worker->opts.merge_grace_ms) {
                 blocked = true;
@@ -773,11 +837,15 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
             return LP_ERR;
         }
     }
-    size_t n = merge_select(worker, p, max, take, now);
+    /* A batch that failed is retried as it was chosen: while the partition was paused its
+     * watermarks went stale, so a new merge could not be trusted. */
+    size_t n = merge_select(worker, p, max, take, part->retry_pending ? part->retry_take : NULL,
+                            now);
     if (n == 0) {
         return LP_OK;
     }
     int rc = lp_engine_process(worker->engine, p, worker->msgs, n, wall_ms());
+    part->retry_pending = false;
     if (rc == LP_OK) {
         store_kafka_offsets(worker, worker->msgs, n);
         part_consume(part, take);
@@ -800,6 +868,8 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
         return LP_OK;
     }
     /* Store trouble: keep the records, pause the partition, retry with backoff. */
+    memcpy(part->retry_take, take, sizeof(part->retry_take));
+    part->retry_pending = true;
     worker->redis_errors++;
     part->backoff_ms = part->backoff_ms == 0 ? BACKOFF_MIN_MS
                        : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
@@ -958,6 +1028,11 @@ int lp_worker_run(lp_worker_t *worker) {
             if (process_partition(worker, p, now) == LP_OK && part->paused &&
                 !worker->outbox_blocked && part->owned) {
                 part_pause(worker, p, false);
+            }
+        }
+        for (int32_t p = 0; p < worker->max_part; p++) {
+            if (worker->parts[p].owned) {
+                backlog_check(worker, p);
             }
         }
         /* 3. deliver the outbox; while delivery fails, input stays paused (backpressure) */
