@@ -71,6 +71,7 @@ struct lp_worker {
     uint64_t produced, delivery_failures, redis_errors, rebalances, dlq_produced, retakes;
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
+    uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */
     char errstr[LP_ERRSTR];
 };
 
@@ -772,6 +773,15 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
                  * delivered, so "behind" can be an illusion. */
                 blocked = now - part->waiting_since_ms <
                           (st == TOPIC_BEHIND ? MERGE_MAX_BEHIND_MS : MERGE_MAX_IDLE_MS);
+                if (!blocked) {
+                    /* Giving up the wait may apply records out of timestamp order: count it. */
+                    worker->merge_timeouts++;
+                    LP_LOG(LP_LOG_WARN, "worker",
+                           "partition %" PRId32 ": gave up waiting %" PRId64 " ms for %s (%s, "
+                           "next offset %" PRId64 ")",
+                           p, now - part->waiting_since_ms, worker->opts.in_topics[t],
+                           st == TOPIC_BEHIND ? "behind" : "position unknown", part->expect[t]);
+                }
             }
         }
         /* A caught-up topic may still receive a record older than this one that a producer is
@@ -1129,12 +1139,13 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         "leadpulse_store_round_trips_total %" PRIu64 "\n"
         "leadpulse_rebalances_total %" PRIu64 "\n"
         "leadpulse_store_lost_writes_total %" PRIu64 "\n"
+        "leadpulse_merge_wait_timeouts_total %" PRIu64 "\n"
         "leadpulse_partitions_owned %zu\n",
         st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
         st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
         st->batches, st->commit_failures, st->fenced, st->cache_hits, st->cache_misses,
         st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
-        worker->store->round_trips, worker->rebalances, worker->retakes, owned);
+        worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     for (int r = 1; r < LP_REJ__COUNT && len < size; r++) {
         n = snprintf(buf + len, size - len, "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
