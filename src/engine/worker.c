@@ -814,6 +814,10 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         take[best]++;
     }
     if (!blocked) {
+        if (part->waiting_since_ms > 0 && now - part->waiting_since_ms > 100) {
+            LP_LOG(LP_LOG_DEBUG, "worker", "partition %" PRId32 ": merge waited %" PRId64 " ms",
+                   p, now - part->waiting_since_ms);
+        }
         part->waiting_since_ms = 0;
     }
     return n;
