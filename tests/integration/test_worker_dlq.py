@@ -91,9 +91,19 @@ def main():
                          f"(record was at {where})")
 
         want = {"lead-garbage", "lead-schema", "lead-other", "lead-unknown"}
-        mql = lpit.wait_until(lambda: (lambda q: q if want <= {h["lead_id"] for h in q}
-                                       else None)(ctx.consume(("mql",), idle_ms=800)),
-                              60, "the follow-up leads to qualify")
+        try:
+            mql = lpit.wait_until(lambda: (lambda q: q if want <= {h["lead_id"] for h in q}
+                                           else None)(ctx.consume(("mql",), idle_ms=800)),
+                                  60, "the follow-up leads to qualify")
+        except TimeoutError:
+            # What the worker did with them, for the report.
+            lpit.log(f"  metrics: {w.metrics()}")
+            lpit.log(f"  MQLs seen: {sorted(h['lead_id'] for h in ctx.consume(('mql',)))}")
+            st = ctx.inspect_all()
+            for lead in sorted(want):
+                lpit.log(f"  state {lead}: {st.get(lead)}")
+            lpit.log(f"  stored offsets: {ctx.stored_offsets()}")
+            raise
         checks.check(want <= {h["lead_id"] for h in mql},
                      f"the good events after the dead letters were applied: MQLs for "
                      f"{sorted(h['lead_id'] for h in mql)}")
