@@ -68,11 +68,10 @@ struct lp_worker {
     int64_t next_timers_ms;
     bool outbox_blocked;      /* the last delivery failed: input paused until it works */
     int64_t outbox_retry_ms;
-    uint64_t produced, delivery_failures, redis_errors, rebalances, dlq_produced, retakes;
+    uint64_t produced, delivery_failures, redis_errors, rebalances, retakes;
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */
-    char errstr[LP_ERRSTR];
 };
 
 static int64_t wall_ms(void) {
@@ -592,7 +591,6 @@ static int drain_outbox(lp_worker_t *worker, int32_t p, int timeout_ms) {
                 return LP_ERR;
             }
         }
-        size_t sent = 0;
         for (size_t i = 0; i < list.n; i++) {
             const lp_store_outbox_t *e = &list.entries[i];
             delivery_t *d = &worker->deliveries[i];
@@ -619,7 +617,6 @@ static int drain_outbox(lp_worker_t *worker, int32_t p, int timeout_ms) {
                 d->err = err;
                 continue;
             }
-            sent++;
         }
         rd_kafka_flush(worker->producer, timeout_ms);
         const char *ids[list.n > 0 ? list.n : 1];
@@ -629,9 +626,6 @@ static int drain_outbox(lp_worker_t *worker, int32_t p, int timeout_ms) {
             delivery_t *d = &worker->deliveries[i];
             if (d->done && d->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 ids[nack++] = list.entries[i].id;
-                if (list.entries[i].kind == LP_OUT_DLQ) {
-                    worker->dlq_produced++;
-                }
             } else {
                 failed = true;
                 if (d->done) {
@@ -660,7 +654,6 @@ static int drain_outbox(lp_worker_t *worker, int32_t p, int timeout_ms) {
             worker->delivery_failures++;
             return LP_ERR;
         }
-        (void)sent;
     }
 }
 
