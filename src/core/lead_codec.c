@@ -1,23 +1,40 @@
 /* Compact binary form of a lead for the store.
  *
- * Layout (version 1): a version byte, a varint of presence flags, the lead id, then only the fields
- * whose flag is set. Integers are LEB128 varints (signed ones zigzag), times are stored relative
- * to ref_ms (wrapping arithmetic, so any value round-trips), doubles as 8 bytes little-endian.
- * Activities are stored by name, as a 32-bit hash of the name (4 bytes instead of up to 33): a
- * rules reload that reorders or removes activities keeps the state of the others, and entries
- * whose name the rules no longer have (or that two rule names share) are dropped. Cap windows are
- * stored relative to the window of ref_ms, so a changed cap_window_ms restarts the count instead
- * of leaving the lead "in the future".
+ * Common to both versions: integers are LEB128 varints (signed ones zigzag), times are stored
+ * relative to ref_ms (wrapping arithmetic, so any value round-trips), doubles as 8 bytes
+ * little-endian. Activities are stored by name, as a 32-bit hash of the name (4 bytes instead of
+ * up to 33): a rules reload that reorders or removes activities keeps the state of the others,
+ * and entries whose name the rules no longer have (or that two rule names share) are dropped.
+ * Cap windows are stored relative to the window of ref_ms, so a changed cap_window_ms restarts
+ * the count instead of leaving the lead "in the future".
+ *
+ * Version 1 (read only): a version byte, a varint of presence flags (F_*), the lead id, then the
+ * fields whose flag is set, strings as a length and their bytes.
+ *
+ * Version 2 (written): the same fields, with what most leads have made smaller (the profile was
+ * two thirds of a version-1 lead):
+ *   u8 2 | flags (G_*, the common ones in the first 7 bits) | ref_ms | u8 stage << 2 | grade - 'A'
+ *   | header of the lead id | the flagged scalars, in version 1's order (dq_reason as a string
+ *   header) | profile: field mask, a string header per present field, company_size
+ *   | activities and seen ids as in version 1 | the string payload.
+ * A string header is a varint len << 2 | mode: raw (len bytes of 8 bits), Huffman (len bytes, in
+ * the static code of lead_strings.c) or table (len is an index in the field's table of
+ * well-known values, no payload). The payload is one bit stream (most significant bit first) of
+ * the raw and Huffman strings in header order, zero-padded to the end of the last byte. The
+ * writer picks table, else the shorter of Huffman and raw, so encoding is canonical.
+ *
  * The decoder trusts nothing: every length, enum and count is checked against the buffer and the
  * struct, and trailing bytes are an error. */
 #include <math.h>
 #include <string.h>
 
 #include "core/core_internal.h"
+#include "core/lead_strings.h"
 
-#define LEAD_FORMAT_VERSION 1
+#define LEAD_FORMAT_V1 1
+#define LEAD_FORMAT_V2 2
 
-/* Presence flags; the ones most leads have come first so the varint stays short. */
+/* Presence flags of version 1. */
 enum {
     F_SCORE = 1u << 0,
     F_REF = 1u << 1,
@@ -40,6 +57,33 @@ enum {
     F_REJ = 1u << 18,
     F__ALL = (1u << 19) - 1
 };
+
+/* Presence flags of version 2: the ones most leads have fit the varint's first byte. ref_ms,
+ * stage and grade are always written; G_DISARMED because most leads are armed. */
+enum {
+    G_SEEN = 1u << 0,
+    G_PROFILE = 1u << 1,
+    G_FITP = 1u << 2,
+    G_LAST = 1u << 3,
+    G_ACTS = 1u << 4,
+    G_SCORE = 1u << 5,
+    G_DISARMED = 1u << 6,
+    G_MQLSEQ = 1u << 7,
+    G_MQLAT = 1u << 8,
+    G_COOL = 1u << 9,
+    G_INACT = 1u << 10,
+    G_SLA = 1u << 11,
+    G_BREACHED = 1u << 12,
+    G_DQ = 1u << 13,
+    G_STALESEQ = 1u << 14,
+    G_SLAREM = 1u << 15,
+    G_REJ = 1u << 16,
+    G__ALL = (1u << 17) - 1
+};
+
+enum { S_RAW = 0, S_HUFF = 1, S_TABLE = 2 }; /* string modes of version 2 */
+
+#define MAX_STRINGS 12 /* lead id, dq_reason, ten profile fields */
 
 enum { A_POINTS = 1, A_CAP = 2, A__ALL = 3 };
 
@@ -128,12 +172,6 @@ static void put_num(writer_t *w, double v) {
         put_u8(w, 1);
         put_f64(w, v);
     }
-}
-
-static void put_str(writer_t *w, const char *s, size_t max) {
-    size_t len = strnlen(s, max);
-    put_uvarint(w, len);
-    put_bytes(w, s, len);
 }
 
 /* ---- reader ------------------------------------------------------------------------------ */
@@ -257,32 +295,21 @@ static int get_str(reader_t *r, char *dst, size_t max) {
 
 typedef struct {
     size_t offset, max;
+    lp_strtab_t tab; /* well-known values (version 2) */
 } pfield_t;
 
-#define PF(name, max)                                                                              \
-    { offsetof(lp_profile_update_t, name), max }
+#define PF(name, max, tab)                                                                         \
+    { offsetof(lp_profile_update_t, name), max, tab }
 static const pfield_t profile_fields[] = {
-    PF(email, LP_STR_MAX),     PF(title, LP_STR_MAX),    PF(seniority, LP_NAME_MAX),
-    PF(industry, LP_NAME_MAX), PF(company, LP_STR_MAX),  PF(country, LP_NAME_MAX),
-    PF(region, LP_NAME_MAX),   PF(persona, LP_NAME_MAX), PF(segment, LP_NAME_MAX),
-    PF(owner, LP_STR_MAX),
+    PF(email, LP_STR_MAX, LP_STRTAB_NONE),           PF(title, LP_STR_MAX, LP_STRTAB_NONE),
+    PF(seniority, LP_NAME_MAX, LP_STRTAB_SENIORITY), PF(industry, LP_NAME_MAX, LP_STRTAB_INDUSTRY),
+    PF(company, LP_STR_MAX, LP_STRTAB_NONE),         PF(country, LP_NAME_MAX, LP_STRTAB_NONE),
+    PF(region, LP_NAME_MAX, LP_STRTAB_REGION),       PF(persona, LP_NAME_MAX, LP_STRTAB_NONE),
+    PF(segment, LP_NAME_MAX, LP_STRTAB_SEGMENT),     PF(owner, LP_STR_MAX, LP_STRTAB_NONE),
 };
 #undef PF
 #define NPFIELDS (sizeof(profile_fields) / sizeof(profile_fields[0]))
 #define P_SIZE_BIT (1u << NPFIELDS)
-
-static void put_profile(writer_t *w, const lp_profile_update_t *profile, uint32_t mask) {
-    put_uvarint(w, mask);
-    for (size_t i = 0; i < NPFIELDS; i++) {
-        if (mask & (1u << i)) {
-            const char *s = (const char *)profile + profile_fields[i].offset;
-            put_str(w, s, profile_fields[i].max);
-        }
-    }
-    if (mask & P_SIZE_BIT) {
-        put_uvarint(w, (uint64_t)profile->company_size);
-    }
-}
 
 static uint32_t profile_mask(const lp_profile_update_t *profile) {
     uint32_t mask = 0;
@@ -331,93 +358,156 @@ static bool act_present(const lp_lead_activity_t *act) {
     return act->points != 0.0 || act->cap_count != 0 || act->cap_window != 0;
 }
 
+/* ---- version 2 writer ---------------------------------------------------------------------- */
+
+/* Strings whose bytes go to the payload, in header order. */
+typedef struct {
+    const lp_huff_t *huff;
+    int n;
+    struct {
+        const char *s;
+        size_t len;
+        int mode;
+    } str[MAX_STRINGS];
+} strings_t;
+
+/* Writes the header of string s (max bytes at most) and queues its payload. */
+static void put_string(writer_t *w, strings_t *strs, const char *s, size_t max, lp_strtab_t tab) {
+    size_t len = strnlen(s, max);
+    int idx = tab != LP_STRTAB_NONE ? lp_strtab_find(tab, s, len) : -1;
+    if (idx >= 0) {
+        put_uvarint(w, (uint64_t)idx << 2 | S_TABLE);
+        return;
+    }
+    int mode = lp_huff_bits(strs->huff, s, len) < 8 * len ? S_HUFF : S_RAW;
+    put_uvarint(w, (uint64_t)len << 2 | (uint64_t)mode);
+    strs->str[strs->n].s = s;
+    strs->str[strs->n].len = len;
+    strs->str[strs->n].mode = mode;
+    strs->n++;
+}
+
+static void put_payload(writer_t *w, const strings_t *strs) {
+    uint64_t acc = 0; /* pending bits, right-aligned */
+    int nacc = 0;
+    for (int i = 0; i < strs->n; i++) {
+        for (size_t k = 0; k < strs->str[i].len; k++) {
+            uint8_t sym = (uint8_t)strs->str[i].s[k];
+            uint32_t code = sym;
+            int len = 8;
+            if (strs->str[i].mode == S_HUFF) {
+                code = strs->huff->code[sym];
+                len = strs->huff->len[sym];
+            }
+            acc = acc << len | code;
+            nacc += len;
+            while (nacc >= 8) {
+                nacc -= 8;
+                put_u8(w, (uint8_t)(acc >> nacc));
+            }
+        }
+    }
+    if (nacc > 0) {
+        put_u8(w, (uint8_t)(acc << (8 - nacc)));
+    }
+}
+
 static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
     uint32_t f = 0;
     int n = nacts(rules);
-    f |= lead->score != 0.0 ? F_SCORE : 0;
-    f |= lead->ref_ms != 0 ? F_REF : 0;
-    f |= lead->last_activity_ms != 0 ? F_LAST : 0;
-    f |= lead->stage != LP_STAGE_SUSPECT ? F_STAGE : 0;
-    f |= lead->fit_points != 0.0 ? F_FITP : 0;
-    f |= lead->armed ? F_ARMED : 0;
-    f |= lead->sla_breached ? F_BREACHED : 0;
-    f |= lead->dq_reason[0] != '\0' ? F_DQ : 0;
-    f |= lead->mql_seq != 0 ? F_MQLSEQ : 0;
-    f |= lead->stale_seq != 0 ? F_STALESEQ : 0;
-    f |= lead->mql_at_ms != 0 ? F_MQLAT : 0;
-    f |= lead->sla_deadline_ms != 0 ? F_SLA : 0;
-    f |= lead->sla_reminders != 0 ? F_SLAREM : 0;
-    f |= lead->cooled_deadline_ms != 0 ? F_COOL : 0;
-    f |= lead->inactive_deadline_ms != 0 ? F_INACT : 0;
-    f |= lead->reject_reason != 0 || lead->reject_count != 0 ? F_REJ : 0;
-    f |= profile_mask(&lead->profile) != 0 ? F_PROFILE : 0;
+    f |= lead->score != 0.0 ? G_SCORE : 0;
+    f |= lead->last_activity_ms != 0 ? G_LAST : 0;
+    f |= lead->fit_points != 0.0 ? G_FITP : 0;
+    f |= lead->armed ? 0 : G_DISARMED;
+    f |= lead->sla_breached ? G_BREACHED : 0;
+    f |= lead->dq_reason[0] != '\0' ? G_DQ : 0;
+    f |= lead->mql_seq != 0 ? G_MQLSEQ : 0;
+    f |= lead->stale_seq != 0 ? G_STALESEQ : 0;
+    f |= lead->mql_at_ms != 0 ? G_MQLAT : 0;
+    f |= lead->sla_deadline_ms != 0 ? G_SLA : 0;
+    f |= lead->sla_reminders != 0 ? G_SLAREM : 0;
+    f |= lead->cooled_deadline_ms != 0 ? G_COOL : 0;
+    f |= lead->inactive_deadline_ms != 0 ? G_INACT : 0;
+    f |= lead->reject_reason != 0 || lead->reject_count != 0 ? G_REJ : 0;
+    f |= profile_mask(&lead->profile) != 0 ? G_PROFILE : 0;
     for (int i = 0; i < n; i++) {
         if (act_present(&lead->act[i])) {
-            f |= F_ACTS;
+            f |= G_ACTS;
             break;
         }
     }
-    f |= lead->nseen > 0 ? F_SEEN : 0;
+    f |= lead->nseen > 0 ? G_SEEN : 0;
     return f;
 }
 
 size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf, size_t size) {
     writer_t w = {buf, size, 0, false};
+    strings_t strs = {lp_huff_get(), 0, {{NULL, 0, 0}}};
     uint32_t f = lead_flags(lead, rules);
     int64_t ref = lead->ref_ms;
     int n = nacts(rules);
+    /* An out-of-range stage or grade (the core never makes one) is written as a byte the
+     * decoder refuses, as version 1 did, rather than as another valid value. */
+    uint8_t grade = (uint8_t)(lead->fit_grade - 'A');
+    bool valid = grade < 4 && lead->stage < LP_STAGE__COUNT;
 
-    put_u8(&w, LEAD_FORMAT_VERSION);
+    put_u8(&w, LEAD_FORMAT_V2);
     put_uvarint(&w, f);
-    put_str(&w, lead->lead_id, LP_ID_MAX);
-    if (f & F_SCORE) {
+    put_svarint(&w, ref);
+    put_u8(&w, valid ? (uint8_t)(lead->stage << 2 | grade) : 0xff);
+    put_string(&w, &strs, lead->lead_id, LP_ID_MAX, LP_STRTAB_NONE);
+    if (f & G_SCORE) {
         put_f64(&w, lead->score);
     }
-    if (f & F_REF) {
-        put_svarint(&w, ref);
-    }
-    if (f & F_LAST) {
+    if (f & G_LAST) {
         put_time(&w, lead->last_activity_ms, ref);
     }
-    if (f & F_STAGE) {
-        put_u8(&w, lead->stage);
-    }
-    put_u8(&w, (uint8_t)lead->fit_grade);
-    if (f & F_FITP) {
+    if (f & G_FITP) {
         put_num(&w, lead->fit_points);
     }
-    if (f & F_DQ) {
-        put_str(&w, lead->dq_reason, LP_NAME_MAX);
+    if (f & G_DQ) {
+        put_string(&w, &strs, lead->dq_reason, LP_NAME_MAX, LP_STRTAB_NONE);
     }
-    if (f & F_MQLSEQ) {
+    if (f & G_MQLSEQ) {
         put_uvarint(&w, lead->mql_seq);
     }
-    if (f & F_STALESEQ) {
+    if (f & G_STALESEQ) {
         put_uvarint(&w, lead->stale_seq);
     }
-    if (f & F_MQLAT) {
+    if (f & G_MQLAT) {
         put_time(&w, lead->mql_at_ms, ref);
     }
-    if (f & F_SLA) {
+    if (f & G_SLA) {
         put_time(&w, lead->sla_deadline_ms, ref);
     }
-    if (f & F_SLAREM) {
+    if (f & G_SLAREM) {
         put_uvarint(&w, (uint32_t)lead->sla_reminders);
     }
-    if (f & F_COOL) {
+    if (f & G_COOL) {
         put_time(&w, lead->cooled_deadline_ms, ref);
     }
-    if (f & F_INACT) {
+    if (f & G_INACT) {
         put_time(&w, lead->inactive_deadline_ms, ref);
     }
-    if (f & F_REJ) {
+    if (f & G_REJ) {
         put_u8(&w, lead->reject_reason);
         put_uvarint(&w, lead->reject_count);
     }
-    if (f & F_PROFILE) {
-        put_profile(&w, &lead->profile, profile_mask(&lead->profile));
+    if (f & G_PROFILE) {
+        const lp_profile_update_t *profile = &lead->profile;
+        uint32_t mask = profile_mask(profile);
+        put_uvarint(&w, mask);
+        for (size_t i = 0; i < NPFIELDS; i++) {
+            if (mask & (1u << i)) {
+                const char *s = (const char *)profile + profile_fields[i].offset;
+                put_string(&w, &strs, s, profile_fields[i].max, profile_fields[i].tab);
+            }
+        }
+        if (mask & P_SIZE_BIT) {
+            put_uvarint(&w, (uint64_t)profile->company_size);
+        }
     }
-    if (f & F_ACTS) {
+    if (f & G_ACTS) {
         int count = 0;
         for (int i = 0; i < n; i++) {
             count += act_present(&lead->act[i]) ? 1 : 0;
@@ -442,7 +532,7 @@ size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *b
             }
         }
     }
-    if (f & F_SEEN) {
+    if (f & G_SEEN) {
         int nseen = lead->nseen > LP_DEDUP_MAX ? LP_DEDUP_MAX : lead->nseen;
         put_uvarint(&w, (uint64_t)nseen);
         put_uvarint(&w, (uint64_t)(lead->seen_pos < 0 ? 0 : lead->seen_pos));
@@ -450,8 +540,11 @@ size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *b
             put_u64le(&w, lead->seen[i]);
         }
     }
+    put_payload(&w, &strs);
     return w.overflow ? 0 : w.pos;
 }
+
+/* ---- readers ----------------------------------------------------------------------------- */
 
 static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     uint32_t hashes[LP_MAX_ACTIVITIES];
@@ -507,14 +600,30 @@ static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     return LP_OK;
 }
 
-static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+static int decode_seen(reader_t *r, lp_lead_t *lead) {
+    if (get_count(r, &lead->nseen, LP_DEDUP_MAX) != LP_OK || lead->nseen == 0 ||
+        get_count(r, &lead->seen_pos, LP_DEDUP_MAX) != LP_OK) {
+        return LP_ERR;
+    }
+    for (int i = 0; i < lead->nseen; i++) {
+        uint8_t tmp[8];
+        if (get_bytes(r, tmp, 8) != LP_OK) {
+            return LP_ERR;
+        }
+        lead->seen[i] = 0;
+        for (int k = 0; k < 8; k++) {
+            lead->seen[i] |= (uint64_t)tmp[k] << (8 * k);
+        }
+    }
+    return LP_OK;
+}
+
+/* Version 1, after the version byte. */
+static int decode_v1(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     uint64_t f;
     uint8_t b;
     int64_t ref = 0;
 
-    if (get_u8(r, &b) != LP_OK || b != LEAD_FORMAT_VERSION) {
-        return LP_ERR;
-    }
     if (get_uvarint(r, &f) != LP_OK || (f & ~(uint64_t)F__ALL) != 0) {
         return LP_ERR;
     }
@@ -581,23 +690,203 @@ static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     if ((f & F_ACTS) && decode_acts(r, lead, rules) != LP_OK) {
         return LP_ERR;
     }
-    if (f & F_SEEN) {
-        if (get_count(r, &lead->nseen, LP_DEDUP_MAX) != LP_OK || lead->nseen == 0 ||
-            get_count(r, &lead->seen_pos, LP_DEDUP_MAX) != LP_OK) {
+    if ((f & F_SEEN) && decode_seen(r, lead) != LP_OK) {
+        return LP_ERR;
+    }
+    return r->pos == r->len ? LP_OK : LP_ERR;
+}
+
+/* Strings of version 2 whose bytes are in the payload. */
+typedef struct {
+    int n;
+    struct {
+        char *dst;
+        size_t len;
+        int mode;
+    } str[MAX_STRINGS];
+} pending_t;
+
+/* A string header: a table value is copied now, raw and Huffman strings wait for the payload.
+ * nonempty: the writer never writes an empty one (a profile field, dq_reason). */
+static int get_string(reader_t *r, pending_t *pend, char *dst, size_t max, lp_strtab_t tab,
+                      bool nonempty) {
+    uint64_t h;
+    if (get_uvarint(r, &h) != LP_OK) {
+        return LP_ERR;
+    }
+    uint64_t len = h >> 2;
+    int mode = (int)(h & 3);
+    if (mode == S_TABLE) {
+        const char *value = lp_strtab_get(tab, len);
+        if (value == NULL || strlen(value) > max) {
             return LP_ERR;
         }
-        for (int i = 0; i < lead->nseen; i++) {
-            uint8_t tmp[8];
-            if (get_bytes(r, tmp, 8) != LP_OK) {
-                return LP_ERR;
+        memcpy(dst, value, strlen(value) + 1);
+        return LP_OK;
+    }
+    if ((mode != S_RAW && mode != S_HUFF) || len > max || (nonempty && len == 0) ||
+        pend->n >= MAX_STRINGS) {
+        return LP_ERR;
+    }
+    pend->str[pend->n].dst = dst;
+    pend->str[pend->n].len = (size_t)len;
+    pend->str[pend->n].mode = mode;
+    pend->n++;
+    return LP_OK;
+}
+
+/* The payload: the pending strings, then zero bits to the end of the buffer. */
+static int get_payload(reader_t *r, const pending_t *pend) {
+    const lp_huff_t *huff = lp_huff_get();
+    lp_bitreader_t br = {r->buf + r->pos, r->len - r->pos, 0};
+    for (int i = 0; i < pend->n; i++) {
+        char *dst = pend->str[i].dst;
+        for (size_t k = 0; k < pend->str[i].len; k++) {
+            int sym = 0;
+            if (pend->str[i].mode == S_HUFF) {
+                sym = lp_huff_decode(huff, &br);
+            } else if (br.bitpos + 8 <= br.len * 8) {
+                size_t byte = br.bitpos >> 3;
+                unsigned shift = (unsigned)(br.bitpos & 7);
+                unsigned window = (unsigned)br.buf[byte] << 8;
+                if (byte + 1 < br.len) {
+                    window |= br.buf[byte + 1];
+                }
+                sym = (int)((window >> (8 - shift)) & 0xff);
+                br.bitpos += 8;
+            } else {
+                sym = -1;
             }
-            lead->seen[i] = 0;
-            for (int k = 0; k < 8; k++) {
-                lead->seen[i] |= (uint64_t)tmp[k] << (8 * k);
+            if (sym <= 0) {
+                return LP_ERR; /* truncated, or a NUL */
+            }
+            dst[k] = (char)sym;
+        }
+        dst[pend->str[i].len] = '\0';
+    }
+    /* Canonical end: the padding of the last byte is zero and no byte follows. */
+    size_t used = (br.bitpos + 7) / 8;
+    if (used != br.len) {
+        return LP_ERR;
+    }
+    if ((br.bitpos & 7) != 0 && (br.buf[used - 1] & (0xffu >> (br.bitpos & 7))) != 0) {
+        return LP_ERR;
+    }
+    r->pos = r->len;
+    return LP_OK;
+}
+
+static int decode_profile_v2(reader_t *r, pending_t *pend, lp_profile_update_t *profile) {
+    uint64_t mask;
+    if (get_uvarint(r, &mask) != LP_OK || mask == 0 || (mask & ~(uint64_t)(P_SIZE_BIT * 2 - 1))) {
+        return LP_ERR;
+    }
+    for (size_t i = 0; i < NPFIELDS; i++) {
+        if (mask & (1u << i)) {
+            char *s = (char *)profile + profile_fields[i].offset;
+            if (get_string(r, pend, s, profile_fields[i].max, profile_fields[i].tab, true) !=
+                LP_OK) {
+                return LP_ERR;
             }
         }
     }
-    return r->pos == r->len ? LP_OK : LP_ERR;
+    if (mask & P_SIZE_BIT) {
+        uint64_t size;
+        if (get_uvarint(r, &size) != LP_OK || size > INT64_MAX) {
+            return LP_ERR;
+        }
+        profile->company_size = (int64_t)size;
+    }
+    return LP_OK;
+}
+
+/* Version 2, after the version byte. */
+static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+    pending_t pend = {0};
+    uint64_t f;
+    uint8_t b;
+    int64_t ref;
+
+    if (get_uvarint(r, &f) != LP_OK || (f & ~(uint64_t)G__ALL) != 0 ||
+        get_svarint(r, &ref) != LP_OK || get_u8(r, &b) != LP_OK) {
+        return LP_ERR;
+    }
+    lead->ref_ms = ref;
+    lead->stage = b >> 2;
+    lead->fit_grade = (char)('A' + (b & 3));
+    if (lead->stage >= LP_STAGE__COUNT) {
+        return LP_ERR;
+    }
+    if (get_string(r, &pend, lead->lead_id, LP_ID_MAX, LP_STRTAB_NONE, false) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_SCORE) && get_f64(r, &lead->score) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_LAST) && get_time(r, ref, &lead->last_activity_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_FITP) && get_num(r, &lead->fit_points) != LP_OK) {
+        return LP_ERR;
+    }
+    lead->armed = (f & G_DISARMED) == 0;
+    lead->sla_breached = (f & G_BREACHED) != 0;
+    if ((f & G_DQ) &&
+        get_string(r, &pend, lead->dq_reason, LP_NAME_MAX, LP_STRTAB_NONE, true) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_MQLSEQ) && get_u32(r, &lead->mql_seq) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_STALESEQ) && get_u32(r, &lead->stale_seq) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_MQLAT) && get_time(r, ref, &lead->mql_at_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_SLA) && get_time(r, ref, &lead->sla_deadline_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_SLAREM) && get_count(r, &lead->sla_reminders, INT32_MAX) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_COOL) && get_time(r, ref, &lead->cooled_deadline_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_INACT) && get_time(r, ref, &lead->inactive_deadline_ms) != LP_OK) {
+        return LP_ERR;
+    }
+    if (f & G_REJ) {
+        if (get_u8(r, &lead->reject_reason) != LP_OK || lead->reject_reason >= LP_REJ__COUNT ||
+            get_u32(r, &lead->reject_count) != LP_OK) {
+            return LP_ERR;
+        }
+    }
+    if ((f & G_PROFILE) && decode_profile_v2(r, &pend, &lead->profile) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_ACTS) && decode_acts(r, lead, rules) != LP_OK) {
+        return LP_ERR;
+    }
+    if ((f & G_SEEN) && decode_seen(r, lead) != LP_OK) {
+        return LP_ERR;
+    }
+    return get_payload(r, &pend);
+}
+
+static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+    uint8_t version;
+    if (get_u8(r, &version) != LP_OK) {
+        return LP_ERR;
+    }
+    switch (version) {
+    case LEAD_FORMAT_V1:
+        return decode_v1(r, lead, rules);
+    case LEAD_FORMAT_V2:
+        return decode_v2(r, lead, rules);
+    default:
+        return LP_ERR;
+    }
 }
 
 int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf, size_t len) {
