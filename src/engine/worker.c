@@ -7,6 +7,7 @@
  * co-partitioned topics on one member (cooperative-sticky does not). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,17 @@
 #define REFENCE_AFTER_MS 30000
 #define UNSETTLED_MS 5000 /* after a Kafka error, distrust cached watermarks this long */
 #define RESUME_SETTLE_MS 1000 /* after a resume or an assignment, likewise (no fetch yet) */
+#define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
+#define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
 
 typedef struct {
     bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
     bool owned;                  /* fenced in the store: we may write */
-    bool paused;
     bool tpaused[LP_IN_TOPICS];  /* one topic paused because we hold too many of its records */
+    int64_t rx_at[LP_IN_TOPICS];    /* last record or end-of-partition seen (monotonic ms) */
+    int64_t probe_at[LP_IN_TOPICS]; /* last stall probe (broker watermark query) */
+    int64_t eof_off[LP_IN_TOPICS];  /* end of partition reported after the last record, or -1 */
+    bool wait_logged;            /* the merge's give-up of this wait was logged */
     int64_t fenced_at_ms;        /* lost the epoch while still assigned */
     int64_t retry_at_ms;         /* next retry of pending records */
     int backoff_ms;
@@ -52,6 +58,24 @@ typedef struct {
     rd_kafka_resp_err_t err;
 } delivery_t;
 
+/* Asks the broker for one topic-partition's watermarks off the main loop: a ListOffsets request
+ * waits behind the outstanding fetch on the broker connection (up to fetch.wait.max.ms). */
+typedef struct {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rd_kafka_t *rk;
+    bool stop;
+    bool asked, answered;          /* the one request slot: asked -> answered -> taken */
+    char topic[256];
+    int32_t p;
+    int t;
+    int64_t expect;                /* our position when asked */
+    int64_t lo, hi;
+    rd_kafka_resp_err_t err;
+} prober_t;
+
 struct lp_worker {
     lp_worker_opts_t opts;
     lp_engine_t *engine;
@@ -72,6 +96,9 @@ struct lp_worker {
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */
+    uint64_t fetch_restarts;    /* topic-partitions whose fetch had stalled and was restarted */
+    int64_t next_stall_check_ms;
+    prober_t prober;
 };
 
 static int64_t wall_ms(void) {
@@ -92,6 +119,63 @@ int64_t lp_worker_now_ms(const lp_worker_t *worker) {
     double scale = worker->opts.clock_scale > 0 ? worker->opts.clock_scale : 1.0;
     return worker->start_wall_ms + worker->opts.clock_offset_ms +
            (int64_t)(scale * (double)(now - worker->start_wall_ms));
+}
+
+static void *prober_main(void *arg) {
+    prober_t *pr = arg;
+    pthread_mutex_lock(&pr->mu);
+    while (!pr->stop) {
+        if (!pr->asked || pr->answered) {
+            pthread_cond_wait(&pr->cv, &pr->mu);
+            continue;
+        }
+        char topic[sizeof(pr->topic)];
+        int32_t p = pr->p;
+        memcpy(topic, pr->topic, sizeof(topic));
+        pthread_mutex_unlock(&pr->mu);
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(pr->rk, topic, p, &lo, &hi,
+                                                                   5000);
+        pthread_mutex_lock(&pr->mu);
+        pr->lo = lo;
+        pr->hi = hi;
+        pr->err = err;
+        pr->answered = true;
+    }
+    pthread_mutex_unlock(&pr->mu);
+    return NULL;
+}
+
+static int prober_start(prober_t *pr, rd_kafka_t *rk) {
+    pr->rk = rk;
+    if (pthread_mutex_init(&pr->mu, NULL) != 0) {
+        return LP_ERR;
+    }
+    if (pthread_cond_init(&pr->cv, NULL) != 0) {
+        pthread_mutex_destroy(&pr->mu);
+        return LP_ERR;
+    }
+    if (pthread_create(&pr->thread, NULL, prober_main, pr) != 0) {
+        pthread_cond_destroy(&pr->cv);
+        pthread_mutex_destroy(&pr->mu);
+        return LP_ERR;
+    }
+    pr->started = true;
+    return LP_OK;
+}
+
+static void prober_stop(prober_t *pr) {
+    if (!pr->started) {
+        return;
+    }
+    pthread_mutex_lock(&pr->mu);
+    pr->stop = true;
+    pthread_cond_signal(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+    pthread_join(pr->thread, NULL);
+    pthread_cond_destroy(&pr->cv);
+    pthread_mutex_destroy(&pr->mu);
+    pr->started = false;
 }
 
 static int topic_index(const lp_worker_t *worker, const char *topic) {
@@ -164,34 +248,22 @@ static part_t *part_get(lp_worker_t *worker, int32_t p) {
     return &worker->parts[p];
 }
 
-static rd_kafka_topic_partition_list_t *part_list(lp_worker_t *worker, int32_t p) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_IN_TOPICS);
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
-        if (worker->parts[p].assigned[t]) {
-            rd_kafka_topic_partition_list_add(list, worker->opts.in_topics[t], p);
-        }
-    }
-    return list;
-}
-
-static void part_pause(lp_worker_t *worker, int32_t p, bool pause) {
+/* The only pause leadpulse uses (librdkafka 2.0.2's pause/resume races with rebalances and
+ * seeks: fewer of them, fewer chances; see also stall_check). */
+static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     part_t *part = &worker->parts[p];
-    if (part->paused == pause) {
-        return;
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[t], p);
+    if (pause) {
+        rd_kafka_pause_partitions(worker->consumer, one);
+    } else {
+        rd_kafka_resume_partitions(worker->consumer, one);
     }
-    rd_kafka_topic_partition_list_t *list = part_list(worker, p);
-    if (list->cnt > 0) {
-        if (pause) {
-            rd_kafka_pause_partitions(worker->consumer, list);
-        } else {
-            rd_kafka_resume_partitions(worker->consumer, list);
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-    part->paused = pause;
+    rd_kafka_topic_partition_list_destroy(one);
+    part->tpaused[t] = pause;
     if (!pause) {
-        memset(part->tpaused, 0, sizeof(part->tpaused)); /* resume_partitions resumed them */
         part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+        part->rx_at[t] = mono_ms();
     }
 }
 
@@ -206,23 +278,12 @@ static void backlog_check(lp_worker_t *worker, int32_t p) {
         bool pause;
         if (!part->tpaused[t] && held > 2 * batch) {
             pause = true;
-        } else if (part->tpaused[t] && held <= batch && !part->paused) {
+        } else if (part->tpaused[t] && held <= batch) {
             pause = false;
         } else {
             continue;
         }
-        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[t], p);
-        if (pause) {
-            rd_kafka_pause_partitions(worker->consumer, one);
-        } else {
-            rd_kafka_resume_partitions(worker->consumer, one);
-        }
-        rd_kafka_topic_partition_list_destroy(one);
-        part->tpaused[t] = pause;
-        if (!pause) {
-            part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
-        }
+        topic_pause(worker, p, t, pause);
     }
 }
 
@@ -235,6 +296,7 @@ static void part_drop_pending(part_t *part) {
     }
     part->npending = 0;
     part->waiting_since_ms = 0;
+    part->wait_logged = false;
     part->retry_pending = false;
 }
 
@@ -292,11 +354,13 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         part->retry_pending = false;
         part->fenced_at_ms = 0;
         for (int t = 0; t < LP_IN_TOPICS; t++) {
+            part->rx_at[t] = mono_ms();
+            part->probe_at[t] = 0;
+            part->eof_off[t] = -1;
             part->expect[t] = offsets[t];
             for (int i = 0; i < list->cnt; i++) {
                 if (list->elems[i].partition == p &&
                     strcmp(list->elems[i].topic, worker->opts.in_topics[t]) == 0) {
-                    /* Redis is the source of truth for progress. */
                     /* Redis is the source of truth for progress: no stored offset means no
                      * state, which is built from the beginning of the topic. */
                     list->elems[i].offset = offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING;
@@ -309,11 +373,12 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
     }
 }
 
-/* The store lost writes (LP_STORE_MOVED: e.g. Redis crashed with AOF everysec and came back
- * behind what it acknowledged). Take the partition again from what the store now holds: fence,
- * read its offsets, forget the records in hand and move the consumer back there (an async
- * rd_kafka_seek: 2.0.2's seek_partitions has a broken timeout, PITFALLS). */
-static void retake_partition(lp_worker_t *worker, int32_t p) {
+/* Takes p again from what the store holds: fence, read its offsets, forget the records in hand
+ * and move the consumer back there (an async rd_kafka_seek: 2.0.2's seek_partitions has a broken
+ * timeout, PITFALLS). Used when the store lost writes (LP_STORE_MOVED: e.g. Redis crashed with AOF
+ * everysec and came back behind what it acknowledged) and when a partition lost to a stale epoch
+ * is still assigned to us (records polled meanwhile were dropped: the consumer is past them). */
+static void retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
     part_t *part = &worker->parts[p];
     int64_t offsets[LP_IN_TOPICS];
     part_drop_pending(part);
@@ -327,10 +392,18 @@ static void retake_partition(lp_worker_t *worker, int32_t p) {
     memset(part->queried, 0, sizeof(part->queried));
     part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
     part->retry_pending = false;
+    part->fenced_at_ms = 0;
     for (int t = 0; t < LP_IN_TOPICS; t++) {
+        if (part->tpaused[t]) {
+            /* Resume before the seek, so the seek is the last word on where to fetch. */
+            topic_pause(worker, p, t, false);
+        }
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t],
                                                    NULL);
         part->expect[t] = offsets[t];
+        part->rx_at[t] = mono_ms();
+        part->probe_at[t] = 0;
+        part->eof_off[t] = -1;
         if (rkt != NULL) {
             rd_kafka_resp_err_t err = rd_kafka_seek(
                 rkt, p, offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING, 0);
@@ -341,11 +414,10 @@ static void retake_partition(lp_worker_t *worker, int32_t p) {
             rd_kafka_topic_destroy(rkt);
         }
     }
-    worker->retakes++;
     LP_LOG(LP_LOG_WARN, "worker",
-           "partition %" PRId32 ": the store lost writes; resumed from its offsets %" PRId64
-           "/%" PRId64 "/%" PRId64,
-           p, offsets[0], offsets[1], offsets[2]);
+           "partition %" PRId32 ": %s; resumed from its stored offsets %" PRId64 "/%" PRId64
+           "/%" PRId64,
+           p, why, offsets[0], offsets[1], offsets[2]);
 }
 
 static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list) {
@@ -364,18 +436,16 @@ static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
             part->owned = false;
             LP_LOG(LP_LOG_INFO, "worker", "partition %" PRId32 " revoked", p);
         }
-        if (part->paused || part->tpaused[0] || part->tpaused[1] || part->tpaused[2]) {
-            /* librdkafka keeps an application pause across unassign/assign: resume the
-             * partition now, or the next assignment of it (here or after a fenced zombie
-             * rejoins) would never fetch while part->paused says it is not paused. */
+        if (part->tpaused[t]) {
+            /* librdkafka keeps an application pause across unassign/assign: resume it now, or
+             * the next assignment of it would never fetch. Only what we paused: in 2.0.2 a
+             * resume of a partition that is not paused restarts its fetch from a stale
+             * position (librdkafka#4686). */
             rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-            for (int k = 0; k < LP_IN_TOPICS; k++) {
-                rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[k], p);
-            }
+            rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[t], p);
             rd_kafka_resume_partitions(worker->consumer, one);
             rd_kafka_topic_partition_list_destroy(one);
         }
-        part->paused = false;
         part->tpaused[t] = false;
         part->expect[t] = -1;
     }
@@ -449,6 +519,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     for (int32_t p = 0; p < MAX_PART; p++) {
         for (int t = 0; t < LP_IN_TOPICS; t++) {
             worker->parts[p].expect[t] = -1;
+            worker->parts[p].eof_off[t] = -1;
         }
     }
 
@@ -461,7 +532,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         rd_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", errstr, errstr_size) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "false", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) ||
         apply_props(conf, opts, true, errstr, errstr_size) != LP_OK) {
         goto err;
     }
@@ -474,6 +545,10 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     }
     conf = NULL;
     rd_kafka_poll_set_consumer(worker->consumer);
+    if (prober_start(&worker->prober, worker->consumer) != LP_OK) {
+        snprintf(errstr, errstr_size, "cannot start the watermark prober thread");
+        goto err;
+    }
 
     /* Producer: idempotent (no duplicates or reordering from its own retries). */
     conf = base_conf(opts, errstr, errstr_size);
@@ -537,6 +612,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
             }
         }
     }
+    prober_stop(&worker->prober);
     if (worker->consumer != NULL) {
         rd_kafka_destroy(worker->consumer);
     }
@@ -702,12 +778,13 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
     /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
      * unreachable, "nothing more to fetch" may just mean "nothing fetched yet". */
     if (mono_ms() < worker->unsettled_until_ms || mono_ms() < part->unsettled_until_ms ||
-        part->paused || part->tpaused[t]) {
+        part->tpaused[t]) {
         int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
         return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
     }
     int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
-    return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
+    /* The fetcher's end of partition counts too: it lies past control records. */
+    return next >= hi || part->eof_off[t] >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
 }
 
 static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
@@ -720,8 +797,10 @@ static int64_t msg_ts(const rd_kafka_message_t *m) {
     return ts < 0 ? 0 : ts;
 }
 
-#define MERGE_MAX_IDLE_MS 2000
-#define MERGE_MAX_BEHIND_MS 15000
+/* Fail-safe only: how long the merge waits for a topic that is behind or whose position is
+ * unknown while Kafka answers (it waits as long as Kafka is unreachable). A stalled fetch is
+ * restarted after STALL_MS (stall_check), so a healthy wait ends long before this. */
+#define MERGE_MAX_WAIT_MS 60000
 
 /* Chooses the next batch: the pending records of the three co-partitioned topics merged by
  * record timestamp (ties: topic order, profiles before engagement... as configured), as Kafka
@@ -751,30 +830,30 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         if (best < 0) {
             break;
         }
-        /* A topic with nothing buffered: wait while it certainly has older records to fetch;
-         * while its position is unknown, wait at most MERGE_MAX_IDLE_MS. */
+        /* A topic with nothing buffered: wait while it has older records to fetch, or while
+         * its position is unknown (as Kafka Streams does with max.task.idle.ms >= 0): giving up
+         * would apply records out of timestamp order. */
         for (int t = 0; t < LP_IN_TOPICS && !blocked && limit == NULL; t++) {
             if (part->qhead[t] + take[t] < part->qlen[t]) {
                 continue;
             }
             topic_state_t st = topic_state(worker, p, t);
-            if (st != TOPIC_CAUGHT_UP) {
-                if (part->waiting_since_ms == 0) {
-                    part->waiting_since_ms = now;
-                }
-                /* Bounded even when behind: offsets of control records (transactions) are never
-                 * delivered, so "behind" can be an illusion. */
-                blocked = now - part->waiting_since_ms <
-                          (st == TOPIC_BEHIND ? MERGE_MAX_BEHIND_MS : MERGE_MAX_IDLE_MS);
-                if (!blocked) {
-                    /* Giving up the wait may apply records out of timestamp order: count it. */
-                    worker->merge_timeouts++;
-                    LP_LOG(LP_LOG_WARN, "worker",
-                           "partition %" PRId32 ": gave up waiting %" PRId64 " ms for %s (%s, "
-                           "next offset %" PRId64 ")",
-                           p, now - part->waiting_since_ms, worker->opts.in_topics[t],
-                           st == TOPIC_BEHIND ? "behind" : "position unknown", part->expect[t]);
-                }
+            if (st == TOPIC_CAUGHT_UP) {
+                continue;
+            }
+            if (part->waiting_since_ms == 0 || now < worker->unsettled_until_ms) {
+                /* The clock of the fail-safe runs only while Kafka answers. */
+                part->waiting_since_ms = now;
+            }
+            blocked = now - part->waiting_since_ms < MERGE_MAX_WAIT_MS;
+            if (!blocked && !part->wait_logged) {
+                part->wait_logged = true;
+                worker->merge_timeouts++;
+                LP_LOG(LP_LOG_ERROR, "worker",
+                       "partition %" PRId32 ": gave up waiting %" PRId64 " ms for %s (%s, "
+                       "next offset %" PRId64 "): records may be applied out of timestamp order",
+                       p, now - part->waiting_since_ms, worker->opts.in_topics[t],
+                       st == TOPIC_BEHIND ? "behind" : "position unknown", part->expect[t]);
             }
         }
         /* A caught-up topic may still receive a record older than this one that a producer is
@@ -812,6 +891,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
                    p, now - part->waiting_since_ms);
         }
         part->waiting_since_ms = 0;
+        part->wait_logged = false;
     }
     return n;
 }
@@ -862,7 +942,8 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
     }
     if (rc == LP_STORE_MOVED) {
         LP_LOG(LP_LOG_WARN, "worker", "%s", lp_engine_errstr(worker->engine));
-        retake_partition(worker, p);
+        worker->retakes++;
+        retake_partition(worker, p, "the store lost writes");
         return LP_OK;
     }
     if (rc == LP_STORE_FENCED) {
@@ -871,10 +952,10 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
         part_drop_pending(part);
         part->owned = false;
         part->fenced_at_ms = now;
-        part_pause(worker, p, true);
         return LP_OK;
     }
-    /* Store trouble: keep the records, pause the partition, retry with backoff. */
+    /* Store trouble: keep the records and retry with backoff. No pause: the records in hand are
+     * bounded by backlog_check, and the merge must not trust watermarks of a paused partition. */
     memcpy(part->retry_take, take, sizeof(part->retry_take));
     part->retry_pending = true;
     worker->redis_errors++;
@@ -882,8 +963,7 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
                        : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                                : part->backoff_ms * 2;
     part->retry_at_ms = now + part->backoff_ms;
-    part_pause(worker, p, true);
-    LP_LOG(LP_LOG_WARN, "worker", "%s; partition %" PRId32 " paused, retry in %d ms",
+    LP_LOG(LP_LOG_WARN, "worker", "%s; partition %" PRId32 ": retry in %d ms",
            lp_engine_errstr(worker->engine), p, part->backoff_ms);
     return LP_ERR;
 }
@@ -928,9 +1008,113 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         }
     }
     part->expect[t] = m->offset + 1;
+    part->eof_off[t] = -1;
+    part->rx_at[t] = mono_ms();
     part->qat[t][part->qlen[t]] = mono_ms();
     part->q[t][part->qlen[t]++] = m;
     part->npending++;
+}
+
+/* The fetcher reached the end of a topic-partition after the records we hold: that end may lie
+ * past the last record's offset + 1 (transaction control records are never delivered), so the
+ * merge takes it as "caught up" rather than wait for records that will never come. */
+static void partition_eof(lp_worker_t *worker, const rd_kafka_message_t *m) {
+    int t = topic_index(worker, rd_kafka_topic_name(m->rkt));
+    part_t *part = part_get(worker, m->partition);
+    if (t < 0 || part == NULL || !part->owned) {
+        return;
+    }
+    part->rx_at[t] = mono_ms();
+    part->eof_off[t] = m->offset;
+}
+
+/* librdkafka 2.0.2 can leave a topic-partition unfetched after its pause/resume raced with a
+ * rebalance or a seek (librdkafka#5591, #4686): no record arrives, its cached watermarks go
+ * stale, and the merge would take it for caught up. A topic-partition silent for STALL_MS while
+ * its partition is busy (another topic delivered records meanwhile), or for STALL_IDLE_MS, is
+ * checked against the broker (one blocking query per check, at most one check per call); when
+ * the broker holds records past our position, its fetch is restarted there (resume, then seek:
+ * the seek is the last word). */
+/* Restarts the fetch of topic t of p at our position (resume, then seek: the seek is the last
+ * word on where to fetch; in 2.0.2 a resume of a partition that is not paused restarts it from
+ * a stale position, which the seek then overrides). */
+static void fetch_restart(lp_worker_t *worker, int32_t p, int t, int64_t hi, int64_t now) {
+    part_t *part = &worker->parts[p];
+    const char *topic = worker->opts.in_topics[t];
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, topic, p);
+    rd_kafka_resume_partitions(worker->consumer, one);
+    rd_kafka_topic_partition_list_destroy(one);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, topic, NULL);
+    if (rkt != NULL) {
+        rd_kafka_seek(rkt, p, part->expect[t] >= 0 ? part->expect[t] : RD_KAFKA_OFFSET_BEGINNING,
+                      0);
+        rd_kafka_topic_destroy(rkt);
+    }
+    worker->fetch_restarts++;
+    LP_LOG(LP_LOG_WARN, "worker",
+           "%s [%" PRId32 "]: no record for %" PRId64 " ms though the broker holds offsets up to "
+           "%" PRId64 " (next %" PRId64 "): fetch restarted",
+           topic, p, now - part->rx_at[t], hi, part->expect[t]);
+    part->rx_at[t] = now;
+    part->unsettled_until_ms = now + RESUME_SETTLE_MS;
+}
+
+static void stall_check(lp_worker_t *worker, int64_t now) {
+    prober_t *pr = &worker->prober;
+    if (!pr->started) {
+        return;
+    }
+    pthread_mutex_lock(&pr->mu);
+    bool asked = pr->asked, answered = pr->answered;
+    int32_t ap = pr->p;
+    int at = pr->t;
+    int64_t aexpect = pr->expect, lo = pr->lo, hi = pr->hi;
+    rd_kafka_resp_err_t err = pr->err;
+    if (answered) {
+        pr->asked = pr->answered = false;
+    }
+    pthread_mutex_unlock(&pr->mu);
+    if (asked && !answered) {
+        return; /* one question at a time */
+    }
+    if (answered && err == RD_KAFKA_RESP_ERR_NO_ERROR && ap < worker->max_part) {
+        part_t *part = &worker->parts[ap];
+        int64_t next = part->expect[at] >= 0 ? part->expect[at] : lo;
+        /* Still silent at the same position, and the broker has more: the fetch is stuck. */
+        if (part->owned && !part->tpaused[at] && part->expect[at] == aexpect &&
+            now - part->rx_at[at] >= STALL_MS && next < hi && part->eof_off[at] < hi) {
+            fetch_restart(worker, ap, at, hi, now);
+        }
+    }
+    if (now < worker->unsettled_until_ms) {
+        return; /* Kafka trouble: no fetch works now, and none is stuck for it */
+    }
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        part_t *part = &worker->parts[p];
+        int64_t busy_at = 0;
+        for (int t = 0; t < LP_IN_TOPICS; t++) {
+            busy_at = part->rx_at[t] > busy_at ? part->rx_at[t] : busy_at;
+        }
+        bool busy = now - busy_at < STALL_MS;
+        for (int t = 0; t < LP_IN_TOPICS && part->owned; t++) {
+            if (part->tpaused[t] || now - part->rx_at[t] < STALL_MS ||
+                now - part->probe_at[t] < (busy ? STALL_MS : STALL_IDLE_MS)) {
+                continue;
+            }
+            part->probe_at[t] = now;
+            pthread_mutex_lock(&pr->mu);
+            snprintf(pr->topic, sizeof(pr->topic), "%s", worker->opts.in_topics[t]);
+            pr->p = p;
+            pr->t = t;
+            pr->expect = part->expect[t];
+            pr->asked = true;
+            pr->answered = false;
+            pthread_cond_signal(&pr->cv);
+            pthread_mutex_unlock(&pr->mu);
+            return;
+        }
+    }
 }
 
 static void reload_if_asked(lp_worker_t *worker) {
@@ -975,7 +1159,8 @@ static void fire_timers(lp_worker_t *worker) {
         do {
             int rc = lp_engine_fire_timers(worker->engine, p, until, &fired);
             if (rc == LP_STORE_MOVED) {
-                retake_partition(worker, p);
+                worker->retakes++;
+        retake_partition(worker, p, "the store lost writes");
                 break;
             }
             if (rc == LP_STORE_FENCED) {
@@ -1015,7 +1200,9 @@ int lp_worker_run(lp_worker_t *worker) {
                 break;
             }
             if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    partition_eof(worker, m);
+                } else {
                     LP_LOG(LP_LOG_WARN, "worker", "consume: %s", rd_kafka_message_errstr(m));
                     worker->unsettled_until_ms = mono_ms() + UNSETTLED_MS;
                 }
@@ -1026,23 +1213,21 @@ int lp_worker_run(lp_worker_t *worker) {
             got++;
         }
         int64_t now = mono_ms();
-        /* 2. apply per partition (partitions in retry wait for their backoff) */
-        for (int32_t p = 0; p < worker->max_part; p++) {
+        /* 2. apply per partition (partitions in retry wait for their backoff; nothing is
+         * applied while output delivery fails: the records wait, bounded by backlog_check) */
+        for (int32_t p = 0; p < worker->max_part && !worker->outbox_blocked; p++) {
             part_t *part = &worker->parts[p];
             if (part->npending == 0 || (part->retry_at_ms > now && part->backoff_ms > 0)) {
                 continue;
             }
-            if (process_partition(worker, p, now) == LP_OK && part->paused &&
-                !worker->outbox_blocked && part->owned) {
-                part_pause(worker, p, false);
-            }
+            process_partition(worker, p, now);
         }
         for (int32_t p = 0; p < worker->max_part; p++) {
             if (worker->parts[p].owned) {
                 backlog_check(worker, p);
             }
         }
-        /* 3. deliver the outbox; while delivery fails, input stays paused (backpressure) */
+        /* 3. deliver the outbox; while delivery fails, input is held (backpressure) */
         if (!worker->outbox_blocked || now >= worker->outbox_retry_ms) {
             bool ok = true;
             for (int32_t p = 0; p < worker->max_part; p++) {
@@ -1052,16 +1237,10 @@ int lp_worker_run(lp_worker_t *worker) {
                 }
             }
             if (!ok && !worker->outbox_blocked) {
-                LP_LOG(LP_LOG_WARN, "worker", "output delivery failing: input paused");
+                LP_LOG(LP_LOG_WARN, "worker", "output delivery failing: input held");
             }
             worker->outbox_blocked = !ok;
             worker->outbox_retry_ms = now + (ok ? 0 : BACKOFF_MAX_MS / 5);
-            for (int32_t p = 0; p < worker->max_part; p++) {
-                part_t *part = &worker->parts[p];
-                if (part->owned && part->npending == 0) {
-                    part_pause(worker, p, !ok);
-                }
-            }
         }
         /* 4. timers, at most once per interval */
         if (now >= worker->next_timers_ms) {
@@ -1073,17 +1252,16 @@ int lp_worker_run(lp_worker_t *worker) {
         /* 5. a partition we lost to a stale epoch but Kafka still gives us: take it back */
         for (int32_t p = 0; p < worker->max_part; p++) {
             part_t *part = &worker->parts[p];
-            if (!part->owned && part->fenced_at_ms > 0 && now - part->fenced_at_ms > REFENCE_AFTER_MS &&
-                part->assigned[0] && part->assigned[1] && part->assigned[2]) {
-                rd_kafka_topic_partition_list_t *list = part_list(worker, p);
-                on_assign(worker, list);
-                rd_kafka_topic_partition_list_destroy(list);
-                if (part->owned) {
-                    LP_LOG(LP_LOG_WARN, "worker", "partition %" PRId32 " re-fenced after %d ms", p,
-                           REFENCE_AFTER_MS);
-                    part_pause(worker, p, false);
-                }
+            if (!part->owned && part->fenced_at_ms > 0 &&
+                now - part->fenced_at_ms > REFENCE_AFTER_MS && part->assigned[0] &&
+                part->assigned[1] && part->assigned[2]) {
+                retake_partition(worker, p, "re-fenced: Kafka still assigns it to us");
             }
+        }
+        /* 6. fetches that stalled */
+        if (now >= worker->next_stall_check_ms) {
+            stall_check(worker, now);
+            worker->next_stall_check_ms = now + 1000;
         }
     }
 
@@ -1137,12 +1315,14 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         "leadpulse_rebalances_total %" PRIu64 "\n"
         "leadpulse_store_lost_writes_total %" PRIu64 "\n"
         "leadpulse_merge_wait_timeouts_total %" PRIu64 "\n"
+        "leadpulse_fetch_restarts_total %" PRIu64 "\n"
         "leadpulse_partitions_owned %zu\n",
         st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
         st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
         st->batches, st->commit_failures, st->fenced, st->cache_hits, st->cache_misses,
         st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
-        worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts, owned);
+        worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts,
+        worker->fetch_restarts, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     for (int r = 1; r < LP_REJ__COUNT && len < size; r++) {
         n = snprintf(buf + len, size - len, "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
