@@ -23,8 +23,11 @@
 #define REFENCE_AFTER_MS 30000
 #define UNSETTLED_MS 5000 /* after a Kafka error, distrust cached watermarks this long */
 #define RESUME_SETTLE_MS 1000 /* after a resume or an assignment, likewise (no fetch yet) */
+#define HELD_POLL_MS 2 /* poll wait while records are held back by the merge */
 #define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
 #define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
+
+typedef enum { TOPIC_CAUGHT_UP, TOPIC_BEHIND, TOPIC_UNKNOWN } topic_state_t;
 
 typedef struct {
     bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
@@ -34,6 +37,8 @@ typedef struct {
     int64_t probe_at[LP_IN_TOPICS]; /* last stall probe (broker watermark query) */
     int64_t eof_off[LP_IN_TOPICS];  /* end of partition reported after the last record, or -1 */
     bool wait_logged;            /* the merge's give-up of this wait was logged */
+    int wait_topic;              /* what the merge last waited for (debug log) */
+    topic_state_t wait_state;
     int64_t fenced_at_ms;        /* lost the epoch while still assigned */
     int64_t retry_at_ms;         /* next retry of pending records */
     int backoff_ms;
@@ -45,17 +50,18 @@ typedef struct {
     int64_t *qat[LP_IN_TOPICS];  /* when each queued record arrived (monotonic ms) */
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
-    bool queried[LP_IN_TOPICS];  /* watermarks asked from the broker since the assignment */
+    bool seen[LP_IN_TOPICS];     /* a record or end of partition since assignment or resume */
     int64_t unsettled_until_ms;  /* just resumed or assigned: cached watermarks may be old */
     size_t retry_take[LP_IN_TOPICS]; /* a failed batch is retried exactly as it was chosen */
     bool retry_pending;
-    int64_t qlo[LP_IN_TOPICS], qhi[LP_IN_TOPICS];
     bool outbox_dirty;
 } part_t;
 
 typedef struct {
     bool done;
     rd_kafka_resp_err_t err;
+    int32_t partition;
+    char id[64]; /* outbox entry id, acknowledged once delivered */
 } delivery_t;
 
 /* Asks the broker for one topic-partition's watermarks off the main loop: a ListOffsets request
@@ -87,8 +93,12 @@ struct lp_worker {
     int32_t max_part; /* highest partition index seen + 1 */
     lp_engine_msg_t *msgs;
     size_t cap_msgs;
-    delivery_t *deliveries;
+    delivery_t *deliveries;     /* the output round in flight (see outbox_round_start) */
+    const char **ack_ids;
     size_t cap_deliveries;
+    size_t round_n;
+    bool round_active;
+    int64_t round_deadline_ms;
     int64_t next_timers_ms;
     bool outbox_blocked;      /* the last delivery failed: input paused until it works */
     int64_t outbox_retry_ms;
@@ -263,6 +273,7 @@ static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     part->tpaused[t] = pause;
     if (!pause) {
         part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+        part->seen[t] = false;
         part->rx_at[t] = mono_ms();
     }
 }
@@ -349,7 +360,7 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         }
         part->owned = true;
         part->outbox_dirty = true; /* deliver what a previous owner left behind */
-        memset(part->queried, 0, sizeof(part->queried));
+        memset(part->seen, 0, sizeof(part->seen));
         part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
         part->retry_pending = false;
         part->fenced_at_ms = 0;
@@ -389,7 +400,7 @@ static void retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
     part->owned = true;
     part->outbox_dirty = true;
     part->backoff_ms = 0;
-    memset(part->queried, 0, sizeof(part->queried));
+    memset(part->seen, 0, sizeof(part->seen));
     part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
     part->retry_pending = false;
     part->fenced_at_ms = 0;
@@ -627,6 +638,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
     free(worker->parts);
     free(worker->msgs);
     free(worker->deliveries);
+    free(worker->ack_ids);
     free(worker);
 }
 
@@ -644,90 +656,172 @@ static void add_header(void *ctx, const char *name, size_t name_len, const char 
 
 /* Produces the partition's outbox and deletes what the broker confirmed. LP_OK when the outbox
  * is empty afterwards. */
-static int drain_outbox(lp_worker_t *worker, int32_t p, int timeout_ms) {
+/* Reads one partition's outbox and produces it; deliveries go to worker->deliveries from *n on
+ * (capacity reserved by the caller). */
+static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
     part_t *part = &worker->parts[p];
-    for (;;) {
-        lp_store_outbox_list_t list = {0};
-        if (worker->store->ops->outbox_read(worker->store, p, worker->opts.outbox_batch, &list) !=
-            LP_OK) {
-            worker->redis_errors++;
-            LP_LOG(LP_LOG_WARN, "worker", "outbox of partition %" PRId32 ": %s", p,
-                   worker->store->errstr);
+    lp_store_outbox_list_t list = {0};
+    if (worker->store->ops->outbox_read(worker->store, p, worker->opts.outbox_batch, &list) !=
+        LP_OK) {
+        worker->redis_errors++;
+        LP_LOG(LP_LOG_WARN, "worker", "outbox of partition %" PRId32 ": %s", p,
+               worker->store->errstr);
+        return LP_ERR;
+    }
+    /* Fewer than asked: this read saw all of it (a later commit sets the flag again). */
+    part->outbox_dirty = list.n >= worker->opts.outbox_batch;
+    for (size_t i = 0; i < list.n; i++) {
+        const lp_store_outbox_t *e = &list.entries[i];
+        delivery_t *d = &worker->deliveries[(*n)++];
+        d->done = false;
+        d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        d->partition = p;
+        snprintf(d->id, sizeof(d->id), "%s", e->id);
+        if (e->kind < 0 || e->kind >= LP_OUT__COUNT) {
+            d->done = true; /* unknown kind: nothing to send; acknowledged (dropped) */
+            continue;
+        }
+        hdr_ctx_t h = {rd_kafka_headers_new(6)};
+        if (e->event_id != NULL && e->event_id[0] != '\0') {
+            rd_kafka_header_add(h.hdrs, "event_id", -1, e->event_id, -1);
+        }
+        lp_engine_meta_foreach(e->meta, e->meta_len, add_header, &h);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            worker->producer, RD_KAFKA_V_TOPIC(worker->opts.out_topics[e->kind]),
+            RD_KAFKA_V_KEY(e->key, e->key_len), RD_KAFKA_V_VALUE((void *)e->value, e->value_len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h.hdrs),
+            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_headers_destroy(h.hdrs);
+            d->done = true;
+            d->err = err;
+        }
+    }
+    return LP_OK;
+}
+
+/* Output delivery in rounds: a round reads the outbox of every owned partition with new
+ * entries and produces them; it ends when every record of it is delivered (or failed), and
+ * then deletes what was delivered, per partition. The main loop keeps one round in flight
+ * without waiting for it (the broker's acknowledgement costs a round trip; the loop serves
+ * input meanwhile); shutdown drains synchronously. Entries whose delivery failed stay in the
+ * outbox and are sent again. */
+static int outbox_round_start(lp_worker_t *worker) {
+    size_t want = 0;
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        if (worker->parts[p].owned && worker->parts[p].outbox_dirty) {
+            want += worker->opts.outbox_batch;
+        }
+    }
+    worker->round_n = 0;
+    if (want == 0) {
+        return LP_OK;
+    }
+    if (want > worker->cap_deliveries) {
+        free(worker->deliveries);
+        free(worker->ack_ids);
+        worker->deliveries = calloc(want, sizeof(delivery_t));
+        worker->ack_ids = calloc(want, sizeof(*worker->ack_ids));
+        worker->cap_deliveries = worker->deliveries && worker->ack_ids ? want : 0;
+        if (worker->cap_deliveries == 0) {
             return LP_ERR;
         }
-        if (list.n == 0) {
-            part->outbox_dirty = false;
-            return LP_OK;
+    }
+    int rc = LP_OK;
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        part_t *part = &worker->parts[p];
+        if (part->owned && part->outbox_dirty && outbox_send(worker, p, &worker->round_n) != LP_OK) {
+            rc = LP_ERR;
         }
-        if (list.n > worker->cap_deliveries) {
-            free(worker->deliveries);
-            worker->deliveries = calloc(list.n, sizeof(delivery_t));
-            worker->cap_deliveries = worker->deliveries ? list.n : 0;
-            if (worker->deliveries == NULL) {
-                return LP_ERR;
-            }
+    }
+    worker->round_active = worker->round_n > 0;
+    worker->round_deadline_ms = mono_ms() + 5000;
+    return rc;
+}
+
+static bool outbox_round_delivered(const lp_worker_t *worker) {
+    for (size_t i = 0; i < worker->round_n; i++) {
+        if (!worker->deliveries[i].done) {
+            return false;
         }
-        for (size_t i = 0; i < list.n; i++) {
-            const lp_store_outbox_t *e = &list.entries[i];
-            delivery_t *d = &worker->deliveries[i];
-            d->done = false;
-            d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
-            if (e->kind < 0 || e->kind >= LP_OUT__COUNT) {
-                d->done = true; /* unknown kind: nothing to send; drop it */
-                continue;
-            }
-            hdr_ctx_t h = {rd_kafka_headers_new(6)};
-            if (e->event_id != NULL && e->event_id[0] != '\0') {
-                rd_kafka_header_add(h.hdrs, "event_id", -1, e->event_id, -1);
-            }
-            lp_engine_meta_foreach(e->meta, e->meta_len, add_header, &h);
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                worker->producer, RD_KAFKA_V_TOPIC(worker->opts.out_topics[e->kind]),
-                RD_KAFKA_V_KEY(e->key, e->key_len),
-                RD_KAFKA_V_VALUE((void *)e->value, e->value_len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h.hdrs),
-                RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                rd_kafka_headers_destroy(h.hdrs);
-                d->done = true;
-                d->err = err;
-                continue;
+    }
+    return true;
+}
+
+static int outbox_round_finish(lp_worker_t *worker) {
+    int rc = LP_OK;
+    size_t n = worker->round_n;
+    bool failed = false;
+    for (size_t i = 0; i < n; i++) {
+        delivery_t *d = &worker->deliveries[i];
+        if (!d->done || d->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            failed = true;
+            if (d->done) {
+                LP_LOG(LP_LOG_WARN, "worker", "delivery from partition %" PRId32 " failed: %s",
+                       d->partition, rd_kafka_err2str(d->err));
             }
         }
-        rd_kafka_flush(worker->producer, timeout_ms);
-        const char *ids[list.n > 0 ? list.n : 1];
-        size_t nack = 0;
-        bool failed = false;
-        for (size_t i = 0; i < list.n; i++) {
-            delivery_t *d = &worker->deliveries[i];
+    }
+    if (failed) {
+        /* Anything still in flight must not point at our array: wait it out. */
+        rd_kafka_purge(worker->producer, RD_KAFKA_PURGE_F_QUEUE);
+        rd_kafka_flush(worker->producer, 12000);
+        worker->delivery_failures++;
+        rc = LP_ERR;
+    }
+    /* Acknowledge per partition, in the order read; a partition with a failure keeps its flag
+     * so its outbox is read again. A partition lost meanwhile is left to its new owner. */
+    for (size_t i = 0; i < n;) {
+        int32_t p = worker->deliveries[i].partition;
+        const char **ids = worker->ack_ids;
+        size_t nack = 0, j = i;
+        bool part_failed = false;
+        for (; j < n && worker->deliveries[j].partition == p; j++) {
+            delivery_t *d = &worker->deliveries[j];
             if (d->done && d->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                ids[nack++] = list.entries[i].id;
+                ids[nack++] = d->id;
             } else {
-                failed = true;
-                if (d->done) {
-                    LP_LOG(LP_LOG_WARN, "worker", "delivery to %s failed: %s",
-                           worker->opts.out_topics[list.entries[i].kind], rd_kafka_err2str(d->err));
-                }
+                part_failed = true;
             }
         }
-        if (failed) {
-            /* Anything still in flight must not point at our stack: wait it out. */
-            rd_kafka_purge(worker->producer, RD_KAFKA_PURGE_F_QUEUE);
-            rd_kafka_flush(worker->producer, 12000);
-            for (size_t i = 0; i < list.n; i++) {
-                worker->deliveries[i].done = true;
-            }
+        i = j;
+        if (!worker->parts[p].owned) {
+            continue;
         }
         worker->produced += nack;
-        if (nack > 0 &&
-            worker->store->ops->outbox_ack(worker->store, p, lp_engine_epoch(worker->engine, p), nack,
-                                           ids) != LP_OK) {
-            /* Delivered but not deleted: they will be sent again (same event ids). */
+        if (nack > 0 && worker->store->ops->outbox_ack(worker->store, p,
+                                                       lp_engine_epoch(worker->engine, p), nack,
+                                                       ids) != LP_OK) {
+            /* Delivered but not deleted: sent again later (same event ids). */
             worker->redis_errors++;
+            part_failed = true;
+            rc = LP_ERR;
+        }
+        if (part_failed) {
+            worker->parts[p].outbox_dirty = true;
+        }
+    }
+    worker->round_active = false;
+    worker->round_n = 0;
+    return rc;
+}
+
+/* Synchronous delivery of every outbox (shutdown): rounds until nothing is left or time is up. */
+static int drain_outbox(lp_worker_t *worker, int timeout_ms) {
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        if (!worker->round_active && outbox_round_start(worker) != LP_OK) {
             return LP_ERR;
         }
-        if (failed) {
-            worker->delivery_failures++;
+        if (!worker->round_active) {
+            return LP_OK;
+        }
+        int left = (int)(deadline - mono_ms());
+        rd_kafka_flush(worker->producer, left > 0 ? left : 0);
+        if (outbox_round_finish(worker) != LP_OK) {
+            return LP_ERR;
+        }
+        if (mono_ms() >= deadline) {
             return LP_ERR;
         }
     }
@@ -750,8 +844,6 @@ static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-typedef enum { TOPIC_CAUGHT_UP, TOPIC_BEHIND, TOPIC_UNKNOWN } topic_state_t;
-
 /* Whether topic t of partition p has more records to fetch, from the high watermark the consumer
  * last saw. A partition without a stored offset starts at the beginning (see on_assign), so its
  * position before the first record is the low watermark. */
@@ -761,28 +853,18 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
     if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p, &lo, &hi) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         hi < 0 || lo < 0) {
-        /* Nothing fetched yet for it (just assigned, or a slow first fetch on a loaded
-         * machine): ask the broker once, rather than guess after a timeout. */
-        if (!part->queried[t]) {
-            part->queried[t] = true;
-            if (rd_kafka_query_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p,
-                                                 &part->qlo[t], &part->qhi[t], 2000) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR) {
-                part->qhi[t] = -1;
-            }
-        }
-        /* An answer from the past can prove there is more to fetch, never that there is not. */
-        int64_t next = part->expect[t] >= 0 ? part->expect[t] : part->qlo[t];
-        return part->qhi[t] >= 0 && next < part->qhi[t] ? TOPIC_BEHIND : TOPIC_UNKNOWN;
-    }
-    /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
-     * unreachable, "nothing more to fetch" may just mean "nothing fetched yet". */
-    if (mono_ms() < worker->unsettled_until_ms || mono_ms() < part->unsettled_until_ms ||
-        part->tpaused[t]) {
-        int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
-        return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
+        return TOPIC_UNKNOWN; /* nothing fetched yet: the first fetch response tells */
     }
     int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
+    /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
+     * unreachable, or after an assignment or a resume until the fetcher delivered a record or
+     * an end of partition (or a settling time passed), "nothing more to fetch" may just mean
+     * "nothing fetched yet". */
+    int64_t now = mono_ms();
+    if (now < worker->unsettled_until_ms ||
+        (!part->seen[t] && now < part->unsettled_until_ms) || part->tpaused[t]) {
+        return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
+    }
     /* The fetcher's end of partition counts too: it lies past control records. */
     return next >= hi || part->eof_off[t] >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
 }
@@ -811,7 +893,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
     static const int tie_order[LP_IN_TOPICS] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
     part_t *part = &worker->parts[p];
     size_t n = 0;
-    bool blocked = false;
+    bool blocked = false, waited = false;
     memset(take, 0, sizeof(size_t) * LP_IN_TOPICS);
     while (n < max) {
         int best = -1;
@@ -846,6 +928,9 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
                 part->waiting_since_ms = now;
             }
             blocked = now - part->waiting_since_ms < MERGE_MAX_WAIT_MS;
+            waited = true;
+            part->wait_topic = t;
+            part->wait_state = st;
             if (!blocked && !part->wait_logged) {
                 part->wait_logged = true;
                 worker->merge_timeouts++;
@@ -885,10 +970,13 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         };
         take[best]++;
     }
-    if (!blocked) {
+    if (!waited) {
+        /* (a grace hold is no wait for a topic) */
         if (part->waiting_since_ms > 0 && now - part->waiting_since_ms > 100) {
-            LP_LOG(LP_LOG_DEBUG, "worker", "partition %" PRId32 ": merge waited %" PRId64 " ms",
-                   p, now - part->waiting_since_ms);
+            LP_LOG(LP_LOG_DEBUG, "worker",
+                   "partition %" PRId32 ": merge waited %" PRId64 " ms, last for %s (%s)", p,
+                   now - part->waiting_since_ms, worker->opts.in_topics[part->wait_topic],
+                   part->wait_state == TOPIC_BEHIND ? "behind" : "position unknown");
         }
         part->waiting_since_ms = 0;
         part->wait_logged = false;
@@ -1009,6 +1097,7 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
     }
     part->expect[t] = m->offset + 1;
     part->eof_off[t] = -1;
+    part->seen[t] = true;
     part->rx_at[t] = mono_ms();
     part->qat[t][part->qlen[t]] = mono_ms();
     part->q[t][part->qlen[t]++] = m;
@@ -1025,6 +1114,7 @@ static void partition_eof(lp_worker_t *worker, const rd_kafka_message_t *m) {
         return;
     }
     part->rx_at[t] = mono_ms();
+    part->seen[t] = true;
     part->eof_off[t] = m->offset;
 }
 
@@ -1057,6 +1147,7 @@ static void fetch_restart(lp_worker_t *worker, int32_t p, int t, int64_t hi, int
            "%" PRId64 " (next %" PRId64 "): fetch restarted",
            topic, p, now - part->rx_at[t], hi, part->expect[t]);
     part->rx_at[t] = now;
+    part->seen[t] = false;
     part->unsettled_until_ms = now + RESUME_SETTLE_MS;
 }
 
@@ -1190,12 +1281,19 @@ int lp_worker_run(lp_worker_t *worker) {
         if (worker->opts.tick != NULL) {
             worker->opts.tick(worker->opts.tick_ctx);
         }
-        int64_t start = mono_ms();
         size_t got = 0;
-        /* 1. gather a batch (bounded by count and time) */
+        /* 1. gather what is there now (a batch at most). Block only when there is nothing to
+         * do (up to batch.max_wait_ms), or briefly while records are held (their grace, or a
+         * wait for another topic): batches grow with the load, and a light load is not held
+         * back to fill them. */
+        size_t held = worker->round_active ? 1 : 0; /* output in flight: come back soon */
+        for (int32_t p = 0; p < worker->max_part; p++) {
+            held += worker->parts[p].npending;
+        }
         while (got < batch && !*worker->opts.stop) {
-            int left = (int)(start + wait_ms - mono_ms());
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(worker->consumer, left > 0 ? left : 0);
+            int timeout = got > 0 ? 0 : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
+                                                 : wait_ms;
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(worker->consumer, timeout);
             if (m == NULL) {
                 break;
             }
@@ -1227,15 +1325,25 @@ int lp_worker_run(lp_worker_t *worker) {
                 backlog_check(worker, p);
             }
         }
-        /* 3. deliver the outbox; while delivery fails, input is held (backpressure) */
-        if (!worker->outbox_blocked || now >= worker->outbox_retry_ms) {
-            bool ok = true;
-            for (int32_t p = 0; p < worker->max_part; p++) {
-                part_t *part = &worker->parts[p];
-                if (part->owned && part->outbox_dirty) {
-                    ok &= drain_outbox(worker, p, 5000) == LP_OK;
-                }
+        /* 3. deliver the outboxes, one round in flight; while delivery fails, input is held
+         * (backpressure) */
+        int out_rc = LP_OK;
+        bool out_done = false;
+        if (worker->round_active) {
+            rd_kafka_poll(worker->producer, 0);
+            if (outbox_round_delivered(worker) || now >= worker->round_deadline_ms) {
+                out_rc = outbox_round_finish(worker);
+                out_done = true;
             }
+        }
+        if (!worker->round_active && out_rc == LP_OK &&
+            (!worker->outbox_blocked || now >= worker->outbox_retry_ms)) {
+            out_rc = outbox_round_start(worker);
+            out_done = out_done || out_rc != LP_OK || !worker->round_active;
+            rd_kafka_poll(worker->producer, 0);
+        }
+        if (out_done) {
+            bool ok = out_rc == LP_OK;
             if (!ok && !worker->outbox_blocked) {
                 LP_LOG(LP_LOG_WARN, "worker", "output delivery failing: input held");
             }
@@ -1273,11 +1381,9 @@ int lp_worker_run(lp_worker_t *worker) {
             process_partition(worker, p, mono_ms());
         }
     }
-    for (int32_t p = 0; p < worker->max_part; p++) {
-        int left = (int)(deadline - mono_ms());
-        if (worker->parts[p].owned && left > 0 && drain_outbox(worker, p, left) != LP_OK) {
-            rc = LP_ERR;
-        }
+    int left = (int)(deadline - mono_ms());
+    if (left > 0 && drain_outbox(worker, left) != LP_OK) {
+        rc = LP_ERR;
     }
     rd_kafka_commit(worker->consumer, NULL, 0);
     rd_kafka_consumer_close(worker->consumer);
