@@ -187,6 +187,14 @@ void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_m
 #define LP_LEAD_ENCODED_MAX 8192
 size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf, size_t size);
 int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf, size_t len);
+/* The same without the lead id in the bytes, for a store that keeps the value under the id (the
+ * Redis leads hash, the engine's cache): about 10 bytes less per lead. A keyed value decodes
+ * only with its id (lp_lead_decode refuses it); lp_lead_decode_keyed also reads unkeyed values
+ * (their own id is kept). */
+size_t lp_lead_encode_keyed(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf,
+                            size_t size);
+int lp_lead_decode_keyed(lp_lead_t *lead, const lp_rules_t *rules, const char *lead_id,
+                         const uint8_t *buf, size_t len);
 
 /* Deterministic 128-bit id, as 32 lowercase hex chars + NUL, from the parts joined with '\x1f'. */
 void lp_event_id_derive(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, const char *kind,

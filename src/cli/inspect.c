@@ -23,7 +23,8 @@ static int inspect_all(lp_store_t *store, const lp_rules_t *rules, lp_lead_t *le
                 return LP_ERR;
             }
             for (size_t i = 0; i < page.n; i++) {
-                if (lp_lead_decode(lead, rules, page.data[i], page.len[i]) != LP_OK) {
+                if (lp_lead_decode_keyed(lead, rules, page.ids[i], page.data[i], page.len[i]) !=
+                    LP_OK) {
                     fprintf(stderr, "leadpulse inspect: partition %d: stored state of %s is "
                             "unreadable\n", p, page.ids[i]);
                     return LP_ERR;
@@ -114,7 +115,8 @@ int lp_cmd_inspect(int argc, char **argv) {
         }
         if (loaded.n == 1 && loaded.data[0] != NULL) {
             char buf[16384];
-            if (lp_lead_decode(lead, rules, loaded.data[0], loaded.len[0]) != LP_OK) {
+            if (lp_lead_decode_keyed(lead, rules, lead_id, loaded.data[0], loaded.len[0]) !=
+                LP_OK) {
                 fprintf(stderr, "leadpulse inspect: stored state of %s is unreadable\n", lead_id);
                 goto done;
             }

@@ -78,7 +78,8 @@ enum {
     G_STALESEQ = 1u << 14,
     G_SLAREM = 1u << 15,
     G_REJ = 1u << 16,
-    G__ALL = (1u << 17) - 1
+    G_KEYED = 1u << 17, /* the lead id is not in the value: it is the key it is stored under */
+    G__ALL = (1u << 18) - 1
 };
 
 enum { S_RAW = 0, S_HUFF = 1, S_TABLE = 2 }; /* string modes of version 2 */
@@ -440,10 +441,11 @@ static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
     return f;
 }
 
-size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf, size_t size) {
+static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool keyed, uint8_t *buf,
+                        size_t size) {
     writer_t w = {buf, size, 0, false};
     strings_t strs = {lp_huff_get(), 0, {{NULL, 0, 0}}};
-    uint32_t f = lead_flags(lead, rules);
+    uint32_t f = lead_flags(lead, rules) | (keyed ? G_KEYED : 0);
     int64_t ref = lead->ref_ms;
     int n = nacts(rules);
     /* An out-of-range stage or grade (the core never makes one) is written as a byte the
@@ -455,7 +457,9 @@ size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *b
     put_uvarint(&w, f);
     put_svarint(&w, ref);
     put_u8(&w, valid ? (uint8_t)(lead->stage << 2 | grade) : 0xff);
-    put_string(&w, &strs, lead->lead_id, LP_ID_MAX, LP_STRTAB_NONE);
+    if (!keyed) {
+        put_string(&w, &strs, lead->lead_id, LP_ID_MAX, LP_STRTAB_NONE);
+    }
     if (f & G_SCORE) {
         put_f64(&w, lead->score);
     }
@@ -542,6 +546,15 @@ size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *b
     }
     put_payload(&w, &strs);
     return w.overflow ? 0 : w.pos;
+}
+
+size_t lp_lead_encode(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf, size_t size) {
+    return encode_v2(lead, rules, false, buf, size);
+}
+
+size_t lp_lead_encode_keyed(const lp_lead_t *lead, const lp_rules_t *rules, uint8_t *buf,
+                            size_t size) {
+    return encode_v2(lead, rules, true, buf, size);
 }
 
 /* ---- readers ----------------------------------------------------------------------------- */
@@ -800,8 +813,8 @@ static int decode_profile_v2(reader_t *r, pending_t *pend, lp_profile_update_t *
     return LP_OK;
 }
 
-/* Version 2, after the version byte. */
-static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+/* Version 2, after the version byte. key: the id a keyed value is stored under (NULL: none). */
+static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, const char *key) {
     pending_t pend = {0};
     uint64_t f;
     uint8_t b;
@@ -817,7 +830,13 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     if (lead->stage >= LP_STAGE__COUNT) {
         return LP_ERR;
     }
-    if (get_string(r, &pend, lead->lead_id, LP_ID_MAX, LP_STRTAB_NONE, false) != LP_OK) {
+    if (f & G_KEYED) {
+        size_t klen = key != NULL ? strnlen(key, LP_ID_MAX + 1) : 0;
+        if (klen == 0 || klen > LP_ID_MAX) {
+            return LP_ERR; /* a keyed value is only readable with its key */
+        }
+        memcpy(lead->lead_id, key, klen + 1);
+    } else if (get_string(r, &pend, lead->lead_id, LP_ID_MAX, LP_STRTAB_NONE, false) != LP_OK) {
         return LP_ERR;
     }
     if ((f & G_SCORE) && get_f64(r, &lead->score) != LP_OK) {
@@ -874,7 +893,7 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     return get_payload(r, &pend);
 }
 
-static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
+static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, const char *key) {
     uint8_t version;
     if (get_u8(r, &version) != LP_OK) {
         return LP_ERR;
@@ -883,13 +902,14 @@ static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     case LEAD_FORMAT_V1:
         return decode_v1(r, lead, rules);
     case LEAD_FORMAT_V2:
-        return decode_v2(r, lead, rules);
+        return decode_v2(r, lead, rules, key);
     default:
         return LP_ERR;
     }
 }
 
-int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf, size_t len) {
+static int decode_lead(lp_lead_t *lead, const lp_rules_t *rules, const char *key,
+                       const uint8_t *buf, size_t len) {
     lp_lead_t tmp;
     reader_t r = {buf, len, 0};
 
@@ -899,7 +919,7 @@ int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf,
     memset(&tmp, 0, sizeof(tmp));
     tmp.profile.company_size = -1;
     tmp.stage = LP_STAGE_SUSPECT;
-    if (decode_body(&r, &tmp, rules) != LP_OK) {
+    if (decode_body(&r, &tmp, rules, key) != LP_OK) {
         return LP_ERR;
     }
     /* A rules reload may have raised the floor. */
@@ -908,4 +928,13 @@ int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf,
     }
     *lead = tmp;
     return LP_OK;
+}
+
+int lp_lead_decode(lp_lead_t *lead, const lp_rules_t *rules, const uint8_t *buf, size_t len) {
+    return decode_lead(lead, rules, NULL, buf, len);
+}
+
+int lp_lead_decode_keyed(lp_lead_t *lead, const lp_rules_t *rules, const char *lead_id,
+                         const uint8_t *buf, size_t len) {
+    return decode_lead(lead, rules, lead_id, buf, len);
 }

@@ -446,7 +446,8 @@ static int load_slots(lp_engine_t *engine, int32_t partition) {
         slot_t *slot = &engine->slots[s];
         size_t len = 0;
         const uint8_t *data = lp_cache_get(engine->cache, partition, slot->id, &len);
-        if (data != NULL && lp_lead_decode(&slot->lead, engine->rules, data, len) == LP_OK) {
+        if (data != NULL &&
+            lp_lead_decode_keyed(&slot->lead, engine->rules, slot->id, data, len) == LP_OK) {
             engine->stats.cache_hits++;
             slot->loaded = true;
             continue;
@@ -469,8 +470,8 @@ static int load_slots(lp_engine_t *engine, int32_t partition) {
     for (size_t i = 0; i < nmiss; i++) {
         slot_t *slot = &engine->slots[engine->miss_slots[i]];
         if (i < loaded.n && loaded.data[i] != NULL) {
-            if (lp_lead_decode(&slot->lead, engine->rules, loaded.data[i], loaded.len[i]) ==
-                LP_OK) {
+            if (lp_lead_decode_keyed(&slot->lead, engine->rules, slot->id, loaded.data[i],
+                                     loaded.len[i]) == LP_OK) {
                 slot->loaded = true;
                 continue;
             }
@@ -500,7 +501,7 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
         if (!slot->changed) {
             continue;
         }
-        size_t len = lp_lead_encode(&slot->lead, engine->rules, enc, LP_LEAD_ENCODED_MAX);
+        size_t len = lp_lead_encode_keyed(&slot->lead, engine->rules, enc, LP_LEAD_ENCODED_MAX);
         if (len == 0 || arena_put(&engine->arena, enc, len, &lead_off[nwrites]) != LP_OK) {
             snprintf(engine->errstr, sizeof(engine->errstr), "cannot encode lead %s", slot->id);
             return LP_ERR;
@@ -834,7 +835,8 @@ int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_
     if (loaded.n < 1 || loaded.data[0] == NULL) {
         return 0;
     }
-    if (lp_lead_decode(lead, engine->rules, loaded.data[0], loaded.len[0]) != LP_OK) {
+    if (lp_lead_decode_keyed(lead, engine->rules, lead_id, loaded.data[0], loaded.len[0]) !=
+        LP_OK) {
         snprintf(engine->errstr, sizeof(engine->errstr), "stored state of %s is unreadable",
                  lead_id);
         return LP_ERR;

@@ -22,7 +22,10 @@
 #define BACKOFF_MAX_MS 5000
 #define REFENCE_AFTER_MS 30000
 #define UNSETTLED_MS 5000 /* after a Kafka error, distrust cached watermarks this long */
-#define RESUME_SETTLE_MS 1000 /* after a resume or an assignment, likewise (no fetch yet) */
+/* After an assignment or a resume, cached watermarks are trusted once the fetcher delivered a
+ * record or an end of partition of the topic, or at the latest after this (librdkafka emits an
+ * end of partition once per offset: a partition back at the same offset may not get one). */
+#define RESUME_SETTLE_MS 5000
 #define HELD_POLL_MS 2 /* poll wait while records are held back by the merge */
 #define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
 #define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
@@ -107,6 +110,7 @@ struct lp_worker {
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */
     uint64_t fetch_restarts;    /* topic-partitions whose fetch had stalled and was restarted */
+    uint64_t ack_fenced;        /* outbox deletes refused for a stale epoch */
     int64_t next_stall_check_ms;
     prober_t prober;
 };
@@ -789,9 +793,23 @@ static int outbox_round_finish(lp_worker_t *worker) {
             continue;
         }
         worker->produced += nack;
-        if (nack > 0 && worker->store->ops->outbox_ack(worker->store, p,
-                                                       lp_engine_epoch(worker->engine, p), nack,
-                                                       ids) != LP_OK) {
+        int ack = nack > 0 ? worker->store->ops->outbox_ack(worker->store, p,
+                                                            lp_engine_epoch(worker->engine, p),
+                                                            nack, ids)
+                           : LP_OK;
+        if (ack == LP_STORE_FENCED) {
+            /* Another worker owns p now (we were a zombie): its records are theirs. */
+            part_t *part = &worker->parts[p];
+            LP_LOG(LP_LOG_WARN, "worker",
+                   "partition %" PRId32 ": epoch is stale (another worker owns it; outbox "
+                   "delete refused); dropping its uncommitted records", p);
+            worker->ack_fenced++;
+            part_drop_pending(part);
+            part->owned = false;
+            part->fenced_at_ms = mono_ms();
+            continue;
+        }
+        if (ack != LP_OK) {
             /* Delivered but not deleted: sent again later (same event ids). */
             worker->redis_errors++;
             part_failed = true;
@@ -856,6 +874,10 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
         return TOPIC_UNKNOWN; /* nothing fetched yet: the first fetch response tells */
     }
     int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
+    if (next > hi) {
+        /* Below our own position: left from an earlier assignment, not fetched since. */
+        return TOPIC_UNKNOWN;
+    }
     /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
      * unreachable, or after an assignment or a resume until the fetcher delivered a record or
      * an end of partition (or a settling time passed), "nothing more to fetch" may just mean
@@ -1425,7 +1447,7 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         "leadpulse_partitions_owned %zu\n",
         st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
         st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
-        st->batches, st->commit_failures, st->fenced, st->cache_hits, st->cache_misses,
+        st->batches, st->commit_failures, st->fenced + worker->ack_fenced, st->cache_hits, st->cache_misses,
         st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
         worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts,
         worker->fetch_restarts, owned);

@@ -58,6 +58,40 @@ static void assert_leads_equal(const lp_lead_t *a, const lp_lead_t *b, int nact)
     assert_memory_equal(a->seen, b->seen, sizeof(a->seen[0]) * (size_t)a->nseen);
 }
 
+/* Keyed values leave the id to the key they are stored under. */
+static void test_keyed(void **state) {
+    (void)state;
+    lp_rules_t rules;
+    lp_lead_t lead, back;
+    uint8_t buf[LP_LEAD_ENCODED_MAX], plain[LP_LEAD_ENCODED_MAX], again[LP_LEAD_ENCODED_MAX];
+    fx_rules(&rules);
+    busy_lead(&lead, &rules);
+
+    size_t len = lp_lead_encode_keyed(&lead, &rules, buf, sizeof(buf));
+    size_t plen = lp_lead_encode(&lead, &rules, plain, sizeof(plain));
+    assert_true(len > 0 && plen > 0);
+    assert_true(len < plen); /* the id's bytes are gone */
+    assert_int_equal(lp_lead_decode_keyed(&back, &rules, lead.lead_id, buf, len), LP_OK);
+    assert_leads_equal(&lead, &back, rules.nactivities);
+    assert_int_equal(lp_lead_encode_keyed(&back, &rules, again, sizeof(again)), len);
+    assert_memory_equal(buf, again, len);
+
+    /* the id comes from the key */
+    assert_int_equal(lp_lead_decode_keyed(&back, &rules, "lead-other", buf, len), LP_OK);
+    assert_string_equal(back.lead_id, "lead-other");
+    /* without a key, or with an empty one, a keyed value is refused */
+    assert_int_equal(lp_lead_decode(&back, &rules, buf, len), LP_ERR);
+    assert_int_equal(lp_lead_decode_keyed(&back, &rules, "", buf, len), LP_ERR);
+    assert_int_equal(lp_lead_decode_keyed(&back, &rules, NULL, buf, len), LP_ERR);
+    /* an unkeyed value (written before) keeps its own id */
+    assert_int_equal(lp_lead_decode_keyed(&back, &rules, "lead-other", plain, plen), LP_OK);
+    assert_leads_equal(&lead, &back, rules.nactivities);
+    /* truncated keyed values are refused, not overrun */
+    for (size_t n = 0; n < len; n++) {
+        assert_int_equal(lp_lead_decode_keyed(&back, &rules, lead.lead_id, buf, n), LP_ERR);
+    }
+}
+
 static void test_round_trip(void **state) {
     (void)state;
     lp_rules_t rules;
@@ -347,6 +381,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_typical_size),
+        cmocka_unit_test(test_keyed),
         cmocka_unit_test(test_activities_by_name),
         cmocka_unit_test(test_truncated_and_garbage),
         cmocka_unit_test(test_decoded_lead_keeps_scoring),
