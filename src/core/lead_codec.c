@@ -631,6 +631,50 @@ static int decode_seen(reader_t *r, lp_lead_t *lead) {
     return LP_OK;
 }
 
+/* The lifecycle fields (sequence numbers, deadlines, rejection), stored in this order by both
+ * versions; which are present is a bit set of L_* (each version maps its own flags to it). */
+enum {
+    L_MQLSEQ = 1u << 0,
+    L_STALESEQ = 1u << 1,
+    L_MQLAT = 1u << 2,
+    L_SLA = 1u << 3,
+    L_SLAREM = 1u << 4,
+    L_COOL = 1u << 5,
+    L_INACT = 1u << 6,
+    L_REJ = 1u << 7,
+    L__COUNT = 8
+};
+static const uint32_t v1_lifecycle[L__COUNT] = {F_MQLSEQ, F_STALESEQ, F_MQLAT, F_SLA,
+                                                F_SLAREM, F_COOL,     F_INACT, F_REJ};
+static const uint32_t v2_lifecycle[L__COUNT] = {G_MQLSEQ, G_STALESEQ, G_MQLAT, G_SLA,
+                                                G_SLAREM, G_COOL,     G_INACT, G_REJ};
+
+static unsigned lifecycle_bits(uint64_t f, const uint32_t flags[L__COUNT]) {
+    unsigned l = 0;
+    for (int i = 0; i < L__COUNT; i++) {
+        l |= (f & flags[i]) ? 1u << i : 0;
+    }
+    return l;
+}
+
+static int decode_lifecycle(reader_t *r, lp_lead_t *lead, int64_t ref, unsigned l) {
+    if (((l & L_MQLSEQ) && get_u32(r, &lead->mql_seq) != LP_OK) ||
+        ((l & L_STALESEQ) && get_u32(r, &lead->stale_seq) != LP_OK) ||
+        ((l & L_MQLAT) && get_time(r, ref, &lead->mql_at_ms) != LP_OK) ||
+        ((l & L_SLA) && get_time(r, ref, &lead->sla_deadline_ms) != LP_OK) ||
+        ((l & L_SLAREM) && get_count(r, &lead->sla_reminders, INT32_MAX) != LP_OK) ||
+        ((l & L_COOL) && get_time(r, ref, &lead->cooled_deadline_ms) != LP_OK) ||
+        ((l & L_INACT) && get_time(r, ref, &lead->inactive_deadline_ms) != LP_OK)) {
+        return LP_ERR;
+    }
+    if ((l & L_REJ) &&
+        (get_u8(r, &lead->reject_reason) != LP_OK || lead->reject_reason >= LP_REJ__COUNT ||
+         get_u32(r, &lead->reject_count) != LP_OK)) {
+        return LP_ERR;
+    }
+    return LP_OK;
+}
+
 /* Version 1, after the version byte. */
 static int decode_v1(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     uint64_t f;
@@ -670,32 +714,8 @@ static int decode_v1(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     if ((f & F_DQ) && get_str(r, lead->dq_reason, LP_NAME_MAX) != LP_OK) {
         return LP_ERR;
     }
-    if ((f & F_MQLSEQ) && get_u32(r, &lead->mql_seq) != LP_OK) {
+    if (decode_lifecycle(r, lead, ref, lifecycle_bits(f, v1_lifecycle)) != LP_OK) {
         return LP_ERR;
-    }
-    if ((f & F_STALESEQ) && get_u32(r, &lead->stale_seq) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & F_MQLAT) && get_time(r, ref, &lead->mql_at_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & F_SLA) && get_time(r, ref, &lead->sla_deadline_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & F_SLAREM) && get_count(r, &lead->sla_reminders, INT32_MAX) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & F_COOL) && get_time(r, ref, &lead->cooled_deadline_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & F_INACT) && get_time(r, ref, &lead->inactive_deadline_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if (f & F_REJ) {
-        if (get_u8(r, &lead->reject_reason) != LP_OK || lead->reject_reason >= LP_REJ__COUNT ||
-            get_u32(r, &lead->reject_count) != LP_OK) {
-            return LP_ERR;
-        }
     }
     if ((f & F_PROFILE) && get_profile(r, &lead->profile) != LP_OK) {
         return LP_ERR;
@@ -854,32 +874,8 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, cons
         get_string(r, &pend, lead->dq_reason, LP_NAME_MAX, LP_STRTAB_NONE, true) != LP_OK) {
         return LP_ERR;
     }
-    if ((f & G_MQLSEQ) && get_u32(r, &lead->mql_seq) != LP_OK) {
+    if (decode_lifecycle(r, lead, ref, lifecycle_bits(f, v2_lifecycle)) != LP_OK) {
         return LP_ERR;
-    }
-    if ((f & G_STALESEQ) && get_u32(r, &lead->stale_seq) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & G_MQLAT) && get_time(r, ref, &lead->mql_at_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & G_SLA) && get_time(r, ref, &lead->sla_deadline_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & G_SLAREM) && get_count(r, &lead->sla_reminders, INT32_MAX) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & G_COOL) && get_time(r, ref, &lead->cooled_deadline_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if ((f & G_INACT) && get_time(r, ref, &lead->inactive_deadline_ms) != LP_OK) {
-        return LP_ERR;
-    }
-    if (f & G_REJ) {
-        if (get_u8(r, &lead->reject_reason) != LP_OK || lead->reject_reason >= LP_REJ__COUNT ||
-            get_u32(r, &lead->reject_count) != LP_OK) {
-            return LP_ERR;
-        }
     }
     if ((f & G_PROFILE) && decode_profile_v2(r, &pend, &lead->profile) != LP_OK) {
         return LP_ERR;

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "core_fixture.h"
+#include "lead_assert.h"
 
 /* A lead with a bit of everything: profile, activities, caps, timers, a rejection, seen ids. */
 static void busy_lead(lp_lead_t *lead, const lp_rules_t *rules) {
@@ -25,37 +26,6 @@ static void busy_lead(lp_lead_t *lead, const lp_rules_t *rules) {
     fx_engage(lead, rules, "content_download", T0 + 2 * HOUR_MS, &facts);
     fx_engage(lead, rules, "demo_request", T0 + 3 * HOUR_MS, &facts);
     assert_int_equal(lead->stage, LP_STAGE_MQL);
-}
-
-static void assert_leads_equal(const lp_lead_t *a, const lp_lead_t *b, int nact) {
-    assert_string_equal(a->lead_id, b->lead_id);
-    assert_true(a->score == b->score);
-    assert_int_equal(a->ref_ms, b->ref_ms);
-    assert_int_equal(a->last_activity_ms, b->last_activity_ms);
-    assert_int_equal(a->stage, b->stage);
-    assert_int_equal(a->fit_grade, b->fit_grade);
-    assert_true(a->fit_points == b->fit_points);
-    assert_int_equal(a->armed, b->armed);
-    assert_string_equal(a->dq_reason, b->dq_reason);
-    assert_int_equal(a->mql_seq, b->mql_seq);
-    assert_int_equal(a->stale_seq, b->stale_seq);
-    assert_int_equal(a->mql_at_ms, b->mql_at_ms);
-    assert_int_equal(a->sla_deadline_ms, b->sla_deadline_ms);
-    assert_int_equal(a->sla_reminders, b->sla_reminders);
-    assert_int_equal(a->sla_breached, b->sla_breached);
-    assert_int_equal(a->cooled_deadline_ms, b->cooled_deadline_ms);
-    assert_int_equal(a->inactive_deadline_ms, b->inactive_deadline_ms);
-    assert_int_equal(a->reject_reason, b->reject_reason);
-    assert_int_equal(a->reject_count, b->reject_count);
-    assert_memory_equal(&a->profile, &b->profile, sizeof(a->profile));
-    for (int i = 0; i < nact; i++) {
-        assert_true(a->act[i].points == b->act[i].points);
-        assert_int_equal(a->act[i].cap_window, b->act[i].cap_window);
-        assert_int_equal(a->act[i].cap_count, b->act[i].cap_count);
-    }
-    assert_int_equal(a->nseen, b->nseen);
-    assert_int_equal(a->seen_pos, b->seen_pos);
-    assert_memory_equal(a->seen, b->seen, sizeof(a->seen[0]) * (size_t)a->nseen);
 }
 
 /* Keyed values leave the id to the key they are stored under. */

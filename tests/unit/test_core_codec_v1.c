@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "core/lead_strings.h"
+#include "lead_assert.h"
 #include "lead_vectors.h"
 
 /* Produced by lp_lead_encode of format 1 (commit 5eb3afa) from lv_lead(i), rules of fx_rules(). */
@@ -175,37 +176,6 @@ static const struct {
     {v1_lead0, sizeof(v1_lead0)}, {v1_lead1, sizeof(v1_lead1)}, {v1_lead2, sizeof(v1_lead2)},
     {v1_lead3, sizeof(v1_lead3)}, {v1_lead4, sizeof(v1_lead4)},
 };
-
-static void assert_leads_equal(const lp_lead_t *a, const lp_lead_t *b, int nact) {
-    assert_string_equal(a->lead_id, b->lead_id);
-    assert_memory_equal(&a->score, &b->score, sizeof(a->score));
-    assert_int_equal(a->ref_ms, b->ref_ms);
-    assert_int_equal(a->last_activity_ms, b->last_activity_ms);
-    assert_int_equal(a->stage, b->stage);
-    assert_int_equal(a->fit_grade, b->fit_grade);
-    assert_memory_equal(&a->fit_points, &b->fit_points, sizeof(a->fit_points));
-    assert_int_equal(a->armed, b->armed);
-    assert_string_equal(a->dq_reason, b->dq_reason);
-    assert_int_equal(a->mql_seq, b->mql_seq);
-    assert_int_equal(a->stale_seq, b->stale_seq);
-    assert_int_equal(a->mql_at_ms, b->mql_at_ms);
-    assert_int_equal(a->sla_deadline_ms, b->sla_deadline_ms);
-    assert_int_equal(a->sla_reminders, b->sla_reminders);
-    assert_int_equal(a->sla_breached, b->sla_breached);
-    assert_int_equal(a->cooled_deadline_ms, b->cooled_deadline_ms);
-    assert_int_equal(a->inactive_deadline_ms, b->inactive_deadline_ms);
-    assert_int_equal(a->reject_reason, b->reject_reason);
-    assert_int_equal(a->reject_count, b->reject_count);
-    assert_memory_equal(&a->profile, &b->profile, sizeof(a->profile));
-    for (int i = 0; i < nact; i++) {
-        assert_memory_equal(&a->act[i].points, &b->act[i].points, sizeof(double));
-        assert_int_equal(a->act[i].cap_window, b->act[i].cap_window);
-        assert_int_equal(a->act[i].cap_count, b->act[i].cap_count);
-    }
-    assert_int_equal(a->nseen, b->nseen);
-    assert_int_equal(a->seen_pos, b->seen_pos);
-    assert_memory_equal(a->seen, b->seen, sizeof(a->seen[0]) * (size_t)a->nseen);
-}
 
 /* A lead of the vectors with its profile strings zero-padded, as the decoder leaves them. */
 static void vector_lead(lp_lead_t *lead, const lp_rules_t *rules, int i) {
