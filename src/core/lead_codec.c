@@ -365,6 +365,7 @@ static bool act_present(const lp_lead_activity_t *act) {
 typedef struct {
     const lp_huff_t *huff;
     int n;
+    size_t bits; /* of the payload */
     struct {
         const char *s;
         size_t len;
@@ -380,37 +381,56 @@ static void put_string(writer_t *w, strings_t *strs, const char *s, size_t max, 
         put_uvarint(w, (uint64_t)idx << 2 | S_TABLE);
         return;
     }
-    int mode = lp_huff_bits(strs->huff, s, len) < 8 * len ? S_HUFF : S_RAW;
+    size_t bits = lp_huff_bits(strs->huff, s, len);
+    int mode = bits < 8 * len ? S_HUFF : S_RAW;
     put_uvarint(w, (uint64_t)len << 2 | (uint64_t)mode);
+    strs->bits += mode == S_HUFF ? bits : 8 * len;
     strs->str[strs->n].s = s;
     strs->str[strs->n].len = len;
     strs->str[strs->n].mode = mode;
     strs->n++;
 }
 
+/* Bits go through a 64-bit accumulator (right-aligned, fewer than 32 pending between codes) and
+ * out 32 at a time, straight into the buffer: its room for the whole payload is checked once. */
 static void put_payload(writer_t *w, const strings_t *strs) {
-    uint64_t acc = 0; /* pending bits, right-aligned */
-    int nacc = 0;
+    size_t nbytes = (strs->bits + 7) / 8;
+    if (w->overflow || nbytes > w->size - w->pos) {
+        w->overflow = true;
+        return;
+    }
+    const uint16_t *codes = strs->huff->code;
+    const uint8_t *lens = strs->huff->len;
+    uint8_t *out = w->buf + w->pos;
+    uint64_t acc = 0;
+    unsigned nacc = 0;
     for (int i = 0; i < strs->n; i++) {
-        for (size_t k = 0; k < strs->str[i].len; k++) {
-            uint8_t sym = (uint8_t)strs->str[i].s[k];
-            uint32_t code = sym;
-            int len = 8;
-            if (strs->str[i].mode == S_HUFF) {
-                code = strs->huff->code[sym];
-                len = strs->huff->len[sym];
-            }
-            acc = acc << len | code;
-            nacc += len;
-            while (nacc >= 8) {
-                nacc -= 8;
-                put_u8(w, (uint8_t)(acc >> nacc));
+        const uint8_t *s = (const uint8_t *)strs->str[i].s;
+        size_t len = strs->str[i].len;
+        bool huff = strs->str[i].mode == S_HUFF;
+        for (size_t k = 0; k < len; k++) {
+            unsigned bits = huff ? lens[s[k]] : 8;
+            acc = acc << bits | (huff ? codes[s[k]] : s[k]);
+            nacc += bits;
+            if (nacc >= 32) {
+                nacc -= 32;
+                uint32_t v = (uint32_t)(acc >> nacc);
+                out[0] = (uint8_t)(v >> 24);
+                out[1] = (uint8_t)(v >> 16);
+                out[2] = (uint8_t)(v >> 8);
+                out[3] = (uint8_t)v;
+                out += 4;
             }
         }
     }
-    if (nacc > 0) {
-        put_u8(w, (uint8_t)(acc << (8 - nacc)));
+    while (nacc >= 8) {
+        nacc -= 8;
+        *out++ = (uint8_t)(acc >> nacc);
     }
+    if (nacc > 0) {
+        *out++ = (uint8_t)(acc << (8 - nacc));
+    }
+    w->pos += nbytes;
 }
 
 static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
@@ -444,7 +464,7 @@ static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
 static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool keyed, uint8_t *buf,
                         size_t size) {
     writer_t w = {buf, size, 0, false};
-    strings_t strs = {lp_huff_get(), 0, {{NULL, 0, 0}}};
+    strings_t strs = {lp_huff_get(), 0, 0, {{NULL, 0, 0}}};
     uint32_t f = lead_flags(lead, rules) | (keyed ? G_KEYED : 0);
     int64_t ref = lead->ref_ms;
     int n = nacts(rules);
@@ -774,11 +794,17 @@ static int get_payload(reader_t *r, const pending_t *pend) {
     lp_bitreader_t br = {r->buf + r->pos, r->len - r->pos, 0};
     for (int i = 0; i < pend->n; i++) {
         char *dst = pend->str[i].dst;
+        if (pend->str[i].mode == S_HUFF) {
+            if (lp_huff_decode_n(huff, &br, dst, pend->str[i].len) != 0 ||
+                strnlen(dst, pend->str[i].len) != pend->str[i].len) {
+                return LP_ERR; /* truncated, or a NUL */
+            }
+            dst[pend->str[i].len] = '\0';
+            continue;
+        }
         for (size_t k = 0; k < pend->str[i].len; k++) {
             int sym = 0;
-            if (pend->str[i].mode == S_HUFF) {
-                sym = lp_huff_decode(huff, &br);
-            } else if (br.bitpos + 8 <= br.len * 8) {
+            if (br.bitpos + 8 <= br.len * 8) {
                 size_t byte = br.bitpos >> 3;
                 unsigned shift = (unsigned)(br.bitpos & 7);
                 unsigned window = (unsigned)br.buf[byte] << 8;

@@ -31,8 +31,31 @@ static const uint8_t huff_len[256] = {
 
 #define FAST_BITS 10 /* codes up to this long decode with one table look-up */
 
+/* An entry of huff.pair: the first symbol and its length, and when a second whole code follows
+ * in the 12 bits, that symbol and the length of both. 0: the first code is longer than 12 bits. */
+#define PAIR_BITS 12
+#define PAIR_ONE (1u << 24)
+#define PAIR_TWO (1u << 25)
+
 static lp_huff_t huff; /* derived from huff_len once, then read only */
 static pthread_once_t huff_once = PTHREAD_ONCE_INIT;
+
+/* Canonical decoding of the code at the top of win, of which avail bits are real (the rest are
+ * zeros): the symbol | length << 8, or -1 when the code needs more than avail bits. */
+static int decode_slow(const lp_huff_t *h, uint64_t win, size_t avail) {
+    uint32_t code = 0, first = 0, index = 0;
+    for (int len = 1; len <= LP_HUFF_MAXLEN && (size_t)len <= avail; len++) {
+        code |= (uint32_t)(win >> (64 - len)) & 1;
+        uint32_t count = h->count[len];
+        if (code - first < count) {
+            return h->sorted[index + (code - first)] | len << 8;
+        }
+        index += count;
+        first = (first + count) << 1;
+        code <<= 1;
+    }
+    return -1;
+}
 
 static void huff_build(void) {
     uint32_t next[LP_HUFF_MAXLEN + 2] = {0};
@@ -58,6 +81,20 @@ static void huff_build(void) {
                 huff.fast[first + i] = (uint16_t)(s | len << 8);
             }
         }
+    }
+    for (uint32_t i = 0; i < (1u << PAIR_BITS); i++) {
+        uint64_t win = (uint64_t)i << (64 - PAIR_BITS);
+        int e1 = decode_slow(&huff, win, PAIR_BITS);
+        if (e1 < 0) {
+            continue;
+        }
+        uint32_t len1 = (uint32_t)e1 >> 8;
+        uint32_t entry = (uint32_t)(e1 & 0xff) | len1 << 16 | PAIR_ONE;
+        int e2 = decode_slow(&huff, win << len1, PAIR_BITS - len1);
+        if (e2 >= 0) {
+            entry |= (uint32_t)(e2 & 0xff) << 8 | (len1 + ((uint32_t)e2 >> 8)) << 20 | PAIR_TWO;
+        }
+        huff.pair[i] = entry;
     }
 }
 
@@ -118,6 +155,61 @@ int lp_huff_decode(const lp_huff_t *h, lp_bitreader_t *br) {
         code <<= 1;
     }
     return -1; /* not reached: the code is complete */
+}
+
+int lp_huff_decode_n(const lp_huff_t *h, lp_bitreader_t *br, char *dst, size_t n) {
+    const uint8_t *buf = br->buf;
+    size_t pos = br->bitpos;
+    size_t k = 0;
+    /* A window of the next 64 bits, refilled from memory whenever fewer than a longest code are
+     * left in it: most symbols then cost one table look-up and a shift. */
+    while (k < n) {
+        size_t byte = pos >> 3;
+        uint64_t win = 0;
+        size_t avail;
+        bool tail = byte + 8 > br->len; /* the window holds the rest of the buffer */
+        if (!tail) {
+            for (int i = 0; i < 8; i++) {
+                win = win << 8 | buf[byte + i]; /* compilers make this one load and a bswap */
+            }
+            avail = 64;
+        } else {
+            if (byte >= br->len) {
+                return -1;
+            }
+            for (size_t i = byte; i < br->len; i++) {
+                win |= (uint64_t)buf[i] << (56 - 8 * (i - byte));
+            }
+            avail = 8 * (br->len - byte);
+        }
+        win <<= pos & 7;
+        avail -= pos & 7;
+        while (k < n && (avail >= LP_HUFF_MAXLEN || tail)) {
+            uint32_t e = h->pair[win >> (64 - PAIR_BITS)];
+            unsigned len;
+            if ((e & PAIR_TWO) && k + 1 < n && ((e >> 20) & 0xf) <= avail) {
+                dst[k] = (char)(e & 0xff);
+                dst[k + 1] = (char)((e >> 8) & 0xff);
+                k += 2;
+                len = (e >> 20) & 0xf;
+            } else if ((e & PAIR_ONE) && ((e >> 16) & 0xf) <= avail) {
+                dst[k++] = (char)(e & 0xff);
+                len = (e >> 16) & 0xf;
+            } else {
+                int s = decode_slow(h, win, avail);
+                if (s < 0) {
+                    return -1;
+                }
+                dst[k++] = (char)(s & 0xff);
+                len = (unsigned)s >> 8;
+            }
+            win <<= len;
+            avail -= len;
+            pos += len;
+        }
+    }
+    br->bitpos = pos;
+    return 0;
 }
 
 /* ---- tables ------------------------------------------------------------------------------ */

@@ -32,6 +32,7 @@ typedef struct {
     uint16_t count[LP_HUFF_MAXLEN + 1]; /* codes of each length */
     uint8_t sorted[256];                /* symbols by (length, value) */
     uint16_t fast[1024];                /* next 10 bits -> symbol | length << 8; 0 = longer */
+    uint32_t pair[4096];                /* next 12 bits -> up to two symbols (lead_strings.c) */
 } lp_huff_t;
 
 const lp_huff_t *lp_huff_get(void);
@@ -48,5 +49,9 @@ typedef struct {
 
 /* Decodes one symbol; returns -1 at the end of the buffer (an incomplete code). */
 int lp_huff_decode(const lp_huff_t *huff, lp_bitreader_t *br);
+
+/* Decodes n symbols into dst (the same as n calls of lp_huff_decode, faster); returns 0, or -1
+ * when the buffer ends inside them (br is then left anywhere). dst is not terminated. */
+int lp_huff_decode_n(const lp_huff_t *huff, lp_bitreader_t *br, char *dst, size_t n);
 
 #endif
