@@ -23,9 +23,8 @@
 #define REFENCE_AFTER_MS 30000
 #define UNSETTLED_MS 5000 /* after a Kafka error, distrust cached watermarks this long */
 /* After an assignment or a resume, cached watermarks are trusted once the fetcher delivered a
- * record or an end of partition of the topic, or at the latest after this (librdkafka emits an
- * end of partition once per offset: a partition back at the same offset may not get one). */
-#define RESUME_SETTLE_MS 5000
+ * record of the topic, or after this (an idle topic delivers none). */
+#define RESUME_SETTLE_MS 2000
 #define HELD_POLL_MS 2 /* poll wait while records are held back by the merge */
 #define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
 #define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
@@ -38,7 +37,6 @@ typedef struct {
     bool tpaused[LP_IN_TOPICS];  /* one topic paused because we hold too many of its records */
     int64_t rx_at[LP_IN_TOPICS];    /* last record or end-of-partition seen (monotonic ms) */
     int64_t probe_at[LP_IN_TOPICS]; /* last stall probe (broker watermark query) */
-    int64_t eof_off[LP_IN_TOPICS];  /* end of partition reported after the last record, or -1 */
     bool wait_logged;            /* the merge's give-up of this wait was logged */
     int wait_topic;              /* what the merge last waited for (debug log) */
     topic_state_t wait_state;
@@ -53,7 +51,7 @@ typedef struct {
     int64_t *qat[LP_IN_TOPICS];  /* when each queued record arrived (monotonic ms) */
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
-    bool seen[LP_IN_TOPICS];     /* a record or end of partition since assignment or resume */
+    bool seen[LP_IN_TOPICS];     /* a record since assignment or resume */
     int64_t unsettled_until_ms;  /* just resumed or assigned: cached watermarks may be old */
     size_t retry_take[LP_IN_TOPICS]; /* a failed batch is retried exactly as it was chosen */
     bool retry_pending;
@@ -371,8 +369,7 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         for (int t = 0; t < LP_IN_TOPICS; t++) {
             part->rx_at[t] = mono_ms();
             part->probe_at[t] = 0;
-            part->eof_off[t] = -1;
-            part->expect[t] = offsets[t];
+                    part->expect[t] = offsets[t];
             for (int i = 0; i < list->cnt; i++) {
                 if (list->elems[i].partition == p &&
                     strcmp(list->elems[i].topic, worker->opts.in_topics[t]) == 0) {
@@ -418,8 +415,7 @@ static void retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
         part->expect[t] = offsets[t];
         part->rx_at[t] = mono_ms();
         part->probe_at[t] = 0;
-        part->eof_off[t] = -1;
-        if (rkt != NULL) {
+            if (rkt != NULL) {
             rd_kafka_resp_err_t err = rd_kafka_seek(
                 rkt, p, offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING, 0);
             if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -534,7 +530,6 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     for (int32_t p = 0; p < MAX_PART; p++) {
         for (int t = 0; t < LP_IN_TOPICS; t++) {
             worker->parts[p].expect[t] = -1;
-            worker->parts[p].eof_off[t] = -1;
         }
     }
 
@@ -547,7 +542,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         rd_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", errstr, errstr_size) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "false", errstr, errstr_size) ||
         apply_props(conf, opts, true, errstr, errstr_size) != LP_OK) {
         goto err;
     }
@@ -879,16 +874,17 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
         return TOPIC_UNKNOWN;
     }
     /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
-     * unreachable, or after an assignment or a resume until the fetcher delivered a record or
-     * an end of partition (or a settling time passed), "nothing more to fetch" may just mean
-     * "nothing fetched yet". */
+     * unreachable, or after an assignment or a resume until the fetcher delivered a record
+     * (or a settling time passed), "nothing more to fetch" may just mean "nothing fetched
+     * yet". An end-of-partition event is no such proof: one from before the assignment can
+     * still be in the queue (taken as one, it made a rebalanced worker apply feedback before
+     * activities). */
     int64_t now = mono_ms();
     if (now < worker->unsettled_until_ms ||
         (!part->seen[t] && now < part->unsettled_until_ms) || part->tpaused[t]) {
         return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
     }
-    /* The fetcher's end of partition counts too: it lies past control records. */
-    return next >= hi || part->eof_off[t] >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
+    return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
 }
 
 static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
@@ -1118,26 +1114,11 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         }
     }
     part->expect[t] = m->offset + 1;
-    part->eof_off[t] = -1;
     part->seen[t] = true;
     part->rx_at[t] = mono_ms();
     part->qat[t][part->qlen[t]] = mono_ms();
     part->q[t][part->qlen[t]++] = m;
     part->npending++;
-}
-
-/* The fetcher reached the end of a topic-partition after the records we hold: that end may lie
- * past the last record's offset + 1 (transaction control records are never delivered), so the
- * merge takes it as "caught up" rather than wait for records that will never come. */
-static void partition_eof(lp_worker_t *worker, const rd_kafka_message_t *m) {
-    int t = topic_index(worker, rd_kafka_topic_name(m->rkt));
-    part_t *part = part_get(worker, m->partition);
-    if (t < 0 || part == NULL || !part->owned) {
-        return;
-    }
-    part->rx_at[t] = mono_ms();
-    part->seen[t] = true;
-    part->eof_off[t] = m->offset;
 }
 
 /* librdkafka 2.0.2 can leave a topic-partition unfetched after its pause/resume raced with a
@@ -1196,7 +1177,7 @@ static void stall_check(lp_worker_t *worker, int64_t now) {
         int64_t next = part->expect[at] >= 0 ? part->expect[at] : lo;
         /* Still silent at the same position, and the broker has more: the fetch is stuck. */
         if (part->owned && !part->tpaused[at] && part->expect[at] == aexpect &&
-            now - part->rx_at[at] >= STALL_MS && next < hi && part->eof_off[at] < hi) {
+            now - part->rx_at[at] >= STALL_MS && next < hi) {
             fetch_restart(worker, ap, at, hi, now);
         }
     }
@@ -1320,9 +1301,7 @@ int lp_worker_run(lp_worker_t *worker) {
                 break;
             }
             if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    partition_eof(worker, m);
-                } else {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     LP_LOG(LP_LOG_WARN, "worker", "consume: %s", rd_kafka_message_errstr(m));
                     worker->unsettled_until_ms = mono_ms() + UNSETTLED_MS;
                 }
