@@ -264,10 +264,8 @@ static part_t *part_get(lp_worker_t *worker, int32_t p) {
     return &worker->parts[p];
 }
 
-/* The only pause leadpulse uses (librdkafka 2.0.2's pause/resume races with rebalances and
- * seeks: fewer of them, fewer chances; see also stall_check). */
-static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
-    part_t *part = &worker->parts[p];
+/* librdkafka's pause or resume of topic t of p, nothing else. */
+static void tp_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[t], p);
     if (pause) {
@@ -276,6 +274,28 @@ static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
         rd_kafka_resume_partitions(worker->consumer, one);
     }
     rd_kafka_topic_partition_list_destroy(one);
+}
+
+/* Moves the fetch of topic t of p to offset (< 0: the beginning); async (PITFALLS). */
+static void tp_seek(lp_worker_t *worker, int32_t p, int t, int64_t offset) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t], NULL);
+    if (rkt == NULL) {
+        return;
+    }
+    rd_kafka_resp_err_t err =
+        rd_kafka_seek(rkt, p, offset >= 0 ? offset : RD_KAFKA_OFFSET_BEGINNING, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        LP_LOG(LP_LOG_ERROR, "worker", "seek %s [%" PRId32 "]: %s", worker->opts.in_topics[t], p,
+               rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_destroy(rkt);
+}
+
+/* The only pause leadpulse uses (librdkafka 2.0.2's pause/resume races with rebalances and
+ * seeks: fewer of them, fewer chances; see also stall_check). */
+static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
+    part_t *part = &worker->parts[p];
+    tp_pause(worker, p, t, pause);
     part->tpaused[t] = pause;
     if (!pause) {
         part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
@@ -414,20 +434,10 @@ static void retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
             /* Resume before the seek, so the seek is the last word on where to fetch. */
             topic_pause(worker, p, t, false);
         }
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t],
-                                                   NULL);
         part->expect[t] = offsets[t];
         part->rx_at[t] = mono_ms();
         part->probe_at[t] = 0;
-            if (rkt != NULL) {
-            rd_kafka_resp_err_t err = rd_kafka_seek(
-                rkt, p, offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING, 0);
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                LP_LOG(LP_LOG_ERROR, "worker", "seek %s [%" PRId32 "]: %s",
-                       worker->opts.in_topics[t], p, rd_kafka_err2str(err));
-            }
-            rd_kafka_topic_destroy(rkt);
-        }
+        tp_seek(worker, p, t, offsets[t]);
     }
     LP_LOG(LP_LOG_WARN, "worker",
            "partition %" PRId32 ": %s; resumed from its stored offsets %" PRId64 "/%" PRId64
@@ -456,10 +466,7 @@ static void on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
              * the next assignment of it would never fetch. Only what we paused: in 2.0.2 a
              * resume of a partition that is not paused restarts its fetch from a stale
              * position (librdkafka#4686). */
-            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(one, worker->opts.in_topics[t], p);
-            rd_kafka_resume_partitions(worker->consumer, one);
-            rd_kafka_topic_partition_list_destroy(one);
+            tp_pause(worker, p, t, false);
         }
         part->tpaused[t] = false;
         part->expect[t] = -1;
@@ -1138,16 +1145,8 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
 static void fetch_restart(lp_worker_t *worker, int32_t p, int t, int64_t hi, int64_t now) {
     part_t *part = &worker->parts[p];
     const char *topic = worker->opts.in_topics[t];
-    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(one, topic, p);
-    rd_kafka_resume_partitions(worker->consumer, one);
-    rd_kafka_topic_partition_list_destroy(one);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, topic, NULL);
-    if (rkt != NULL) {
-        rd_kafka_seek(rkt, p, part->expect[t] >= 0 ? part->expect[t] : RD_KAFKA_OFFSET_BEGINNING,
-                      0);
-        rd_kafka_topic_destroy(rkt);
-    }
+    tp_pause(worker, p, t, false);
+    tp_seek(worker, p, t, part->expect[t]);
     worker->fetch_restarts++;
     LP_LOG(LP_LOG_WARN, "worker",
            "%s [%" PRId32 "]: no record for %" PRId64 " ms though the broker holds offsets up to "
