@@ -62,8 +62,8 @@ static void test_asset_and_campaign_conditions(void **state) {
     assert_close(points_for(&rules, "", "wp-other", ""), 8);
     assert_close(points_for(&rules, "https://acme.io/lp/x", "", "spring"), 12);
     assert_close(points_for(&rules, "/blog/x", "", "spring"), 6);
-    assert_close(points_for(&rules, "", "", "Spring"), 8);         /* exact, case-sensitive */
-    assert_close(points_for(&rules, "", "wp-pricing-v2", ""), 8);  /* equality, not a prefix */
+    assert_close(points_for(&rules, "", "", "Spring"), 8);        /* exact, case-sensitive */
+    assert_close(points_for(&rules, "", "wp-pricing-v2", ""), 8); /* equality, not a prefix */
     assert_close(points_for(&rules, "/lp", "wp-pricing", "spring"), 20); /* first match wins */
 }
 
@@ -73,9 +73,8 @@ static void test_fit_on_profile_fields(void **state) {
     static const struct {
         lp_field_t field;
         const char *value;
-    } rule[] = {{LP_FIELD_SENIORITY, "vp"}, {LP_FIELD_INDUSTRY, "saas"},
-                {LP_FIELD_COUNTRY, "de"},   {LP_FIELD_REGION, "emea"},
-                {LP_FIELD_PERSONA, "buyer"}, {LP_FIELD_SEGMENT, "mid"},
+    } rule[] = {{LP_FIELD_SENIORITY, "vp"}, {LP_FIELD_INDUSTRY, "saas"}, {LP_FIELD_COUNTRY, "de"},
+                {LP_FIELD_REGION, "emea"},  {LP_FIELD_PERSONA, "buyer"}, {LP_FIELD_SEGMENT, "mid"},
                 {LP_FIELD_COMPANY, "acme"}};
     lp_rules_t rules;
     lp_lead_t lead;
@@ -182,7 +181,7 @@ static void test_facts_carry_explanation_and_routing(void **state) {
     lp_score_apply(&lead, &ev, &rules, &facts);
     assert_int_equal(lead.fit_grade, 'A');
 
-    const char *types[] = {"email_open", "email_click", "webinar_attend", "page_view",
+    const char *types[] = {"email_open", "email_click",      "webinar_attend", "page_view",
                            "email_open", "content_download", "form_submit"};
     for (int i = 0; i < 7; i++) {
         fx_engage(&lead, &rules, types[i], T0 + i * HOUR_MS, &facts);

@@ -124,11 +124,12 @@ static void engage(fx_t *fx, const char *lead_id, const char *type, int64_t ts) 
 static void feedback(fx_t *fx, const char *lead_id, const char *outcome, const char *reason,
                      int64_t ts) {
     char json[256];
-    snprintf(json, sizeof(json),
-             "{\"event_id\":\"fb-%s-%lld\",\"lead_id\":\"%s\",\"ts\":%lld,\"outcome\":\"%s\"%s%s%s}",
-             lead_id, (long long)ts, lead_id, (long long)ts, outcome,
-             reason != NULL ? ",\"reason\":\"" : "", reason != NULL ? reason : "",
-             reason != NULL ? "\"" : "");
+    snprintf(
+        json, sizeof(json),
+        "{\"event_id\":\"fb-%s-%lld\",\"lead_id\":\"%s\",\"ts\":%lld,\"outcome\":\"%s\"%s%s%s}",
+        lead_id, (long long)ts, lead_id, (long long)ts, outcome,
+        reason != NULL ? ",\"reason\":\"" : "", reason != NULL ? reason : "",
+        reason != NULL ? "\"" : "");
     send(fx, true, lead_id, json);
 }
 
@@ -161,8 +162,8 @@ static void ack_all(fx_t *fx) {
     for (size_t i = 0; i < list.n; i++) {
         ids[i] = list.entries[i].id;
     }
-    assert_int_equal(
-        lp_store_outbox_ack(fx->store, 0, lp_engine_epoch(fx->engine, 0), list.n, ids), LP_OK);
+    assert_int_equal(lp_store_outbox_ack(fx->store, 0, lp_engine_epoch(fx->engine, 0), list.n, ids),
+                     LP_OK);
 }
 
 static size_t fire(lp_engine_t *engine, int64_t now, int want_rc) {
@@ -385,8 +386,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_timer_committed_with_the_lead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sla_fires_once_then_reminder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acceptance_cancels_sla, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_timers_in_order_back_to_nurture, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_all_timers_in_order_back_to_nurture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_the_owner_fires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_after_firing_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feedback_for_unseen_lead, setup, teardown),
