@@ -88,6 +88,29 @@ int64_t lp_engine_epoch(const lp_engine_t *engine, int32_t partition);
 int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
                       int64_t now_ms);
 
+/* The same in four steps, so the caller can build one batch while the store applies another:
+ *
+ *     begin(q)  decode q's records, load the leads the cache lacks (a store round trip)
+ *     send(p)   send the commit of p, applied before; returns at once
+ *     apply(q)  apply q's events and encode its commit (no I/O): meanwhile the store works on p
+ *     finish(p) wait for p's outcome
+ *
+ * At most two batches are in progress (begun and not finished), of different partitions; at
+ * most one is sent and not finished, and no other engine call that uses the store (begin, a
+ * send, fire_timers, assign, get_lead) comes between a send and its finish. msgs must stay
+ * valid until finish. lp_engine_begin returns LP_OK with *batch set, LP_ERR (nothing changed:
+ * retry later) or LP_STORE_FENCED (not owned); apply returns LP_OK or LP_ERR (the batch is
+ * dropped); finish returns what lp_engine_process returns. A batch that fails at any step is
+ * over (its counters are not kept); lp_engine_abandon ends a batch the caller gives up (a sent
+ * one is finished first, its outcome dropped). */
+typedef struct lp_engine_batch lp_engine_batch_t;
+int lp_engine_begin(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
+                    int64_t now_ms, lp_engine_batch_t **batch);
+int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *batch, const lp_engine_msg_t *msgs);
+int lp_engine_send(lp_engine_t *engine, lp_engine_batch_t *batch);
+int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *batch);
+void lp_engine_abandon(lp_engine_t *engine, lp_engine_batch_t *batch);
+
 /* Fires timers of the partition due at or before now_ms (up to opts.timer_batch leads).
  * *fired receives the number of leads advanced. Same return values as lp_engine_process. */
 int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired);

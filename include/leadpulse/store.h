@@ -115,12 +115,22 @@ typedef struct {
      * returned twice (Redis HSCAN semantics); leads written meanwhile may or may not appear. */
     int (*scan)(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
                 lp_store_scan_t *out);
+    /* Optional (NULL: lp_store_commit_send runs commit at once and keeps its outcome): a commit
+     * in two halves, so the caller can work while the backend applies the batch. commit_send
+     * sends the batch and returns without waiting (LP_OK, or LP_ERR when it could not be sent:
+     * commit_recv then reports it); commit_recv waits for the outcome (the codes of commit).
+     * One commit in flight at a time; between the halves the caller makes no other call on the
+     * store, and the batch's memory stays valid until commit_recv returns. */
+    int (*commit_send)(lp_store_t *store, const lp_store_batch_t *batch);
+    int (*commit_recv)(lp_store_t *store);
 } lp_store_ops_t;
 
 struct lp_store {
     const lp_store_ops_t *ops;
     char errstr[LP_ERRSTR];         /* last error */
     uint64_t round_trips;           /* requests sent to the backend (for the bench) */
+    int inflight;                   /* commits sent and not yet received (0 or 1) */
+    int inflight_rc;                /* outcome kept by lp_store_commit_send without commit_send */
 };
 
 /* In-memory store. Caller frees with lp_store_destroy(). */
@@ -143,6 +153,10 @@ int lp_store_get_offset(lp_store_t *store, int32_t partition, const char *topic,
 int lp_store_load(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
                   lp_store_loaded_t *out);
 int lp_store_commit(lp_store_t *store, const lp_store_batch_t *batch);
+/* The commit in two halves (see commit_send in lp_store_ops_t); every store supports them.
+ * lp_store_commit_recv without a commit sent is LP_ERR. */
+int lp_store_commit_send(lp_store_t *store, const lp_store_batch_t *batch);
+int lp_store_commit_recv(lp_store_t *store);
 int lp_store_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
                  const char ***lead_ids);
 int lp_store_outbox_read(lp_store_t *store, int32_t partition, size_t max,

@@ -43,6 +43,43 @@ typedef struct {
     int64_t stored[ENGINE_TOPICS];
 } part_offsets_t;
 
+/* One batch's scratch. The engine has two, so that one batch's commit can be in flight while
+ * the next batch is built (lp_engine_begin .. lp_engine_finish). */
+typedef enum { B_FREE = 0, B_LOADED, B_APPLIED, B_SENT } batch_state_t;
+
+struct lp_engine_batch {
+    batch_state_t state;
+    int32_t partition;
+    size_t n;                /* records */
+    bool of_timers;          /* a batch of due timers (lp_engine_fire_timers) */
+    lp_engine_stats_t st;    /* counted by this batch: added to the engine's once committed */
+    topic_offset_t offsets[ENGINE_TOPICS];
+    size_t noffsets;
+    lp_store_offset_t store_offsets[ENGINE_TOPICS];
+    size_t nstore;
+    size_t nwrites;
+    lp_store_batch_t sbatch;
+
+    /* grown on demand and reused */
+    size_t cap_events, cap_slots;
+    lp_event_t *events;
+    int *event_slot;      /* slot index, or -1 when dead-lettered */
+    slot_t *slots;
+    size_t nslots;
+    int *map;             /* open-addressing: lead id -> slot index */
+    size_t map_size;
+    pending_out_t *outs;
+    size_t nouts, cap_outs;
+    arena_t arena;
+    lp_store_lead_t *writes;
+    lp_store_timer_t *timers;
+    lp_store_outbox_t *outbox;
+    const char **miss_ids;
+    size_t *miss_slots;
+};
+
+typedef struct lp_engine_batch batch_t;
+
 struct lp_engine {
     lp_engine_opts_t opts;
     const lp_rules_t *rules;
@@ -54,23 +91,8 @@ struct lp_engine {
     lp_engine_stats_t stats;
     char errstr[LP_ERRSTR * 2]; /* room for a store error plus context */
 
-    /* per-batch scratch, grown on demand and reused */
-    size_t cap_events, cap_slots;
-    lp_event_t *events;
-    int *event_slot;      /* slot index, or -1 when dead-lettered */
-    slot_t *slots;
-    size_t nslots;
-    int *map;             /* open-addressing: lead id -> slot index */
-    size_t map_size;
-    pending_out_t *outs;
-    size_t nouts, cap_outs;
-    arena_t arena;
+    batch_t bx[2];
     lp_facts_t facts;
-    lp_store_lead_t *writes;
-    lp_store_timer_t *timers;
-    lp_store_outbox_t *outbox;
-    const char **miss_ids;
-    size_t *miss_slots;
     uint8_t fact_buf[FACT_MAX_BYTES];
     uint8_t lead_buf[LP_LEAD_ENCODED_MAX];
 };
@@ -131,35 +153,35 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return LP_OK;
 }
 
-static int ensure_capacity(lp_engine_t *engine, size_t n) {
-    if (n > engine->cap_events) {
-        size_t cap = engine->cap_events;
-        size_t cap2 = engine->cap_events;
-        size_t cap3 = engine->cap_events;
-        if (grow((void **)&engine->events, &cap, n, sizeof(lp_event_t)) != LP_OK ||
-            grow((void **)&engine->event_slot, &cap2, n, sizeof(int)) != LP_OK ||
-            grow((void **)&engine->slots, &cap3, n, sizeof(slot_t)) != LP_OK) {
+static int ensure_capacity(batch_t *b, size_t n) {
+    if (n > b->cap_events) {
+        size_t cap = b->cap_events;
+        size_t cap2 = b->cap_events;
+        size_t cap3 = b->cap_events;
+        if (grow((void **)&b->events, &cap, n, sizeof(lp_event_t)) != LP_OK ||
+            grow((void **)&b->event_slot, &cap2, n, sizeof(int)) != LP_OK ||
+            grow((void **)&b->slots, &cap3, n, sizeof(slot_t)) != LP_OK) {
             return LP_ERR;
         }
         /* all three grew to the same size */
-        engine->cap_events = cap;
-        engine->cap_slots = cap;
-        free(engine->writes);
-        free(engine->timers);
-        free(engine->miss_ids);
-        free(engine->miss_slots);
-        free(engine->map);
-        engine->writes = calloc(cap, sizeof(*engine->writes));
-        engine->timers = calloc(cap, sizeof(*engine->timers));
-        engine->miss_ids = calloc(cap, sizeof(*engine->miss_ids));
-        engine->miss_slots = calloc(cap, sizeof(*engine->miss_slots));
-        engine->map_size = 16;
-        while (engine->map_size < cap * 2) {
-            engine->map_size <<= 1;
+        b->cap_events = cap;
+        b->cap_slots = cap;
+        free(b->writes);
+        free(b->timers);
+        free(b->miss_ids);
+        free(b->miss_slots);
+        free(b->map);
+        b->writes = calloc(cap, sizeof(*b->writes));
+        b->timers = calloc(cap, sizeof(*b->timers));
+        b->miss_ids = calloc(cap, sizeof(*b->miss_ids));
+        b->miss_slots = calloc(cap, sizeof(*b->miss_slots));
+        b->map_size = 16;
+        while (b->map_size < cap * 2) {
+            b->map_size <<= 1;
         }
-        engine->map = malloc(engine->map_size * sizeof(int));
-        if (engine->writes == NULL || engine->timers == NULL || engine->miss_ids == NULL ||
-            engine->miss_slots == NULL || engine->map == NULL) {
+        b->map = malloc(b->map_size * sizeof(int));
+        if (b->writes == NULL || b->timers == NULL || b->miss_ids == NULL ||
+            b->miss_slots == NULL || b->map == NULL) {
             return LP_ERR;
         }
     }
@@ -228,7 +250,9 @@ lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules
     engine->cache = lp_cache_new(opts->cache_max_leads);
     engine->epochs = calloc(MAX_PARTITIONS, sizeof(int64_t));
     engine->poffs = calloc(MAX_PARTITIONS, sizeof(part_offsets_t *));
-    if (engine->cache == NULL || engine->epochs == NULL || engine->poffs == NULL || ensure_capacity(engine, 1024) != LP_OK) {
+    if (engine->cache == NULL || engine->epochs == NULL || engine->poffs == NULL ||
+        ensure_capacity(&engine->bx[0], 1024) != LP_OK ||
+        ensure_capacity(&engine->bx[1], 1024) != LP_OK) {
         snprintf(errstr, errstr_size, "out of memory");
         goto err;
     }
@@ -251,17 +275,20 @@ void lp_engine_destroy(lp_engine_t *engine) {
     }
     free(engine->poffs);
     free(engine->epochs);
-    free(engine->events);
-    free(engine->event_slot);
-    free(engine->slots);
-    free(engine->map);
-    free(engine->outs);
-    free(engine->arena.buf);
-    free(engine->writes);
-    free(engine->timers);
-    free(engine->outbox);
-    free(engine->miss_ids);
-    free(engine->miss_slots);
+    for (int i = 0; i < 2; i++) {
+        batch_t *b = &engine->bx[i];
+        free(b->events);
+        free(b->event_slot);
+        free(b->slots);
+        free(b->map);
+        free(b->outs);
+        free(b->arena.buf);
+        free(b->writes);
+        free(b->timers);
+        free(b->outbox);
+        free(b->miss_ids);
+        free(b->miss_slots);
+    }
     free(engine);
 }
 
@@ -331,51 +358,51 @@ void lp_engine_revoke(lp_engine_t *engine, int32_t partition) {
 
 /* ---- batch building ---- */
 
-static void batch_reset(lp_engine_t *engine) {
-    engine->nslots = 0;
-    engine->nouts = 0;
-    engine->arena.len = 0;
-    memset(engine->map, -1, engine->map_size * sizeof(int));
+static void batch_reset(batch_t *b) {
+    b->nslots = 0;
+    b->nouts = 0;
+    b->arena.len = 0;
+    memset(b->map, -1, b->map_size * sizeof(int));
 }
 
 /* Finds or adds the batch slot of a lead id. Returns the slot index. */
-static int slot_for(lp_engine_t *engine, const char *lead_id) {
-    size_t mask = engine->map_size - 1;
+static int slot_for(batch_t *b, const char *lead_id) {
+    size_t mask = b->map_size - 1;
     size_t i = id_hash(lead_id) & mask;
-    while (engine->map[i] >= 0) {
-        if (strcmp(engine->slots[engine->map[i]].id, lead_id) == 0) {
-            return engine->map[i];
+    while (b->map[i] >= 0) {
+        if (strcmp(b->slots[b->map[i]].id, lead_id) == 0) {
+            return b->map[i];
         }
         i = (i + 1) & mask;
     }
-    int s = (int)engine->nslots++;
-    slot_t *slot = &engine->slots[s];
+    int s = (int)b->nslots++;
+    slot_t *slot = &b->slots[s];
     memcpy(slot->id, lead_id, strlen(lead_id) + 1);
     slot->changed = false;
     slot->loaded = false;
-    engine->map[i] = s;
+    b->map[i] = s;
     return s;
 }
 
-static int add_out(lp_engine_t *engine, int kind, const char *key, size_t key_len,
+static int add_out(batch_t *b, int kind, const char *key, size_t key_len,
                    const uint8_t *value, size_t value_len, const char *meta, size_t meta_len,
                    const char *event_id) {
     pending_out_t *o;
-    if (grow((void **)&engine->outs, &engine->cap_outs, engine->nouts + 1, sizeof(*o)) != LP_OK) {
+    if (grow((void **)&b->outs, &b->cap_outs, b->nouts + 1, sizeof(*o)) != LP_OK) {
         return LP_ERR;
     }
-    o = &engine->outs[engine->nouts];
+    o = &b->outs[b->nouts];
     o->kind = kind;
-    if (arena_put(&engine->arena, key, key_len, &o->key_off) != LP_OK ||
-        arena_put(&engine->arena, value, value_len, &o->value_off) != LP_OK ||
-        arena_put(&engine->arena, meta, meta_len, &o->meta_off) != LP_OK ||
-        arena_put(&engine->arena, event_id, strlen(event_id), &o->id_off) != LP_OK) {
+    if (arena_put(&b->arena, key, key_len, &o->key_off) != LP_OK ||
+        arena_put(&b->arena, value, value_len, &o->value_off) != LP_OK ||
+        arena_put(&b->arena, meta, meta_len, &o->meta_off) != LP_OK ||
+        arena_put(&b->arena, event_id, strlen(event_id), &o->id_off) != LP_OK) {
         return LP_ERR;
     }
     o->key_len = key_len;
     o->value_len = value_len;
     o->meta_len = meta_len;
-    engine->nouts++;
+    b->nouts++;
     return LP_OK;
 }
 
@@ -388,7 +415,7 @@ static void meta_clean(char *s) {
     }
 }
 
-static int add_dead_letter(lp_engine_t *engine, const lp_engine_msg_t *msg, const char *reason) {
+static int add_dead_letter(batch_t *b, const lp_engine_msg_t *msg, const char *reason) {
     char meta[1024];
     char why[600];
     snprintf(why, sizeof(why), "%s", reason);
@@ -400,12 +427,12 @@ static int add_dead_letter(lp_engine_t *engine, const lp_engine_msg_t *msg, cons
     if (n < 0 || (size_t)n >= sizeof(meta)) {
         n = (int)strlen(meta);
     }
-    engine->stats.dead_letters++;
-    return add_out(engine, LP_OUT_DLQ, (const char *)msg->key, msg->key != NULL ? msg->key_len : 0,
+    b->st.dead_letters++;
+    return add_out(b, LP_OUT_DLQ, (const char *)msg->key, msg->key != NULL ? msg->key_len : 0,
                    msg->value, msg->value != NULL ? msg->value_len : 0, meta, (size_t)n, "");
 }
 
-static int add_facts(lp_engine_t *engine) {
+static int add_facts(lp_engine_t *engine, batch_t *b) {
     uint8_t *buf = engine->fact_buf;
     for (int i = 0; i < engine->facts.n; i++) {
         const lp_fact_t *fact = &engine->facts.fact[i];
@@ -424,15 +451,15 @@ static int add_facts(lp_engine_t *engine) {
         int n = snprintf(meta, sizeof(meta), "event_type=%s\nmodel_id=%s\nmodel_version=%s\n",
                          fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale",
                          fact->model_id, fact->model_version);
-        if (add_out(engine, fact->kind == LP_FACT_QUALIFIED ? LP_OUT_QUALIFIED : LP_OUT_STALE,
+        if (add_out(b, fact->kind == LP_FACT_QUALIFIED ? LP_OUT_QUALIFIED : LP_OUT_STALE,
                     fact->lead_id, strlen(fact->lead_id), buf, len, meta, (size_t)n,
                     fact->event_id) != LP_OK) {
             return LP_ERR;
         }
         if (fact->kind == LP_FACT_QUALIFIED) {
-            engine->stats.qualified++;
+            b->st.qualified++;
         } else if ((unsigned)fact->stale_reason < 3) {
-            engine->stats.stale[fact->stale_reason]++;
+            b->st.stale[fact->stale_reason]++;
         }
     }
     engine->facts.n = 0;
@@ -440,35 +467,35 @@ static int add_facts(lp_engine_t *engine) {
 }
 
 /* Brings every slot's lead into memory: cache first, then one pipelined store load for misses. */
-static int load_slots(lp_engine_t *engine, int32_t partition) {
+static int load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
     size_t nmiss = 0;
-    for (size_t s = 0; s < engine->nslots; s++) {
-        slot_t *slot = &engine->slots[s];
+    for (size_t s = 0; s < b->nslots; s++) {
+        slot_t *slot = &b->slots[s];
         size_t len = 0;
         const uint8_t *data = lp_cache_get(engine->cache, partition, slot->id, &len);
         if (data != NULL &&
             lp_lead_decode_keyed(&slot->lead, engine->rules, slot->id, data, len) == LP_OK) {
-            engine->stats.cache_hits++;
+            b->st.cache_hits++;
             slot->loaded = true;
             continue;
         }
-        engine->stats.cache_misses++;
-        engine->miss_ids[nmiss] = slot->id;
-        engine->miss_slots[nmiss] = s;
+        b->st.cache_misses++;
+        b->miss_ids[nmiss] = slot->id;
+        b->miss_slots[nmiss] = s;
         nmiss++;
     }
     if (nmiss == 0) {
         return LP_OK;
     }
     lp_store_loaded_t loaded = {0};
-    if (engine->store->ops->load(engine->store, partition, nmiss, engine->miss_ids, &loaded) !=
+    if (engine->store->ops->load(engine->store, partition, nmiss, b->miss_ids, &loaded) !=
         LP_OK) {
         snprintf(engine->errstr, sizeof(engine->errstr), "load leads of partition %" PRId32 ": %s",
                  partition, engine->store->errstr);
         return LP_ERR;
     }
     for (size_t i = 0; i < nmiss; i++) {
-        slot_t *slot = &engine->slots[engine->miss_slots[i]];
+        slot_t *slot = &b->slots[b->miss_slots[i]];
         if (i < loaded.n && loaded.data[i] != NULL) {
             if (lp_lead_decode_keyed(&slot->lead, engine->rules, slot->id, loaded.data[i],
                                      loaded.len[i]) == LP_OK) {
@@ -476,109 +503,133 @@ static int load_slots(lp_engine_t *engine, int32_t partition) {
                 continue;
             }
             /* Unreadable state: start the lead afresh rather than block the partition forever. */
-            engine->stats.corrupt_state++;
+            b->st.corrupt_state++;
             LP_LOG(LP_LOG_ERROR, "engine",
                    "partition %" PRId32 ": stored state of lead %s is unreadable; starting it afresh",
                    partition, slot->id);
         }
         lp_lead_init(&slot->lead, engine->rules, slot->id);
         slot->loaded = true;
-        engine->stats.leads_created++;
+        b->st.leads_created++;
     }
     return LP_OK;
 }
 
-/* Encodes changed leads and timers, points the outbox at the arena, and commits. */
-static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offset_t *offsets,
-                        size_t noffsets) {
+/* Encodes the changed leads and their timers, points the outbox at the arena and states the
+ * offsets: b->sbatch is then ready to commit. */
+static int build_commit(lp_engine_t *engine, batch_t *b) {
+    int32_t partition = b->partition;
     uint8_t *enc = engine->lead_buf;
     size_t nwrites = 0;
-    size_t *lead_off = engine->miss_slots; /* reuse as arena offsets of encoded leads */
-    lp_store_offset_t store_offsets[ENGINE_TOPICS];
+    size_t *lead_off = b->miss_slots; /* reuse as arena offsets of encoded leads */
 
-    for (size_t s = 0; s < engine->nslots; s++) {
-        slot_t *slot = &engine->slots[s];
+    for (size_t s = 0; s < b->nslots; s++) {
+        slot_t *slot = &b->slots[s];
         if (!slot->changed) {
             continue;
         }
         size_t len = lp_lead_encode_keyed(&slot->lead, engine->rules, enc, LP_LEAD_ENCODED_MAX);
-        if (len == 0 || arena_put(&engine->arena, enc, len, &lead_off[nwrites]) != LP_OK) {
+        if (len == 0 || arena_put(&b->arena, enc, len, &lead_off[nwrites]) != LP_OK) {
             snprintf(engine->errstr, sizeof(engine->errstr), "cannot encode lead %s", slot->id);
             return LP_ERR;
         }
-        engine->writes[nwrites].lead_id = slot->id;
-        engine->writes[nwrites].len = len;
-        engine->timers[nwrites].lead_id = slot->id;
-        engine->timers[nwrites].due_ms = lp_lead_next_due(&slot->lead);
+        b->writes[nwrites].lead_id = slot->id;
+        b->writes[nwrites].len = len;
+        b->timers[nwrites].lead_id = slot->id;
+        b->timers[nwrites].due_ms = lp_lead_next_due(&slot->lead);
         nwrites++;
     }
     /* The arena no longer grows: turn offsets into pointers. */
     for (size_t i = 0; i < nwrites; i++) {
-        engine->writes[i].data = engine->arena.buf + lead_off[i];
+        b->writes[i].data = b->arena.buf + lead_off[i];
     }
-    size_t cap = 0;
-    if (engine->nouts > 0) {
-        cap = engine->nouts;
-        lp_store_outbox_t *outbox = realloc(engine->outbox, cap * sizeof(*outbox));
+    b->nwrites = nwrites;
+    if (b->nouts > 0) {
+        lp_store_outbox_t *outbox = realloc(b->outbox, b->nouts * sizeof(*outbox));
         if (outbox == NULL) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
             return LP_ERR;
         }
-        engine->outbox = outbox;
+        b->outbox = outbox;
     }
-    for (size_t i = 0; i < engine->nouts; i++) {
-        const pending_out_t *o = &engine->outs[i];
-        lp_store_outbox_t *e = &engine->outbox[i];
+    for (size_t i = 0; i < b->nouts; i++) {
+        const pending_out_t *o = &b->outs[i];
+        lp_store_outbox_t *e = &b->outbox[i];
         memset(e, 0, sizeof(*e));
         e->kind = o->kind;
-        e->key = (const char *)engine->arena.buf + o->key_off;
+        e->key = (const char *)b->arena.buf + o->key_off;
         e->key_len = o->key_len;
-        e->value = engine->arena.buf + o->value_off;
+        e->value = b->arena.buf + o->value_off;
         e->value_len = o->value_len;
-        e->meta = (const char *)engine->arena.buf + o->meta_off;
+        e->meta = (const char *)b->arena.buf + o->meta_off;
         e->meta_len = o->meta_len;
-        e->event_id = (const char *)engine->arena.buf + o->id_off;
+        e->event_id = (const char *)b->arena.buf + o->id_off;
     }
     /* Every commit states where the offsets stand, also those it does not move, so a store that
      * lost writes is noticed on the next commit of any kind (LP_STORE_MOVED). */
     size_t nstore = 0;
-    for (size_t i = 0; i < noffsets && nstore < ENGINE_TOPICS; i++) {
-        store_offsets[nstore].topic = offsets[i].topic;
-        store_offsets[nstore].next_offset = offsets[i].next_offset;
-        store_offsets[nstore].expected = poffs_get(engine, partition, offsets[i].topic);
+    for (size_t i = 0; i < b->noffsets && nstore < ENGINE_TOPICS; i++) {
+        b->store_offsets[nstore].topic = b->offsets[i].topic;
+        b->store_offsets[nstore].next_offset = b->offsets[i].next_offset;
+        b->store_offsets[nstore].expected = poffs_get(engine, partition, b->offsets[i].topic);
         nstore++;
     }
     const part_offsets_t *po = engine->poffs[partition];
     for (size_t k = 0; po != NULL && k < po->n && nstore < ENGINE_TOPICS; k++) {
         bool listed = false;
-        for (size_t i = 0; i < noffsets; i++) {
-            listed |= strcmp(offsets[i].topic, po->topic[k]) == 0;
+        for (size_t i = 0; i < b->noffsets; i++) {
+            listed |= strcmp(b->offsets[i].topic, po->topic[k]) == 0;
         }
         if (!listed && po->stored[k] >= 0) {
-            store_offsets[nstore].topic = po->topic[k];
-            store_offsets[nstore].expected = po->stored[k];
-            store_offsets[nstore].next_offset = po->stored[k];
+            b->store_offsets[nstore].topic = po->topic[k];
+            b->store_offsets[nstore].expected = po->stored[k];
+            b->store_offsets[nstore].next_offset = po->stored[k];
             nstore++;
         }
     }
-    lp_store_batch_t batch = {
+    b->nstore = nstore;
+    b->sbatch = (lp_store_batch_t){
         .partition = partition,
         .epoch = engine->epochs[partition],
         .nleads = nwrites,
-        .leads = engine->writes,
+        .leads = b->writes,
         .ntimers = nwrites,
-        .timers = engine->timers,
+        .timers = b->timers,
         .noffsets = nstore,
-        .offsets = store_offsets,
-        .noutbox = engine->nouts,
-        .outbox = engine->outbox,
+        .offsets = b->store_offsets,
+        .noutbox = b->nouts,
+        .outbox = b->outbox,
     };
-    engine->stats.batches++;
-    int rc = engine->store->ops->commit(engine->store, &batch);
+    return LP_OK;
+}
+
+static void stats_add(lp_engine_stats_t *to, const lp_engine_stats_t *d) {
+    uint64_t *t = (uint64_t *)to;
+    const uint64_t *f = (const uint64_t *)d;
+    for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++) {
+        t[i] += f[i];
+    }
+}
+
+/* The batch is over, committed or not: its counters count only when it was committed (what
+ * failed is done again), except what says something about the store itself. */
+static void batch_end(lp_engine_t *engine, batch_t *b, bool committed) {
+    if (committed) {
+        stats_add(&engine->stats, &b->st);
+    } else {
+        engine->stats.corrupt_state += b->st.corrupt_state;
+    }
+    b->state = B_FREE;
+}
+
+/* The outcome of a batch's commit: the engine's view of the store follows it. */
+static int commit_outcome(lp_engine_t *engine, batch_t *b, int rc) {
+    int32_t partition = b->partition;
     if (rc == LP_STORE_FENCED) {
         engine->stats.fenced++;
         snprintf(engine->errstr, sizeof(engine->errstr),
                  "partition %" PRId32 ": epoch %" PRId64 " is stale (another worker owns it)",
-                 partition, engine->epochs[partition]);
+                 partition, b->sbatch.epoch);
         lp_engine_revoke(engine, partition);
         return LP_STORE_FENCED;
     }
@@ -593,11 +644,12 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
     if (rc == LP_STORE_DUPLICATE) {
         /* Applied before (the reply of an earlier try was lost): the store holds the truth, so
          * forget what we computed and re-read these leads next time. */
-        for (size_t i = 0; i < nwrites; i++) {
-            lp_cache_forget(engine->cache, partition, engine->writes[i].lead_id);
+        for (size_t i = 0; i < b->nwrites; i++) {
+            lp_cache_forget(engine->cache, partition, b->writes[i].lead_id);
         }
-        for (size_t i = 0; i < nstore; i++) {
-            poffs_set(engine, partition, store_offsets[i].topic, store_offsets[i].next_offset);
+        for (size_t i = 0; i < b->nstore; i++) {
+            poffs_set(engine, partition, b->store_offsets[i].topic,
+                      b->store_offsets[i].next_offset);
         }
         return LP_OK;
     }
@@ -607,13 +659,13 @@ static int commit_batch(lp_engine_t *engine, int32_t partition, const topic_offs
                  partition, engine->store->errstr);
         return LP_ERR;
     }
-    for (size_t i = 0; i < nstore; i++) {
-        poffs_set(engine, partition, store_offsets[i].topic, store_offsets[i].next_offset);
+    for (size_t i = 0; i < b->nstore; i++) {
+        poffs_set(engine, partition, b->store_offsets[i].topic, b->store_offsets[i].next_offset);
     }
     /* Committed: the cache now holds exactly what the store holds. */
-    for (size_t i = 0; i < nwrites; i++) {
-        lp_cache_put(engine->cache, partition, engine->writes[i].lead_id, engine->writes[i].data,
-                     engine->writes[i].len);
+    for (size_t i = 0; i < b->nwrites; i++) {
+        lp_cache_put(engine->cache, partition, b->writes[i].lead_id, b->writes[i].data,
+                     b->writes[i].len);
     }
     return LP_OK;
 }
@@ -671,108 +723,191 @@ static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, l
     return NULL;
 }
 
-int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
-                      int64_t now_ms) {
-    char why[512];
-    topic_offset_t offsets[8];
-    size_t noffsets = 0;
+static batch_t *batch_take(lp_engine_t *engine, int32_t partition, size_t n) {
+    for (int i = 0; i < 2; i++) {
+        batch_t *b = &engine->bx[i];
+        if (b->state != B_FREE) {
+            continue;
+        }
+        if (ensure_capacity(b, n) != LP_OK) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+            return NULL;
+        }
+        batch_reset(b);
+        memset(&b->st, 0, sizeof(b->st));
+        b->partition = partition;
+        b->n = n;
+        b->of_timers = false;
+        b->noffsets = 0;
+        b->nstore = 0;
+        b->nwrites = 0;
+        return b;
+    }
+    snprintf(engine->errstr, sizeof(engine->errstr), "two batches in progress already");
+    return NULL;
+}
 
+int lp_engine_begin(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
+                    int64_t now_ms, lp_engine_batch_t **out) {
+    char why[512];
+    *out = NULL;
     if (!lp_engine_owns(engine, partition)) {
         snprintf(engine->errstr, sizeof(engine->errstr), "partition %" PRId32 " is not owned",
                  partition);
         return LP_STORE_FENCED;
     }
-    if (ensure_capacity(engine, n) != LP_OK) {
-        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+    batch_t *b = batch_take(engine, partition, n);
+    if (b == NULL) {
         return LP_ERR;
     }
-    batch_reset(engine);
-    lp_engine_stats_t before = engine->stats;
-
     /* 1. decode; remember the next offset per topic */
     for (size_t i = 0; i < n; i++) {
         const lp_engine_msg_t *msg = &msgs[i];
         size_t t = 0;
-        while (t < noffsets && strcmp(offsets[t].topic, msg->topic) != 0) {
+        while (t < b->noffsets && strcmp(b->offsets[t].topic, msg->topic) != 0) {
             t++;
         }
         int64_t stored = poffs_get(engine, partition, msg->topic);
-        if (t == noffsets && noffsets < 8) {
-            offsets[noffsets].topic = msg->topic;
-            offsets[noffsets].next_offset = stored;
-            noffsets++;
+        if (t == b->noffsets && b->noffsets < ENGINE_TOPICS) {
+            b->offsets[b->noffsets].topic = msg->topic;
+            b->offsets[b->noffsets].next_offset = stored;
+            b->noffsets++;
         }
-        if (t < 8 && msg->offset + 1 > offsets[t].next_offset) {
-            offsets[t].next_offset = msg->offset + 1;
+        if (t < ENGINE_TOPICS && msg->offset + 1 > b->offsets[t].next_offset) {
+            b->offsets[t].next_offset = msg->offset + 1;
         }
         if (stored >= 0 && msg->offset < stored) {
             /* The store says this record was applied already (a redelivery). */
-            engine->event_slot[i] = -1;
-            engine->stats.duplicates++;
+            b->event_slot[i] = -1;
+            b->st.duplicates++;
             continue;
         }
-        const char *reason = decode_msg(engine, msg, &engine->events[i], now_ms, why, sizeof(why));
+        const char *reason = decode_msg(engine, msg, &b->events[i], now_ms, why, sizeof(why));
         if (reason != NULL) {
-            engine->event_slot[i] = -1;
-            if (add_dead_letter(engine, msg, reason) != LP_OK) {
+            b->event_slot[i] = -1;
+            if (add_dead_letter(b, msg, reason) != LP_OK) {
                 goto oom;
             }
             continue;
         }
-        engine->event_slot[i] = slot_for(engine, engine->events[i].lead_id);
+        b->event_slot[i] = slot_for(b, b->events[i].lead_id);
     }
     /* 2. load */
-    if (load_slots(engine, partition) != LP_OK) {
-        engine->stats = before;
+    if (load_slots(engine, b, partition) != LP_OK) {
+        batch_end(engine, b, false);
+        return LP_ERR;
+    }
+    b->state = B_LOADED;
+    *out = b;
+    return LP_OK;
+oom:
+    batch_end(engine, b, false);
+    snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+    return LP_ERR;
+}
+
+int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *b, const lp_engine_msg_t *msgs) {
+    if (b == NULL || b->state != B_LOADED) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "apply: no batch loaded");
         return LP_ERR;
     }
     /* 3. apply in offset order */
-    for (size_t i = 0; i < n; i++) {
-        if (engine->event_slot[i] < 0) {
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->event_slot[i] < 0) {
             continue;
         }
-        slot_t *slot = &engine->slots[engine->event_slot[i]];
-        const lp_event_t *event = &engine->events[i];
+        slot_t *slot = &b->slots[b->event_slot[i]];
+        const lp_event_t *event = &b->events[i];
         engine->facts.n = 0;
         lp_apply_result_t res = lp_score_apply(&slot->lead, event, engine->rules, &engine->facts);
         if (res.outcome == LP_DEAD_LETTER) {
-            if (add_dead_letter(engine, &msgs[i], res.reason != NULL ? res.reason : "rejected") !=
+            if (add_dead_letter(b, &msgs[i], res.reason != NULL ? res.reason : "rejected") !=
                 LP_OK) {
-                goto oom;
+                snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+                goto fail;
             }
         } else if (res.duplicate) {
-            engine->stats.duplicates++;
+            b->st.duplicates++;
         } else {
-            engine->stats.applied++;
+            b->st.applied++;
             if (event->kind == LP_EV_FEEDBACK &&
                 (event->u.feedback.outcome == LP_FB_REJECTED ||
                  event->u.feedback.outcome == LP_FB_RECYCLED) &&
                 (unsigned)event->u.feedback.reason < LP_REJ__COUNT) {
-                engine->stats.rejected_by_reason[event->u.feedback.reason]++;
+                b->st.rejected_by_reason[event->u.feedback.reason]++;
             }
         }
         slot->changed |= res.changed || engine->facts.n > 0;
-        if (add_facts(engine) != LP_OK) {
-            engine->stats = before;
-            return LP_ERR;
+        if (add_facts(engine, b) != LP_OK) {
+            goto fail;
         }
     }
-    engine->stats.events += n;
-    /* 4. commit atomically */
-    int rc = commit_batch(engine, partition, offsets, noffsets);
-    if (rc != LP_OK) {
-        lp_engine_stats_t after = engine->stats;
-        engine->stats = before;
-        engine->stats.batches = after.batches;
-        engine->stats.commit_failures = after.commit_failures;
-        engine->stats.fenced = after.fenced;
-        engine->stats.corrupt_state = after.corrupt_state;
+    b->st.events += b->n;
+    /* 4. encode the commit */
+    if (build_commit(engine, b) != LP_OK) {
+        goto fail;
     }
-    return rc;
-oom:
-    engine->stats = before;
-    snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+    b->state = B_APPLIED;
+    return LP_OK;
+fail:
+    batch_end(engine, b, false);
     return LP_ERR;
+}
+
+int lp_engine_send(lp_engine_t *engine, lp_engine_batch_t *b) {
+    if (b == NULL || b->state != B_APPLIED) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "send: no batch applied");
+        return LP_ERR;
+    }
+    engine->stats.batches++;
+    b->state = B_SENT;
+    /* A failure to send comes back from lp_store_commit_recv (in lp_engine_finish). */
+    (void)lp_store_commit_send(engine->store, &b->sbatch);
+    return LP_OK;
+}
+
+int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *b) {
+    if (b == NULL || b->state != B_SENT) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "finish: no batch sent");
+        return LP_ERR;
+    }
+    int rc = commit_outcome(engine, b, lp_store_commit_recv(engine->store));
+    if (rc == LP_OK && b->of_timers) {
+        b->st.timers_fired += b->nslots;
+    }
+    batch_end(engine, b, rc == LP_OK);
+    return rc;
+}
+
+void lp_engine_abandon(lp_engine_t *engine, lp_engine_batch_t *b) {
+    if (b == NULL || b->state == B_FREE) {
+        return;
+    }
+    if (b->state == B_SENT) {
+        (void)lp_engine_finish(engine, b);
+        return;
+    }
+    batch_end(engine, b, false);
+}
+
+/* A batch from begin to finish, waiting for its commit. */
+static int run_batch(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msgs) {
+    int rc = lp_engine_apply(engine, b, msgs);
+    if (rc != LP_OK) {
+        return rc;
+    }
+    lp_engine_send(engine, b);
+    return lp_engine_finish(engine, b);
+}
+
+int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
+                      int64_t now_ms) {
+    lp_engine_batch_t *b = NULL;
+    int rc = lp_engine_begin(engine, partition, msgs, n, now_ms, &b);
+    if (rc != LP_OK) {
+        return rc;
+    }
+    return run_batch(engine, b, msgs);
 }
 
 int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired) {
@@ -791,38 +926,39 @@ int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms
     if (n == 0) {
         return LP_OK;
     }
-    if (ensure_capacity(engine, n) != LP_OK) {
+    batch_t *b = batch_take(engine, partition, n);
+    if (b == NULL) {
         return LP_ERR;
     }
-    batch_reset(engine);
-    lp_engine_stats_t before = engine->stats;
+    b->of_timers = true;
     for (size_t i = 0; i < n; i++) {
         if (strlen(ids[i]) <= LP_ID_MAX) {
-            slot_for(engine, ids[i]);
+            slot_for(b, ids[i]);
         }
     }
-    if (load_slots(engine, partition) != LP_OK) {
+    if (load_slots(engine, b, partition) != LP_OK) {
+        batch_end(engine, b, false);
         return LP_ERR;
     }
-    for (size_t s = 0; s < engine->nslots; s++) {
-        slot_t *slot = &engine->slots[s];
+    for (size_t s = 0; s < b->nslots; s++) {
+        slot_t *slot = &b->slots[s];
         engine->facts.n = 0;
         lp_score_advance(&slot->lead, engine->rules, now_ms, &engine->facts);
         /* Always rewrite: the timer entry must match the lead's next deadline afterwards. */
         slot->changed = true;
-        if (add_facts(engine) != LP_OK) {
-            engine->stats = before;
+        if (add_facts(engine, b) != LP_OK) {
+            batch_end(engine, b, false);
             return LP_ERR;
         }
     }
-    int rc = commit_batch(engine, partition, NULL, 0);
-    if (rc != LP_OK) {
-        engine->stats = before;
-        return rc;
+    b->n = 0; /* no records: apply only encodes */
+    b->state = B_LOADED;
+    size_t nslots = b->nslots;
+    int rc = run_batch(engine, b, NULL);
+    if (rc == LP_OK) {
+        *fired = nslots;
     }
-    engine->stats.timers_fired += engine->nslots;
-    *fired = engine->nslots;
-    return LP_OK;
+    return rc;
 }
 
 int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id, lp_lead_t *lead) {

@@ -181,6 +181,55 @@ redisReply *lp_redis_command(redis_store_t *rs, int argc, const char **argv, con
     }
 }
 
+int lp_redis_send(redis_store_t *rs, int argc, const char **argv, const size_t *argvlen) {
+    int done = 0;
+
+    release_reply(rs);
+    if (rs->ctx != NULL && !connection_usable(rs->ctx)) {
+        lp_redis_disconnect(rs);
+    }
+    if (rs->ctx == NULL && lp_redis_connect(rs) != LP_OK) {
+        return LP_ERR;
+    }
+    rs->base.round_trips++;
+    if (redisAppendCommandArgv(rs->ctx, argc, argv, argvlen) != REDIS_OK) {
+        goto lost;
+    }
+    /* Write it all now, so the server works on it while the caller does something else. */
+    while (!done) {
+        if (redisBufferWrite(rs->ctx, &done) != REDIS_OK) {
+            goto lost;
+        }
+    }
+    return LP_OK;
+lost:
+    lp_store_fail(&rs->base, "store redis: %s:%d: %s failed: %s (connection lost; the command "
+                             "may or may not have run)",
+                  rs->url.host, rs->url.port, argv[0], rs->ctx->errstr);
+    lp_redis_disconnect(rs);
+    return LP_ERR;
+}
+
+redisReply *lp_redis_recv(redis_store_t *rs, const char *what) {
+    void *reply = NULL;
+
+    release_reply(rs);
+    if (rs->ctx == NULL) {
+        lp_store_fail(&rs->base, "store redis: %s:%d: %s: not connected", rs->url.host,
+                      rs->url.port, what);
+        return NULL;
+    }
+    if (redisGetReply(rs->ctx, &reply) != REDIS_OK || reply == NULL) {
+        lp_store_fail(&rs->base, "store redis: %s:%d: %s failed: %s (connection lost; the command "
+                                 "may or may not have run)",
+                      rs->url.host, rs->url.port, what, rs->ctx->errstr);
+        lp_redis_disconnect(rs);
+        return NULL;
+    }
+    rs->reply = reply;
+    return reply;
+}
+
 int lp_redis_script_load(redis_store_t *rs, const char *script, char *sha) {
     const char *argv[] = {"SCRIPT", "LOAD", script};
     size_t argvlen[] = {6, 4, strlen(script)};

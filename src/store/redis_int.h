@@ -22,6 +22,8 @@ typedef struct {
     char commit_sha[41];
     char ack_sha[41];
     redisReply *reply; /* last reply: backs what load/due/outbox_read hand out */
+    size_t pipe_argc;       /* commit sent by commit_send, its arguments in argv; 0 = none */
+    int32_t pipe_partition;
     char keys[RK_COUNT][LP_REDIS_KEY_MAX]; /* keys of the partition of the current call */
     /* Scratch, grown on demand. */
     const char **argv;
@@ -52,6 +54,13 @@ int lp_redis_connect(redis_store_t *rs);
  * next call) or NULL with rs->base.errstr set; an error reply is returned as a reply. */
 redisReply *lp_redis_command(redis_store_t *rs, int argc, const char **argv, const size_t *argvlen,
                              redis_retry_t retry);
+
+/* The two halves of a pipelined command. lp_redis_send makes sure a connection is up, writes
+ * argv out and returns without waiting (LP_OK, or LP_ERR with errstr set: the connection is
+ * dropped). lp_redis_recv waits for the reply of the command sent last (owned by rs, like
+ * lp_redis_command's) or returns NULL with errstr set. Nothing else may be sent in between. */
+int lp_redis_send(redis_store_t *rs, int argc, const char **argv, const size_t *argvlen);
+redisReply *lp_redis_recv(redis_store_t *rs, const char *what);
 
 /* SCRIPT LOAD: writes the script's SHA1 (40 hex + NUL) into sha. LP_OK or LP_ERR. */
 int lp_redis_script_load(redis_store_t *rs, const char *script, char *sha);

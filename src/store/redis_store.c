@@ -178,22 +178,24 @@ static void push_num(redis_store_t *rs, size_t *argc, size_t *nnum, int64_t v) {
     (*nnum)++;
 }
 
-static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
-    redis_store_t *rs = (redis_store_t *)store;
-    size_t argc = 2; /* EVALSHA sha: filled by lp_redis_evalsha */
+/* Fills rs->argv with the commit script's arguments (argv[0..1], EVALSHA and the SHA, are left to
+ * the caller). Returns the argument count, or 0 with errstr set. */
+static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
+    lp_store_t *store = &rs->base;
+    size_t argc = 2;
     size_t nnum = 0;
     size_t need;
     size_t i;
-    redisReply *reply;
 
     if (lp_store_batch_check(store, batch) != LP_OK) {
-        return LP_ERR;
+        return 0;
     }
     need = 2 + 1 + RK_COUNT + 5 + 2 * batch->nleads + 2 * batch->ntimers + 3 * batch->noffsets +
            5 * batch->noutbox;
     if (lp_redis_reserve_argv(rs, need) != LP_OK) {
-        return lp_store_fail(store, "store redis: partition %d: commit: out of memory",
-                             (int)batch->partition);
+        lp_store_fail(store, "store redis: partition %d: commit: out of memory",
+                      (int)batch->partition);
+        return 0;
     }
     set_keys(rs, batch->partition);
     push_num(rs, &argc, &nnum, RK_COUNT);
@@ -227,8 +229,13 @@ static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
         push(rs, &argc, e->event_id, e->event_id == NULL ? 0 : strlen(e->event_id));
         push(rs, &argc, e->meta, e->meta_len);
     }
-    reply = lp_redis_evalsha(rs, lp_store_commit_lua, rs->commit_sha, (int)argc, rs->argv,
-                             rs->argvlen, RC_ONCE);
+    return argc;
+}
+
+/* What the commit script's reply means. */
+static int commit_outcome(redis_store_t *rs, int32_t partition, const redisReply *reply) {
+    lp_store_t *store = &rs->base;
+
     if (reply == NULL) {
         return LP_ERR;
     }
@@ -236,20 +243,78 @@ static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
         lp_store_fail(store,
                       "store redis: partition %d: commit fenced: %s (the partition moved "
                       "to another worker)",
-                      (int)batch->partition, reply->str);
+                      (int)partition, reply->str);
         return LP_STORE_FENCED;
     }
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "MOVED", 5) == 0) {
         lp_store_fail(store,
                       "store redis: partition %d: commit refused: %s (Redis lost acknowledged "
                       "writes?)",
-                      (int)batch->partition, reply->str);
+                      (int)partition, reply->str);
         return LP_STORE_MOVED;
     }
     if (reply->type != REDIS_REPLY_INTEGER) {
-        return bad_reply(rs, "commit", batch->partition, reply);
+        return bad_reply(rs, "commit", partition, reply);
     }
     return reply->integer == -1 ? LP_STORE_DUPLICATE : LP_OK;
+}
+
+static int redis_commit(lp_store_t *store, const lp_store_batch_t *batch) {
+    redis_store_t *rs = (redis_store_t *)store;
+    size_t argc = commit_argv(rs, batch);
+
+    if (argc == 0) {
+        return LP_ERR;
+    }
+    return commit_outcome(rs, batch->partition,
+                          lp_redis_evalsha(rs, lp_store_commit_lua, rs->commit_sha, (int)argc,
+                                           rs->argv, rs->argvlen, RC_ONCE));
+}
+
+/* The pipelined commit: the arguments stay in rs->argv (and point into the caller's batch)
+ * until commit_recv, which may have to send them again after NOSCRIPT. */
+static int redis_commit_send(lp_store_t *store, const lp_store_batch_t *batch) {
+    redis_store_t *rs = (redis_store_t *)store;
+    size_t argc = commit_argv(rs, batch);
+
+    rs->pipe_argc = 0;
+    rs->pipe_partition = batch->partition;
+    if (argc == 0) {
+        return LP_ERR;
+    }
+    if (rs->commit_sha[0] == '\0' &&
+        lp_redis_script_load(rs, lp_store_commit_lua, rs->commit_sha) != LP_OK) {
+        return LP_ERR;
+    }
+    rs->argv[0] = "EVALSHA";
+    rs->argvlen[0] = 7;
+    rs->argv[1] = rs->commit_sha;
+    rs->argvlen[1] = 40;
+    if (lp_redis_send(rs, (int)argc, rs->argv, rs->argvlen) != LP_OK) {
+        return LP_ERR;
+    }
+    rs->pipe_argc = argc;
+    return LP_OK;
+}
+
+static int redis_commit_recv(lp_store_t *store) {
+    redis_store_t *rs = (redis_store_t *)store;
+    size_t argc = rs->pipe_argc;
+
+    if (argc == 0) {
+        return LP_ERR; /* not sent: errstr says why */
+    }
+    rs->pipe_argc = 0;
+    redisReply *reply = lp_redis_recv(rs, "EVALSHA (commit)");
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* The script cache went away (restart, failover): the batch did not run; load the
+         * script and send the batch again, waiting. argv[1] points at commit_sha. */
+        reply = lp_redis_script_load(rs, lp_store_commit_lua, rs->commit_sha) != LP_OK
+                    ? NULL
+                    : lp_redis_command(rs, (int)argc, rs->argv, rs->argvlen, RC_ONCE);
+    }
+    return commit_outcome(rs, rs->pipe_partition, reply);
 }
 
 static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
@@ -580,6 +645,8 @@ static const lp_store_ops_t redis_ops = {
     .get_offset = redis_get_offset,
     .load = redis_load,
     .commit = redis_commit,
+    .commit_send = redis_commit_send,
+    .commit_recv = redis_commit_recv,
     .due = redis_due,
     .outbox_read = redis_outbox_read,
     .outbox_ack = redis_outbox_ack,

@@ -147,6 +147,29 @@ int lp_store_commit(lp_store_t *store, const lp_store_batch_t *batch) {
     return store->ops->commit(store, batch);
 }
 
+int lp_store_commit_send(lp_store_t *store, const lp_store_batch_t *batch) {
+    if (store->inflight) {
+        return lp_store_fail(store, "store %s: a commit is in flight already", store->ops->name);
+    }
+    store->inflight = 1;
+    if (store->ops->commit_send == NULL) {
+        store->inflight_rc = store->ops->commit(store, batch);
+        return store->inflight_rc == LP_ERR ? LP_ERR : LP_OK;
+    }
+    return store->ops->commit_send(store, batch);
+}
+
+int lp_store_commit_recv(lp_store_t *store) {
+    if (!store->inflight) {
+        return lp_store_fail(store, "store %s: no commit in flight", store->ops->name);
+    }
+    store->inflight = 0;
+    if (store->ops->commit_recv == NULL) {
+        return store->inflight_rc;
+    }
+    return store->ops->commit_recv(store);
+}
+
 int lp_store_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
                  const char ***lead_ids) {
     if (n == NULL || lead_ids == NULL) {
