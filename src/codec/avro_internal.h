@@ -16,6 +16,8 @@ struct lp_avro_codec {
     uint64_t fp[LP_SCHEMA__COUNT];     /* CRC-64-AVRO of the canonical forms */
     char *canonical[LP_SCHEMA__COUNT]; /* Parsing Canonical Forms */
     char errstr[LP_ERRSTR];            /* why the last encode failed */
+    /* lp_event_init() of each input kind, copied into every decoded event (see avro_event.c). */
+    lp_event_t blank[LP_SCHEMA_FEEDBACK + 1];
 };
 
 /* Binary reader over one record. Every read names the field in its error. */
@@ -28,7 +30,20 @@ typedef struct {
     size_t errstr_size;
 } lp_avro_rd_t;
 
-int lp_avro_rd_long(lp_avro_rd_t *rd, int64_t *out);
+/* Any varint, with the errors (truncated, longer than 64 bits). */
+int lp_avro_rd_long_any(lp_avro_rd_t *rd, int64_t *out);
+
+/* Most varints of a record are one byte (string lengths below 64, union branches, enums, flags):
+ * decoded here without a call; the others go to lp_avro_rd_long_any. */
+static inline int lp_avro_rd_long(lp_avro_rd_t *rd, int64_t *out) {
+    if (rd->pos < rd->len && rd->buf[rd->pos] < 0x80) {
+        uint8_t b = rd->buf[rd->pos++];
+        *out = (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
+        return LP_OK;
+    }
+    return lp_avro_rd_long_any(rd, out);
+}
+
 int lp_avro_rd_int(lp_avro_rd_t *rd, int32_t *out);
 int lp_avro_rd_bool(lp_avro_rd_t *rd, bool *out);
 int lp_avro_rd_double(lp_avro_rd_t *rd, double *out);

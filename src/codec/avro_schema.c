@@ -356,6 +356,9 @@ lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir,
         lp_codec_err(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    for (int k = 0; k <= LP_SCHEMA_FEEDBACK; k++) {
+        lp_event_init(&codec->blank[k], (lp_event_kind_t)k);
+    }
     for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
         codec->ids[k] = schema_ids != NULL ? schema_ids[k] : -1;
         for (int j = 0; j < k; j++) {

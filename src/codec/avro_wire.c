@@ -15,7 +15,7 @@ static int rd_truncated(lp_avro_rd_t *rd, size_t at) {
                         rd->field);
 }
 
-int lp_avro_rd_long(lp_avro_rd_t *rd, int64_t *out) {
+int lp_avro_rd_long_any(lp_avro_rd_t *rd, int64_t *out) {
     size_t start = rd->pos;
     uint64_t v = 0;
 
@@ -102,14 +102,15 @@ int lp_avro_rd_string(lp_avro_rd_t *rd, char *dst, size_t dst_size) {
                             "string of %lld bytes at byte %zu exceeds the limit of %zu (field %s)",
                             (long long)n, start, dst_size - 1, rd->field);
     }
-    bad = lp_codec_utf8_check(rd->buf + rd->pos, (size_t)n);
+    bad = lp_codec_text_copy(dst, rd->buf + rd->pos, (size_t)n);
     if (bad != (size_t)n) {
+        /* Back to what the decoders start from (zeros), as if nothing had been copied. */
+        memset(dst, 0, (size_t)n);
         return lp_codec_err(rd->errstr, rd->errstr_size, "%s at byte %zu (field %s)",
                             rd->buf[rd->pos + bad] == 0 ? "NUL character in string"
                                                         : "invalid UTF-8 in string",
                             rd->pos + bad, rd->field);
     }
-    memcpy(dst, rd->buf + rd->pos, (size_t)n);
     dst[n] = '\0';
     rd->pos += (size_t)n;
     return LP_OK;

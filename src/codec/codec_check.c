@@ -26,11 +26,17 @@ int lp_codec_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
     return LP_ERR;
 }
 
-/* Whether none of the 8 bytes has its high bit set or is NUL (the common, ASCII case). */
+/* Whether none of the 8 bytes of v has its high bit set or is NUL (the common, ASCII case). A
+ * borrow out of a NUL byte can flag the bytes above it too: a false alarm sends the caller to the
+ * exact byte loop, never a wrong answer. */
+static inline bool ascii_word(uint64_t v) {
+    return ((v | (v - 0x0101010101010101ULL)) & 0x8080808080808080ULL) == 0;
+}
+
 static inline bool ascii8(const uint8_t *s) {
     uint64_t v;
     memcpy(&v, s, sizeof(v));
-    return ((v | (v - 0x0101010101010101ULL)) & 0x8080808080808080ULL) == 0;
+    return ascii_word(v);
 }
 
 size_t lp_codec_utf8_check(const uint8_t *s, size_t len) {
@@ -88,6 +94,46 @@ size_t lp_codec_utf8_check(const uint8_t *s, size_t len) {
         i += need + 1;
     }
     return len;
+}
+
+size_t lp_codec_text_copy(char *dst, const uint8_t *s, size_t len) {
+    size_t bad;
+    uint64_t v;
+
+    /* Decoded strings are short ASCII (ids, activity names, URLs): words of 8 bytes are checked
+     * and stored together, and the tail is the last 8 bytes again (overlapping), so no string of
+     * 8 bytes or more takes the byte loop. Anything else goes to the exact validator. */
+    if (len >= 8) {
+        size_t i = 0;
+        for (; len - i >= 8; i += 8) {
+            memcpy(&v, s + i, sizeof(v));
+            if (!ascii_word(v)) {
+                goto exact;
+            }
+            memcpy(dst + i, &v, sizeof(v));
+        }
+        if (i < len) {
+            memcpy(&v, s + len - 8, sizeof(v));
+            if (!ascii_word(v)) {
+                goto exact;
+            }
+            memcpy(dst + len - 8, &v, sizeof(v));
+        }
+        return len;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == 0 || s[i] >= 0x80) {
+            goto exact;
+        }
+        dst[i] = (char)s[i];
+    }
+    return len;
+exact:
+    bad = lp_codec_utf8_check(s, len);
+    if (bad == len) {
+        memcpy(dst, s, len);
+    }
+    return bad;
 }
 
 bool lp_codec_name_valid(const char *name) {

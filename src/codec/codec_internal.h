@@ -22,6 +22,11 @@ int lp_codec_err(char *errstr, size_t errstr_size, const char *fmt, ...)
  * the whole value. Returns the offset of the first bad byte, or len if the text is valid. */
 size_t lp_codec_utf8_check(const uint8_t *s, size_t len);
 
+/* lp_codec_utf8_check and memcpy in one pass: copies the len bytes of s into dst (room for len
+ * bytes; the caller adds the NUL) if they are valid, and returns len; otherwise returns the
+ * offset of the first bad byte, as lp_codec_utf8_check, and dst holds unspecified bytes. */
+size_t lp_codec_text_copy(char *dst, const uint8_t *s, size_t len);
+
 /* Activity names: [a-z0-9_]+. */
 bool lp_codec_name_valid(const char *name);
 

@@ -1,6 +1,8 @@
 /* lp_codec_utf8_check: the 8-bytes-at-a-time ASCII path must give exactly the answer of a plain
  * byte-by-byte validator, at every offset and length (NULs, multi-byte sequences, truncated
- * sequences, surrogates and overlong forms straddling the 8-byte blocks). */
+ * sequences, surrogates and overlong forms straddling the 8-byte blocks). lp_codec_text_copy (its
+ * one-pass copy, with overlapping tail words) must give the same answers, copy exactly the input
+ * when it is valid and never write past len. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,12 +54,28 @@ static size_t ref_check(const uint8_t *s, size_t len) {
     return len;
 }
 
+/* lp_codec_text_copy against the reference, into a destination with guard bytes after len. */
+static void check_copy(const uint8_t *s, size_t len) {
+    uint8_t dst[256];
+    size_t want = ref_check(s, len);
+    assert_true(len + 16 <= sizeof(dst));
+    memset(dst, 0xA5, sizeof(dst));
+    assert_int_equal(lp_codec_text_copy((char *)dst, s, len), want);
+    if (want == len) {
+        assert_memory_equal(dst, s, len);
+    }
+    for (size_t i = len; i < sizeof(dst); i++) {
+        assert_int_equal(dst[i], 0xA5);
+    }
+}
+
 static void test_ascii(void **state) {
     (void)state;
     const char *s = "lead-000123@clearworks.example/pricing?utm=1";
     size_t len = strlen(s);
     for (size_t n = 0; n <= len; n++) {
         assert_int_equal(lp_codec_utf8_check((const uint8_t *)s, n), n);
+        check_copy((const uint8_t *)s, n);
     }
 }
 
@@ -73,6 +91,13 @@ static void test_odd_byte_everywhere(void **state) {
             size_t want = (odd[k] == 0x7F || odd[k] == 0x01) ? sizeof(buf) : at;
             assert_int_equal(lp_codec_utf8_check(buf, sizeof(buf)), want);
             assert_int_equal(lp_codec_utf8_check(buf, sizeof(buf)), ref_check(buf, sizeof(buf)));
+            /* Every length that holds the odd byte: short strings (byte loop), whole words,
+             * and tails that overlap the last word. */
+            for (size_t len = at + 1; len <= sizeof(buf); len++) {
+                check_copy(buf, len);
+                assert_int_equal(lp_codec_text_copy((char[64]){0}, buf, len),
+                                 (odd[k] == 0x7F || odd[k] == 0x01) ? len : at);
+            }
         }
     }
 }
@@ -111,6 +136,7 @@ static void test_random_against_reference(void **state) {
         for (size_t off = 0; off < 3 && off <= len; off++) {
             assert_int_equal(lp_codec_utf8_check(buf + off, len - off),
                              ref_check(buf + off, len - off));
+            check_copy(buf + off, len - off);
         }
     }
 }
