@@ -244,7 +244,9 @@ static int parse_inactivity(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) 
         const char *name;
         int stage;
     } stages[] = {
-        {"suspect", LP_STAGE_SUSPECT}, {"responder", LP_STAGE_RESPONDER}, {"warm", LP_STAGE_WARM}};
+        {"suspect", LP_STAGE_SUSPECT},
+        {"responder", LP_STAGE_RESPONDER},
+        {"recycled", LP_STAGE_RECYCLED}}; /* stages a lead leaves by engaging again */
     yaml_node_t *v;
 
     if (lp_yaml_check_map(y, node, "inactivity", keys) != LP_OK) {
@@ -265,7 +267,7 @@ static int parse_inactivity(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) 
         }
         if (!s || i == sizeof(stages) / sizeof(stages[0])) {
             return lp_yaml_err(y, lp_yaml_line(v), "inactivity.move_to",
-                               "must be suspect, responder or warm, got \"%s\"",
+                               "must be suspect, responder or recycled, got \"%s\"",
                                s ? s : lp_yaml_kind_name(v));
         }
         rules->inactive_stage = stages[i].stage;

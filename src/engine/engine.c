@@ -819,6 +819,7 @@ int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *b, const lp_engine_m
         slot_t *slot = &b->slots[b->event_slot[i]];
         const lp_event_t *event = &b->events[i];
         engine->facts.n = 0;
+        uint32_t rejects = slot->lead.reject_count;
         lp_apply_result_t res = lp_score_apply(&slot->lead, event, engine->rules, &engine->facts);
         if (res.outcome == LP_DEAD_LETTER) {
             if (add_dead_letter(b, &msgs[i], res.reason != NULL ? res.reason : "rejected") !=
@@ -830,9 +831,8 @@ int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *b, const lp_engine_m
             b->st.duplicates++;
         } else {
             b->st.applied++;
-            if (event->kind == LP_EV_FEEDBACK &&
-                (event->u.feedback.outcome == LP_FB_REJECTED ||
-                 event->u.feedback.outcome == LP_FB_RECYCLED) &&
+            /* Counted when the lead took the rejection (a closed lead ignores it). */
+            if (slot->lead.reject_count != rejects && event->kind == LP_EV_FEEDBACK &&
                 (unsigned)event->u.feedback.reason < LP_REJ__COUNT) {
                 b->st.rejected_by_reason[event->u.feedback.reason]++;
             }

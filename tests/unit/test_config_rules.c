@@ -252,8 +252,22 @@ static void test_wrong_types(void **state) {
                             "      in: [cto]\n      contains: [chief]\n      points: 5\n",
                             "t.yaml:8: fit.rules[0]: has both `in` and `contains`", "");
     expect_error_after_head("activities: {a: 1}\ninactivity: {after: 30d, move_to: mql}\n",
-                            "t.yaml:4: inactivity.move_to: must be suspect, responder or warm",
+                            "t.yaml:4: inactivity.move_to: must be suspect, responder or recycled",
                             "mql");
+    /* An inactive lead is not warm: the core could not keep it there. */
+    expect_error_after_head("activities: {a: 1}\ninactivity: {after: 30d, move_to: warm}\n",
+                            "t.yaml:4: inactivity.move_to: must be suspect, responder or recycled",
+                            "warm");
+    {
+        char err[LP_ERRSTR] = "";
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), "%sactivities: {a: 1}\ninactivity: {after: 30d, move_to: "
+                                     "recycled}\n", HEAD);
+        lp_rules_t *rules = load_str(yaml, err, sizeof(err));
+        assert_non_null(rules);
+        assert_int_equal(rules->inactive_stage, LP_STAGE_RECYCLED);
+        lp_rules_destroy(rules);
+    }
     expect_error_after_head("activities: {a: 1}\nrecycle: {score: halve}\n",
                             "t.yaml:4: recycle.score: must be reset, keep or scale", "halve");
     expect_error_after_head("activities: {a: 1}\nrecycle:\n  score: scale\n",

@@ -375,6 +375,10 @@ static void test_feedback_for_unseen_lead(void **state) {
     assert_int_equal(st->rejected_by_reason[LP_REJ_NO_BUDGET], 1);
     feedback(fx, "lead-new", "lost", NULL, Q_MS + 2 * H_MS);
     assert_int_equal(stored(fx, "lead-new").stage, LP_STAGE_CLOSED_LOST);
+    /* A closed lead ignores a rejection: not counted either. */
+    feedback(fx, "lead-new", "rejected", "no_budget", Q_MS + 2 * H_MS + 1);
+    assert_int_equal(st->rejected_by_reason[LP_REJ_NO_BUDGET], 1);
+    assert_int_equal(stored(fx, "lead-new").reject_count, 2);
     qualify(fx, "lead-new", Q_MS + 3 * D_MS);
     assert_int_equal(fire(fx->engine, Q_MS + 400 * D_MS, LP_OK), 0);
     read_outbox(fx);
