@@ -84,8 +84,10 @@ typedef struct {
 } lp_lead_activity_t;
 
 /* The state of one lead. Serialized with lp_lead_encode(); only what is set takes space.
- * Field order is for the cache, not for reading: what every event touches comes first (the
- * scalars, then the de-duplication ring and the per-activity state), the profile last. */
+ * Field order is for the cache, not for reading: what every event reads or writes comes first and
+ * together (the scalars in one 64-byte block, then the de-duplication ring, whose slots in use
+ * are its first ones, then the per-activity state), what only qualifications, profile updates
+ * and feedback touch comes last. */
 typedef struct {
     double score;                 /* engagement score at ref_ms, >= rules->floor */
     int64_t ref_ms;               /* reference time of score and contributions (max event time) */
@@ -93,21 +95,21 @@ typedef struct {
     int64_t sla_deadline_ms;      /* 0 = no SLA timer */
     int64_t cooled_deadline_ms;   /* 0 = no cooling timer */
     int64_t inactive_deadline_ms; /* 0 = no inactivity timer */
-    int64_t mql_at_ms;            /* time of the current qualification, 0 = none */
-    double fit_points;
-    uint32_t mql_seq;             /* qualifications so far (feeds the MQL event id) */
-    uint32_t stale_seq;           /* stale events so far (feeds the stale event id) */
-    uint32_t reject_count;
     int32_t sla_reminders;        /* reminders sent for the current qualification */
     uint8_t stage;                /* lp_stage_t */
     char fit_grade;               /* 'A'..'D', recomputed from the profile */
     bool armed;                   /* may emit an MQL when the threshold is crossed */
     bool sla_breached;            /* the SLA breach of the current qualification was emitted */
-    uint8_t reject_reason;        /* lp_reject_reason_t of the last rejection */
     int nseen;                    /* de-duplication ring of event-id hashes */
     int seen_pos;
     uint64_t seen[LP_DEDUP_MAX];
     lp_lead_activity_t act[LP_MAX_ACTIVITIES]; /* indexed like rules->activities */
+    int64_t mql_at_ms;            /* time of the current qualification, 0 = none */
+    double fit_points;
+    uint32_t mql_seq;             /* qualifications so far (feeds the MQL event id) */
+    uint32_t stale_seq;           /* stale events so far (feeds the stale event id) */
+    uint32_t reject_count;
+    uint8_t reject_reason;        /* lp_reject_reason_t of the last rejection */
     char lead_id[LP_ID_MAX + 1];
     /* Reason of the disqualify rule the current profile matches, "" if none. The stage is
      * DISQUALIFIED while it is set, unless sales already took the lead (SQL, closed). */

@@ -19,7 +19,8 @@
 /* Well-mixed 64-bit hash of len bytes (byte-order independent, so ids agree across hosts). */
 uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed);
 
-/* Index of the activity rule named `type` (exact match), or -1. Pure: no lookup tables. */
+/* Index of the activity rule named `type` (exact match), or -1. Pure: no lookup tables. `type`
+ * is a whole char[LP_NAME_MAX + 1] array (an event's type): all of it may be read. */
 int lp_core_activity_index(const lp_rules_t *rules, const char *type);
 
 /* Profile updates: non-empty strings and company_size >= 0 replace the old values. */

@@ -8,13 +8,49 @@
 
 #include "core/core_internal.h"
 
+/* Whether two names, each in a char[LP_NAME_MAX + 1] array, are the same string. Eight bytes at a
+ * time: the lookup runs for every event, and strcmp's call and set-up cost more than the compare.
+ * Bytes after a terminator may differ (a reused event buffer keeps a longer old name there);
+ * they are masked off, never compared. */
+static bool name_equal(const char *a, const char *b) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    size_t off = 0;
+    for (; off + 8 <= LP_NAME_MAX + 1; off += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + off, sizeof(x));
+        memcpy(&y, b + off, sizeof(y));
+        /* The lowest set bit is the top bit of a's first zero byte (higher bits can be false). */
+        uint64_t zero = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+        uint64_t diff = x ^ y;
+        if (zero != 0) {
+            /* Same string iff no byte differs up to and including a's terminator. */
+            return (diff & (zero ^ (zero - 1))) == 0;
+        }
+        if (diff != 0) {
+            return false;
+        }
+    }
+    for (; off <= LP_NAME_MAX; off++) {
+        if (a[off] != b[off]) {
+            return false;
+        }
+        if (a[off] == '\0') {
+            return true;
+        }
+    }
+    return true;
+#else
+    return strncmp(a, b, LP_NAME_MAX + 1) == 0;
+#endif
+}
+
 int lp_core_activity_index(const lp_rules_t *rules, const char *type) {
     int n = rules->nactivities < LP_MAX_ACTIVITIES ? rules->nactivities : LP_MAX_ACTIVITIES;
     /* A linear scan with a first-byte filter beats a hash here: at most 32 short names, and the
      * core keeps no index beside the rules (no globals, rules are const). */
     for (int i = 0; i < n; i++) {
         const char *name = rules->activities[i].name;
-        if (name[0] == type[0] && strcmp(name, type) == 0) {
+        if (name[0] == type[0] && name_equal(name, type)) {
             return i;
         }
     }

@@ -22,22 +22,48 @@ static inline uint64_t fmix64(uint64_t x) {
 }
 
 /* Explicit little-endian loads keep hashes (and so emitted ids) equal on every host. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline uint64_t load64le(const uint8_t *p) {
+    uint64_t k;
+    memcpy(&k, p, sizeof(k));
+    return k;
+}
+
+static inline uint64_t load32le(const uint8_t *p) {
+    uint32_t k;
+    memcpy(&k, p, sizeof(k));
+    return k;
+}
+
+/* The last n (0..7) bytes of a len-byte input as a little-endian integer; they start at p.
+ * Every event id ends in such a tail, and a variable-length memcpy costs more than the rest of
+ * the hash: two fixed-size loads that overlap (or stay inside the input) assemble it instead. */
+static inline uint64_t load_tail(size_t len, const uint8_t *p, size_t n) {
+    if (n == 0) {
+        return 0;
+    }
+    if (len >= 8) {
+        /* The 8 bytes ending with the input: the tail is their top n bytes. */
+        return load64le(p + n - 8) >> (64 - 8 * n);
+    }
+    if (n >= 4) {
+        /* Bytes 0..3 and n-4..n-1; the overlap has the same bytes on both sides of the OR. */
+        return load32le(p) | load32le(p + n - 4) << (8 * (n - 4));
+    }
+    /* 1..3 bytes: first, middle and last (some are the same byte). */
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) |
+           (uint64_t)p[n - 1] << (8 * (n - 1));
+}
+#else
 static inline uint64_t load64le(const uint8_t *p) {
     return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
            (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
            (uint64_t)p[7] << 56;
 }
 
-/* The last 0..7 bytes as a little-endian integer. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-static inline uint64_t load_tail(const uint8_t *p, size_t n) {
+static inline uint64_t load_tail(size_t len, const uint8_t *p, size_t n) {
     uint64_t k = 0;
-    memcpy(&k, p, n);
-    return k;
-}
-#else
-static inline uint64_t load_tail(const uint8_t *p, size_t n) {
-    uint64_t k = 0;
+    (void)len;
     for (size_t i = 0; i < n; i++) {
         k |= (uint64_t)p[i] << (8 * i);
     }
@@ -60,7 +86,7 @@ uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed) {
         p += 8;
         rest -= 8;
     }
-    uint64_t k = load_tail(p, rest);
+    uint64_t k = load_tail(len, p, rest);
     k *= M2;
     k = rotl64(k, 33);
     k *= M1;

@@ -331,22 +331,19 @@ static const char *validate(const lp_event_t *event, const lp_rules_t *rules, in
 }
 
 /* A lead the cache does not hold costs a memory round trip per line it touches. Asking for all
- * of them up front lets the misses overlap instead of queueing behind one another: the scalars,
- * the remembered ids and the per-activity state. */
+ * of them up front lets the misses overlap instead of queueing behind one another: the scalars
+ * and the remembered ids (contiguous: the slots in use are the ring's first), then the
+ * per-activity state. */
 static inline void prefetch_lead(const lp_lead_t *lead, const lp_rules_t *rules) {
-    const char *p = (const char *)lead;
-    const char *seen = (const char *)lead->seen;
-    const char *act = (const char *)lead->act;
-    size_t seen_len = (size_t)dedup_window(rules) * sizeof(lead->seen[0]);
-    size_t act_len = (size_t)lp_core_nactivities(rules) * sizeof(lead->act[0]);
-
-    __builtin_prefetch(p, 1);
-    __builtin_prefetch(p + 64, 1);
-    for (size_t off = 0; off < seen_len; off += 64) {
-        __builtin_prefetch(seen + off, 1);
+    uintptr_t line = (uintptr_t)lead & ~(uintptr_t)63;
+    uintptr_t end = (uintptr_t)&lead->seen[dedup_window(rules)];
+    for (; line < end; line += 64) {
+        __builtin_prefetch((const void *)line, 1);
     }
-    for (size_t off = 0; off < act_len; off += 64) {
-        __builtin_prefetch(act + off, 1);
+    line = (uintptr_t)lead->act & ~(uintptr_t)63;
+    end = (uintptr_t)&lead->act[lp_core_nactivities(rules)];
+    for (; line < end; line += 64) {
+        __builtin_prefetch((const void *)line, 1);
     }
 }
 
