@@ -7,6 +7,10 @@
 
 #include "core/core_internal.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* Facts one event may still need after its timers fired: a qualification and an immediate
  * cooling. Timers beyond the rest of the buffer stay due and fire on the next call. */
 #define EVENT_FACT_RESERVE 2
@@ -114,9 +118,25 @@ static int dedup_window(const lp_rules_t *rules) {
     return w <= 0 ? 0 : w > LP_DEDUP_MAX ? LP_DEDUP_MAX : w;
 }
 
+/* Runs for every event over the whole ring (a duplicate is rare). With SSE2, four ids per step
+ * are compared by their 32-bit halves against h's: a ring where no half equals h's (nearly
+ * always) cannot hold h, and one where some half does is settled by the exact compare. */
 static bool seen_contains(const lp_lead_t *lead, uint64_t h) {
     int n = lead->nseen < 0 ? 0 : lead->nseen > LP_DEDUP_MAX ? LP_DEDUP_MAX : lead->nseen;
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+#if defined(__SSE2__)
+    const __m128i hv = _mm_set1_epi64x((long long)h);
+    __m128i any = _mm_setzero_si128();
+    for (; i + 4 <= n; i += 4) {
+        __m128i a = _mm_loadu_si128((const __m128i *)&lead->seen[i]);
+        __m128i b = _mm_loadu_si128((const __m128i *)&lead->seen[i + 2]);
+        any = _mm_or_si128(any, _mm_or_si128(_mm_cmpeq_epi32(a, hv), _mm_cmpeq_epi32(b, hv)));
+    }
+    if (_mm_movemask_epi8(any) != 0) {
+        i = 0;
+    }
+#endif
+    for (; i < n; i++) {
         if (lead->seen[i] == h) {
             return true;
         }
@@ -194,12 +214,12 @@ static int64_t floor_div(int64_t a, int64_t b) {
 }
 
 /* Counts the event against its activity's cap; false if it is over the cap. A late event for a
- * window older than the stored one is over the cap: only the current window's count is kept. */
-static bool within_cap(lp_lead_activity_t *act, const lp_activity_rule_t *rule, int64_t t) {
+ * window older than the stored one is over the cap: only the current window's count is kept.
+ * `window` is the index of the event's cap window. */
+static bool within_cap(lp_lead_activity_t *act, const lp_activity_rule_t *rule, int64_t window) {
     if (rule->cap_count <= 0) {
         return true;
     }
-    int64_t window = rule->cap_window_ms > 0 ? floor_div(t, rule->cap_window_ms) : 0;
     if (window > act->cap_window || (act->cap_count == 0 && act->cap_window == 0)) {
         act->cap_window = window;
         act->cap_count = 0;
@@ -213,16 +233,39 @@ static bool within_cap(lp_lead_activity_t *act, const lp_activity_rule_t *rule, 
     return true;
 }
 
-static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx,
-                             const lp_engagement_t *eng, int64_t t) {
+/* What an engagement is worth, from the event and the rules alone. lp_score_apply works it out
+ * before it reads the lead, so it runs (the cap window's division included) while the lead's
+ * lines are still on their way. */
+typedef struct {
+    bool machine;       /* scores nothing, counts toward no cap, is not activity */
+    double points;      /* of the first matching condition, else of the activity */
+    int64_t cap_window; /* index of the event's cap window: t / cap_window_ms, or 0 */
+} worth_t;
+
+static worth_t engagement_worth(const lp_rules_t *rules, int idx, const lp_engagement_t *eng,
+                                int64_t t) {
+    const lp_activity_rule_t *rule = &rules->activities[idx];
+    worth_t w = {true, 0.0, 0};
+    if (!is_machine(eng, rules)) {
+        w.machine = false;
+        w.points = rule_points(rule, eng);
+        if (w.points != 0 && rule->cap_count > 0 && rule->cap_window_ms > 0) {
+            w.cap_window = floor_div(t, rule->cap_window_ms);
+        }
+    }
+    return w;
+}
+
+static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx, worth_t worth,
+                             int64_t t) {
     const lp_activity_rule_t *rule = &rules->activities[idx];
     lp_lead_activity_t *act = &lead->act[idx];
     bool counts = false;
 
-    if (!is_machine(eng, rules)) {
-        double points = rule_points(rule, eng);
+    if (!worth.machine) {
+        double points = worth.points;
         counts = points > 0 || rule->is_engagement;
-        if (points != 0 && within_cap(act, rule, t)) {
+        if (points != 0 && within_cap(act, rule, worth.cap_window)) {
             /* A late event adds what its points have decayed to by ref_ms. */
             double add = points * lp_core_decay(rules, lead->ref_ms, t);
             double before = lead->score;
@@ -351,6 +394,7 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
                                  lp_facts_t *facts) {
     lp_apply_result_t res = {LP_APPLIED, false, false, NULL};
     int idx = -1;
+    worth_t worth = {true, 0.0, 0};
     int window = dedup_window(rules);
     uint64_t h = 0;
     int64_t t = event->ts_ms;
@@ -360,6 +404,9 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
     if (res.reason != NULL) {
         res.outcome = LP_DEAD_LETTER;
         return res;
+    }
+    if (event->kind == LP_EV_ENGAGEMENT) {
+        worth = engagement_worth(rules, idx, &event->u.engagement, t);
     }
     if (window > 0) {
         h = lp_core_hash64(event->event_id, strnlen(event->event_id, LP_ID_MAX),
@@ -382,7 +429,7 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
 
     switch (event->kind) {
     case LP_EV_ENGAGEMENT:
-        apply_engagement(lead, rules, idx, &event->u.engagement, t);
+        apply_engagement(lead, rules, idx, worth, t);
         break;
     case LP_EV_PROFILE:
         apply_profile(lead, rules, &event->u.profile);
