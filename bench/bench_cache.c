@@ -101,8 +101,8 @@ int main(int argc, char **argv) {
                 if (pass == 0) {
                     sink += (size_t)lp_cache_put(cache, partition, ids[r], data, put_len);
                 } else {
-                    sink += (size_t)lp_cache_put_n(cache, partition, ids[r], id_lens[r], data,
-                                                   put_len);
+                    sink +=
+                        (size_t)lp_cache_put_n(cache, partition, ids[r], id_lens[r], data, put_len);
                 }
             }
         }
