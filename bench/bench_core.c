@@ -8,7 +8,10 @@
  *   baseline: build each lp_event_t and touch its lead (what any caller pays anyway);
  *   apply:    the same, plus lp_score_apply.
  * It prints both rates and the core's own rate, (apply - baseline) time per event. Times are the
- * thread's CPU time. Build it in Release: cmake -DCMAKE_BUILD_TYPE=Release. */
+ * thread's CPU time. It also prints the 1-minute load average before and after the timed passes:
+ * CPU time leaves out the time other processes hold the core, not the cache lines and TLB entries
+ * they evict, so a figure taken on a busy machine is not comparable with one from a quiet one.
+ * Build it in Release: cmake -DCMAKE_BUILD_TYPE=Release. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,6 +77,19 @@ static double wall_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The 1-minute load average, or -1 where /proc/loadavg cannot be read. */
+static double load_average(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &load) != 1) {
+            load = -1;
+        }
+        fclose(f);
+    }
+    return load;
 }
 
 static void build_rules(lp_rules_t *rules) {
@@ -266,6 +282,7 @@ int main(int argc, char **argv) {
     snprintf(event->lead_id, sizeof(event->lead_id), "lead");
 
     /* 2. baseline: everything but the apply */
+    double load_before = load_average();
     double sink = 0;
     t = now_s();
     for (uint64_t i = 0; i < nevents; i++) {
@@ -290,6 +307,7 @@ int main(int argc, char **argv) {
     }
     double t_apply = now_s() - t;
     wall = wall_s() - wall;
+    double load_after = load_average();
 
     uint64_t stage_count[LP_STAGE__COUNT] = {0};
     for (uint32_t i = 0; i < nleads; i++) {
@@ -306,6 +324,8 @@ int main(int argc, char **argv) {
            core > 0 ? (double)nevents / core : 0.0, core * 1e9 / (double)nevents);
     printf("  ratio apply/baseline %.2f   (CPU time; apply took %.3f s wall, %.0f events/s)\n",
            t_apply / t_base, wall, (double)nevents / wall);
+    printf("  load average (1 min) %.2f before, %.2f after the timed passes\n", load_before,
+           load_after);
     printf("  facts: %" PRIu64 " qualified, %" PRIu64 " stale; duplicates %" PRIu64
            ", dead letters %" PRIu64 "\n",
            nfacts[LP_FACT_QUALIFIED], nfacts[LP_FACT_STALE], dups, dead);
