@@ -1,5 +1,4 @@
 /* Hashing for the core: de-duplication of input event ids and deterministic output event ids. */
-#include <stdio.h>
 #include <string.h>
 
 #include "core/core_internal.h"
@@ -94,13 +93,49 @@ uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed) {
     return fmix64(h ^ (uint64_t)len);
 }
 
+/* Appends s at pos of a buffer that holds cap characters, like snprintf: what does not fit is
+ * cut, and the returned position counts it anyway. */
+static size_t id_put_str(char *buf, size_t cap, size_t pos, const char *s) {
+    for (; *s != '\0'; s++, pos++) {
+        if (pos < cap) {
+            buf[pos] = *s;
+        }
+    }
+    return pos;
+}
+
+static size_t id_put_u32(char *buf, size_t cap, size_t pos, uint32_t v) {
+    char digits[10];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0) {
+        char c = digits[--n];
+        if (pos < cap) {
+            buf[pos] = c;
+        }
+        pos++;
+    }
+    return pos;
+}
+
 void lp_event_id_derive(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, const char *kind,
                         uint32_t seq1, uint32_t seq2) {
     static const char hex[] = "0123456789abcdef";
     char buf[LP_ID_MAX + 2 * LP_NAME_MAX + 64];
-    int n = snprintf(buf, sizeof(buf), "%s\x1f%s\x1f%u\x1f%u", lead_id != NULL ? lead_id : "",
-                     kind != NULL ? kind : "", (unsigned)seq1, (unsigned)seq2);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    const size_t cap = sizeof(buf) - 1;
+    /* "%s\x1f%s\x1f%u\x1f%u" as snprintf would write it, cut to the buffer alike: an id is
+     * derived for every fact, and snprintf's format parsing cost more than the two hashes. */
+    size_t pos = id_put_str(buf, cap, 0, lead_id != NULL ? lead_id : "");
+    pos = id_put_str(buf, cap, pos, "\x1f");
+    pos = id_put_str(buf, cap, pos, kind != NULL ? kind : "");
+    pos = id_put_str(buf, cap, pos, "\x1f");
+    pos = id_put_u32(buf, cap, pos, seq1);
+    pos = id_put_str(buf, cap, pos, "\x1f");
+    pos = id_put_u32(buf, cap, pos, seq2);
+    size_t len = pos < cap ? pos : cap;
     /* Two hashes with unrelated seeds give the 128 bits. */
     uint64_t half[2] = {lp_core_hash64(buf, len, LP_CORE_SEED_ID_HI),
                         lp_core_hash64(buf, len, LP_CORE_SEED_ID_LO)};

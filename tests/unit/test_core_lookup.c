@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,47 @@ static void test_hash_pinned_values(void **state) {
     assert_true(lp_core_hash64("abcde", 5, 1) != lp_core_hash64("abdce", 5, 1));
 }
 
+static void random_name(char *out, size_t len);
+
+/* lp_event_id_derive as first written: snprintf of the parts, cut to its 192-byte buffer. */
+static void ref_event_id(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, const char *kind,
+                         uint32_t seq1, uint32_t seq2) {
+    char buf[LP_ID_MAX + 2 * LP_NAME_MAX + 64];
+    int n = snprintf(buf, sizeof(buf), "%s\x1f%s\x1f%u\x1f%u", lead_id, kind, (unsigned)seq1,
+                     (unsigned)seq2);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    uint64_t half[2] = {ref_hash64((const uint8_t *)buf, len, LP_CORE_SEED_ID_HI),
+                        ref_hash64((const uint8_t *)buf, len, LP_CORE_SEED_ID_LO)};
+    for (int h = 0; h < 2; h++) {
+        for (int i = 0; i < 16; i++) {
+            out[h * 16 + i] = "0123456789abcdef"[(half[h] >> (60 - 4 * i)) & 0xf];
+        }
+    }
+    out[LP_EVENT_ID_HEX] = '\0';
+}
+
+/* Emitted ids without snprintf: the same bytes for every length of lead id and kind (up to past
+ * the 192-byte buffer, where both cut the input) and for the extreme sequence numbers. */
+static void test_event_id_matches_snprintf(void **state) {
+    (void)state;
+    static const uint32_t seqs[] = {0, 1, 9, 10, 99, 100, 4294967295u, 1000000000u};
+    char lead_id[300], kind[300], want[LP_EVENT_ID_HEX + 1], got[LP_EVENT_ID_HEX + 1];
+    for (int round = 0; round < 3000; round++) {
+        size_t llen = round < 256 ? (size_t)round : next_rand() % 260;
+        size_t klen = next_rand() % 40 == 0 ? next_rand() % 260 : next_rand() % 24;
+        random_name(lead_id, llen);
+        random_name(kind, klen);
+        uint32_t s1 = round % 3 == 0 ? seqs[next_rand() % 8] : (uint32_t)next_rand();
+        uint32_t s2 = round % 5 == 0 ? seqs[next_rand() % 8] : (uint32_t)(next_rand() % 7);
+        ref_event_id(want, lead_id, kind, s1, s2);
+        lp_event_id_derive(got, lead_id, kind, s1, s2);
+        assert_string_equal(got, want);
+    }
+    ref_event_id(want, "", "", 0, 0);
+    lp_event_id_derive(got, NULL, NULL, 0, 0);
+    assert_string_equal(got, want);
+}
+
 static int ref_index(const lp_rules_t *rules, const char *type) {
     for (int i = 0; i < rules->nactivities; i++) {
         if (strcmp(rules->activities[i].name, type) == 0) {
@@ -228,6 +270,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_matches_reference),
         cmocka_unit_test(test_hash_pinned_values),
+        cmocka_unit_test(test_event_id_matches_snprintf),
         cmocka_unit_test(test_activity_index_matches_strcmp),
         cmocka_unit_test(test_activity_index_edges),
     };
