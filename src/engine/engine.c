@@ -21,6 +21,7 @@ typedef struct {
     lp_lead_t lead;
     bool changed;
     bool loaded;
+    int64_t due_stored; /* the lead's timer in the store when loaded (0 none, -1 unknown) */
 } slot_t;
 
 typedef struct {
@@ -57,7 +58,7 @@ struct lp_engine_batch {
     size_t noffsets;
     lp_store_offset_t store_offsets[ENGINE_TOPICS];
     size_t nstore;
-    size_t nwrites;
+    size_t nwrites, ntimers;
     lp_store_batch_t sbatch;
 
     /* grown on demand and reused */
@@ -477,6 +478,7 @@ static int load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
             lp_lead_decode_keyed(&slot->lead, engine->rules, slot->id, data, len) == LP_OK) {
             b->st.cache_hits++;
             slot->loaded = true;
+            slot->due_stored = lp_lead_next_due(&slot->lead);
             continue;
         }
         b->st.cache_misses++;
@@ -500,6 +502,7 @@ static int load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
             if (lp_lead_decode_keyed(&slot->lead, engine->rules, slot->id, loaded.data[i],
                                      loaded.len[i]) == LP_OK) {
                 slot->loaded = true;
+                slot->due_stored = lp_lead_next_due(&slot->lead);
                 continue;
             }
             /* Unreadable state: start the lead afresh rather than block the partition forever. */
@@ -510,6 +513,8 @@ static int load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
         }
         lp_lead_init(&slot->lead, engine->rules, slot->id);
         slot->loaded = true;
+        /* A lead the store does not know has no timer; one it could not read may have. */
+        slot->due_stored = loaded.data != NULL && i < loaded.n && loaded.data[i] != NULL ? -1 : 0;
         b->st.leads_created++;
     }
     return LP_OK;
@@ -521,6 +526,7 @@ static int build_commit(lp_engine_t *engine, batch_t *b) {
     int32_t partition = b->partition;
     uint8_t *enc = engine->lead_buf;
     size_t nwrites = 0;
+    size_t ntimers = 0;
     size_t *lead_off = b->miss_slots; /* reuse as arena offsets of encoded leads */
 
     for (size_t s = 0; s < b->nslots; s++) {
@@ -535,15 +541,22 @@ static int build_commit(lp_engine_t *engine, batch_t *b) {
         }
         b->writes[nwrites].lead_id = slot->id;
         b->writes[nwrites].len = len;
-        b->timers[nwrites].lead_id = slot->id;
-        b->timers[nwrites].due_ms = lp_lead_next_due(&slot->lead);
         nwrites++;
+        /* The timer entry follows the lead's next deadline: written when it moved (most leads
+         * have none before and after). A batch of due timers rewrites every one it fired. */
+        int64_t due = lp_lead_next_due(&slot->lead);
+        if (b->of_timers || due != slot->due_stored) {
+            b->timers[ntimers].lead_id = slot->id;
+            b->timers[ntimers].due_ms = due;
+            ntimers++;
+        }
     }
     /* The arena no longer grows: turn offsets into pointers. */
     for (size_t i = 0; i < nwrites; i++) {
         b->writes[i].data = b->arena.buf + lead_off[i];
     }
     b->nwrites = nwrites;
+    b->ntimers = ntimers;
     if (b->nouts > 0) {
         lp_store_outbox_t *outbox = realloc(b->outbox, b->nouts * sizeof(*outbox));
         if (outbox == NULL) {
@@ -593,7 +606,7 @@ static int build_commit(lp_engine_t *engine, batch_t *b) {
         .epoch = engine->epochs[partition],
         .nleads = nwrites,
         .leads = b->writes,
-        .ntimers = nwrites,
+        .ntimers = ntimers,
         .timers = b->timers,
         .noffsets = nstore,
         .offsets = b->store_offsets,
@@ -741,6 +754,7 @@ static batch_t *batch_take(lp_engine_t *engine, int32_t partition, size_t n) {
         b->noffsets = 0;
         b->nstore = 0;
         b->nwrites = 0;
+        b->ntimers = 0;
         return b;
     }
     snprintf(engine->errstr, sizeof(engine->errstr), "two batches in progress already");

@@ -35,6 +35,21 @@
 
 typedef enum { TOPIC_CAUGHT_UP, TOPIC_BEHIND, TOPIC_UNKNOWN } topic_state_t;
 
+/* Where the main loop's time goes (leadpulse_loop_seconds_total{phase}): what to look at when
+ * a worker falls behind. */
+typedef enum {
+    PH_POLL = 0,   /* waiting for and taking records from librdkafka */
+    PH_LOAD,       /* merging, decoding, loading leads the cache lacks (a store round trip) */
+    PH_APPLY,      /* scoring and encoding the commit */
+    PH_COMMIT,     /* sending a commit and waiting for what the store did not finish meanwhile */
+    PH_OUTPUT,     /* producing the outbox, acknowledging deliveries */
+    PH_OTHER,      /* timers, rebalances, stall checks, bookkeeping */
+    PH__COUNT
+} phase_t;
+
+static const char *const phase_names[PH__COUNT] = {"poll",   "load",   "apply",
+                                                   "commit", "output", "other"};
+
 typedef struct {
     bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
     bool owned;                  /* fenced in the store: we may write */
@@ -115,6 +130,8 @@ struct lp_worker {
     uint64_t ack_fenced;        /* outbox deletes refused for a stale epoch */
     int64_t next_stall_check_ms;
     prober_t prober;
+    int64_t phase_ns[PH__COUNT];
+    int64_t phase_at_ns;        /* start of the current phase */
 };
 
 static int64_t wall_ms(void) {
@@ -127,6 +144,17 @@ static int64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ends the current phase of the loop: its time goes to ph. */
+static void phase_end(lp_worker_t *worker, phase_t ph) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (worker->phase_at_ns > 0) {
+        worker->phase_ns[ph] += now - worker->phase_at_ns;
+    }
+    worker->phase_at_ns = now;
 }
 
 /* Tests only: start + offset + scale * elapsed, so a day of SLA can pass in seconds. */
@@ -918,7 +946,7 @@ static int64_t msg_ts(const rd_kafka_message_t *m) {
  * Streams does, so the result does not depend on which topic the consumer fetched first. It stops
  * where a topic with no buffered record may still hold older ones (bounded waits below). */
 static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_IN_TOPICS],
-                           const size_t *limit, int64_t now) {
+                           const size_t *limit, int64_t now, lp_engine_msg_t *out) {
     static const int tie_order[LP_IN_TOPICS] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
     part_t *part = &worker->parts[p];
     size_t n = 0;
@@ -986,7 +1014,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         }
         rd_kafka_message_t *m = part->q[best][at];
         const char *topic = rd_kafka_topic_name(m->rkt);
-        worker->msgs[n++] = (lp_engine_msg_t){
+        out[n++] = (lp_engine_msg_t){
             .topic = topic,
             .kind = (lp_event_kind_t)best,
             .format = worker->opts.in_format[best],
@@ -1026,33 +1054,69 @@ static void part_consume(part_t *part, const size_t take[LP_IN_TOPICS]) {
     }
 }
 
-static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
-    part_t *part = &worker->parts[p];
+/* A partition's batch from lp_engine_begin to lp_engine_finish. */
+typedef struct {
+    int32_t p;
+    lp_engine_batch_t *b;
+    lp_engine_msg_t *msgs;
+    size_t n;
     size_t take[LP_IN_TOPICS];
-    size_t max = worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
-    if (part->npending == 0 || !part->owned) {
-        return LP_OK;
-    }
-    if (max > worker->cap_msgs) {
+} flight_t;
+
+static size_t batch_max(const lp_worker_t *worker) {
+    return worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
+}
+
+/* Room for two batches of records: one in flight, one being built. */
+static int ensure_msgs(lp_worker_t *worker) {
+    size_t need = 2 * batch_max(worker);
+    if (need > worker->cap_msgs) {
         free(worker->msgs);
-        worker->msgs = calloc(max, sizeof(lp_engine_msg_t));
-        worker->cap_msgs = worker->msgs ? max : 0;
+        worker->msgs = calloc(need, sizeof(lp_engine_msg_t));
+        worker->cap_msgs = worker->msgs ? need : 0;
         if (worker->msgs == NULL) {
             return LP_ERR;
         }
     }
+    return LP_OK;
+}
+
+static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now);
+
+/* Chooses partition p's next batch (into msgs) and begins it: decoded, leads loaded. Returns
+ * true when there is a batch to apply; a failure to begin is dealt with here. */
+static bool batch_begin(lp_worker_t *worker, int32_t p, int64_t now, lp_engine_msg_t *msgs,
+                        flight_t *f) {
+    part_t *part = &worker->parts[p];
+    if (part->npending == 0 || !part->owned) {
+        return false;
+    }
     /* A batch that failed is retried as it was chosen: while the partition was paused its
      * watermarks went stale, so a new merge could not be trusted. */
-    size_t n = merge_select(worker, p, max, take, part->retry_pending ? part->retry_take : NULL,
-                            now);
-    if (n == 0) {
-        return LP_OK;
+    f->p = p;
+    f->b = NULL;
+    f->msgs = msgs;
+    f->n = merge_select(worker, p, batch_max(worker), f->take,
+                        part->retry_pending ? part->retry_take : NULL, now, msgs);
+    if (f->n == 0) {
+        return false;
     }
-    int rc = lp_engine_process(worker->engine, p, worker->msgs, n, wall_ms());
+    int rc = lp_engine_begin(worker->engine, p, msgs, f->n, wall_ms(), &f->b);
+    if (rc != LP_OK) {
+        batch_done(worker, f, rc, now);
+        return false;
+    }
+    return true;
+}
+
+/* What the outcome of a batch means for its partition. */
+static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
+    int32_t p = f->p;
+    part_t *part = &worker->parts[p];
     part->retry_pending = false;
     if (rc == LP_OK) {
-        store_kafka_offsets(worker, worker->msgs, n);
-        part_consume(part, take);
+        store_kafka_offsets(worker, f->msgs, f->n);
+        part_consume(part, f->take);
         part->backoff_ms = 0;
         part->outbox_dirty = true;
         return LP_OK;
@@ -1073,7 +1137,7 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
     }
     /* Store trouble: keep the records and retry with backoff. No pause: the records in hand are
      * bounded by backlog_check, and the merge must not trust watermarks of a paused partition. */
-    memcpy(part->retry_take, take, sizeof(part->retry_take));
+    memcpy(part->retry_take, f->take, sizeof(part->retry_take));
     part->retry_pending = true;
     worker->redis_errors++;
     part->backoff_ms = part->backoff_ms == 0 ? BACKOFF_MIN_MS
@@ -1083,6 +1147,73 @@ static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
     LP_LOG(LP_LOG_WARN, "worker", "%s; partition %" PRId32 ": retry in %d ms",
            lp_engine_errstr(worker->engine), p, part->backoff_ms);
     return LP_ERR;
+}
+
+/* One batch of partition p, waiting for its commit (shutdown). */
+static int process_partition(lp_worker_t *worker, int32_t p, int64_t now) {
+    flight_t f;
+    if (ensure_msgs(worker) != LP_OK) {
+        return LP_ERR;
+    }
+    if (!batch_begin(worker, p, now, worker->msgs, &f)) {
+        return LP_OK;
+    }
+    int rc = lp_engine_apply(worker->engine, f.b, f.msgs);
+    if (rc == LP_OK) {
+        lp_engine_send(worker->engine, f.b);
+        rc = lp_engine_finish(worker->engine, f.b);
+    }
+    return batch_done(worker, &f, rc, now);
+}
+
+/* Step 2 of the loop: a batch of every partition with records, pipelined: partition q's batch is
+ * applied while Redis commits partition p's (begin q, send p, apply q, finish p). Loads go out
+ * before the commit they would otherwise wait behind. */
+static void process_partitions(lp_worker_t *worker, int64_t now) {
+    flight_t fl[2];
+    flight_t *prev = NULL;
+    int cur = 0;
+    if (ensure_msgs(worker) != LP_OK) {
+        return;
+    }
+    for (int32_t p = 0; p < worker->max_part && !worker->outbox_blocked; p++) {
+        part_t *part = &worker->parts[p];
+        if (part->npending == 0 || (part->retry_at_ms > now && part->backoff_ms > 0)) {
+            continue;
+        }
+        flight_t *f = &fl[cur];
+        phase_end(worker, PH_OTHER);
+        bool begun = batch_begin(worker, p, now, worker->msgs + (size_t)cur * batch_max(worker), f);
+        phase_end(worker, PH_LOAD);
+        if (!begun) {
+            continue;
+        }
+        if (prev != NULL) {
+            lp_engine_send(worker->engine, prev->b);
+            phase_end(worker, PH_COMMIT);
+        }
+        int rc = lp_engine_apply(worker->engine, f->b, f->msgs);
+        phase_end(worker, PH_APPLY);
+        if (prev != NULL) {
+            int prc = lp_engine_finish(worker->engine, prev->b);
+            phase_end(worker, PH_COMMIT);
+            batch_done(worker, prev, prc, now);
+            prev = NULL;
+        }
+        if (rc != LP_OK) {
+            batch_done(worker, f, rc, now);
+            continue;
+        }
+        prev = f;
+        cur ^= 1;
+    }
+    if (prev != NULL) {
+        phase_end(worker, PH_OTHER);
+        lp_engine_send(worker->engine, prev->b);
+        int prc = lp_engine_finish(worker->engine, prev->b);
+        phase_end(worker, PH_COMMIT);
+        batch_done(worker, prev, prc, now);
+    }
 }
 
 static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
@@ -1296,6 +1427,7 @@ int lp_worker_run(lp_worker_t *worker) {
         for (int32_t p = 0; p < worker->max_part; p++) {
             held += worker->parts[p].npending;
         }
+        phase_end(worker, PH_OTHER);
         while (got < batch && !*worker->opts.stop) {
             int timeout = got > 0 ? 0 : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
                                                  : wait_ms;
@@ -1314,16 +1446,11 @@ int lp_worker_run(lp_worker_t *worker) {
             add_pending(worker, m);
             got++;
         }
+        phase_end(worker, PH_POLL);
         int64_t now = mono_ms();
         /* 2. apply per partition (partitions in retry wait for their backoff; nothing is
          * applied while output delivery fails: the records wait, bounded by backlog_check) */
-        for (int32_t p = 0; p < worker->max_part && !worker->outbox_blocked; p++) {
-            part_t *part = &worker->parts[p];
-            if (part->npending == 0 || (part->retry_at_ms > now && part->backoff_ms > 0)) {
-                continue;
-            }
-            process_partition(worker, p, now);
-        }
+        process_partitions(worker, now);
         for (int32_t p = 0; p < worker->max_part; p++) {
             if (worker->parts[p].owned) {
                 backlog_check(worker, p);
@@ -1331,6 +1458,7 @@ int lp_worker_run(lp_worker_t *worker) {
         }
         /* 3. deliver the outboxes, one round in flight; while delivery fails, input is held
          * (backpressure) */
+        phase_end(worker, PH_OTHER);
         int out_rc = LP_OK;
         bool out_done = false;
         if (worker->round_active) {
@@ -1354,6 +1482,7 @@ int lp_worker_run(lp_worker_t *worker) {
             worker->outbox_blocked = !ok;
             worker->outbox_retry_ms = now + (ok ? 0 : BACKOFF_MAX_MS / 5);
         }
+        phase_end(worker, PH_OUTPUT);
         /* 4. timers, at most once per interval */
         if (now >= worker->next_timers_ms) {
             fire_timers(worker);
@@ -1434,6 +1563,12 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts,
         worker->fetch_restarts, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    for (int ph = 0; ph < PH__COUNT && len < size; ph++) {
+        n = snprintf(buf + len, size - len, "%sleadpulse_loop_seconds_total{phase=\"%s\"} %.6f\n",
+                     ph == 0 ? "# TYPE leadpulse_loop_seconds_total counter\n" : "",
+                     phase_names[ph], (double)worker->phase_ns[ph] * 1e-9);
+        len += n < 0 ? 0 : (size_t)n < size - len ? (size_t)n : size - len - 1;
+    }
     for (int r = 1; r < LP_REJ__COUNT && len < size; r++) {
         n = snprintf(buf + len, size - len, "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
                      lp_reject_reason_name((lp_reject_reason_t)r), st->rejected_by_reason[r]);

@@ -15,7 +15,10 @@ import lpit  # noqa: E402
 
 
 def main():
-    ctx = lpit.Ctx("fencing", partitions=2)
+    # Four partitions: the worker commits one partition while it applies the next, so the reply
+    # it most often waits for is the last one of a pass; with more partitions per pass, a pause
+    # more often lands where batches are still to be committed after it.
+    ctx = lpit.Ctx("fencing", partitions=4)
     checks = lpit.Checks("test_worker_fencing")
     try:
         sc = lpit.Scenario(ctx, seed=41, leads=800, events=20000)
@@ -32,7 +35,7 @@ def main():
         total = len(lines)
         # a: small batches, so it is mid-backlog with fetched records in hand when paused.
         a = sc.worker("a", LEADPULSE_BATCH_MAX_EVENTS=10)
-        a.wait_owns(2)
+        a.wait_owns(4)
         b = None
 
         def fenced_lines():
@@ -51,15 +54,15 @@ def main():
             at = sc.applied()
             if b is None:
                 b = sc.worker("b", LEADPULSE_BATCH_MAX_EVENTS=10)
-            b.wait_owns(2, timeout=60)
+            b.wait_owns(4, timeout=60)
             lpit.log(f"pause {attempt}: a stopped {'waiting for Redis ' if caught else ''}at "
-                     f"{at} of {total} applied; b owns both partitions; resuming a")
+                     f"{at} of {total} applied; b owns every partition; resuming a")
             a.signal(signal.SIGCONT)
             try:
                 lines = lpit.wait_until(fenced_lines, 8, "a's stale-epoch commit to be refused")
                 break
             except TimeoutError:
-                a.wait_owns(1, timeout=60)  # a rejoined and shares the partitions again
+                a.wait_owns(2, timeout=60)  # a rejoined and shares the partitions again
         m = a.metrics() or {}
         checks.check(bool(lines), f"zombie a: its stale-epoch commit was refused: "
                                   f"{lines[0][24:150] if lines else '(never, in 3 pauses)'}")
