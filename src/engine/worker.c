@@ -129,6 +129,7 @@ struct lp_worker {
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */
     uint64_t fetch_restarts;    /* topic-partitions whose fetch had stalled and was restarted */
     uint64_t ack_fenced;        /* outbox deletes refused for a stale epoch */
+    uint64_t input_pauses;      /* topic-partitions paused: too many records held */
     int64_t next_stall_check_ms;
     prober_t prober;
     int64_t phase_ns[PH__COUNT];
@@ -326,6 +327,7 @@ static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     part_t *part = &worker->parts[p];
     tp_pause(worker, p, t, pause);
     part->tpaused[t] = pause;
+    worker->input_pauses += pause;
     if (!pause) {
         part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
         part->seen[t] = false;
@@ -1572,13 +1574,14 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         "leadpulse_store_lost_writes_total %" PRIu64 "\n"
         "leadpulse_merge_wait_timeouts_total %" PRIu64 "\n"
         "leadpulse_fetch_restarts_total %" PRIu64 "\n"
+        "leadpulse_input_pauses_total %" PRIu64 "\n"
         "leadpulse_partitions_owned %zu\n",
         st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
         st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
         st->batches, st->commit_failures, st->fenced + worker->ack_fenced, st->cache_hits, st->cache_misses,
         st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
         worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts,
-        worker->fetch_restarts, owned);
+        worker->fetch_restarts, worker->input_pauses, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     for (int ph = 0; ph < PH__COUNT && len < size; ph++) {
         n = snprintf(buf + len, size - len, "%sleadpulse_loop_seconds_total{phase=\"%s\"} %.6f\n",
