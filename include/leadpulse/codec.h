@@ -109,7 +109,9 @@ lp_avro_file_t *lp_avro_file_open(const char *path, char *errstr, size_t errstr_
 
 /* Reads the next record into event: returns 1 (an event), 0 (end of file) or LP_ERR with errstr
  * naming the record number ("record 17: lead_id is empty"). After a bad record that the file
- * reader could still frame, the next call continues with the following record. */
+ * reader could still frame, the next call continues with the following record; after a block
+ * it cannot read (a cut or damaged file), that one LP_ERR is the last word and the next call
+ * returns 0. */
 int lp_avro_file_next(lp_avro_file_t *file, lp_event_t *event, char *errstr, size_t errstr_size);
 void lp_avro_file_close(lp_avro_file_t *file);
 

@@ -302,8 +302,9 @@ int lp_avro_file_next(lp_avro_file_t *file, lp_event_t *event, char *errstr, siz
     int kind;
 
     if (file->broken) {
-        return lp_codec_err(errstr, errstr_size, "%s: unreadable after record %ld", file->path,
-                            file->record);
+        /* Reported once, when it broke; nothing after it can be read: the end. (Reporting it
+         * again on every call kept a caller that skips bad records reading forever.) */
+        return 0;
     }
     avro_value_reset(&file->value);
     rc = avro_file_reader_read_value(file->reader, &file->value);
