@@ -72,7 +72,11 @@ typedef struct {
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
     bool seen[LP_IN_TOPICS];     /* a record since assignment or resume */
-    int64_t unsettled_until_ms;  /* just resumed or assigned: cached watermarks may be old */
+    /* Per topic: just resumed, restarted or assigned, its cached watermark may be old. Per
+     * topic, not per partition: a topic paused and resumed again and again (bounded buffering)
+     * kept its partition's other topics "unknown" 2 s after every resume, and a partition
+     * crawled at one batch per 2 s (fencing itest, batch.max_events=10). */
+    int64_t unsettled_until_ms[LP_IN_TOPICS];
     size_t retry_take[LP_IN_TOPICS]; /* a failed batch is retried exactly as it was chosen */
     bool retry_pending;
     bool outbox_dirty;
@@ -329,7 +333,7 @@ static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     part->tpaused[t] = pause;
     worker->input_pauses += pause;
     if (!pause) {
-        part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+        part->unsettled_until_ms[t] = mono_ms() + RESUME_SETTLE_MS;
         part->seen[t] = false;
         part->rx_at[t] = mono_ms();
     }
@@ -418,7 +422,9 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         part->owned = true;
         part->outbox_dirty = true; /* deliver what a previous owner left behind */
         memset(part->seen, 0, sizeof(part->seen));
-        part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+        for (int t = 0; t < LP_IN_TOPICS; t++) {
+            part->unsettled_until_ms[t] = mono_ms() + RESUME_SETTLE_MS;
+        }
         part->retry_pending = false;
         part->fenced_at_ms = 0;
         for (int t = 0; t < LP_IN_TOPICS; t++) {
@@ -457,7 +463,9 @@ static void retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
     part->outbox_dirty = true;
     part->backoff_ms = 0;
     memset(part->seen, 0, sizeof(part->seen));
-    part->unsettled_until_ms = mono_ms() + RESUME_SETTLE_MS;
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        part->unsettled_until_ms[t] = mono_ms() + RESUME_SETTLE_MS;
+    }
     part->retry_pending = false;
     part->fenced_at_ms = 0;
     for (int t = 0; t < LP_IN_TOPICS; t++) {
@@ -923,7 +931,7 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
      * activities). */
     int64_t now = mono_ms();
     if (now < worker->unsettled_until_ms ||
-        (!part->seen[t] && now < part->unsettled_until_ms) || part->tpaused[t]) {
+        (!part->seen[t] && now < part->unsettled_until_ms[t]) || part->tpaused[t]) {
         return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
     }
     return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
@@ -1304,7 +1312,7 @@ static void fetch_restart(lp_worker_t *worker, int32_t p, int t, int64_t hi, int
            topic, p, now - part->rx_at[t], hi, part->expect[t]);
     part->rx_at[t] = now;
     part->seen[t] = false;
-    part->unsettled_until_ms = now + RESUME_SETTLE_MS;
+    part->unsettled_until_ms[t] = now + RESUME_SETTLE_MS;
 }
 
 static void stall_check(lp_worker_t *worker, int64_t now) {
