@@ -249,9 +249,7 @@ const lp_config_entry_t lp_config_table[] = {
        "The three input topics are applied merged by record timestamp. While one of them has "
        "nothing buffered (it is caught up), a record is held this long after it arrived, so a "
        "record with an older timestamp still on its way on that topic is applied first. 0 = "
-       "no wait (lowest latency, order across topics then depends on arrival). Not applied to "
-       "a record with 1,000 or more records of its topic-partition on the broker past the "
-       "worker's (a backlog: whatever was sent with it is there already)."),
+       "no wait (lowest latency, order across topics then depends on arrival)."),
     MS("timers.interval_ms", timers_interval_ms, "1000", 10, 3600000,
        "LEADPULSE_TIMERS_INTERVAL_MS", "How often due SLA and inactivity timers are fired."),
     INT("timers.batch", timers_batch, "1000", 1, 1000000, "LEADPULSE_TIMERS_BATCH",
