@@ -101,15 +101,13 @@ int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_ms
  * valid until finish. lp_engine_begin returns LP_OK with *batch set, LP_ERR (nothing changed:
  * retry later) or LP_STORE_FENCED (not owned); apply returns LP_OK or LP_ERR (the batch is
  * dropped); finish returns what lp_engine_process returns. A batch that fails at any step is
- * over (its counters are not kept); lp_engine_abandon ends a batch the caller gives up (a sent
- * one is finished first, its outcome dropped). */
+ * over (its counters are not kept). */
 typedef struct lp_engine_batch lp_engine_batch_t;
 int lp_engine_begin(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
                     int64_t now_ms, lp_engine_batch_t **batch);
 int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *batch, const lp_engine_msg_t *msgs);
 int lp_engine_send(lp_engine_t *engine, lp_engine_batch_t *batch);
 int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *batch);
-void lp_engine_abandon(lp_engine_t *engine, lp_engine_batch_t *batch);
 
 /* Fires timers of the partition due at or before now_ms (up to opts.timer_batch leads).
  * *fired receives the number of leads advanced. Same return values as lp_engine_process. */

@@ -893,17 +893,6 @@ int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *b) {
     return rc;
 }
 
-void lp_engine_abandon(lp_engine_t *engine, lp_engine_batch_t *b) {
-    if (b == NULL || b->state == B_FREE) {
-        return;
-    }
-    if (b->state == B_SENT) {
-        (void)lp_engine_finish(engine, b);
-        return;
-    }
-    batch_end(engine, b, false);
-}
-
 /* A batch from begin to finish, waiting for its commit. */
 static int run_batch(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msgs) {
     int rc = lp_engine_apply(engine, b, msgs);

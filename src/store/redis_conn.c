@@ -248,25 +248,38 @@ int lp_redis_script_load(redis_store_t *rs, const char *script, char *sha) {
     return LP_OK;
 }
 
-redisReply *lp_redis_evalsha(redis_store_t *rs, const char *script, char *sha, int argc,
-                             const char **argv, size_t *argvlen, redis_retry_t retry) {
-    redisReply *reply;
-
+int lp_redis_evalsha_argv(redis_store_t *rs, const char *script, char *sha, const char **argv,
+                          size_t *argvlen) {
     if (sha[0] == '\0' && lp_redis_script_load(rs, script, sha) != LP_OK) {
-        return NULL;
+        return LP_ERR;
     }
     argv[0] = "EVALSHA";
     argvlen[0] = 7;
     argv[1] = sha;
     argvlen[1] = 40;
-    reply = lp_redis_command(rs, argc, argv, argvlen, retry);
+    return LP_OK;
+}
+
+redisReply *lp_redis_evalsha_noscript(redis_store_t *rs, redisReply *reply, const char *script,
+                                      char *sha, int argc, const char **argv,
+                                      const size_t *argvlen, redis_retry_t retry) {
     if (reply == NULL || reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "NOSCRIPT", 8)) {
         return reply;
     }
     /* The script cache went away (restart, failover, SCRIPT FLUSH): load it and retry once.
-     * NOSCRIPT means the script did not run, so the retry cannot apply anything twice. */
+     * NOSCRIPT means the script did not run, so the retry cannot apply anything twice. argv[1]
+     * points at sha, which the load rewrites. */
     if (lp_redis_script_load(rs, script, sha) != LP_OK) {
         return NULL;
     }
     return lp_redis_command(rs, argc, argv, argvlen, retry);
+}
+
+redisReply *lp_redis_evalsha(redis_store_t *rs, const char *script, char *sha, int argc,
+                             const char **argv, size_t *argvlen, redis_retry_t retry) {
+    if (lp_redis_evalsha_argv(rs, script, sha, argv, argvlen) != LP_OK) {
+        return NULL;
+    }
+    return lp_redis_evalsha_noscript(rs, lp_redis_command(rs, argc, argv, argvlen, retry), script,
+                                     sha, argc, argv, argvlen, retry);
 }

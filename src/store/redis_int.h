@@ -65,6 +65,15 @@ redisReply *lp_redis_recv(redis_store_t *rs, const char *what);
 /* SCRIPT LOAD: writes the script's SHA1 (40 hex + NUL) into sha. LP_OK or LP_ERR. */
 int lp_redis_script_load(redis_store_t *rs, const char *script, char *sha);
 
+/* The halves of lp_redis_evalsha, for a pipelined EVALSHA: fill argv[0..1] (loading the script
+ * first if sha is still empty; LP_OK or LP_ERR), and, given the reply, load the script again and
+ * rerun argv (waiting) if the reply is NOSCRIPT; any other reply is returned as it is. */
+int lp_redis_evalsha_argv(redis_store_t *rs, const char *script, char *sha, const char **argv,
+                          size_t *argvlen);
+redisReply *lp_redis_evalsha_noscript(redis_store_t *rs, redisReply *reply, const char *script,
+                                      char *sha, int argc, const char **argv,
+                                      const size_t *argvlen, redis_retry_t retry);
+
 /* Runs a script by EVALSHA, loading it again (SCRIPT LOAD) and retrying once on NOSCRIPT.
  * argv[0..1] are filled here ("EVALSHA", sha); the rest is the caller's. */
 redisReply *lp_redis_evalsha(redis_store_t *rs, const char *script, char *sha, int argc,

@@ -282,15 +282,9 @@ static int redis_commit_send(lp_store_t *store, const lp_store_batch_t *batch) {
     if (argc == 0) {
         return LP_ERR;
     }
-    if (rs->commit_sha[0] == '\0' &&
-        lp_redis_script_load(rs, lp_store_commit_lua, rs->commit_sha) != LP_OK) {
-        return LP_ERR;
-    }
-    rs->argv[0] = "EVALSHA";
-    rs->argvlen[0] = 7;
-    rs->argv[1] = rs->commit_sha;
-    rs->argvlen[1] = 40;
-    if (lp_redis_send(rs, (int)argc, rs->argv, rs->argvlen) != LP_OK) {
+    if (lp_redis_evalsha_argv(rs, lp_store_commit_lua, rs->commit_sha, rs->argv, rs->argvlen) !=
+            LP_OK ||
+        lp_redis_send(rs, (int)argc, rs->argv, rs->argvlen) != LP_OK) {
         return LP_ERR;
     }
     rs->pipe_argc = argc;
@@ -305,16 +299,10 @@ static int redis_commit_recv(lp_store_t *store) {
         return LP_ERR; /* not sent: errstr says why */
     }
     rs->pipe_argc = 0;
-    redisReply *reply = lp_redis_recv(rs, "EVALSHA (commit)");
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        /* The script cache went away (restart, failover): the batch did not run; load the
-         * script and send the batch again, waiting. argv[1] points at commit_sha. */
-        reply = lp_redis_script_load(rs, lp_store_commit_lua, rs->commit_sha) != LP_OK
-                    ? NULL
-                    : lp_redis_command(rs, (int)argc, rs->argv, rs->argvlen, RC_ONCE);
-    }
-    return commit_outcome(rs, rs->pipe_partition, reply);
+    return commit_outcome(rs, rs->pipe_partition,
+                          lp_redis_evalsha_noscript(rs, lp_redis_recv(rs, "EVALSHA (commit)"),
+                                                    lp_store_commit_lua, rs->commit_sha,
+                                                    (int)argc, rs->argv, rs->argvlen, RC_ONCE));
 }
 
 static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
