@@ -17,6 +17,8 @@
 
 #include "leadpulse/worker.h"
 
+#include "engine/merge.h"
+
 #define MAX_PART 4096
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -50,6 +52,18 @@ typedef enum {
 static const char *const phase_names[PH__COUNT] = {"poll",   "load",   "apply",
                                                    "commit", "output", "other"};
 
+/* A polled record, copied out of librdkafka's fetch buffer: a held librdkafka message pins its
+ * whole fetch response (up to fetch.max.bytes for all partitions), so records held for the merge
+ * (one topic ahead of another by seconds) kept many responses alive; a copy costs its bytes. */
+typedef struct {
+    int64_t offset;
+    int64_t ts;        /* record timestamp (ms; 0 if none) */
+    int64_t at;        /* arrival (monotonic ms) */
+    uint8_t *key;      /* NULL if the record has none */
+    uint8_t *value;    /* NULL for a tombstone; key and value share one allocation */
+    size_t key_len, value_len;
+} rec_t;
+
 typedef struct {
     bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
     bool owned;                  /* fenced in the store: we may write */
@@ -66,8 +80,7 @@ typedef struct {
     /* Polled, not yet applied (kept across a failed commit): one queue per input topic, merged
      * by record timestamp when applied. */
     size_t npending;
-    rd_kafka_message_t **q[LP_IN_TOPICS];
-    int64_t *qat[LP_IN_TOPICS];  /* when each queued record arrived (monotonic ms) */
+    rec_t *q[LP_IN_TOPICS];
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
     bool seen[LP_IN_TOPICS];     /* a record since assignment or resume */
@@ -79,6 +92,7 @@ typedef struct {
     size_t retry_take[LP_IN_TOPICS]; /* a failed batch is retried exactly as it was chosen */
     bool retry_pending;
     bool outbox_dirty;
+    lp_part_ends_t ends; /* what the end probes of the ring said of p */
 } part_t;
 
 typedef struct {
@@ -105,6 +119,22 @@ typedef struct {
     int64_t lo, hi;
     rd_kafka_resp_err_t err;
 } prober_t;
+
+/* Asks the brokers for the end offsets of every owned input topic-partition (one ListOffsets
+ * request per broker), off the main loop, for the merge's grace hold (see ends_release). */
+typedef struct {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rd_kafka_t *rk;
+    bool stop;
+    rd_kafka_topic_partition_list_t *ask;    /* handed to the thread; NULL: nothing asked */
+    rd_kafka_topic_partition_list_t *answer; /* handed back; NULL: nothing answered */
+    bool busy;                               /* asked and not yet taken back */
+    int64_t send_ms, recv_ms;                /* monotonic: before the request, after the reply */
+} ends_prober_t;
+
 
 struct lp_worker {
     lp_worker_opts_t opts;
@@ -135,6 +165,12 @@ struct lp_worker {
     uint64_t input_pauses;      /* topic-partitions paused: too many records held */
     int64_t next_stall_check_ms;
     prober_t prober;
+    ends_prober_t ends;
+    lp_end_probe_t end_probes[LP_END_RING]; /* the last answers, slot seq % LP_END_RING */
+    uint64_t end_seq;                   /* probes answered */
+    bool ends_wanted;                   /* a record is held that an end probe may release */
+    int64_t ends_next_ms;               /* earliest time for the next end probe */
+    uint64_t end_probes_total, end_probe_errors, probe_releases;
     int64_t phase_ns[PH__COUNT];
     int64_t phase_at_ns;        /* start of the current phase */
 };
@@ -227,6 +263,74 @@ static void prober_stop(prober_t *pr) {
     pr->started = false;
 }
 
+static void *ends_main(void *arg) {
+    ends_prober_t *ep = arg;
+    pthread_mutex_lock(&ep->mu);
+    while (!ep->stop) {
+        if (ep->ask == NULL) {
+            pthread_cond_wait(&ep->cv, &ep->mu);
+            continue;
+        }
+        rd_kafka_topic_partition_list_t *list = ep->ask;
+        ep->ask = NULL;
+        pthread_mutex_unlock(&ep->mu);
+        /* The "timestamp" -1 asks for each partition's end (RD_KAFKA_OFFSET_END): the high
+         * watermark, or the last stable offset under read_committed, as the consumer fetches. */
+        int64_t send_ms = mono_ms();
+        rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(ep->rk, list, 2000);
+        int64_t recv_ms = mono_ms();
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int i = 0; i < list->cnt; i++) {
+                list->elems[i].err = err;
+            }
+        }
+        pthread_mutex_lock(&ep->mu);
+        ep->send_ms = send_ms;
+        ep->recv_ms = recv_ms;
+        ep->answer = list;
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return NULL;
+}
+
+static int ends_start(ends_prober_t *ep, rd_kafka_t *rk) {
+    ep->rk = rk;
+    if (pthread_mutex_init(&ep->mu, NULL) != 0) {
+        return LP_ERR;
+    }
+    if (pthread_cond_init(&ep->cv, NULL) != 0) {
+        pthread_mutex_destroy(&ep->mu);
+        return LP_ERR;
+    }
+    if (pthread_create(&ep->thread, NULL, ends_main, ep) != 0) {
+        pthread_cond_destroy(&ep->cv);
+        pthread_mutex_destroy(&ep->mu);
+        return LP_ERR;
+    }
+    ep->started = true;
+    return LP_OK;
+}
+
+static void ends_stop(ends_prober_t *ep) {
+    if (!ep->started) {
+        return;
+    }
+    pthread_mutex_lock(&ep->mu);
+    ep->stop = true;
+    pthread_cond_signal(&ep->cv);
+    pthread_mutex_unlock(&ep->mu);
+    pthread_join(ep->thread, NULL);
+    if (ep->ask != NULL) {
+        rd_kafka_topic_partition_list_destroy(ep->ask);
+    }
+    if (ep->answer != NULL) {
+        rd_kafka_topic_partition_list_destroy(ep->answer);
+    }
+    pthread_cond_destroy(&ep->cv);
+    pthread_mutex_destroy(&ep->mu);
+    ep->started = false;
+}
+
 static int topic_index(const lp_worker_t *worker, const char *topic) {
     for (int t = 0; t < LP_IN_TOPICS; t++) {
         if (strcmp(worker->opts.in_topics[t], topic) == 0) {
@@ -297,6 +401,10 @@ static part_t *part_get(lp_worker_t *worker, int32_t p) {
     return &worker->parts[p];
 }
 
+static size_t batch_max(const lp_worker_t *worker) {
+    return worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
+}
+
 /* librdkafka's pause or resume of topic t of p, nothing else. */
 static void tp_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
@@ -338,18 +446,20 @@ static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     }
 }
 
-/* Bounded memory: a topic-partition whose held records exceed two batches is paused until it
- * is down to one; librdkafka then stops fetching it (each held record pins its fetch buffer).
- * Only that topic: the merge may be waiting for records of the others. */
+/* Bounded memory: a topic-partition whose held records exceed four batches is paused (at once,
+ * by add_pending) until it is down to two; librdkafka then stops fetching it. Two batches last
+ * longer than the fetch after the resume takes (at ~30,000 records/s per partition, 300 ms: one
+ * fetch.wait.max.ms and a fetch), and the gap makes pauses rare. Only that topic: the merge may
+ * be waiting for records of the others. */
 static void backlog_check(lp_worker_t *worker, int32_t p) {
     part_t *part = &worker->parts[p];
-    size_t batch = worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
+    size_t batch = batch_max(worker);
     for (int t = 0; t < LP_IN_TOPICS; t++) {
         size_t held = part->qlen[t] - part->qhead[t];
         bool pause;
-        if (!part->tpaused[t] && held > 2 * batch) {
+        if (!part->tpaused[t] && held > 4 * batch) {
             pause = true;
-        } else if (part->tpaused[t] && held <= batch) {
+        } else if (part->tpaused[t] && held <= 2 * batch) {
             pause = false;
         } else {
             continue;
@@ -358,10 +468,15 @@ static void backlog_check(lp_worker_t *worker, int32_t p) {
     }
 }
 
+static void rec_free(rec_t *r) {
+    free(r->key != NULL ? r->key : r->value);
+    r->key = r->value = NULL;
+}
+
 static void part_drop_pending(part_t *part) {
     for (int t = 0; t < LP_IN_TOPICS; t++) {
         for (size_t i = part->qhead[t]; i < part->qlen[t]; i++) {
-            rd_kafka_message_destroy(part->q[t][i]);
+            rec_free(&part->q[t][i]);
         }
         part->qhead[t] = part->qlen[t] = 0;
     }
@@ -592,6 +707,16 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "enable.partition.eof", "false", errstr, errstr_size) ||
+        /* librdkafka 2.0.2 stops fetching for a second (rd_kafka_max_block_ms; 2.1 made it
+         * fetch.queue.backoff.ms) once its queue (all partitions together: they forward to
+         * one) holds queued.min.messages: with the default of 100,000, partitions waited up
+         * to a second for records the broker had. The loop takes everything queued on every
+         * pass and bounds what it holds itself (backlog_check); this only has to exceed what
+         * arrives during one pass. A pass-through property still wins. */
+        rd_kafka_conf_set(conf, "queued.min.messages", "200000", errstr, errstr_size) ||
+        /* One fetch at a time per broker: a long poll of caught-up partitions (500 ms by
+         * default) delayed the first fetch of a resumed one as long. */
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", errstr, errstr_size) ||
         apply_props(conf, opts, true, errstr, errstr_size) != LP_OK) {
         goto err;
     }
@@ -606,6 +731,10 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     rd_kafka_poll_set_consumer(worker->consumer);
     if (prober_start(&worker->prober, worker->consumer) != LP_OK) {
         snprintf(errstr, errstr_size, "cannot start the watermark prober thread");
+        goto err;
+    }
+    if (ends_start(&worker->ends, worker->consumer) != LP_OK) {
+        snprintf(errstr, errstr_size, "cannot start the end prober thread");
         goto err;
     }
 
@@ -667,11 +796,11 @@ void lp_worker_destroy(lp_worker_t *worker) {
             part_drop_pending(&worker->parts[p]);
             for (int t = 0; t < LP_IN_TOPICS; t++) {
                 free(worker->parts[p].q[t]);
-                free(worker->parts[p].qat[t]);
             }
         }
     }
     prober_stop(&worker->prober);
+    ends_stop(&worker->ends);
     if (worker->consumer != NULL) {
         rd_kafka_destroy(worker->consumer);
     }
@@ -940,10 +1069,95 @@ static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
     return topic_state(worker, p, t) == TOPIC_CAUGHT_UP;
 }
 
-static int64_t msg_ts(const rd_kafka_message_t *m) {
-    rd_kafka_timestamp_type_t type;
-    int64_t ts = rd_kafka_message_timestamp(m, &type);
-    return ts < 0 ? 0 : ts;
+
+/* Takes the end prober's answer into the ring and, while the merge holds records that an
+ * answer may release, asks again (every merge.grace_ms / 4, 2 to 50 ms). */
+static void ends_tick(lp_worker_t *worker, int64_t now) {
+    ends_prober_t *ep = &worker->ends;
+    if (!ep->started) {
+        return;
+    }
+    pthread_mutex_lock(&ep->mu);
+    rd_kafka_topic_partition_list_t *answer = ep->answer;
+    int64_t send_ms = ep->send_ms, recv_ms = ep->recv_ms;
+    if (answer != NULL) {
+        ep->answer = NULL;
+        ep->busy = false;
+    }
+    bool busy = ep->busy;
+    pthread_mutex_unlock(&ep->mu);
+    if (answer != NULL) {
+        uint64_t seq = ++worker->end_seq;
+        size_t slot = seq % LP_END_RING;
+        worker->end_probes[slot] = (lp_end_probe_t){.seq = seq, .send_ms = send_ms,
+                                                    .recv_ms = recv_ms};
+        worker->end_probes_total++;
+        bool failed = false;
+        for (int i = 0; i < answer->cnt; i++) {
+            const rd_kafka_topic_partition_t *e = &answer->elems[i];
+            int t = topic_index(worker, e->topic);
+            if (t < 0 || e->partition < 0 || e->partition >= worker->max_part) {
+                continue;
+            }
+            lp_part_ends_t *ends = &worker->parts[e->partition].ends;
+            if (ends->seq[slot] != seq) {
+                ends->seq[slot] = seq;
+                for (int u = 0; u < LP_IN_TOPICS; u++) {
+                    ends->end[slot][u] = -1;
+                }
+            }
+            bool ok = e->err == RD_KAFKA_RESP_ERR_NO_ERROR && e->offset >= 0;
+            ends->end[slot][t] = ok ? e->offset : -1;
+            failed = failed || !ok;
+        }
+        worker->end_probe_errors += failed;
+        rd_kafka_topic_partition_list_destroy(answer);
+    }
+    if (!worker->ends_wanted || busy || now < worker->ends_next_ms) {
+        return;
+    }
+    worker->ends_wanted = false;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_IN_TOPICS * 8);
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        for (int t = 0; t < LP_IN_TOPICS && worker->parts[p].owned; t++) {
+            rd_kafka_topic_partition_list_add(list, worker->opts.in_topics[t], p)->offset =
+                RD_KAFKA_OFFSET_END;
+        }
+    }
+    if (list->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(list);
+        return;
+    }
+    pthread_mutex_lock(&ep->mu);
+    ep->ask = list;
+    ep->busy = true;
+    pthread_cond_signal(&ep->cv);
+    pthread_mutex_unlock(&ep->mu);
+    int every = worker->opts.merge_grace_ms / 4;
+    worker->ends_next_ms = now + (every < 2 ? 2 : every > 50 ? 50 : every);
+}
+
+/* The grace hold below, made exact for a backlog (lp_merge_release, engine/merge.h): records
+ * appended grace before a later end probe found the partition's empty topics at our position
+ * need no hold. A record that arrived within grace of its append (a live stream) gains nothing;
+ * this releases backlogs, which the hold paced at one fetch per grace. */
+static bool ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_IN_TOPICS],
+                         bool caught[LP_IN_TOPICS]) {
+    part_t *part = &worker->parts[p];
+    int64_t next[LP_IN_TOPICS];
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        next[t] = part->expect[t];
+        if (next[t] < 0) {
+            /* Nothing fetched since the assignment, which started at the beginning. */
+            int64_t lo = -1, hi = -1;
+            if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p,
+                                               &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                next[t] = lo;
+            }
+        }
+    }
+    return lp_merge_release(worker->end_probes, worker->end_seq, &part->ends, next,
+                            worker->opts.merge_grace_ms, rel, caught);
 }
 
 /* Fail-safe only: how long the merge waits for a topic that is behind or whose position is
@@ -961,6 +1175,10 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
     part_t *part = &worker->parts[p];
     size_t n = 0;
     bool blocked = false, waited = false;
+    int64_t rel[LP_IN_TOPICS] = {0};
+    bool caught[LP_IN_TOPICS] = {false};
+    bool probed = worker->opts.merge_grace_ms > 0 && limit == NULL &&
+                  ends_release(worker, p, rel, caught);
     memset(take, 0, sizeof(size_t) * LP_IN_TOPICS);
     while (n < max) {
         int best = -1;
@@ -969,7 +1187,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
             int t = tie_order[k];
             size_t at = part->qhead[t] + take[t];
             if (at < part->qlen[t] && (limit == NULL || take[t] < limit[t])) {
-                int64_t ts = msg_ts(part->q[t][at]);
+                int64_t ts = part->q[t][at].ts;
                 if (best < 0 || ts < best_ts) {
                     best = t;
                     best_ts = ts;
@@ -1009,34 +1227,37 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
             }
         }
         /* A caught-up topic may still receive a record older than this one that a producer is
-         * sending right now: hold this record for the grace period after its arrival. (Also in
-         * a backlog: skipping the hold when 1,000+ records of its topic were on the broker past
-         * ours made a catch-up faster, but a producer sending at full speed can deliver one
-         * topic's batch after another's later records: the rebalance itest saw a profile update
-         * applied after a later activity.) */
+         * sending right now: hold this record for the grace period after its arrival, unless
+         * an end probe shows that no such record can come (ends_release). (Not by the size of
+         * the backlog alone: skipping the hold when 1,000+ records of its topic were on the
+         * broker past ours made a catch-up faster, but a producer sending at full speed can
+         * deliver one topic's batch after another's later records: the rebalance itest saw a
+         * profile update applied after a later activity.) */
         size_t at = part->qhead[best] + take[best];
+        const rec_t *r = &part->q[best][at];
         bool fresh = worker->opts.merge_grace_ms > 0 && limit == NULL &&
-                     now - part->qat[best][at] < worker->opts.merge_grace_ms;
+                     now - r->at < worker->opts.merge_grace_ms;
+        bool early = probed && r->offset < rel[best];
         for (int t = 0; t < LP_IN_TOPICS && !blocked && fresh; t++) {
-            if (t != best && part->qhead[t] + take[t] >= part->qlen[t]) {
+            if (t != best && part->qhead[t] + take[t] >= part->qlen[t] && !(early && caught[t])) {
                 blocked = true;
+                worker->ends_wanted = true;
             }
         }
         if (blocked) {
             break;
         }
-        rd_kafka_message_t *m = part->q[best][at];
-        const char *topic = rd_kafka_topic_name(m->rkt);
+        worker->probe_releases += fresh;
         out[n++] = (lp_engine_msg_t){
-            .topic = topic,
+            .topic = worker->opts.in_topics[best],
             .kind = (lp_event_kind_t)best,
             .format = worker->opts.in_format[best],
             .partition = p,
-            .offset = m->offset,
-            .key = m->key,
-            .key_len = m->key_len,
-            .value = m->payload,
-            .value_len = m->len,
+            .offset = r->offset,
+            .key = r->key,
+            .key_len = r->key_len,
+            .value = r->value,
+            .value_len = r->value_len,
         };
         take[best]++;
     }
@@ -1057,7 +1278,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
 static void part_consume(part_t *part, const size_t take[LP_IN_TOPICS]) {
     for (int t = 0; t < LP_IN_TOPICS; t++) {
         for (size_t i = 0; i < take[t]; i++) {
-            rd_kafka_message_destroy(part->q[t][part->qhead[t] + i]);
+            rec_free(&part->q[t][part->qhead[t] + i]);
         }
         part->qhead[t] += take[t];
         part->npending -= take[t];
@@ -1075,10 +1296,6 @@ typedef struct {
     size_t n;
     size_t take[LP_IN_TOPICS];
 } flight_t;
-
-static size_t batch_max(const lp_worker_t *worker) {
-    return worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
-}
 
 /* Room for two batches of records: one in flight, one being built. */
 static int ensure_msgs(lp_worker_t *worker) {
@@ -1246,33 +1463,57 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         if (part->qhead[t] > 0) {
             memmove(part->q[t], part->q[t] + part->qhead[t],
                     (part->qlen[t] - part->qhead[t]) * sizeof(*part->q[t]));
-            memmove(part->qat[t], part->qat[t] + part->qhead[t],
-                    (part->qlen[t] - part->qhead[t]) * sizeof(*part->qat[t]));
             part->qlen[t] -= part->qhead[t];
             part->qhead[t] = 0;
         }
         if (part->qlen[t] == part->qcap[t]) {
             size_t cap = part->qcap[t] ? part->qcap[t] * 2 : 256;
-            rd_kafka_message_t **q = realloc(part->q[t], cap * sizeof(*q));
-            int64_t *at = q == NULL ? NULL : realloc(part->qat[t], cap * sizeof(*at));
-            if (q != NULL) {
-                part->q[t] = q;
-            }
-            if (at == NULL) {
+            rec_t *q = realloc(part->q[t], cap * sizeof(*q));
+            if (q == NULL) {
                 /* Can't hold it: forget it; it is read again from the stored offset after a
                  * restart (the offset does not move past it). */
                 rd_kafka_message_destroy(m);
                 return;
             }
-            part->qat[t] = at;
+            part->q[t] = q;
             part->qcap[t] = cap;
         }
     }
-    part->expect[t] = m->offset + 1;
+    rec_t *r = &part->q[t][part->qlen[t]];
+    size_t klen = m->key != NULL ? m->key_len : 0, vlen = m->payload != NULL ? m->len : 0;
+    uint8_t *buf = NULL;
+    if (m->key != NULL || m->payload != NULL) {
+        buf = malloc(klen + vlen + 1);
+        if (buf == NULL) {
+            rd_kafka_message_destroy(m);
+            return;
+        }
+        memcpy(buf, m->key != NULL ? m->key : "", klen);
+        memcpy(buf + klen, m->payload != NULL ? m->payload : "", vlen);
+    }
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    int64_t now = mono_ms();
+    int32_t m_partition = m->partition;
+    *r = (rec_t){
+        .offset = m->offset,
+        .ts = ts < 0 ? 0 : ts,
+        .at = now,
+        .key = m->key != NULL ? buf : NULL,
+        .value = m->payload != NULL ? buf + klen : NULL,
+        .key_len = klen,
+        .value_len = vlen,
+    };
+    rd_kafka_message_destroy(m);
+    part->qlen[t]++;
+    part->expect[t] = r->offset + 1;
     part->seen[t] = true;
-    part->rx_at[t] = mono_ms();
-    part->qat[t][part->qlen[t]] = mono_ms();
-    part->q[t][part->qlen[t]++] = m;
+    part->rx_at[t] = now;
+    /* At the bound now, not after the pass: librdkafka drops what it still queues of a paused
+     * topic-partition, and fetches it again after the resume. */
+    if (!part->tpaused[t] && part->qlen[t] - part->qhead[t] > 4 * batch_max(worker)) {
+        topic_pause(worker, m_partition, t, true);
+    }
     part->npending++;
 }
 
@@ -1437,11 +1678,20 @@ int lp_worker_run(lp_worker_t *worker) {
          * wait for another topic): batches grow with the load, and a light load is not held
          * back to fill them. */
         size_t held = worker->round_active ? 1 : 0; /* output in flight: come back soon */
+        size_t owned = 0;
         for (int32_t p = 0; p < worker->max_part; p++) {
             held += worker->parts[p].npending;
+            owned += worker->parts[p].owned;
         }
+        /* Everything librdkafka has in hand: its queue is one FIFO for every partition, and the
+         * merge of one partition may need records that sit behind many of another's (taking a
+         * batch per pass, partitions waited hundreds of ms for records already fetched). Also,
+         * librdkafka 2.0.2 stops fetching for a second once its queue exceeds
+         * queued.min.messages (see consumer_defaults): what we hold is bounded by
+         * backlog_check's pauses instead, per topic-partition. */
+        size_t gather = 4 * batch * (owned > 0 ? owned * LP_IN_TOPICS : 1);
         phase_end(worker, PH_OTHER);
-        while (got < batch && !*worker->opts.stop) {
+        while (got < gather && !*worker->opts.stop) {
             int timeout = got > 0 ? 0 : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
                                                  : wait_ms;
             rd_kafka_message_t *m = rd_kafka_consumer_poll(worker->consumer, timeout);
@@ -1461,6 +1711,7 @@ int lp_worker_run(lp_worker_t *worker) {
         }
         phase_end(worker, PH_POLL);
         int64_t now = mono_ms();
+        ends_tick(worker, now);
         /* 2. apply per partition (partitions in retry wait for their backoff; nothing is
          * applied while output delivery fails: the records wait, bounded by backlog_check) */
         process_partitions(worker, now);
@@ -1569,13 +1820,17 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         "leadpulse_merge_wait_timeouts_total %" PRIu64 "\n"
         "leadpulse_fetch_restarts_total %" PRIu64 "\n"
         "leadpulse_input_pauses_total %" PRIu64 "\n"
+        "leadpulse_end_probes_total %" PRIu64 "\n"
+        "leadpulse_end_probe_errors_total %" PRIu64 "\n"
+        "leadpulse_merge_early_releases_total %" PRIu64 "\n"
         "leadpulse_partitions_owned %zu\n",
         st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
         st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
         st->batches, st->commit_failures, st->fenced + worker->ack_fenced, st->cache_hits, st->cache_misses,
         st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
         worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts,
-        worker->fetch_restarts, worker->input_pauses, owned);
+        worker->fetch_restarts, worker->input_pauses, worker->end_probes_total,
+        worker->end_probe_errors, worker->probe_releases, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     for (int ph = 0; ph < PH__COUNT && len < size; ph++) {
         n = snprintf(buf + len, size - len, "%sleadpulse_loop_seconds_total{phase=\"%s\"} %.6f\n",
