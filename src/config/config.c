@@ -240,7 +240,8 @@ const lp_config_entry_t lp_config_table[] = {
     STR("rules.path", rules_path, "config/rules.yaml", "LEADPULSE_RULES_PATH", 0, NULL,
         "Scoring rules file (docs/rules.md), relative to the working directory."),
     INT("batch.max_events", batch_max_events, "5000", 1, 1000000, "LEADPULSE_BATCH_MAX_EVENTS",
-        "Most events applied in one batch (one atomic commit per partition)."),
+        "Most events applied in one batch (one atomic commit per partition). Also bounds the "
+        "input held: a topic-partition is paused past four batches, resumed at two."),
     MS("batch.max_wait_ms", batch_max_wait_ms, "20", 0, 60000, "LEADPULSE_BATCH_MAX_WAIT_MS",
        "Longest wait to fill a batch before applying it."),
     INT("cache.max_leads", cache_max_leads, "200000", 1, 100000000, "LEADPULSE_CACHE_MAX_LEADS",
@@ -248,8 +249,11 @@ const lp_config_entry_t lp_config_table[] = {
     MS("merge.grace_ms", merge_grace_ms, "20", 0, 60000, "LEADPULSE_MERGE_GRACE_MS",
        "The three input topics are applied merged by record timestamp. While one of them has "
        "nothing buffered (it is caught up), a record is held this long after it arrived, so a "
-       "record with an older timestamp still on its way on that topic is applied first. 0 = "
-       "no wait (lowest latency, order across topics then depends on arrival)."),
+       "record with an older timestamp still on its way on that topic is applied first. "
+       "Assumes a record sent before another reaches the brokers at most this much later. In "
+       "a backlog, end probes (ListOffsets, at most every grace/4 while records are held) "
+       "release records appended this long before the topic was found caught up. 0 = no wait "
+       "(lowest latency, order across topics then depends on arrival)."),
     MS("timers.interval_ms", timers_interval_ms, "1000", 10, 3600000,
        "LEADPULSE_TIMERS_INTERVAL_MS", "How often due SLA and inactivity timers are fired."),
     INT("timers.batch", timers_batch, "1000", 1, 1000000, "LEADPULSE_TIMERS_BATCH",
