@@ -15,18 +15,19 @@ import lpit  # noqa: E402
 
 
 def main():
-    # Four partitions: the worker commits one partition while it applies the next, so the reply
+    # Eight partitions: the worker commits one partition while it applies the next, so the reply
     # it most often waits for is the last one of a pass; with more partitions per pass, a pause
-    # more often lands where batches are still to be committed after it.
-    ctx = lpit.Ctx("fencing", partitions=4)
+    # more often lands where batches are still to be committed after it (on 2 partitions the
+    # zombie wrote nothing in 3 pauses; on 4, once in a CI-like run).
+    ctx = lpit.Ctx("fencing", partitions=8)
     checks = lpit.Checks("test_worker_fencing")
     try:
         sc = lpit.Scenario(ctx, seed=41, leads=800, events=20000)
-        # The stream in three parts: a backlog for each pause (b applies what is left fast).
+        # The stream in parts: a backlog for each pause (b applies what is left fast).
         lines = open(sc.path).read().splitlines(keepends=True)
-        cut = [0, len(lines) * 6 // 10, len(lines) * 8 // 10, len(lines)]
+        cut = [0] + [len(lines) * k // 10 for k in (6, 7, 8, 9)] + [len(lines)]
         parts = []
-        for k in range(3):
+        for k in range(len(cut) - 1):
             part = os.path.join(ctx.dir, f"part{k}.jsonl")
             with open(part, "w") as f:
                 f.writelines(lines[cut[k]:cut[k + 1]])
@@ -35,16 +36,18 @@ def main():
         total = len(lines)
         # a: small batches, so it is mid-backlog with fetched records in hand when paused.
         a = sc.worker("a", LEADPULSE_BATCH_MAX_EVENTS=10)
-        a.wait_owns(4)
+        a.wait_owns(8)
         b = None
 
         def fenced_lines():
             return [l for l in a.log_text().splitlines()
                     if "is stale" in l or "fenced" in l.lower()]
         lines = []
-        # A zombie only writes if it still holds fetched records when it wakes up; a pause that
-        # lands between batches may see the revoke first. Up to 3 pauses while backlog is left.
-        for attempt in (1, 2, 3):
+        # A zombie only writes if it still holds fetched records (or unacknowledged outbox
+        # entries) when it wakes up, before librdkafka, which notices the session timeout at
+        # once, revokes its partitions: a pause during the last commit of a loop pass sees the
+        # revoke first. Up to 5 pauses while backlog is left.
+        for attempt in range(1, len(parts) + 1):
             if attempt == 1:
                 sc.wait_applied_at_least(int(total * 0.1))
             else:
@@ -54,7 +57,7 @@ def main():
             at = sc.applied()
             if b is None:
                 b = sc.worker("b", LEADPULSE_BATCH_MAX_EVENTS=10)
-            b.wait_owns(4, timeout=60)
+            b.wait_owns(8, timeout=60)
             lpit.log(f"pause {attempt}: a stopped {'waiting for Redis ' if caught else ''}at "
                      f"{at} of {total} applied; b owns every partition; resuming a")
             a.signal(signal.SIGCONT)
@@ -62,10 +65,10 @@ def main():
                 lines = lpit.wait_until(fenced_lines, 8, "a's stale-epoch commit to be refused")
                 break
             except TimeoutError:
-                a.wait_owns(2, timeout=60)  # a rejoined and shares the partitions again
+                a.wait_owns(4, timeout=60)  # a rejoined and shares the partitions again
         m = a.metrics() or {}
         checks.check(bool(lines), f"zombie a: its stale-epoch commit was refused: "
-                                  f"{lines[0][24:150] if lines else '(never, in 3 pauses)'}")
+                                  f"{lines[0][24:150] if lines else f'(never, in {attempt} pauses)'}")
         checks.check(m.get("leadpulse_fenced_total", 0) > 0,
                      f"zombie a: /metrics leadpulse_fenced_total = "
                      f"{m.get('leadpulse_fenced_total')} (after {len(lines)} refused writes logged)")
