@@ -32,6 +32,7 @@
  * record of the topic, or after this (an idle topic delivers none). */
 #define RESUME_SETTLE_MS 2000
 #define HELD_POLL_MS 2 /* poll wait while records are held back by the merge */
+#define ENDS_BACKLOG 1000   /* records of its topic past a held one: end probes are worth it */
 #define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
 #define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
 
@@ -52,9 +53,10 @@ typedef enum {
 static const char *const phase_names[PH__COUNT] = {"poll",   "load",   "apply",
                                                    "commit", "output", "other"};
 
-/* A polled record, copied out of librdkafka's fetch buffer: a held librdkafka message pins its
- * whole fetch response (up to fetch.max.bytes for all partitions), so records held for the merge
- * (one topic ahead of another by seconds) kept many responses alive; a copy costs its bytes. */
+/* A polled record, copied out of librdkafka's buffers: a held librdkafka message pins the buffer
+ * of the fetch response it came in (up to fetch.max.bytes, all partitions), so records held for
+ * the merge (one topic ahead of another by seconds) kept many responses alive; a copy costs its
+ * own bytes. */
 typedef struct {
     int64_t offset;
     int64_t ts;        /* record timestamp (ms; 0 if none) */
@@ -134,7 +136,6 @@ typedef struct {
     bool busy;                               /* asked and not yet taken back */
     int64_t send_ms, recv_ms;                /* monotonic: before the request, after the reply */
 } ends_prober_t;
-
 
 struct lp_worker {
     lp_worker_opts_t opts;
@@ -231,18 +232,37 @@ static void *prober_main(void *arg) {
     return NULL;
 }
 
+/* The helper threads' common start and stop (a mutex, a condition variable, a thread). */
+static int helper_start(pthread_t *thread, pthread_mutex_t *mu, pthread_cond_t *cv,
+                        void *(*main_fn)(void *), void *arg) {
+    if (pthread_mutex_init(mu, NULL) != 0) {
+        return LP_ERR;
+    }
+    if (pthread_cond_init(cv, NULL) != 0) {
+        pthread_mutex_destroy(mu);
+        return LP_ERR;
+    }
+    if (pthread_create(thread, NULL, main_fn, arg) != 0) {
+        pthread_cond_destroy(cv);
+        pthread_mutex_destroy(mu);
+        return LP_ERR;
+    }
+    return LP_OK;
+}
+
+static void helper_stop(pthread_t thread, pthread_mutex_t *mu, pthread_cond_t *cv, bool *stop) {
+    pthread_mutex_lock(mu);
+    *stop = true;
+    pthread_cond_signal(cv);
+    pthread_mutex_unlock(mu);
+    pthread_join(thread, NULL);
+    pthread_cond_destroy(cv);
+    pthread_mutex_destroy(mu);
+}
+
 static int prober_start(prober_t *pr, rd_kafka_t *rk) {
     pr->rk = rk;
-    if (pthread_mutex_init(&pr->mu, NULL) != 0) {
-        return LP_ERR;
-    }
-    if (pthread_cond_init(&pr->cv, NULL) != 0) {
-        pthread_mutex_destroy(&pr->mu);
-        return LP_ERR;
-    }
-    if (pthread_create(&pr->thread, NULL, prober_main, pr) != 0) {
-        pthread_cond_destroy(&pr->cv);
-        pthread_mutex_destroy(&pr->mu);
+    if (helper_start(&pr->thread, &pr->mu, &pr->cv, prober_main, pr) != LP_OK) {
         return LP_ERR;
     }
     pr->started = true;
@@ -250,17 +270,10 @@ static int prober_start(prober_t *pr, rd_kafka_t *rk) {
 }
 
 static void prober_stop(prober_t *pr) {
-    if (!pr->started) {
-        return;
+    if (pr->started) {
+        helper_stop(pr->thread, &pr->mu, &pr->cv, &pr->stop);
+        pr->started = false;
     }
-    pthread_mutex_lock(&pr->mu);
-    pr->stop = true;
-    pthread_cond_signal(&pr->cv);
-    pthread_mutex_unlock(&pr->mu);
-    pthread_join(pr->thread, NULL);
-    pthread_cond_destroy(&pr->cv);
-    pthread_mutex_destroy(&pr->mu);
-    pr->started = false;
 }
 
 static void *ends_main(void *arg) {
@@ -295,16 +308,7 @@ static void *ends_main(void *arg) {
 
 static int ends_start(ends_prober_t *ep, rd_kafka_t *rk) {
     ep->rk = rk;
-    if (pthread_mutex_init(&ep->mu, NULL) != 0) {
-        return LP_ERR;
-    }
-    if (pthread_cond_init(&ep->cv, NULL) != 0) {
-        pthread_mutex_destroy(&ep->mu);
-        return LP_ERR;
-    }
-    if (pthread_create(&ep->thread, NULL, ends_main, ep) != 0) {
-        pthread_cond_destroy(&ep->cv);
-        pthread_mutex_destroy(&ep->mu);
+    if (helper_start(&ep->thread, &ep->mu, &ep->cv, ends_main, ep) != LP_OK) {
         return LP_ERR;
     }
     ep->started = true;
@@ -315,19 +319,13 @@ static void ends_stop(ends_prober_t *ep) {
     if (!ep->started) {
         return;
     }
-    pthread_mutex_lock(&ep->mu);
-    ep->stop = true;
-    pthread_cond_signal(&ep->cv);
-    pthread_mutex_unlock(&ep->mu);
-    pthread_join(ep->thread, NULL);
+    helper_stop(ep->thread, &ep->mu, &ep->cv, &ep->stop);
     if (ep->ask != NULL) {
         rd_kafka_topic_partition_list_destroy(ep->ask);
     }
     if (ep->answer != NULL) {
         rd_kafka_topic_partition_list_destroy(ep->answer);
     }
-    pthread_cond_destroy(&ep->cv);
-    pthread_mutex_destroy(&ep->mu);
     ep->started = false;
 }
 
@@ -1238,16 +1236,28 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         bool fresh = worker->opts.merge_grace_ms > 0 && limit == NULL &&
                      now - r->at < worker->opts.merge_grace_ms;
         bool early = probed && r->offset < rel[best];
+        bool hold = false, by_probe = false;
         for (int t = 0; t < LP_IN_TOPICS && !blocked && fresh; t++) {
-            if (t != best && part->qhead[t] + take[t] >= part->qlen[t] && !(early && caught[t])) {
-                blocked = true;
-                worker->ends_wanted = true;
+            if (t != best && part->qhead[t] + take[t] >= part->qlen[t]) {
+                by_probe = true;
+                hold = hold || !(early && caught[t]);
             }
+        }
+        blocked = blocked || hold;
+        if (hold && !worker->ends_wanted) {
+            /* Probes help a backlog only: a record of a live stream arrives within the grace of
+             * its append, and gains nothing from them (this decides when to ask, not what to
+             * release). */
+            int64_t lo = -1, hi = -1;
+            worker->ends_wanted =
+                rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[best], p,
+                                               &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                hi - r->offset >= ENDS_BACKLOG;
         }
         if (blocked) {
             break;
         }
-        worker->probe_releases += fresh;
+        worker->probe_releases += by_probe;
         out[n++] = (lp_engine_msg_t){
             .topic = worker->opts.in_topics[best],
             .kind = (lp_event_kind_t)best,
