@@ -403,6 +403,15 @@ static size_t batch_max(const lp_worker_t *worker) {
     return worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
 }
 
+/* Most records held per topic-partition before it is paused (see backlog_check): four batches,
+ * and never fewer than HELD_MIN (with tiny batches, a bound of a few records paused and resumed
+ * a topic-partition on every fetch: the batch-1 baseline fell from 1,750 to 96 events/s). */
+#define HELD_MIN 10000
+static size_t held_max(const lp_worker_t *worker) {
+    size_t four = 4 * batch_max(worker);
+    return four > HELD_MIN ? four : HELD_MIN;
+}
+
 /* librdkafka's pause or resume of topic t of p, nothing else. */
 static void tp_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
@@ -444,20 +453,20 @@ static void topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     }
 }
 
-/* Bounded memory: a topic-partition whose held records exceed four batches is paused (at once,
- * by add_pending) until it is down to two; librdkafka then stops fetching it. Two batches last
- * longer than the fetch after the resume takes (at ~30,000 records/s per partition, 300 ms: one
- * fetch.wait.max.ms and a fetch), and the gap makes pauses rare. Only that topic: the merge may
- * be waiting for records of the others. */
+/* Bounded memory: a topic-partition whose held records exceed held_max (four batches, at least
+ * 10,000) is paused (at once, by add_pending) until it is down to half; librdkafka then stops
+ * fetching it. Half lasts longer than the fetch after the resume takes (at ~30,000 records/s per
+ * partition, 300 ms: one fetch.wait.max.ms and a fetch), and the gap makes pauses rare. Only
+ * that topic: the merge may be waiting for records of the others. */
 static void backlog_check(lp_worker_t *worker, int32_t p) {
     part_t *part = &worker->parts[p];
-    size_t batch = batch_max(worker);
+    size_t bound = held_max(worker);
     for (int t = 0; t < LP_IN_TOPICS; t++) {
         size_t held = part->qlen[t] - part->qhead[t];
         bool pause;
-        if (!part->tpaused[t] && held > 4 * batch) {
+        if (!part->tpaused[t] && held > bound) {
             pause = true;
-        } else if (part->tpaused[t] && held <= 2 * batch) {
+        } else if (part->tpaused[t] && held <= bound / 2) {
             pause = false;
         } else {
             continue;
@@ -1521,7 +1530,7 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
     part->rx_at[t] = now;
     /* At the bound now, not after the pass: librdkafka drops what it still queues of a paused
      * topic-partition, and fetches it again after the resume. */
-    if (!part->tpaused[t] && part->qlen[t] - part->qhead[t] > 4 * batch_max(worker)) {
+    if (!part->tpaused[t] && part->qlen[t] - part->qhead[t] > held_max(worker)) {
         topic_pause(worker, m_partition, t, true);
     }
     part->npending++;
@@ -1673,7 +1682,6 @@ static void fire_timers(lp_worker_t *worker) {
 }
 
 int lp_worker_run(lp_worker_t *worker) {
-    size_t batch = worker->opts.batch_max_events ? worker->opts.batch_max_events : 5000;
     int wait_ms = worker->opts.batch_max_wait_ms > 0 ? worker->opts.batch_max_wait_ms : 20;
     int rc = LP_OK;
 
@@ -1699,7 +1707,7 @@ int lp_worker_run(lp_worker_t *worker) {
          * librdkafka 2.0.2 stops fetching for a second once its queue exceeds
          * queued.min.messages (see consumer_defaults): what we hold is bounded by
          * backlog_check's pauses instead, per topic-partition. */
-        size_t gather = 4 * batch * (owned > 0 ? owned * LP_IN_TOPICS : 1);
+        size_t gather = held_max(worker) * (owned > 0 ? owned * LP_IN_TOPICS : 1);
         phase_end(worker, PH_OTHER);
         while (got < gather && !*worker->opts.stop) {
             int timeout = got > 0 ? 0 : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
