@@ -104,15 +104,20 @@ typedef struct {
     char id[64]; /* outbox entry id, acknowledged once delivered */
 } delivery_t;
 
-/* Asks the broker for one topic-partition's watermarks off the main loop: a ListOffsets request
- * waits behind the outstanding fetch on the broker connection (up to fetch.wait.max.ms). */
+/* A helper thread of the worker: it waits on cv for work that the loop hands it under mu. */
 typedef struct {
     pthread_t thread;
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    rd_kafka_t *rk;
     bool stop;
+    rd_kafka_t *rk;
+} helper_t;
+
+/* Asks the broker for one topic-partition's watermarks off the main loop: a ListOffsets request
+ * waits behind the outstanding fetch on the broker connection (up to fetch.wait.max.ms). */
+typedef struct {
+    helper_t h;
     bool asked, answered;          /* the one request slot: asked -> answered -> taken */
     char topic[256];
     int32_t p;
@@ -125,12 +130,7 @@ typedef struct {
 /* Asks the brokers for the end offsets of every owned input topic-partition (one ListOffsets
  * request per broker), off the main loop, for the merge's grace hold (see ends_release). */
 typedef struct {
-    pthread_t thread;
-    bool started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    rd_kafka_t *rk;
-    bool stop;
+    helper_t h;
     rd_kafka_topic_partition_list_t *ask;    /* handed to the thread; NULL: nothing asked */
     rd_kafka_topic_partition_list_t *answer; /* handed back; NULL: nothing answered */
     bool busy;                               /* asked and not yet taken back */
@@ -209,124 +209,103 @@ int64_t lp_worker_now_ms(const lp_worker_t *worker) {
 
 static void *prober_main(void *arg) {
     prober_t *pr = arg;
-    pthread_mutex_lock(&pr->mu);
-    while (!pr->stop) {
+    pthread_mutex_lock(&pr->h.mu);
+    while (!pr->h.stop) {
         if (!pr->asked || pr->answered) {
-            pthread_cond_wait(&pr->cv, &pr->mu);
+            pthread_cond_wait(&pr->h.cv, &pr->h.mu);
             continue;
         }
         char topic[sizeof(pr->topic)];
         int32_t p = pr->p;
         memcpy(topic, pr->topic, sizeof(topic));
-        pthread_mutex_unlock(&pr->mu);
+        pthread_mutex_unlock(&pr->h.mu);
         int64_t lo = -1, hi = -1;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(pr->rk, topic, p, &lo, &hi,
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(pr->h.rk, topic, p, &lo, &hi,
                                                                    5000);
-        pthread_mutex_lock(&pr->mu);
+        pthread_mutex_lock(&pr->h.mu);
         pr->lo = lo;
         pr->hi = hi;
         pr->err = err;
         pr->answered = true;
     }
-    pthread_mutex_unlock(&pr->mu);
+    pthread_mutex_unlock(&pr->h.mu);
     return NULL;
 }
 
-/* The helper threads' common start and stop (a mutex, a condition variable, a thread). */
-static int helper_start(pthread_t *thread, pthread_mutex_t *mu, pthread_cond_t *cv,
-                        void *(*main_fn)(void *), void *arg) {
-    if (pthread_mutex_init(mu, NULL) != 0) {
+static int helper_start(helper_t *h, rd_kafka_t *rk, void *(*main_fn)(void *), void *arg) {
+    h->rk = rk;
+    if (pthread_mutex_init(&h->mu, NULL) != 0) {
         return LP_ERR;
     }
-    if (pthread_cond_init(cv, NULL) != 0) {
-        pthread_mutex_destroy(mu);
+    if (pthread_cond_init(&h->cv, NULL) != 0) {
+        pthread_mutex_destroy(&h->mu);
         return LP_ERR;
     }
-    if (pthread_create(thread, NULL, main_fn, arg) != 0) {
-        pthread_cond_destroy(cv);
-        pthread_mutex_destroy(mu);
+    if (pthread_create(&h->thread, NULL, main_fn, arg) != 0) {
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
         return LP_ERR;
     }
+    h->started = true;
     return LP_OK;
 }
 
-static void helper_stop(pthread_t thread, pthread_mutex_t *mu, pthread_cond_t *cv, bool *stop) {
-    pthread_mutex_lock(mu);
-    *stop = true;
-    pthread_cond_signal(cv);
-    pthread_mutex_unlock(mu);
-    pthread_join(thread, NULL);
-    pthread_cond_destroy(cv);
-    pthread_mutex_destroy(mu);
-}
-
-static int prober_start(prober_t *pr, rd_kafka_t *rk) {
-    pr->rk = rk;
-    if (helper_start(&pr->thread, &pr->mu, &pr->cv, prober_main, pr) != LP_OK) {
-        return LP_ERR;
+/* Returns false if it was not running. */
+static bool helper_stop(helper_t *h) {
+    if (!h->started) {
+        return false;
     }
-    pr->started = true;
-    return LP_OK;
-}
-
-static void prober_stop(prober_t *pr) {
-    if (pr->started) {
-        helper_stop(pr->thread, &pr->mu, &pr->cv, &pr->stop);
-        pr->started = false;
-    }
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    h->started = false;
+    return true;
 }
 
 static void *ends_main(void *arg) {
     ends_prober_t *ep = arg;
-    pthread_mutex_lock(&ep->mu);
-    while (!ep->stop) {
+    pthread_mutex_lock(&ep->h.mu);
+    while (!ep->h.stop) {
         if (ep->ask == NULL) {
-            pthread_cond_wait(&ep->cv, &ep->mu);
+            pthread_cond_wait(&ep->h.cv, &ep->h.mu);
             continue;
         }
         rd_kafka_topic_partition_list_t *list = ep->ask;
         ep->ask = NULL;
-        pthread_mutex_unlock(&ep->mu);
+        pthread_mutex_unlock(&ep->h.mu);
         /* The "timestamp" -1 asks for each partition's end (RD_KAFKA_OFFSET_END): the high
          * watermark, or the last stable offset under read_committed, as the consumer fetches. */
         int64_t send_ms = mono_ms();
-        rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(ep->rk, list, 2000);
+        rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(ep->h.rk, list, 2000);
         int64_t recv_ms = mono_ms();
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             for (int i = 0; i < list->cnt; i++) {
                 list->elems[i].err = err;
             }
         }
-        pthread_mutex_lock(&ep->mu);
+        pthread_mutex_lock(&ep->h.mu);
         ep->send_ms = send_ms;
         ep->recv_ms = recv_ms;
         ep->answer = list;
     }
-    pthread_mutex_unlock(&ep->mu);
+    pthread_mutex_unlock(&ep->h.mu);
     return NULL;
 }
 
-static int ends_start(ends_prober_t *ep, rd_kafka_t *rk) {
-    ep->rk = rk;
-    if (helper_start(&ep->thread, &ep->mu, &ep->cv, ends_main, ep) != LP_OK) {
-        return LP_ERR;
-    }
-    ep->started = true;
-    return LP_OK;
-}
-
 static void ends_stop(ends_prober_t *ep) {
-    if (!ep->started) {
+    if (!helper_stop(&ep->h)) {
         return;
     }
-    helper_stop(ep->thread, &ep->mu, &ep->cv, &ep->stop);
     if (ep->ask != NULL) {
         rd_kafka_topic_partition_list_destroy(ep->ask);
     }
     if (ep->answer != NULL) {
         rd_kafka_topic_partition_list_destroy(ep->answer);
     }
-    ep->started = false;
 }
 
 static int topic_index(const lp_worker_t *worker, const char *topic) {
@@ -736,11 +715,12 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     }
     conf = NULL;
     rd_kafka_poll_set_consumer(worker->consumer);
-    if (prober_start(&worker->prober, worker->consumer) != LP_OK) {
+    if (helper_start(&worker->prober.h, worker->consumer, prober_main, &worker->prober) !=
+        LP_OK) {
         snprintf(errstr, errstr_size, "cannot start the watermark prober thread");
         goto err;
     }
-    if (ends_start(&worker->ends, worker->consumer) != LP_OK) {
+    if (helper_start(&worker->ends.h, worker->consumer, ends_main, &worker->ends) != LP_OK) {
         snprintf(errstr, errstr_size, "cannot start the end prober thread");
         goto err;
     }
@@ -806,7 +786,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
             }
         }
     }
-    prober_stop(&worker->prober);
+    helper_stop(&worker->prober.h);
     ends_stop(&worker->ends);
     if (worker->consumer != NULL) {
         rd_kafka_destroy(worker->consumer);
@@ -1081,10 +1061,10 @@ static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
  * answer may release, asks again (every merge.grace_ms / 4, 2 to 50 ms). */
 static void ends_tick(lp_worker_t *worker, int64_t now) {
     ends_prober_t *ep = &worker->ends;
-    if (!ep->started) {
+    if (!ep->h.started) {
         return;
     }
-    pthread_mutex_lock(&ep->mu);
+    pthread_mutex_lock(&ep->h.mu);
     rd_kafka_topic_partition_list_t *answer = ep->answer;
     int64_t send_ms = ep->send_ms, recv_ms = ep->recv_ms;
     if (answer != NULL) {
@@ -1092,7 +1072,7 @@ static void ends_tick(lp_worker_t *worker, int64_t now) {
         ep->busy = false;
     }
     bool busy = ep->busy;
-    pthread_mutex_unlock(&ep->mu);
+    pthread_mutex_unlock(&ep->h.mu);
     if (answer != NULL) {
         uint64_t seq = ++worker->end_seq;
         size_t slot = seq % LP_END_RING;
@@ -1135,11 +1115,11 @@ static void ends_tick(lp_worker_t *worker, int64_t now) {
         rd_kafka_topic_partition_list_destroy(list);
         return;
     }
-    pthread_mutex_lock(&ep->mu);
+    pthread_mutex_lock(&ep->h.mu);
     ep->ask = list;
     ep->busy = true;
-    pthread_cond_signal(&ep->cv);
-    pthread_mutex_unlock(&ep->mu);
+    pthread_cond_signal(&ep->h.cv);
+    pthread_mutex_unlock(&ep->h.mu);
     int every = worker->opts.merge_grace_ms / 4;
     worker->ends_next_ms = now + (every < 2 ? 2 : every > 50 ? 50 : every);
 }
@@ -1563,10 +1543,10 @@ static void fetch_restart(lp_worker_t *worker, int32_t p, int t, int64_t hi, int
 
 static void stall_check(lp_worker_t *worker, int64_t now) {
     prober_t *pr = &worker->prober;
-    if (!pr->started) {
+    if (!pr->h.started) {
         return;
     }
-    pthread_mutex_lock(&pr->mu);
+    pthread_mutex_lock(&pr->h.mu);
     bool asked = pr->asked, answered = pr->answered;
     int32_t ap = pr->p;
     int at = pr->t;
@@ -1575,7 +1555,7 @@ static void stall_check(lp_worker_t *worker, int64_t now) {
     if (answered) {
         pr->asked = pr->answered = false;
     }
-    pthread_mutex_unlock(&pr->mu);
+    pthread_mutex_unlock(&pr->h.mu);
     if (asked && !answered) {
         return; /* one question at a time */
     }
@@ -1604,15 +1584,15 @@ static void stall_check(lp_worker_t *worker, int64_t now) {
                 continue;
             }
             part->probe_at[t] = now;
-            pthread_mutex_lock(&pr->mu);
+            pthread_mutex_lock(&pr->h.mu);
             snprintf(pr->topic, sizeof(pr->topic), "%s", worker->opts.in_topics[t]);
             pr->p = p;
             pr->t = t;
             pr->expect = part->expect[t];
             pr->asked = true;
             pr->answered = false;
-            pthread_cond_signal(&pr->cv);
-            pthread_mutex_unlock(&pr->mu);
+            pthread_cond_signal(&pr->h.cv);
+            pthread_mutex_unlock(&pr->h.mu);
             return;
         }
     }
