@@ -31,7 +31,7 @@
 /* After an assignment or a resume, cached watermarks are trusted once the fetcher delivered a
  * record of the topic, or after this (an idle topic delivers none). */
 #define RESUME_SETTLE_MS 2000
-#define HELD_POLL_MS 2 /* poll wait while records are held back by the merge */
+#define HELD_POLL_MS 2      /* poll wait while records are held back by the merge */
 #define ENDS_BACKLOG 1000   /* records of its topic past a held one: end probes are worth it */
 #define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
 #define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
@@ -41,12 +41,12 @@ typedef enum { TOPIC_CAUGHT_UP, TOPIC_BEHIND, TOPIC_UNKNOWN } topic_state_t;
 /* Where the main loop's time goes (leadpulse_loop_seconds_total{phase}): what to look at when
  * a worker falls behind. */
 typedef enum {
-    PH_POLL = 0,   /* waiting for and taking records from librdkafka */
-    PH_LOAD,       /* merging, decoding, loading leads the cache lacks (a store round trip) */
-    PH_APPLY,      /* scoring and encoding the commit */
-    PH_COMMIT,     /* sending a commit and waiting for what the store did not finish meanwhile */
-    PH_OUTPUT,     /* producing the outbox, acknowledging deliveries */
-    PH_OTHER,      /* timers, rebalances, stall checks, bookkeeping */
+    PH_POLL = 0, /* waiting for and taking records from librdkafka */
+    PH_LOAD,     /* merging, decoding, loading leads the cache lacks (a store round trip) */
+    PH_APPLY,    /* scoring and encoding the commit */
+    PH_COMMIT,   /* sending a commit and waiting for what the store did not finish meanwhile */
+    PH_OUTPUT,   /* producing the outbox, acknowledging deliveries */
+    PH_OTHER,    /* timers, rebalances, stall checks, bookkeeping */
     PH__COUNT
 } phase_t;
 
@@ -59,24 +59,24 @@ static const char *const phase_names[PH__COUNT] = {"poll",   "load",   "apply",
  * own bytes. */
 typedef struct {
     int64_t offset;
-    int64_t ts;        /* record timestamp (ms; 0 if none) */
-    int64_t at;        /* arrival (monotonic ms) */
-    uint8_t *key;      /* NULL if the record has none */
-    uint8_t *value;    /* NULL for a tombstone; key and value share one allocation */
+    int64_t ts;     /* record timestamp (ms; 0 if none) */
+    int64_t at;     /* arrival (monotonic ms) */
+    uint8_t *key;   /* NULL if the record has none */
+    uint8_t *value; /* NULL for a tombstone; key and value share one allocation */
     size_t key_len, value_len;
 } rec_t;
 
 typedef struct {
-    bool assigned[LP_IN_TOPICS]; /* Kafka gave us p of each input topic */
-    bool owned;                  /* fenced in the store: we may write */
-    bool tpaused[LP_IN_TOPICS];  /* one topic paused because we hold too many of its records */
+    bool assigned[LP_IN_TOPICS];    /* Kafka gave us p of each input topic */
+    bool owned;                     /* fenced in the store: we may write */
+    bool tpaused[LP_IN_TOPICS];     /* one topic paused because we hold too many of its records */
     int64_t rx_at[LP_IN_TOPICS];    /* last record or end-of-partition seen (monotonic ms) */
     int64_t probe_at[LP_IN_TOPICS]; /* last stall probe (broker watermark query) */
-    bool wait_logged;            /* the merge's give-up of this wait was logged */
-    int wait_topic;              /* what the merge last waited for (debug log) */
+    bool wait_logged;               /* the merge's give-up of this wait was logged */
+    int wait_topic;                 /* what the merge last waited for (debug log) */
     topic_state_t wait_state;
-    int64_t fenced_at_ms;        /* lost the epoch while still assigned */
-    int64_t retry_at_ms;         /* next retry of pending records */
+    int64_t fenced_at_ms; /* lost the epoch while still assigned */
+    int64_t retry_at_ms;  /* next retry of pending records */
     int backoff_ms;
     int64_t expect[LP_IN_TOPICS]; /* next offset expected per input topic (-1 unknown) */
     /* Polled, not yet applied (kept across a failed commit): one queue per input topic, merged
@@ -84,8 +84,8 @@ typedef struct {
     size_t npending;
     rec_t *q[LP_IN_TOPICS];
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
-    int64_t waiting_since_ms;    /* merge waits for a topic that may still have older records */
-    bool seen[LP_IN_TOPICS];     /* a record since assignment or resume */
+    int64_t waiting_since_ms; /* merge waits for a topic that may still have older records */
+    bool seen[LP_IN_TOPICS];  /* a record since assignment or resume */
     /* Per topic: just resumed, restarted or assigned, its cached watermark may be old. Per
      * topic, not per partition: a topic paused and resumed again and again (bounded buffering)
      * kept its partition's other topics "unknown" 2 s after every resume, and a partition
@@ -118,11 +118,11 @@ typedef struct {
  * waits behind the outstanding fetch on the broker connection (up to fetch.wait.max.ms). */
 typedef struct {
     helper_t h;
-    bool asked, answered;          /* the one request slot: asked -> answered -> taken */
+    bool asked, answered; /* the one request slot: asked -> answered -> taken */
     char topic[256];
     int32_t p;
     int t;
-    int64_t expect;                /* our position when asked */
+    int64_t expect; /* our position when asked */
     int64_t lo, hi;
     rd_kafka_resp_err_t err;
 } prober_t;
@@ -148,14 +148,14 @@ struct lp_worker {
     int32_t max_part; /* highest partition index seen + 1 */
     lp_engine_msg_t *msgs;
     size_t cap_msgs;
-    delivery_t *deliveries;     /* the output round in flight (see outbox_round_start) */
+    delivery_t *deliveries; /* the output round in flight (see outbox_round_start) */
     const char **ack_ids;
     size_t cap_deliveries;
     size_t round_n;
     bool round_active;
     int64_t round_deadline_ms;
     int64_t next_timers_ms;
-    bool outbox_blocked;      /* the last delivery failed: input paused until it works */
+    bool outbox_blocked; /* the last delivery failed: input paused until it works */
     int64_t outbox_retry_ms;
     uint64_t produced, delivery_failures, redis_errors, rebalances, retakes;
     int64_t start_wall_ms;
@@ -168,12 +168,12 @@ struct lp_worker {
     prober_t prober;
     ends_prober_t ends;
     lp_end_probe_t end_probes[LP_END_RING]; /* the last answers, slot seq % LP_END_RING */
-    uint64_t end_seq;                   /* probes answered */
-    bool ends_wanted;                   /* a record is held that an end probe may release */
-    int64_t ends_next_ms;               /* earliest time for the next end probe */
+    uint64_t end_seq;                       /* probes answered */
+    bool ends_wanted;                       /* a record is held that an end probe may release */
+    int64_t ends_next_ms;                   /* earliest time for the next end probe */
     uint64_t end_probes_total, end_probe_errors, probe_releases;
     int64_t phase_ns[PH__COUNT];
-    int64_t phase_at_ns;        /* start of the current phase */
+    int64_t phase_at_ns; /* start of the current phase */
 };
 
 static int64_t wall_ms(void) {
@@ -220,8 +220,8 @@ static void *prober_main(void *arg) {
         memcpy(topic, pr->topic, sizeof(topic));
         pthread_mutex_unlock(&pr->h.mu);
         int64_t lo = -1, hi = -1;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(pr->h.rk, topic, p, &lo, &hi,
-                                                                   5000);
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(pr->h.rk, topic, p, &lo, &hi, 5000);
         pthread_mutex_lock(&pr->h.mu);
         pr->lo = lo;
         pr->hi = hi;
@@ -319,9 +319,10 @@ static int topic_index(const lp_worker_t *worker, const char *topic) {
 
 static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
-    lp_log_level_t lvl = level <= 3 ? LP_LOG_ERROR : level <= 4 ? LP_LOG_WARN
-                         : level <= 6                           ? LP_LOG_INFO
-                                                                : LP_LOG_DEBUG;
+    lp_log_level_t lvl = level <= 3   ? LP_LOG_ERROR
+                         : level <= 4 ? LP_LOG_WARN
+                         : level <= 6 ? LP_LOG_INFO
+                                      : LP_LOG_DEBUG;
     LP_LOG(lvl, "kafka", "%s: %s", fac, buf);
 }
 
@@ -339,13 +340,25 @@ static rd_kafka_conf_t *base_conf(const lp_worker_opts_t *opts, char *errstr, si
 /* Pass-through properties; those that belong to the other client type are ignored by it. */
 static int apply_props(rd_kafka_conf_t *conf, const lp_worker_opts_t *opts, bool consumer,
                        char *errstr, size_t size) {
-    static const char *consumer_only[] = {"group.", "session.timeout.ms", "max.poll.interval.ms",
-                                          "auto.offset.reset", "partition.assignment.strategy",
-                                          "fetch.", "enable.auto.commit", "auto.commit.interval.ms",
-                                          "isolation.level", NULL};
-    static const char *producer_only[] = {"linger.ms", "acks", "compression.", "batch.",
-                                          "queue.buffering.", "message.timeout.ms",
-                                          "enable.idempotence", "retries", NULL};
+    static const char *consumer_only[] = {"group.",
+                                          "session.timeout.ms",
+                                          "max.poll.interval.ms",
+                                          "auto.offset.reset",
+                                          "partition.assignment.strategy",
+                                          "fetch.",
+                                          "enable.auto.commit",
+                                          "auto.commit.interval.ms",
+                                          "isolation.level",
+                                          NULL};
+    static const char *producer_only[] = {"linger.ms",
+                                          "acks",
+                                          "compression.",
+                                          "batch.",
+                                          "queue.buffering.",
+                                          "message.timeout.ms",
+                                          "enable.idempotence",
+                                          "retries",
+                                          NULL};
     for (size_t i = 0; i + 1 < opts->nkafka_props * 2; i += 2) {
         const char *name = opts->kafka_props[i];
         const char *value = opts->kafka_props[i + 1];
@@ -510,7 +523,8 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         if (any && !all) {
             LP_LOG(LP_LOG_ERROR, "worker",
                    "partition %" PRId32 " is assigned for only some input topics; the input "
-                   "topics must be co-partitioned and use the range assignor", p);
+                   "topics must be co-partitioned and use the range assignor",
+                   p);
         }
         if (!all || part->owned) {
             continue;
@@ -530,13 +544,14 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
         for (int t = 0; t < LP_IN_TOPICS; t++) {
             part->rx_at[t] = mono_ms();
             part->probe_at[t] = 0;
-                    part->expect[t] = offsets[t];
+            part->expect[t] = offsets[t];
             for (int i = 0; i < list->cnt; i++) {
                 if (list->elems[i].partition == p &&
                     strcmp(list->elems[i].topic, worker->opts.in_topics[t]) == 0) {
                     /* Redis is the source of truth for progress: no stored offset means no
                      * state, which is built from the beginning of the topic. */
-                    list->elems[i].offset = offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING;
+                    list->elems[i].offset =
+                        offsets[t] >= 0 ? offsets[t] : RD_KAFKA_OFFSET_BEGINNING;
                 }
             }
         }
@@ -686,8 +701,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     /* Consumer: offsets are stored by us after each commit to Redis, and auto-committed to Kafka
      * only for lag monitoring. */
     conf = base_conf(opts, errstr, errstr_size);
-    if (conf == NULL ||
-        rd_kafka_conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) ||
+    if (conf == NULL || rd_kafka_conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
@@ -715,8 +729,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     }
     conf = NULL;
     rd_kafka_poll_set_consumer(worker->consumer);
-    if (helper_start(&worker->prober.h, worker->consumer, prober_main, &worker->prober) !=
-        LP_OK) {
+    if (helper_start(&worker->prober.h, worker->consumer, prober_main, &worker->prober) != LP_OK) {
         snprintf(errstr, errstr_size, "cannot start the watermark prober thread");
         goto err;
     }
@@ -894,7 +907,8 @@ static int outbox_round_start(lp_worker_t *worker) {
     int rc = LP_OK;
     for (int32_t p = 0; p < worker->max_part; p++) {
         part_t *part = &worker->parts[p];
-        if (part->owned && part->outbox_dirty && outbox_send(worker, p, &worker->round_n) != LP_OK) {
+        if (part->owned && part->outbox_dirty &&
+            outbox_send(worker, p, &worker->round_n) != LP_OK) {
             rc = LP_ERR;
         }
     }
@@ -953,16 +967,16 @@ static int outbox_round_finish(lp_worker_t *worker) {
             continue;
         }
         worker->produced += nack;
-        int ack = nack > 0 ? worker->store->ops->outbox_ack(worker->store, p,
-                                                            lp_engine_epoch(worker->engine, p),
-                                                            nack, ids)
+        int ack = nack > 0 ? worker->store->ops->outbox_ack(
+                                 worker->store, p, lp_engine_epoch(worker->engine, p), nack, ids)
                            : LP_OK;
         if (ack == LP_STORE_FENCED) {
             /* Another worker owns p now (we were a zombie): its records are theirs. */
             part_t *part = &worker->parts[p];
             LP_LOG(LP_LOG_WARN, "worker",
                    "partition %" PRId32 ": epoch is stale (another worker owns it; outbox "
-                   "delete refused); dropping its uncommitted records", p);
+                   "delete refused); dropping its uncommitted records",
+                   p);
             worker->ack_fenced++;
             part_drop_pending(part);
             part->owned = false;
@@ -1045,8 +1059,8 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
      * still be in the queue (taken as one, it made a rebalanced worker apply feedback before
      * activities). */
     int64_t now = mono_ms();
-    if (now < worker->unsettled_until_ms ||
-        (!part->seen[t] && now < part->unsettled_until_ms[t]) || part->tpaused[t]) {
+    if (now < worker->unsettled_until_ms || (!part->seen[t] && now < part->unsettled_until_ms[t]) ||
+        part->tpaused[t]) {
         return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
     }
     return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
@@ -1055,7 +1069,6 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
 static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
     return topic_state(worker, p, t) == TOPIC_CAUGHT_UP;
 }
-
 
 /* Takes the end prober's answer into the ring and, while the merge holds records that an
  * answer may release, asks again (every merge.grace_ms / 4, 2 to 50 ms). */
@@ -1076,8 +1089,8 @@ static void ends_tick(lp_worker_t *worker, int64_t now) {
     if (answer != NULL) {
         uint64_t seq = ++worker->end_seq;
         size_t slot = seq % LP_END_RING;
-        worker->end_probes[slot] = (lp_end_probe_t){.seq = seq, .send_ms = send_ms,
-                                                    .recv_ms = recv_ms};
+        worker->end_probes[slot] =
+            (lp_end_probe_t){.seq = seq, .send_ms = send_ms, .recv_ms = recv_ms};
         worker->end_probes_total++;
         bool failed = false;
         for (int i = 0; i < answer->cnt; i++) {
@@ -1137,8 +1150,8 @@ static bool ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_IN_TOPIC
         if (next[t] < 0) {
             /* Nothing fetched since the assignment, which started at the beginning. */
             int64_t lo = -1, hi = -1;
-            if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p,
-                                               &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p, &lo,
+                                               &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 next[t] = lo;
             }
         }
@@ -1164,8 +1177,8 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
     bool blocked = false, waited = false;
     int64_t rel[LP_IN_TOPICS] = {0};
     bool caught[LP_IN_TOPICS] = {false};
-    bool probed = worker->opts.merge_grace_ms > 0 && limit == NULL &&
-                  ends_release(worker, p, rel, caught);
+    bool probed =
+        worker->opts.merge_grace_ms > 0 && limit == NULL && ends_release(worker, p, rel, caught);
     memset(take, 0, sizeof(size_t) * LP_IN_TOPICS);
     while (n < max) {
         int best = -1;
@@ -1369,7 +1382,7 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
     memcpy(part->retry_take, f->take, sizeof(part->retry_take));
     part->retry_pending = true;
     worker->redis_errors++;
-    part->backoff_ms = part->backoff_ms == 0 ? BACKOFF_MIN_MS
+    part->backoff_ms = part->backoff_ms == 0                   ? BACKOFF_MIN_MS
                        : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                                : part->backoff_ms * 2;
     part->retry_at_ms = now + part->backoff_ms;
@@ -1641,7 +1654,7 @@ static void fire_timers(lp_worker_t *worker) {
             int rc = lp_engine_fire_timers(worker->engine, p, until, &fired);
             if (rc == LP_STORE_MOVED) {
                 worker->retakes++;
-        retake_partition(worker, p, "the store lost writes");
+                retake_partition(worker, p, "the store lost writes");
                 break;
             }
             if (rc == LP_STORE_FENCED) {
@@ -1685,13 +1698,14 @@ int lp_worker_run(lp_worker_t *worker) {
          * merge of one partition may need records that sit behind many of another's (taking a
          * batch per pass, partitions waited hundreds of ms for records already fetched). Also,
          * librdkafka 2.0.2 stops fetching for a second once its queue exceeds
-         * queued.min.messages (see consumer_defaults): what we hold is bounded by
+         * queued.min.messages (see lp_worker_new): what we hold is bounded by
          * backlog_check's pauses instead, per topic-partition. */
         size_t gather = held_max(worker) * (owned > 0 ? owned * LP_IN_TOPICS : 1);
         phase_end(worker, PH_OTHER);
         while (got < gather && !*worker->opts.stop) {
-            int timeout = got > 0 ? 0 : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
-                                                 : wait_ms;
+            int timeout = got > 0    ? 0
+                          : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
+                                     : wait_ms;
             rd_kafka_message_t *m = rd_kafka_consumer_poll(worker->consumer, timeout);
             if (m == NULL) {
                 break;
@@ -1748,9 +1762,9 @@ int lp_worker_run(lp_worker_t *worker) {
         /* 4. timers, at most once per interval */
         if (now >= worker->next_timers_ms) {
             fire_timers(worker);
-            worker->next_timers_ms = now + (worker->opts.timers_interval_ms > 0
-                                                ? worker->opts.timers_interval_ms
-                                                : 1000);
+            worker->next_timers_ms =
+                now +
+                (worker->opts.timers_interval_ms > 0 ? worker->opts.timers_interval_ms : 1000);
         }
         /* 5. a partition we lost to a stale epoch but Kafka still gives us: take it back */
         for (int32_t p = 0; p < worker->max_part; p++) {
@@ -1824,11 +1838,11 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         "leadpulse_partitions_owned %zu\n",
         st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
         st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
-        st->batches, st->commit_failures, st->fenced + worker->ack_fenced, st->cache_hits, st->cache_misses,
-        st->timers_fired, worker->produced, worker->delivery_failures, worker->redis_errors,
-        worker->store->round_trips, worker->rebalances, worker->retakes, worker->merge_timeouts,
-        worker->fetch_restarts, worker->input_pauses, worker->end_probes_total,
-        worker->end_probe_errors, worker->probe_releases, owned);
+        st->batches, st->commit_failures, st->fenced + worker->ack_fenced, st->cache_hits,
+        st->cache_misses, st->timers_fired, worker->produced, worker->delivery_failures,
+        worker->redis_errors, worker->store->round_trips, worker->rebalances, worker->retakes,
+        worker->merge_timeouts, worker->fetch_restarts, worker->input_pauses,
+        worker->end_probes_total, worker->end_probe_errors, worker->probe_releases, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     for (int ph = 0; ph < PH__COUNT && len < size; ph++) {
         n = snprintf(buf + len, size - len, "%sleadpulse_loop_seconds_total{phase=\"%s\"} %.6f\n",
@@ -1837,7 +1851,8 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         len += n < 0 ? 0 : (size_t)n < size - len ? (size_t)n : size - len - 1;
     }
     for (int r = 1; r < LP_REJ__COUNT && len < size; r++) {
-        n = snprintf(buf + len, size - len, "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
+        n = snprintf(buf + len, size - len,
+                     "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
                      lp_reject_reason_name((lp_reject_reason_t)r), st->rejected_by_reason[r]);
         len += n < 0 ? 0 : (size_t)n < size - len ? (size_t)n : size - len - 1;
     }

@@ -21,8 +21,7 @@ typedef struct {
 
 /* Records probe number last+1, sent at send_ms and answered 2 ms later, with these ends for the
  * partition (covered = false: the probe did not include it). */
-static void probe(probes_t *pr, int64_t send_ms, bool covered, int64_t e0, int64_t e1,
-                  int64_t e2) {
+static void probe(probes_t *pr, int64_t send_ms, bool covered, int64_t e0, int64_t e1, int64_t e2) {
     uint64_t seq = ++pr->last;
     size_t slot = seq % LP_END_RING;
     pr->ring[slot] = (lp_end_probe_t){.seq = seq, .send_ms = send_ms, .recv_ms = send_ms + 2};
@@ -73,11 +72,11 @@ static void test_backlog_released_once_a_later_probe_confirms(void **state) {
     probes_t pr = {0};
     int64_t rel[3];
     bool caught[3];
-    probe(&pr, 100, true, 5000, 40, 0);  /* answered at 102 */
-    probe(&pr, 110, true, 5000, 40, 0);  /* sent 8 ms after: too soon */
+    probe(&pr, 100, true, 5000, 40, 0); /* answered at 102 */
+    probe(&pr, 110, true, 5000, 40, 0); /* sent 8 ms after: too soon */
     assert_true(release(&pr, 10, 40, 0, rel, caught));
     assert_int_equal(rel[0], 0);
-    probe(&pr, 122, true, 5200, 40, 0);  /* sent 20 ms after the first answer */
+    probe(&pr, 122, true, 5200, 40, 0); /* sent 20 ms after the first answer */
     assert_true(release(&pr, 10, 40, 0, rel, caught));
     assert_int_equal(rel[0], 5000); /* the first probe's end: not 5200, appended since */
     assert_int_equal(rel[1], 40);
