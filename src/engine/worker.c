@@ -707,13 +707,6 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "enable.partition.eof", "false", errstr, errstr_size) ||
-        /* librdkafka 2.0.2 stops fetching for a second (rd_kafka_max_block_ms; 2.1 made it
-         * fetch.queue.backoff.ms) once its queue (all partitions together: they forward to
-         * one) holds queued.min.messages: with the default of 100,000, partitions waited up
-         * to a second for records the broker had. The loop takes everything queued on every
-         * pass and bounds what it holds itself (backlog_check); this only has to exceed what
-         * arrives during one pass. A pass-through property still wins. */
-        rd_kafka_conf_set(conf, "queued.min.messages", "200000", errstr, errstr_size) ||
         /* One fetch at a time per broker: a long poll of caught-up partitions (500 ms by
          * default) delayed the first fetch of a resumed one as long. */
         rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", errstr, errstr_size) ||
@@ -1697,9 +1690,10 @@ int lp_worker_run(lp_worker_t *worker) {
         /* Everything librdkafka has in hand: its queue is one FIFO for every partition, and the
          * merge of one partition may need records that sit behind many of another's (taking a
          * batch per pass, partitions waited hundreds of ms for records already fetched). Also,
-         * librdkafka 2.0.2 stops fetching for a second once its queue exceeds
-         * queued.min.messages (see lp_worker_new): what we hold is bounded by
-         * backlog_check's pauses instead, per topic-partition. */
+         * librdkafka 2.0.2 stops fetching for about a second once its queue (all partitions
+         * together: they forward to one) holds queued.min.messages (100,000 by default;
+         * librdkafka#2879, 2.1 made it fetch.queue.backoff.ms): a queue drained on every pass
+         * stays below it. What we hold is bounded by backlog_check's pauses instead. */
         size_t gather = held_max(worker) * (owned > 0 ? owned * LP_IN_TOPICS : 1);
         phase_end(worker, PH_OTHER);
         while (got < gather && !*worker->opts.stop) {
