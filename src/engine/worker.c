@@ -171,7 +171,7 @@ struct lp_worker {
     uint64_t end_seq;                       /* probes answered */
     bool ends_wanted;                       /* a record is held that an end probe may release */
     int64_t ends_next_ms;                   /* earliest time for the next end probe */
-    uint64_t end_probes_total, end_probe_errors, probe_releases;
+    uint64_t end_probes_total, end_probe_errors, early_releases;
     int64_t phase_ns[PH__COUNT];
     int64_t phase_at_ns; /* start of the current phase */
 };
@@ -454,16 +454,10 @@ static void backlog_check(lp_worker_t *worker, int32_t p) {
     part_t *part = &worker->parts[p];
     size_t bound = held_max(worker);
     for (int t = 0; t < LP_IN_TOPICS; t++) {
-        size_t held = part->qlen[t] - part->qhead[t];
-        bool pause;
-        if (!part->tpaused[t] && held > bound) {
-            pause = true;
-        } else if (part->tpaused[t] && held <= bound / 2) {
-            pause = false;
-        } else {
-            continue;
+        /* (The pause itself is add_pending's, as the bound is crossed.) */
+        if (part->tpaused[t] && part->qlen[t] - part->qhead[t] <= bound / 2) {
+            topic_pause(worker, p, t, false);
         }
-        topic_pause(worker, p, t, pause);
     }
 }
 
@@ -1252,7 +1246,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
         if (blocked) {
             break;
         }
-        worker->probe_releases += by_probe;
+        worker->early_releases += by_probe;
         out[n++] = (lp_engine_msg_t){
             .topic = worker->opts.in_topics[best],
             .kind = (lp_event_kind_t)best,
@@ -1499,7 +1493,6 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
     rd_kafka_timestamp_type_t type;
     int64_t ts = rd_kafka_message_timestamp(m, &type);
     int64_t now = mono_ms();
-    int32_t m_partition = m->partition;
     *r = (rec_t){
         .offset = m->offset,
         .ts = ts < 0 ? 0 : ts,
@@ -1509,7 +1502,6 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         .key_len = klen,
         .value_len = vlen,
     };
-    rd_kafka_message_destroy(m);
     part->qlen[t]++;
     part->expect[t] = r->offset + 1;
     part->seen[t] = true;
@@ -1517,9 +1509,10 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
     /* At the bound now, not after the pass: librdkafka drops what it still queues of a paused
      * topic-partition, and fetches it again after the resume. */
     if (!part->tpaused[t] && part->qlen[t] - part->qhead[t] > held_max(worker)) {
-        topic_pause(worker, m_partition, t, true);
+        topic_pause(worker, m->partition, t, true);
     }
     part->npending++;
+    rd_kafka_message_destroy(m);
 }
 
 /* librdkafka 2.0.2 can leave a topic-partition unfetched after its pause/resume raced with a
@@ -1836,7 +1829,7 @@ size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
         st->cache_misses, st->timers_fired, worker->produced, worker->delivery_failures,
         worker->redis_errors, worker->store->round_trips, worker->rebalances, worker->retakes,
         worker->merge_timeouts, worker->fetch_restarts, worker->input_pauses,
-        worker->end_probes_total, worker->end_probe_errors, worker->probe_releases, owned);
+        worker->end_probes_total, worker->end_probe_errors, worker->early_releases, owned);
     size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     for (int ph = 0; ph < PH__COUNT && len < size; ph++) {
         n = snprintf(buf + len, size - len, "%sleadpulse_loop_seconds_total{phase=\"%s\"} %.6f\n",
