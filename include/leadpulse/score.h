@@ -1,40 +1,47 @@
 /* leadpulse: the pure scoring core. state + event + rules -> new state + emitted facts.
  * No I/O, no clock, no globals: time comes in as arguments (event time, or the timer clock).
  *
- * Semantics (the decisions a rules author or a consumer can observe):
- * - Decay: score and contributions are kept at ref_ms (the latest event time). An event at
- *   t >= ref_ms decays both by 2^-((t - ref) / half_life) and adds its points; a late event
- *   (t < ref_ms) adds points * 2^-((ref - t) / half_life). The same events in any order give the
- *   same score (within 1e-9 relative), caps and the floor aside. A fresh or reset lead scores 0,
- *   or the floor when the floor is above 0; the score never goes below the floor.
- * - Contributions: each activity is credited with the change it really made to the score (after
- *   the floor), so the contributions add up to the score whenever the floor is <= 0; `other` in
- *   an explanation absorbs the rest (smaller activities, a positive floor).
+ * Semantics (the decisions a rules author or a consumer can observe; docs/rules.md, "Time and
+ * arrival order", is the reference):
+ * - Score: max(floor, E), where E = the sum over counted events of points * 2^-((ref - t) / h),
+ *   ref = the latest event time applied (ref_ms). E is kept unclamped (`score` holds E; read
+ *   the displayed score with lp_lead_score_at), so negative points and the floor commute: the
+ *   same events in any arrival order give the same E (to rounding), recycles aside.
+ * - Contributions: act[i].points is activity i's part of E at ref_ms; E is their sum taken in
+ *   explanation order (largest first, ties by name: top LP_TOP_N, then the rest), so a
+ *   hand-off's reasons plus other_points add up to its score exactly.
  * - Points: the first matching condition overrides an activity's points. A url_prefix matches the
  *   URL as sent or its path ("https://host/pricing" matches "/pricing"); url, asset and campaign
  *   comparisons are exact (case-sensitive). Profile rules (fit, disqualify) are case-insensitive;
  *   an unknown (empty) field matches no rule.
- * - Caps: at most cap_count events with non-zero points are counted per window of cap_window_ms
- *   (index = t / cap_window_ms; cap_window_ms <= 0 = one window forever). Only the current window
- *   is kept, so a late event for an older window is over the cap. Over-cap events score 0 but
- *   still count as activity.
- * - Machine activity (producer flag when honor_machine_flag; email_open/email_click within
- *   machine_click_within_s of the send) scores nothing, counts toward no cap, is not activity,
- *   and is still de-duplicated.
+ * - Caps: at most cap_count events with non-zero points count per tumbling window of the event's
+ *   own time (index = floor(t / cap_window_ms); cap_window_ms <= 0 = one window forever). Counts
+ *   are kept for the activity's newest window and the LP_CAP_PAST windows before it; an event in
+ *   an older window scores 0, as over the cap. Over-cap events score 0 but still count as
+ *   activity. Within a window, the first cap_count events applied are the ones that count.
+ * - Recycles: a rejection/recycle resets (or scales) E as it is when applied; a late engagement
+ *   older than the latest recycle (recycled_at_ms) gets 0 points (reset) or points * factor.
+ * - Machine activity (producer flag when honor_machine_flag; email_open/email_click with
+ *   0 <= seconds_since_send < machine_click_within_s) scores nothing, counts toward no cap, is
+ *   not activity, and is still de-duplicated.
  * - Activity (for the inactivity clock and for leaving suspect/recycled): an event whose matched
- *   points are > 0, or of an activity with is_engagement.
+ *   points are > 0, or of an activity with is_engagement. last_activity_ms is the latest such time.
  * - Stages: suspect and recycled leads move only on activity; responder/warm follow the score at
  *   every engagement event (warm = score >= warm_threshold and not past the inactivity window).
  *   MQL needs stage warm, armed, score >= mql_threshold, fit grade <= min_fit_grade and no
  *   disqualify match; a profile update can qualify a warm lead. The MQL time is ref_ms.
  *   Re-arm: the score at ref_ms below rearm_level (an MQL re-arms through its cooling timer).
+ *   Hand-offs are decided when an event is applied, from the state after it.
+ * - Profile: per field, the value with the latest event time wins (profile_ms); equal times: the
+ *   greater value. Feedback owners are the `owner` field.
  * - Disqualify: evaluated on every profile update; a match makes an open-funnel lead (not SQL or
  *   closed) DISQUALIFIED and cancels its hand-off timers; when no rule matches any more the stage
  *   is recomputed from engagement and score (and the lead may qualify at once).
  * - Feedback: accepted -> SQL (timers cancelled); rejected/recycled -> RECYCLED (or DISQUALIFIED
  *   while a disqualify rule matches), score per recycle_mode, armed; won/lost -> closed, terminal
  *   (later accepted/rejected/recycled are ignored; won and lost may correct each other). A
- *   feedback owner replaces profile.owner.
+ *   feedback older than the latest applied one (feedback_ms) changes no stage: the later
+ *   decision stands (its recycle still resets the score).
  * - Timers fire in time order (ties: SLA, cooling, inactivity) at their deadline, with the score
  *   at the deadline. SLA: one breach (reminder 0) then reminders 1..sla_max_reminders every
  *   sla_reminder_ms, while still MQL. Cooling: at ref + ceil(h * log2(score / rearm_level)), an
@@ -45,8 +52,8 @@
  * - Facts: at most LP_FACTS_MAX per call; timers that find no room stay due and fire on the next
  *   call, and a qualification that finds no room waits for the lead's next event (nothing is
  *   lost). lp_score_apply keeps two slots free for the event itself after firing timers.
- * - De-duplication: the last dedup_window event ids (64-bit hashes) per lead; dedup_window <= 0
- *   turns it off. */
+ * - De-duplication: the last dedup_window event ids (64-bit hashes) applied to the lead;
+ *   dedup_window <= 0 turns it off. */
 #ifndef LEADPULSE_SCORE_H
 #define LEADPULSE_SCORE_H
 
@@ -77,6 +84,14 @@ typedef enum {
 } lp_stale_reason_t;
 
 /* Per-activity state of one lead. */
+/* Cap windows remembered before an activity's newest one: late events up to this many windows
+ * back are counted in their own window. */
+#define LP_CAP_PAST 15
+#define LP_CAP_COUNT_MAX 65535 /* cap.count limit: past windows' counts are 16-bit */
+
+/* Profile fields with their own update time, in lp_profile_update_t order. */
+#define LP_PROFILE_FIELDS 11
+
 typedef struct {
     double points;        /* contribution at lead->ref_ms (decays with the score) */
     int64_t cap_window;   /* index of the current cap window (ts / cap_window_ms) */
@@ -89,7 +104,7 @@ typedef struct {
  * are its first ones, then the per-activity state), what only qualifications, profile updates
  * and feedback touch comes last. */
 typedef struct {
-    double score;                 /* engagement score at ref_ms, >= rules->floor */
+    double score;                 /* E at ref_ms, unclamped: lp_lead_score_at() adds the floor */
     int64_t ref_ms;               /* reference time of score and contributions (max event time) */
     int64_t last_activity_ms;     /* last engagement that counts for inactivity; 0 = none */
     int64_t sla_deadline_ms;      /* 0 = no SLA timer */
@@ -115,6 +130,11 @@ typedef struct {
      * DISQUALIFIED while it is set, unless sales already took the lead (SQL, closed). */
     char dq_reason[LP_NAME_MAX + 1];
     lp_profile_update_t profile;  /* current profile (company_size -1 = unknown) */
+    int64_t feedback_ms;          /* time of the latest applied sales feedback, 0 = none */
+    int64_t recycled_at_ms;       /* time of the latest rejection/recycle, 0 = none */
+    int64_t profile_ms[LP_PROFILE_FIELDS]; /* event time of each profile field's value */
+    /* cap_past[i][k]: events counted in window act[i].cap_window - 1 - k */
+    uint16_t cap_past[LP_MAX_ACTIVITIES][LP_CAP_PAST];
 } lp_lead_t;
 
 typedef enum { LP_FACT_QUALIFIED = 0, LP_FACT_STALE = 1 } lp_fact_kind_t;
@@ -136,7 +156,8 @@ typedef struct {
     uint8_t stage;                    /* stage after the transition */
     int ntop;
     lp_contribution_t top[LP_TOP_N];  /* largest contributions first (ties: by name) */
-    double other;                     /* score - sum(top): the explanation adds up exactly */
+    double other;                     /* score = (top[0] + ... + top[ntop-1]) + other, exactly;
+                                         0 when top lists every contribution and no floor */
     char model_id[LP_NAME_MAX + 1];
     char model_version[LP_NAME_MAX + 1];
     uint32_t mql_seq;
@@ -177,7 +198,8 @@ bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, 
 /* Earliest pending timer of the lead, or 0 if none. */
 int64_t lp_lead_next_due(const lp_lead_t *lead);
 
-/* Decayed score at time t_ms (t_ms >= ref_ms decays; earlier returns the score at ref_ms). */
+/* The score at time t_ms: max(floor, E decayed to t_ms), E summed in explanation order
+ * (t_ms <= ref_ms gives the score at ref_ms). */
 double lp_lead_score_at(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms);
 
 /* Fills the explanation (top contributions and remainder) for the lead at time t_ms. */

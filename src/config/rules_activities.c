@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "config/rules_internal.h"
+#include "leadpulse/score.h"
 
 static int parse_condition(lp_yaml_t *y, yaml_node_t *node, const char *path,
                            lp_condition_t *cond) {
@@ -81,7 +82,7 @@ static int parse_cap(lp_yaml_t *y, yaml_node_t *node, int line, const char *path
     if (!(v = lp_yaml_get(y, node, "count", NULL))) {
         return lp_yaml_err(y, line, sub, "missing; e.g. `cap: {count: 3, window: 1d}`");
     }
-    if (lp_yaml_int(y, v, sub, 1, 1000000, &n) != LP_OK) {
+    if (lp_yaml_int(y, v, sub, 1, LP_CAP_COUNT_MAX, &n) != LP_OK) {
         return LP_ERR;
     }
     act->cap_count = (int)n;

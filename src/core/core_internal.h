@@ -23,8 +23,36 @@ uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed);
  * is a whole char[LP_NAME_MAX + 1] array (an event's type): all of it may be read. */
 int lp_core_activity_index(const lp_rules_t *rules, const char *type);
 
-/* Profile updates: non-empty strings and company_size >= 0 replace the old values. */
-void lp_core_profile_merge(lp_profile_update_t *profile, const lp_profile_update_t *update);
+/* Indexes of field_ms (lp_lead_t.profile_ms), one per profile field. */
+enum {
+    LP_PF_EMAIL,
+    LP_PF_TITLE,
+    LP_PF_SENIORITY,
+    LP_PF_INDUSTRY,
+    LP_PF_COMPANY,
+    LP_PF_COMPANY_SIZE,
+    LP_PF_COUNTRY,
+    LP_PF_REGION,
+    LP_PF_PERSONA,
+    LP_PF_SEGMENT,
+    LP_PF_OWNER,
+    LP_PF__COUNT
+};
+
+/* Profile updates at event time t: each non-empty string and company_size >= 0 replaces the
+ * field's value when t is later than the value's time (field_ms), or equal and the new value is
+ * greater; so the profile is the same in any arrival order. */
+void lp_core_profile_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PROFILE_FIELDS],
+                           const lp_profile_update_t *update, int64_t t);
+
+/* The same for the owner a sales feedback names. */
+void lp_core_owner_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PROFILE_FIELDS],
+                         const char *owner, int64_t t);
+
+/* E (the unclamped score) times the decay factor f: the contributions times f (tiny ones
+ * flushed to 0) summed in explanation order (largest first, ties by name; the first LP_TOP_N, then the
+ * rest): lp_lead_explain's reasons and other_points add up to it exactly. */
+double lp_core_total(const lp_lead_t *lead, const lp_rules_t *rules, double f);
 
 /* Sum of the points of the fit rules the profile matches. */
 double lp_core_fit_points(const lp_rules_t *rules, const lp_profile_update_t *profile);
@@ -63,6 +91,7 @@ static inline int64_t lp_core_time_add(int64_t a, int64_t b) {
 /* Decayed values below this are zero: keeps the arithmetic off subnormals (slow on x86) and
  * cannot move a score by anything a threshold could notice. */
 #define LP_CORE_TINY 1e-12
+_Static_assert(LP_PF__COUNT == LP_PROFILE_FIELDS, "one time per profile field");
 
 static inline double lp_core_flush_tiny(double v) {
     return fabs(v) < LP_CORE_TINY ? 0.0 : v;

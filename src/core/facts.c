@@ -1,4 +1,5 @@
 /* Facts and explanations: what a LeadQualified / LeadStale carries, and the enum names. */
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 
@@ -9,50 +10,92 @@ static const char *const stage_names[LP_STAGE__COUNT] = {
     "recycled", "disqualified", "closed_won", "closed_lost"};
 static const char *const stale_names[] = {"sla_breached", "inactive", "cooled"};
 
-static bool ranks_before(const lp_contribution_t *a, const lp_contribution_t *b) {
+typedef struct {
+    double points;
+    int idx;
+} ranked_t;
+
+/* Explanation order: larger points first; equal points by activity name. */
+static bool ranks_before(const lp_rules_t *rules, const ranked_t *a, const ranked_t *b) {
     if (a->points != b->points) {
         return a->points > b->points;
     }
-    return strcmp(a->activity, b->activity) < 0;
+    return strcmp(rules->activities[a->idx].name, rules->activities[b->idx].name) < 0;
+}
+
+/* The lead's non-zero contributions times f, in explanation order; returns how many. A lead has
+ * few activities with points, so insertion sort is the cheap choice. */
+static int rank(const lp_lead_t *lead, const lp_rules_t *rules, double f,
+                ranked_t out[LP_MAX_ACTIVITIES]) {
+    int n = lp_core_nactivities(rules);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        double points = lead->act[i].points;
+        if (points == 0.0) {
+            continue;
+        }
+        ranked_t c = {f == 1.0 ? points : lp_core_flush_tiny(points * f), i};
+        if (c.points == 0.0) {
+            continue;
+        }
+        int pos = k++;
+        while (pos > 0 && ranks_before(rules, &c, &out[pos - 1])) {
+            out[pos] = out[pos - 1];
+            pos--;
+        }
+        out[pos] = c;
+    }
+    return k;
+}
+
+/* (c[0] + ... + c[top-1]) + (c[top] + ... + c[n-1]), each sum from left to right: what a
+ * consumer adding a hand-off's reasons and then other_points gets. */
+static double ranked_sum(const ranked_t *c, int n, double *listed, double *rest) {
+    int top = n < LP_TOP_N ? n : LP_TOP_N;
+    double a = 0.0, b = 0.0;
+    for (int i = 0; i < top; i++) {
+        a += c[i].points;
+    }
+    for (int i = top; i < n; i++) {
+        b += c[i].points;
+    }
+    *listed = a;
+    *rest = b;
+    return a + b;
+}
+
+double lp_core_total(const lp_lead_t *lead, const lp_rules_t *rules, double f) {
+    ranked_t c[LP_MAX_ACTIVITIES];
+    double listed, rest;
+    return ranked_sum(c, rank(lead, rules, f, c), &listed, &rest);
 }
 
 void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms,
                      lp_fact_t *fact) {
-    double f = lp_core_decay(rules, t_ms, lead->ref_ms);
-    int n = lp_core_nactivities(rules);
-    double listed = 0.0;
+    ranked_t c[LP_MAX_ACTIVITIES];
+    double listed, rest;
+    int n = rank(lead, rules, lp_core_decay(rules, t_ms, lead->ref_ms), c);
+    double total = ranked_sum(c, n, &listed, &rest);
 
-    fact->ntop = 0;
-    for (int i = 0; i < n; i++) {
-        lp_contribution_t c;
-        double points = lp_core_flush_tiny(lead->act[i].points * f);
-        if (points == 0.0) {
-            continue;
-        }
-        c.points = points;
-        memcpy(c.activity, rules->activities[i].name, sizeof(c.activity));
-        c.activity[LP_NAME_MAX] = '\0';
-        /* insertion into the sorted top list */
-        int pos = fact->ntop;
-        while (pos > 0 && ranks_before(&c, &fact->top[pos - 1])) {
-            pos--;
-        }
-        if (pos >= LP_TOP_N) {
-            continue;
-        }
-        int last = fact->ntop < LP_TOP_N ? fact->ntop : LP_TOP_N - 1;
-        memmove(&fact->top[pos + 1], &fact->top[pos], (size_t)(last - pos) * sizeof(c));
-        fact->top[pos] = c;
-        if (fact->ntop < LP_TOP_N) {
-            fact->ntop++;
-        }
-    }
-    fact->score = lp_lead_score_at(lead, rules, t_ms);
+    fact->ntop = n < LP_TOP_N ? n : LP_TOP_N;
     for (int i = 0; i < fact->ntop; i++) {
-        listed += fact->top[i].points;
+        fact->top[i].points = c[i].points;
+        memcpy(fact->top[i].activity, rules->activities[c[i].idx].name, LP_NAME_MAX + 1);
+        fact->top[i].activity[LP_NAME_MAX] = '\0';
     }
-    /* The remainder (smaller activities, the floor) is whatever makes the listed sum add up. */
-    fact->other = fact->score - listed;
+    if (lp_core_flush_tiny(total) >= rules->floor) {
+        fact->score = lp_core_flush_tiny(total);
+        fact->other = fact->score == total ? rest : fact->score - listed;
+        return;
+    }
+    /* The floor applies: other_points is what takes the listed points to it. Rounding can leave
+     * listed + (floor - listed) an ulp away from the floor; step other until the sum is exact. */
+    fact->score = rules->floor;
+    fact->other = rules->floor - listed;
+    for (int i = 0; i < 4 && listed + fact->other != rules->floor; i++) {
+        fact->other = nextafter(fact->other, listed + fact->other < rules->floor ? INFINITY
+                                                                                 : -INFINITY);
+    }
 }
 
 lp_fact_t *lp_core_emit(lp_facts_t *facts, const lp_lead_t *lead, const lp_rules_t *rules,

@@ -57,33 +57,52 @@ int lp_core_activity_index(const lp_rules_t *rules, const char *type) {
     return -1;
 }
 
-static void merge_str(char *dst, size_t dst_size, const char *src) {
-    if (src[0] != '\0') {
-        size_t len = strnlen(src, dst_size - 1);
-        memcpy(dst, src, len);
-        dst[len] = '\0';
-    }
+/* Whether a value stamped `t` replaces the current one stamped `cur_t`: the later time wins;
+ * between equal times the greater value (cmp > 0), so the result is the same in any order. */
+static bool wins(int64_t t, int64_t cur_t, int cmp) {
+    return t > cur_t || (t == cur_t && cmp > 0);
 }
 
-#define MERGE(field) merge_str(profile->field, sizeof(profile->field), update->field)
-
-void lp_core_profile_merge(lp_profile_update_t *profile, const lp_profile_update_t *update) {
-    MERGE(email);
-    MERGE(title);
-    MERGE(seniority);
-    MERGE(industry);
-    MERGE(company);
-    MERGE(country);
-    MERGE(region);
-    MERGE(persona);
-    MERGE(segment);
-    MERGE(owner);
-    if (update->company_size >= 0) {
-        profile->company_size = update->company_size;
+static void merge_str(char *dst, size_t dst_size, int64_t *dst_t, const char *src, int64_t t) {
+    if (src[0] == '\0') {
+        return;
     }
+    size_t len = strnlen(src, dst_size - 1);
+    if (!wins(t, *dst_t, strncmp(src, dst, dst_size))) {
+        return;
+    }
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    *dst_t = t;
 }
 
+void lp_core_profile_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PROFILE_FIELDS],
+                           const lp_profile_update_t *update, int64_t t) {
+#define MERGE(i, field)                                                                            \
+    merge_str(profile->field, sizeof(profile->field), &field_ms[i], update->field, t)
+    MERGE(LP_PF_EMAIL, email);
+    MERGE(LP_PF_TITLE, title);
+    MERGE(LP_PF_SENIORITY, seniority);
+    MERGE(LP_PF_INDUSTRY, industry);
+    MERGE(LP_PF_COMPANY, company);
+    MERGE(LP_PF_COUNTRY, country);
+    MERGE(LP_PF_REGION, region);
+    MERGE(LP_PF_PERSONA, persona);
+    MERGE(LP_PF_SEGMENT, segment);
+    MERGE(LP_PF_OWNER, owner);
 #undef MERGE
+    int64_t size = update->company_size;
+    int64_t *size_t_ms = &field_ms[LP_PF_COMPANY_SIZE];
+    if (size >= 0 && wins(t, *size_t_ms, (size > profile->company_size) - (size < profile->company_size))) {
+        profile->company_size = size;
+        *size_t_ms = t;
+    }
+}
+
+void lp_core_owner_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PROFILE_FIELDS],
+                         const char *owner, int64_t t) {
+    merge_str(profile->owner, sizeof(profile->owner), &field_ms[LP_PF_OWNER], owner, t);
+}
 
 /* The text a rule looks at; "" when the field is unknown. `scratch` holds derived values. */
 static const char *field_text(const lp_profile_update_t *profile, lp_field_t field, char *scratch,

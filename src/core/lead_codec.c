@@ -23,6 +23,14 @@
  * the raw and Huffman strings in header order, zero-padded to the end of the last byte. The
  * writer picks table, else the shorter of Huffman and raw, so encoding is canonical.
  *
+ * Version 3 (written): version 2 with the times that make the state independent of arrival order:
+ * the profile section ends with the fields' update times (a varint of the mask of fields with a
+ * time << 1 | all-the-same bit, then the first time relative to ref_ms and, unless all are the
+ * same, each further one relative to the first), G_FBTIME adds feedback_ms and recycled_at_ms,
+ * and an activity entry's A_PAST adds the counts of its past cap windows (a varint mask of the
+ * non-zero ones, bit k = LP_CAP_PAST window k, then a varint count each). Version 2 is read
+ * as version 3 without them.
+ *
  * The decoder trusts nothing: every length, enum and count is checked against the buffer and the
  * struct, and trailing bytes are an error. */
 #include <math.h>
@@ -33,6 +41,7 @@
 
 #define LEAD_FORMAT_V1 1
 #define LEAD_FORMAT_V2 2
+#define LEAD_FORMAT_V3 3
 
 /* Presence flags of version 1. */
 enum {
@@ -79,14 +88,15 @@ enum {
     G_SLAREM = 1u << 15,
     G_REJ = 1u << 16,
     G_KEYED = 1u << 17, /* the lead id is not in the value: it is the key it is stored under */
-    G__ALL = (1u << 18) - 1
+    G_FBTIME = 1u << 18, /* version 3: feedback_ms and recycled_at_ms */
+    G__ALL = (1u << 19) - 1
 };
 
 enum { S_RAW = 0, S_HUFF = 1, S_TABLE = 2 }; /* string modes of version 2 */
 
 #define MAX_STRINGS 12 /* lead id, dq_reason, ten profile fields */
 
-enum { A_POINTS = 1, A_CAP = 2, A__ALL = 3 };
+enum { A_POINTS = 1, A_CAP = 2, A_PAST = 4, A__ALL = 7 };
 
 #define MAX_ENCODED_ACTS 1024 /* more entries than any rules file can name: malformed */
 
@@ -355,8 +365,18 @@ static int nacts(const lp_rules_t *rules) {
     return n < 0 ? 0 : n > LP_MAX_ACTIVITIES ? LP_MAX_ACTIVITIES : n;
 }
 
-static bool act_present(const lp_lead_activity_t *act) {
-    return act->points != 0.0 || act->cap_count != 0 || act->cap_window != 0;
+static uint32_t past_mask(const uint16_t past[LP_CAP_PAST]) {
+    uint32_t mask = 0;
+    for (int k = 0; k < LP_CAP_PAST; k++) {
+        mask |= past[k] != 0 ? 1u << k : 0;
+    }
+    return mask;
+}
+
+static bool act_present(const lp_lead_t *lead, int i) {
+    const lp_lead_activity_t *act = &lead->act[i];
+    return act->points != 0.0 || act->cap_count != 0 || act->cap_window != 0 ||
+           past_mask(lead->cap_past[i]) != 0;
 }
 
 /* ---- version 2 writer ---------------------------------------------------------------------- */
@@ -433,6 +453,35 @@ static void put_payload(writer_t *w, const strings_t *strs) {
     w->pos += nbytes;
 }
 
+/* The profile fields' update times: mask << 1 | same, the first relative to ref, the others (when
+ * not all the same) relative to the first. */
+static void put_profile_times(writer_t *w, const int64_t ms[LP_PROFILE_FIELDS], int64_t ref) {
+    uint32_t mask = 0;
+    int first = -1;
+    bool same = true;
+    for (int i = 0; i < LP_PROFILE_FIELDS; i++) {
+        if (ms[i] == 0) {
+            continue;
+        }
+        mask |= 1u << i;
+        if (first < 0) {
+            first = i;
+        } else if (ms[i] != ms[first]) {
+            same = false;
+        }
+    }
+    put_uvarint(w, (uint64_t)mask << 1 | (same ? 1 : 0));
+    if (first < 0) {
+        return;
+    }
+    put_time(w, ms[first], ref);
+    for (int i = first + 1; i < LP_PROFILE_FIELDS && !same; i++) {
+        if (mask & (1u << i)) {
+            put_time(w, ms[i], ms[first]);
+        }
+    }
+}
+
 static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
     uint32_t f = 0;
     int n = nacts(rules);
@@ -452,12 +501,13 @@ static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
     f |= lead->reject_reason != 0 || lead->reject_count != 0 ? G_REJ : 0;
     f |= profile_mask(&lead->profile) != 0 ? G_PROFILE : 0;
     for (int i = 0; i < n; i++) {
-        if (act_present(&lead->act[i])) {
+        if (act_present(lead, i)) {
             f |= G_ACTS;
             break;
         }
     }
     f |= lead->nseen > 0 ? G_SEEN : 0;
+    f |= lead->feedback_ms != 0 || lead->recycled_at_ms != 0 ? G_FBTIME : 0;
     return f;
 }
 
@@ -473,7 +523,7 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
     uint8_t grade = (uint8_t)(lead->fit_grade - 'A');
     bool valid = grade < 4 && lead->stage < LP_STAGE__COUNT;
 
-    put_u8(&w, LEAD_FORMAT_V2);
+    put_u8(&w, LEAD_FORMAT_V3);
     put_uvarint(&w, f);
     put_svarint(&w, ref);
     put_u8(&w, valid ? (uint8_t)(lead->stage << 2 | grade) : 0xff);
@@ -530,20 +580,27 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
         if (mask & P_SIZE_BIT) {
             put_uvarint(&w, (uint64_t)profile->company_size);
         }
+        put_profile_times(&w, lead->profile_ms, ref);
+    }
+    if (f & G_FBTIME) {
+        put_time(&w, lead->feedback_ms, ref);
+        put_time(&w, lead->recycled_at_ms, ref);
     }
     if (f & G_ACTS) {
         int count = 0;
         for (int i = 0; i < n; i++) {
-            count += act_present(&lead->act[i]) ? 1 : 0;
+            count += act_present(lead, i) ? 1 : 0;
         }
         put_uvarint(&w, (uint64_t)count);
         for (int i = 0; i < n; i++) {
             const lp_lead_activity_t *act = &lead->act[i];
-            if (!act_present(act)) {
+            if (!act_present(lead, i)) {
                 continue;
             }
+            uint32_t pmask = past_mask(lead->cap_past[i]);
             uint8_t af = (act->points != 0.0 ? A_POINTS : 0) |
-                         (act->cap_count != 0 || act->cap_window != 0 ? A_CAP : 0);
+                         (act->cap_count != 0 || act->cap_window != 0 || pmask != 0 ? A_CAP : 0) |
+                         (pmask != 0 ? A_PAST : 0);
             put_u32le(&w, name_hash(rules->activities[i].name));
             put_u8(&w, af);
             if (af & A_POINTS) {
@@ -553,6 +610,14 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
                 int64_t base = ref_window(&rules->activities[i], ref);
                 put_svarint(&w, (int64_t)((uint64_t)base - (uint64_t)act->cap_window));
                 put_uvarint(&w, (uint32_t)act->cap_count);
+            }
+            if (af & A_PAST) {
+                put_uvarint(&w, pmask);
+                for (int k = 0; k < LP_CAP_PAST; k++) {
+                    if (pmask & (1u << k)) {
+                        put_uvarint(&w, lead->cap_past[i][k]);
+                    }
+                }
             }
         }
     }
@@ -610,6 +675,24 @@ static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
                 return LP_ERR;
             }
         }
+        uint16_t past[LP_CAP_PAST] = {0};
+        if (af & A_PAST) {
+            uint64_t pmask;
+            if (!(af & A_CAP) || get_uvarint(r, &pmask) != LP_OK || pmask == 0 ||
+                pmask >= 1u << LP_CAP_PAST) {
+                return LP_ERR;
+            }
+            for (int k = 0; k < LP_CAP_PAST; k++) {
+                int32_t count;
+                if (!(pmask & (1u << k))) {
+                    continue;
+                }
+                if (get_count(r, &count, LP_CAP_COUNT_MAX) != LP_OK || count == 0) {
+                    return LP_ERR;
+                }
+                past[k] = (uint16_t)count;
+            }
+        }
         int idx = -1;
         for (int i = 0; i < n; i++) {
             if (hashes[i] == h) {
@@ -629,6 +712,7 @@ static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
             act.cap_window = (int64_t)((uint64_t)base - (uint64_t)delta);
         }
         lead->act[idx] = act;
+        memcpy(lead->cap_past[idx], past, sizeof(past));
     }
     return LP_OK;
 }
@@ -860,7 +944,35 @@ static int decode_profile_v2(reader_t *r, pending_t *pend, lp_profile_update_t *
 }
 
 /* Version 2, after the version byte. key: the id a keyed value is stored under (NULL: none). */
-static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, const char *key) {
+static int decode_profile_times(reader_t *r, int64_t ms[LP_PROFILE_FIELDS], int64_t ref) {
+    uint64_t h;
+    int first = -1;
+    if (get_uvarint(r, &h) != LP_OK || (h >> 1) >= 1u << LP_PROFILE_FIELDS) {
+        return LP_ERR;
+    }
+    uint32_t mask = (uint32_t)(h >> 1);
+    bool same = (h & 1) != 0;
+    for (int i = 0; i < LP_PROFILE_FIELDS; i++) {
+        if (!(mask & (1u << i))) {
+            continue;
+        }
+        if (first < 0) {
+            first = i;
+            if (get_time(r, ref, &ms[i]) != LP_OK || ms[i] == 0) {
+                return LP_ERR;
+            }
+        } else if (same) {
+            ms[i] = ms[first];
+        } else if (get_time(r, ms[first], &ms[i]) != LP_OK || ms[i] == 0) {
+            return LP_ERR;
+        }
+    }
+    return LP_OK;
+}
+
+/* Versions 2 and 3, after the version byte. */
+static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, const char *key,
+                     int version) {
     pending_t pend = {0};
     uint64_t f;
     uint8_t b;
@@ -906,6 +1018,16 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, cons
     if ((f & G_PROFILE) && decode_profile_v2(r, &pend, &lead->profile) != LP_OK) {
         return LP_ERR;
     }
+    if (version >= LEAD_FORMAT_V3 && (f & G_PROFILE) &&
+        decode_profile_times(r, lead->profile_ms, ref) != LP_OK) {
+        return LP_ERR;
+    }
+    if (f & G_FBTIME) {
+        if (version < LEAD_FORMAT_V3 || get_time(r, ref, &lead->feedback_ms) != LP_OK ||
+            get_time(r, ref, &lead->recycled_at_ms) != LP_OK) {
+            return LP_ERR;
+        }
+    }
     if ((f & G_ACTS) && decode_acts(r, lead, rules) != LP_OK) {
         return LP_ERR;
     }
@@ -924,7 +1046,8 @@ static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, co
     case LEAD_FORMAT_V1:
         return decode_v1(r, lead, rules);
     case LEAD_FORMAT_V2:
-        return decode_v2(r, lead, rules, key);
+    case LEAD_FORMAT_V3:
+        return decode_v2(r, lead, rules, key, version);
     default:
         return LP_ERR;
     }
@@ -943,10 +1066,6 @@ static int decode_lead(lp_lead_t *lead, const lp_rules_t *rules, const char *key
     tmp.stage = LP_STAGE_SUSPECT;
     if (decode_body(&r, &tmp, rules, key) != LP_OK) {
         return LP_ERR;
-    }
-    /* A rules reload may have raised the floor. */
-    if (tmp.score < rules->floor) {
-        tmp.score = rules->floor;
     }
     *lead = tmp;
     return LP_OK;

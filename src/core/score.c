@@ -17,19 +17,21 @@
 
 /* ---- time and decay ---------------------------------------------------------------------- */
 
-/* A fresh or reset lead scores 0, or the floor when the floor is above 0. */
-static double initial_score(const lp_rules_t *rules) {
-    return rules->floor > 0 ? rules->floor : 0.0;
-}
-
 double lp_lead_score_at(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_ms) {
     if (t_ms <= lead->ref_ms) {
-        return lead->score;
+        return lp_core_clamp_floor(rules, lead->score);
     }
-    return lp_core_clamp_floor(rules, lead->score * lp_core_decay(rules, t_ms, lead->ref_ms));
+    return lp_core_clamp_floor(rules,
+                               lp_core_total(lead, rules, lp_core_decay(rules, t_ms, lead->ref_ms)));
 }
 
-/* Moves the lead's reference time forward to t: score and contributions decay together. */
+/* E from the contributions, in the order a hand-off lists them (lp_core_total). Called after
+ * every change of a contribution, so the score compared with the thresholds is the one shown. */
+static void sum_up(lp_lead_t *lead, const lp_rules_t *rules) {
+    lead->score = lp_core_total(lead, rules, 1.0);
+}
+
+/* Moves the lead's reference time forward to t: the contributions, and so E, decay together. */
 static void advance_to(lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
     if (t <= lead->ref_ms) {
         return;
@@ -37,7 +39,6 @@ static void advance_to(lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
     double f = lp_core_decay(rules, t, lead->ref_ms);
     if (f != 1.0) {
         int n = lp_core_nactivities(rules);
-        lead->score = lp_core_clamp_floor(rules, lead->score * f);
         if (f < 0x1p-10) {
             for (int i = 0; i < n; i++) {
                 lead->act[i].points = lp_core_flush_tiny(lead->act[i].points * f);
@@ -50,6 +51,7 @@ static void advance_to(lp_lead_t *lead, const lp_rules_t *rules, int64_t t) {
                 lead->act[i].points *= f;
             }
         }
+        sum_up(lead, rules);
     }
     lead->ref_ms = t;
 }
@@ -213,23 +215,47 @@ static int64_t floor_div(int64_t a, int64_t b) {
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Counts the event against its activity's cap; false if it is over the cap. A late event for a
- * window older than the stored one is over the cap: only the current window's count is kept.
- * `window` is the index of the event's cap window. */
-static bool within_cap(lp_lead_activity_t *act, const lp_activity_rule_t *rule, int64_t window) {
+/* Moves an activity's newest cap window forward by `shift` windows: the count of the old newest
+ * window and of the past ones slide back, the ones past LP_CAP_PAST are forgotten. */
+static void shift_windows(uint16_t past[LP_CAP_PAST], uint64_t shift, int32_t newest_count) {
+    for (int k = LP_CAP_PAST - 1; k >= 0; k--) {
+        if ((uint64_t)k + 1 == shift) {
+            past[k] = (uint16_t)newest_count;
+        } else {
+            past[k] = (uint64_t)k >= shift ? past[(uint64_t)k - shift] : 0;
+        }
+    }
+}
+
+/* Counts the event against its activity's cap in the event's own window; false if that window is
+ * full, or older than the LP_CAP_PAST windows kept before the activity's newest one. `window` is
+ * the index of the event's cap window. */
+static bool within_cap(lp_lead_t *lead, int idx, const lp_activity_rule_t *rule, int64_t window) {
+    lp_lead_activity_t *act = &lead->act[idx];
+    uint16_t *past = lead->cap_past[idx];
     if (rule->cap_count <= 0) {
         return true;
     }
-    if (window > act->cap_window || (act->cap_count == 0 && act->cap_window == 0)) {
+    if (act->cap_count == 0 && act->cap_window == 0) {
+        memset(past, 0, sizeof(lead->cap_past[idx]));
+        act->cap_window = window;
+    } else if (window > act->cap_window) {
+        shift_windows(past, (uint64_t)window - (uint64_t)act->cap_window, act->cap_count);
         act->cap_window = window;
         act->cap_count = 0;
-    } else if (window < act->cap_window) {
+    }
+    if (window == act->cap_window) {
+        if (act->cap_count >= rule->cap_count) {
+            return false;
+        }
+        act->cap_count++;
+        return true;
+    }
+    uint64_t back = (uint64_t)act->cap_window - (uint64_t)window;
+    if (back > LP_CAP_PAST || past[back - 1] >= rule->cap_count) {
         return false;
     }
-    if (act->cap_count >= rule->cap_count) {
-        return false;
-    }
-    act->cap_count++;
+    past[back - 1]++;
     return true;
 }
 
@@ -256,6 +282,22 @@ static worth_t engagement_worth(const lp_rules_t *rules, int idx, const lp_engag
     return w;
 }
 
+/* What a recycle at recycled_at_ms left of points earned at t: a late event older than the
+ * latest recycle gets what the recycle would have left of it. */
+static double after_recycle(const lp_lead_t *lead, const lp_rules_t *rules, double points,
+                            int64_t t) {
+    if (lead->recycled_at_ms == 0 || t >= lead->recycled_at_ms) {
+        return points;
+    }
+    if (rules->recycle_mode == LP_RECYCLE_RESET) {
+        return 0.0;
+    }
+    if (rules->recycle_mode == LP_RECYCLE_SCALE) {
+        return points * (rules->recycle_scale >= 0 ? rules->recycle_scale : 0.0);
+    }
+    return points;
+}
+
 static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx, worth_t worth,
                              int64_t t) {
     const lp_activity_rule_t *rule = &rules->activities[idx];
@@ -265,14 +307,11 @@ static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx, 
     if (!worth.machine) {
         double points = worth.points;
         counts = points > 0 || rule->is_engagement;
-        if (points != 0 && within_cap(act, rule, worth.cap_window)) {
+        if (points != 0 && within_cap(lead, idx, rule, worth.cap_window)) {
             /* A late event adds what its points have decayed to by ref_ms. */
-            double add = points * lp_core_decay(rules, lead->ref_ms, t);
-            double before = lead->score;
-            lead->score = lp_core_clamp_floor(rules, lead->score + add);
-            /* The activity is credited with the change it really made (after the floor), so the
-             * contributions keep adding up to the score. */
-            act->points = lp_core_flush_tiny(act->points + (lead->score - before));
+            double add = after_recycle(lead, rules, points, t) * lp_core_decay(rules, lead->ref_ms, t);
+            act->points = lp_core_flush_tiny(act->points + add);
+            sum_up(lead, rules);
         }
         if (counts && t > lead->last_activity_ms) {
             lead->last_activity_ms = t;
@@ -295,8 +334,8 @@ static void set_dq_reason(lp_lead_t *lead, const lp_match_rule_t *dq) {
 }
 
 static void apply_profile(lp_lead_t *lead, const lp_rules_t *rules,
-                          const lp_profile_update_t *update) {
-    lp_core_profile_merge(&lead->profile, update);
+                          const lp_profile_update_t *update, int64_t t) {
+    lp_core_profile_merge(&lead->profile, lead->profile_ms, update, t);
     /* Recomputed from the whole current profile: a field changed twice never counts twice. */
     lead->fit_points = lp_core_fit_points(rules, &lead->profile);
     lead->fit_grade = lp_core_fit_grade(rules, lead->fit_points);
@@ -308,51 +347,67 @@ static void apply_profile(lp_lead_t *lead, const lp_rules_t *rules,
     }
 }
 
-static void apply_feedback(lp_lead_t *lead, const lp_rules_t *rules, const lp_feedback_t *fb) {
-    bool closed = lead->stage == LP_STAGE_CLOSED_WON || lead->stage == LP_STAGE_CLOSED_LOST;
+/* A rejection's effect on the score, whenever it arrives: E as it is now is reset or scaled. */
+static void recycle_score(lp_lead_t *lead, const lp_rules_t *rules) {
     int n = lp_core_nactivities(rules);
+    if (rules->recycle_mode == LP_RECYCLE_RESET) {
+        for (int i = 0; i < n; i++) {
+            lead->act[i].points = 0.0;
+        }
+    } else if (rules->recycle_mode == LP_RECYCLE_SCALE) {
+        double scale = rules->recycle_scale >= 0 ? rules->recycle_scale : 0.0;
+        for (int i = 0; i < n; i++) {
+            lead->act[i].points = lp_core_flush_tiny(lead->act[i].points * scale);
+        }
+    }
+    sum_up(lead, rules);
+}
+
+/* Feedback is ordered by its own time: the stage follows the latest decision (feedback_ms); a
+ * close (won/lost) is terminal for decisions dated after it and overrides those before it. */
+static void apply_feedback(lp_lead_t *lead, const lp_rules_t *rules, const lp_feedback_t *fb,
+                           int64_t t) {
+    bool closed = lead->stage == LP_STAGE_CLOSED_WON || lead->stage == LP_STAGE_CLOSED_LOST;
+    bool latest = lead->feedback_ms == 0 || t >= lead->feedback_ms;
 
     switch (fb->outcome) {
     case LP_FB_WON:
     case LP_FB_LOST:
-        /* Terminal; won and lost may still correct each other. */
-        lead->stage = fb->outcome == LP_FB_WON ? LP_STAGE_CLOSED_WON : LP_STAGE_CLOSED_LOST;
-        lead->armed = false;
+        /* Terminal; won and lost may still correct each other (the later one stands). */
+        if (!closed || latest) {
+            lead->stage = fb->outcome == LP_FB_WON ? LP_STAGE_CLOSED_WON : LP_STAGE_CLOSED_LOST;
+            lead->armed = false;
+            lead->feedback_ms = t;
+        }
         break;
     case LP_FB_ACCEPTED:
-        if (!closed) {
+        if (!closed && latest) {
             lead->stage = LP_STAGE_SQL;
+            lead->feedback_ms = t;
         }
         break;
     case LP_FB_REJECTED:
     case LP_FB_RECYCLED:
-        if (closed) {
-            break;
+        if (closed && latest) {
+            break; /* dated after the close: ignored */
         }
-        lead->reject_reason = (uint8_t)fb->reason;
         lead->reject_count++;
-        if (rules->recycle_mode == LP_RECYCLE_RESET) {
-            lead->score = initial_score(rules);
-            for (int i = 0; i < n; i++) {
-                lead->act[i].points = 0.0;
-            }
-        } else if (rules->recycle_mode == LP_RECYCLE_SCALE) {
-            double scale = rules->recycle_scale >= 0 ? rules->recycle_scale : 0.0;
-            lead->score = lp_core_clamp_floor(rules, lead->score * scale);
-            for (int i = 0; i < n; i++) {
-                lead->act[i].points = lp_core_flush_tiny(lead->act[i].points * scale);
-            }
+        if (lead->recycled_at_ms == 0 || t >= lead->recycled_at_ms) {
+            lead->reject_reason = (uint8_t)fb->reason;
+            lead->recycled_at_ms = t;
         }
-        lead->armed = true;
-        lead->stage = lead->dq_reason[0] != '\0' ? LP_STAGE_DISQUALIFIED : LP_STAGE_RECYCLED;
+        recycle_score(lead, rules);
+        if (!closed && latest) {
+            lead->armed = true;
+            lead->stage = lead->dq_reason[0] != '\0' ? LP_STAGE_DISQUALIFIED : LP_STAGE_RECYCLED;
+            lead->feedback_ms = t;
+        }
         break;
     default:
         break;
     }
-    if (fb->owner[0] != '\0' && !closed) {
-        size_t len = strnlen(fb->owner, LP_STR_MAX);
-        memcpy(lead->profile.owner, fb->owner, len);
-        lead->profile.owner[len] = '\0';
+    if (fb->owner[0] != '\0') {
+        lp_core_owner_merge(&lead->profile, lead->profile_ms, fb->owner, t);
     }
 }
 
@@ -432,10 +487,10 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
         apply_engagement(lead, rules, idx, worth, t);
         break;
     case LP_EV_PROFILE:
-        apply_profile(lead, rules, &event->u.profile);
+        apply_profile(lead, rules, &event->u.profile, t);
         break;
     case LP_EV_FEEDBACK:
-        apply_feedback(lead, rules, &event->u.feedback);
+        apply_feedback(lead, rules, &event->u.feedback, t);
         break;
     }
     maybe_qualify(lead, rules, facts);
@@ -453,7 +508,7 @@ void lp_lead_init(lp_lead_t *lead, const lp_rules_t *rules, const char *lead_id)
         size_t len = strnlen(lead_id, LP_ID_MAX);
         memcpy(lead->lead_id, lead_id, len);
     }
-    lead->score = initial_score(rules);
+    lead->score = 0.0;
     lead->stage = LP_STAGE_SUSPECT;
     lead->armed = true;
     lead->profile.company_size = -1;

@@ -15,7 +15,8 @@ static int lead_equal(const lp_lead_t *a, const lp_lead_t *b) {
         !SAME_STR(dq_reason) || !SAME(mql_seq) || !SAME(stale_seq) || !SAME(mql_at_ms) ||
         !SAME(sla_deadline_ms) || !SAME(sla_reminders) || !SAME(sla_breached) ||
         !SAME(cooled_deadline_ms) || !SAME(inactive_deadline_ms) || !SAME(reject_reason) ||
-        !SAME(reject_count) || !SAME(nseen) || !SAME(seen_pos)) {
+        !SAME(reject_count) || !SAME(nseen) || !SAME(seen_pos) || !SAME(feedback_ms) ||
+        !SAME(recycled_at_ms)) {
         return 0;
     }
     if (!SAME_STR(profile.email) || !SAME_STR(profile.title) || !SAME_STR(profile.seniority) ||
@@ -26,6 +27,16 @@ static int lead_equal(const lp_lead_t *a, const lp_lead_t *b) {
     }
     for (int i = 0; i < LP_MAX_ACTIVITIES; i++) {
         if (!SAME(act[i].points) || !SAME(act[i].cap_window) || !SAME(act[i].cap_count)) {
+            return 0;
+        }
+        for (int k = 0; k < LP_CAP_PAST; k++) {
+            if (!SAME(cap_past[i][k])) {
+                return 0;
+            }
+        }
+    }
+    for (int i = 0; i < LP_PROFILE_FIELDS; i++) {
+        if (!SAME(profile_ms[i])) {
             return 0;
         }
     }
@@ -84,7 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK_STR(lead.profile.owner);
     if (lead.stage >= LP_STAGE__COUNT || lead.fit_grade < 'A' || lead.fit_grade > 'D' ||
         lead.nseen < 0 || lead.nseen > LP_DEDUP_MAX || lead.seen_pos < 0 ||
-        lead.seen_pos > LP_DEDUP_MAX || lead.score < rules->floor) {
+        lead.seen_pos > LP_DEDUP_MAX ||
+        lp_lead_score_at(&lead, rules, lead.ref_ms) < rules->floor) {
         fuzz_fail("decoded lead out of range");
     }
     roundtrip(&lead, rules, "decoded state");

@@ -30,7 +30,11 @@ static void assert_leads_equal(const lp_lead_t *a, const lp_lead_t *b, int nact)
         assert_memory_equal(&a->act[i].points, &b->act[i].points, sizeof(double));
         assert_int_equal(a->act[i].cap_window, b->act[i].cap_window);
         assert_int_equal(a->act[i].cap_count, b->act[i].cap_count);
+        assert_memory_equal(a->cap_past[i], b->cap_past[i], sizeof(a->cap_past[i]));
     }
+    assert_int_equal(a->feedback_ms, b->feedback_ms);
+    assert_int_equal(a->recycled_at_ms, b->recycled_at_ms);
+    assert_memory_equal(a->profile_ms, b->profile_ms, sizeof(a->profile_ms));
     assert_int_equal(a->nseen, b->nseen);
     assert_int_equal(a->seen_pos, b->seen_pos);
     assert_memory_equal(a->seen, b->seen, sizeof(a->seen[0]) * (size_t)a->nseen);

@@ -174,8 +174,8 @@ static void test_truncated_and_garbage(void **state) {
     memcpy(bad, buf, len);
     bad[len] = 0;
     assert_int_equal(lp_lead_decode(&back, &rules, bad, len + 1), LP_ERR);
-    /* an unknown version (1 and 2 are known) */
-    bad[0] = 3;
+    /* an unknown version (1, 2 and 3 are known) */
+    bad[0] = 4;
     assert_int_equal(lp_lead_decode(&back, &rules, bad, len), LP_ERR);
     bad[0] = 0;
     assert_int_equal(lp_lead_decode(&back, &rules, bad, len), LP_ERR);

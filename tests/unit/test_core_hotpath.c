@@ -116,9 +116,10 @@ static int64_t ref_floor_div(int64_t a, int64_t b) {
 }
 
 /* Caps on a 7 ms window around 0, where truncating division would put t = -1 and t = 1 in the
- * same window: each window scores cap_count events, a late event for an older window is over
- * the cap, and a machine event counts toward no cap. A small model of the rule (score.h) keeps
- * the expected counts. */
+ * same window: each window scores cap_count events whatever the arrival order, a late event
+ * counts in its own window while that window is one of the LP_CAP_PAST before the newest, and a
+ * machine event counts toward no cap. A small model of the rule (score.h) keeps the expected
+ * counts per window. */
 static void test_cap_windows_around_zero(void **state) {
     (void)state;
     lp_rules_t rules;
@@ -136,11 +137,15 @@ static void test_cap_windows_around_zero(void **state) {
     lp_lead_t lead;
     lp_lead_init(&lead, &rules, "lead-1");
     lp_facts_t facts = {0};
-    int64_t model_window = 0;
-    int32_t model_count = 0;
+    enum { LOW = -20, HIGH = 60 }; /* window indexes the model can hold */
+    int model_count[HIGH - LOW] = {0};
+    int64_t newest = 0;
+    bool fresh = true;
+    int late_counted = 0, too_old = 0;
     double expect = 0;
-    const int64_t times[] = {-15, -14, -8, -7, -7, -1, -20, 0,  1,  6,  6, 7,
-                             13,  14,  -3, 21, 22, 23, 100, 99, 98, 96, 95};
+    const int64_t times[] = {-15, -14, -8,  -7,  -7,  -1,  -20, 0,   1,   6,   6,   7,  13,
+                             14,  -3,  21,  22,  23,  100, 99,  98,  96,  95,  -10, 50,  51,
+                             300, 301, 302, 199, 198, 197, 196, 195, 194, 193, 192, 191, 192};
     for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
         int64_t t = times[i];
         lp_event_t ev = fx_engagement("lead-1", "content_download", t);
@@ -151,21 +156,34 @@ static void test_cap_windows_around_zero(void **state) {
             continue;
         }
         int64_t w = ref_floor_div(t, 7);
+        assert_true(w >= LOW && w < HIGH);
         bool scores = false;
-        if (w > model_window || (model_count == 0 && model_window == 0)) {
-            model_window = w;
-            model_count = 0;
+        if (fresh || w > newest) {
+            newest = w;
+            fresh = false;
         }
-        if (w == model_window && model_count < 2) {
-            model_count++;
+        if (w < newest - LP_CAP_PAST) {
+            too_old++;
+        } else if (model_count[w - LOW] < 2) {
+            model_count[w - LOW]++;
             scores = true;
+            late_counted += w < newest ? 1 : 0;
         }
         expect += scores ? pts : 0;
-        assert_int_equal(lead.act[idx].cap_window, model_window);
-        assert_int_equal(lead.act[idx].cap_count, model_count);
-        assert_true(lead.score == expect);
+        assert_int_equal(lead.act[idx].cap_window, newest);
+        assert_int_equal(lead.act[idx].cap_count, model_count[newest - LOW]);
+        for (int k = 0; k < LP_CAP_PAST; k++) {
+            int64_t pw = newest - 1 - k;
+            int want = pw >= LOW ? model_count[pw - LOW] : 0;
+            assert_int_equal(lead.cap_past[idx][k], want);
+        }
+        if (lead.score != expect) {
+            fail_msg("event %zu t=%lld: score %g, want %g", i, (long long)t, lead.score, expect);
+        }
     }
     assert_true(expect > 4 * pts); /* the sequence did score in several windows */
+    assert_true(late_counted >= 3); /* late events found room in their own windows */
+    assert_true(too_old >= 2);      /* and some were past the windows kept */
 }
 
 int main(void) {

@@ -133,34 +133,50 @@ static void test_negative_points_and_floor(void **state) {
     rules.half_life_ms = 1e18;
     lp_lead_init(&lead, &rules, "L1");
 
+    /* E, the sum of decayed points, is kept below the floor; the score shown is max(floor, E) */
     fx_engage(&lead, &rules, "unsubscribe", T0, &facts);
-    assert_close(lead.score, 0);
+    assert_close(lead.score, -20);
+    assert_close(lp_lead_score_at(&lead, &rules, T0), 0);
     assert_int_equal(lead.stage, LP_STAGE_SUSPECT); /* negative activity is not engagement */
     fx_engage(&lead, &rules, "form_submit", T0 + 1, &facts);
+    assert_close(lp_lead_score_at(&lead, &rules, T0 + 1), 5); /* -20 + 25: the floor commutes */
+    assert_int_equal(lead.stage, LP_STAGE_RESPONDER);
     fx_engage(&lead, &rules, "unsubscribe", T0 + 2, &facts);
-    assert_close(lead.score, 5);
-    assert_int_equal(lead.stage, LP_STAGE_RESPONDER); /* fell below warm */
+    assert_close(lead.score, -15);
     fx_engage(&lead, &rules, "unsubscribe", T0 + 3, &facts);
-    assert_close(lead.score, 0);
-    /* the explanation adds up: unsubscribe is credited with what it really took */
+    assert_close(lead.score, -35);
+    assert_close(lp_lead_score_at(&lead, &rules, T0 + 3), 0);
+    /* the explanation adds up to the score shown: other_points takes the reasons to the floor */
     lp_lead_explain(&lead, &rules, T0 + 3, &fact);
-    double sum = fact.other;
+    double sum = 0;
     for (int i = 0; i < fact.ntop; i++) {
         sum += fact.top[i].points;
     }
-    assert_close(sum, 0);
-    assert_close(fact.other, 0);
+    sum += fact.other;
+    assert_true(sum == fact.score);
+    assert_true(fact.score == 0);
+    assert_close(fact.other, 35);
     assert_string_equal(fact.top[0].activity, "form_submit");
-    assert_close(fact.top[1].points, -25);
+    assert_close(fact.top[1].points, -60);
+
+    /* the same events in another order: the same E (a clamp on the way would give 0 + 25 - 40) */
+    lp_lead_t other;
+    lp_lead_init(&other, &rules, "L1");
+    fx_engage(&other, &rules, "form_submit", T0 + 1, &facts);
+    fx_engage(&other, &rules, "unsubscribe", T0 + 3, &facts);
+    fx_engage(&other, &rules, "unsubscribe", T0 + 2, &facts);
+    fx_engage(&other, &rules, "unsubscribe", T0, &facts);
+    assert_close(other.score, lead.score);
 
     /* a negative floor lets the score go below zero, down to the floor */
     rules.floor = -30;
     lp_lead_init(&lead, &rules, "L2");
     assert_close(lead.score, 0);
     fx_engage(&lead, &rules, "unsubscribe", T0, &facts);
-    assert_close(lead.score, -20);
+    assert_close(lp_lead_score_at(&lead, &rules, T0), -20);
     fx_engage(&lead, &rules, "unsubscribe", T0 + 1, &facts);
-    assert_close(lead.score, -30);
+    assert_close(lead.score, -40);
+    assert_close(lp_lead_score_at(&lead, &rules, T0 + 1), -30);
     assert_int_equal(facts.n, 0);
 }
 
