@@ -416,7 +416,7 @@ static void tp_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     rd_kafka_topic_partition_list_destroy(one);
 }
 
-/* Moves the fetch of topic t of p to offset (< 0: the beginning); async (PITFALLS). */
+/* Moves the fetch of topic t of p to offset (< 0: the beginning); async (docs/librdkafka-pitfalls.md). */
 static void tp_seek(lp_worker_t *worker, int32_t p, int t, int64_t offset) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t], NULL);
     if (rkt == NULL) {
@@ -562,7 +562,7 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
 
 /* Takes p again from what the store holds: fence, read its offsets, forget the records in hand
  * and move the consumer back there (an async rd_kafka_seek: 2.0.2's seek_partitions has a broken
- * timeout, PITFALLS). Used when the store lost writes (LP_STORE_MOVED: e.g. Redis crashed with AOF
+ * timeout, docs/librdkafka-pitfalls.md). Used when the store lost writes (LP_STORE_MOVED: e.g. Redis crashed with AOF
  * everysec and came back behind what it acknowledged) and when a partition lost to a stale epoch
  * is still assigned to us (records polled meanwhile were dropped: the consumer is past them). */
 static void retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
