@@ -13,6 +13,11 @@
  * Input object: {"kind":"engagement"|"profile"|"feedback", "event_id":..., "lead_id":...,
  *   "ts": <ms since epoch> or "2026-11-25T10:00:00Z", ...fields named as in the Avro schemas}.
  * If "kind" is absent it is inferred: "type" -> engagement, "outcome" -> feedback, else profile. */
+/* The shortest of %.15g/%.16g/%.17g that reads back as exactly v ("null" if not finite), as
+ * every JSON output of leadpulse writes doubles. Returns the length written. */
+#define LP_JSON_DOUBLE_MAX 40
+size_t lp_json_format_double(char buf[LP_JSON_DOUBLE_MAX], double v);
+
 int lp_json_decode_event(const char *buf, size_t len, lp_event_t *event, char *errstr,
                          size_t errstr_size);
 

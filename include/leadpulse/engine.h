@@ -114,6 +114,12 @@ int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *batch);
 int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired);
 
 /* Loads one lead (for `inspect` and tests). Returns 1 found, 0 unknown, LP_ERR on store error. */
+/* Why the engine would dead-letter this decoded event (its time, or what the scorer refuses), or
+ * NULL. The reason is `why` or a static string. For a caller that must know before it submits a
+ * record, as `replay --strict` does. */
+const char *lp_engine_check_event(const lp_engine_t *engine, const lp_event_t *event,
+                                  int64_t now_ms, char *why, size_t why_size);
+
 int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id, lp_lead_t *lead);
 
 const lp_engine_stats_t *lp_engine_stats(const lp_engine_t *engine);

@@ -191,6 +191,9 @@ void lp_lead_init(lp_lead_t *lead, const lp_rules_t *rules, const char *lead_id)
 lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const lp_rules_t *rules,
                                  lp_facts_t *facts);
 
+/* Why lp_score_apply would refuse the event (a static string), or NULL if it would apply it. */
+const char *lp_score_check(const lp_event_t *event, const lp_rules_t *rules);
+
 /* Fires the lead's timers due at or before now_ms (SLA breach and reminders, cooling, inactivity).
  * Returns true if the lead changed. */
 bool lp_score_advance(lp_lead_t *lead, const lp_rules_t *rules, int64_t now_ms, lp_facts_t *facts);

@@ -89,12 +89,14 @@ size_t lp_http_lead_json(const lp_lead_t *lead, const lp_rules_t *rules, char *b
     json_str(id, sizeof(id), lead->lead_id);
     json_str(email, sizeof(email), lead->profile.email);
     json_str(company, sizeof(company), lead->profile.company);
+    char score[LP_JSON_DOUBLE_MAX], points[LP_JSON_DOUBLE_MAX];
+    lp_json_format_double(score, lp_lead_score_at(lead, rules, lead->ref_ms));
     int n = snprintf(buf, size,
-                     "{\"lead_id\":\"%s\",\"score\":%.6f,\"ref_ms\":%" PRId64 ",\"stage\":\"%s\","
+                     "{\"lead_id\":\"%s\",\"score\":%s,\"ref_ms\":%" PRId64 ",\"stage\":\"%s\","
                      "\"fit_grade\":\"%c\",\"qualifications\":%" PRIu32 ",\"sla_deadline\":%" PRId64
                      ",\"next_timer\":%" PRId64 ",\"email\":\"%s\",\"company\":\"%s\","
                      "\"activities\":{",
-                     id, lead->score, lead->ref_ms, lp_stage_name((lp_stage_t)lead->stage),
+                     id, score, lead->ref_ms, lp_stage_name((lp_stage_t)lead->stage),
                      lead->fit_grade ? lead->fit_grade : 'D', lead->mql_seq, lead->sla_deadline_ms,
                      lp_lead_next_due(lead), email, company);
     if (n < 0 || (size_t)n >= size) {
@@ -106,8 +108,9 @@ size_t lp_http_lead_json(const lp_lead_t *lead, const lp_rules_t *rules, char *b
         if (lead->act[a].points == 0) {
             continue;
         }
-        n = snprintf(buf + len, size - len, "%s\"%s\":%.6f", first ? "" : ",",
-                     rules->activities[a].name, lead->act[a].points);
+        lp_json_format_double(points, lead->act[a].points);
+        n = snprintf(buf + len, size - len, "%s\"%s\":%s", first ? "" : ",",
+                     rules->activities[a].name, points);
         if (n < 0 || (size_t)n >= size - len) {
             return 0;
         }

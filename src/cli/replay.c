@@ -177,7 +177,35 @@ static int flush_batch(replay_t *r) {
         return LP_ERR;
     }
     /* Time advances with the events: fire every timer the event-time watermark has passed. */
-    return r->failed ? LP_OK : fire_until(r, r->watermark);
+    return fire_until(r, r->watermark);
+}
+
+/* A rejected line or record: reported at once, so that reports come in line order (every
+ * rejection is found before the event is submitted: lp_engine_check_event). With --strict the
+ * reading stops: the lines before it are applied, none after. */
+static void reject(replay_t *r, const char *unit, int64_t lineno, const char *why,
+                   bool dead_letter) {
+    fprintf(stderr, "%s %" PRId64 ": %s\n", unit, lineno, why);
+    r->rejected++;
+    r->dead_letters += dead_letter ? 1 : 0;
+    if (r->strict) {
+        r->failed = true;
+    }
+}
+
+static int add_event(replay_t *r, const lp_event_t *event, int64_t lineno, const char *raw,
+                     size_t raw_len);
+
+/* Submits a decoded event, or rejects it when the engine would dead-letter it. */
+static int submit(replay_t *r, const lp_event_t *event, const char *unit, int64_t lineno,
+                  const char *raw, size_t raw_len) {
+    char why[512];
+    const char *bad = lp_engine_check_event(r->engine, event, 0, why, sizeof(why));
+    if (bad != NULL) {
+        reject(r, unit, lineno, bad, true);
+        return LP_OK;
+    }
+    return add_event(r, event, lineno, raw, raw_len);
 }
 
 static int add_event(replay_t *r, const lp_event_t *event, int64_t lineno, const char *raw,
@@ -234,14 +262,10 @@ static int read_json_lines(replay_t *r, FILE *in) {
         }
         r->lines++;
         if (lp_json_decode_event(line, (size_t)len, &event, why, sizeof(why)) != LP_OK) {
-            fprintf(stderr, "line %" PRId64 ": %s\n", lineno, why);
-            r->rejected++;
-            if (r->strict) {
-                r->failed = true;
-            }
+            reject(r, "line", lineno, why, false);
             continue;
         }
-        rc = add_event(r, &event, lineno, line, (size_t)len);
+        rc = submit(r, &event, "line", lineno, line, (size_t)len);
     }
     free(line);
     return rc;
@@ -265,14 +289,10 @@ static int read_avro_file(replay_t *r, const char *path) {
         record++;
         r->lines++;
         if (got < 0) {
-            fprintf(stderr, "record %" PRId64 ": %s\n", record, why);
-            r->rejected++;
-            if (r->strict) {
-                r->failed = true;
-            }
+            reject(r, "record", record, why, false);
             continue;
         }
-        rc = add_event(r, &event, record, "", 0);
+        rc = submit(r, &event, "record", record, "", 0);
     }
     lp_avro_file_close(file);
     return rc;
@@ -290,10 +310,12 @@ static int dump_state(replay_t *r, const char *path) {
         if (got != 1) {
             continue;
         }
+        char score[LP_JSON_DOUBLE_MAX];
+        lp_json_format_double(score, lp_lead_score_at(&lead, r->rules, lead.ref_ms));
         fprintf(f,
-                "{\"lead_id\":\"%s\",\"score\":%.6f,\"ref_ms\":%" PRId64
+                "{\"lead_id\":\"%s\",\"score\":%s,\"ref_ms\":%" PRId64
                 ",\"stage\":\"%s\",\"fit_grade\":\"%c\",\"qualifications\":%" PRIu32 "}\n",
-                lead.lead_id, lead.score, lead.ref_ms, lp_stage_name((lp_stage_t)lead.stage),
+                lead.lead_id, score, lead.ref_ms, lp_stage_name((lp_stage_t)lead.stage),
                 lead.fit_grade ? lead.fit_grade : 'D', lead.mql_seq);
     }
     fclose(f);

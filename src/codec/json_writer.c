@@ -82,21 +82,25 @@ void lp_json_i64(lp_json_wr_t *wr, int64_t v) {
     put(wr, tmp, (size_t)n);
 }
 
-void lp_json_dbl(lp_json_wr_t *wr, double v) {
-    char tmp[40];
+size_t lp_json_format_double(char buf[LP_JSON_DOUBLE_MAX], double v) {
     int n = 0;
-
     if (!isfinite(v)) {
-        put(wr, "null", 4);
-        return;
+        memcpy(buf, "null", 5);
+        return 4;
     }
     for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) {
+        n = snprintf(buf, LP_JSON_DOUBLE_MAX, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
             break;
         }
     }
-    put(wr, tmp, (size_t)n);
+    return (size_t)n;
+}
+
+void lp_json_dbl(lp_json_wr_t *wr, double v) {
+    char tmp[LP_JSON_DOUBLE_MAX];
+    size_t n = lp_json_format_double(tmp, v);
+    put(wr, tmp, n);
 }
 
 size_t lp_json_finish(lp_json_wr_t *wr) {

@@ -428,6 +428,11 @@ static const char *validate(const lp_event_t *event, const lp_rules_t *rules, in
     }
 }
 
+const char *lp_score_check(const lp_event_t *event, const lp_rules_t *rules) {
+    int idx;
+    return validate(event, rules, &idx);
+}
+
 /* A lead the cache does not hold costs a memory round trip per line it touches. Asking for all
  * of them up front lets the misses overlap instead of queueing behind one another: the scalars
  * and the remembered ids (contiguous: the slots in use are the ring's first), then the

@@ -683,6 +683,9 @@ static int commit_outcome(lp_engine_t *engine, batch_t *b, int rc) {
     return LP_OK;
 }
 
+static const char *event_check(const lp_engine_t *engine, const lp_event_t *event, int64_t now_ms,
+                               char *why, size_t why_size, bool scorer);
+
 static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, lp_event_t *event,
                               int64_t now_ms, char *why, size_t why_size) {
     int rc;
@@ -722,6 +725,12 @@ static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, l
                  event->lead_id);
         return why;
     }
+    return event_check(engine, event, now_ms, why, why_size, false);
+}
+
+/* The checks of a decoded event: its time, and with `scorer` what the core refuses. */
+static const char *event_check(const lp_engine_t *engine, const lp_event_t *event, int64_t now_ms,
+                               char *why, size_t why_size, bool scorer) {
     if (event->ts_ms <= 0) {
         snprintf(why, why_size, "timestamp %" PRId64 " is not after the Unix epoch", event->ts_ms);
         return why;
@@ -733,7 +742,12 @@ static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, l
                  event->ts_ms, event->ts_ms - now_ms, engine->opts.max_future_skew_ms);
         return why;
     }
-    return NULL;
+    return scorer ? lp_score_check(event, engine->rules) : NULL;
+}
+
+const char *lp_engine_check_event(const lp_engine_t *engine, const lp_event_t *event,
+                                  int64_t now_ms, char *why, size_t why_size) {
+    return event_check(engine, event, now_ms, why, why_size, true);
 }
 
 static batch_t *batch_take(lp_engine_t *engine, int32_t partition, size_t n) {
