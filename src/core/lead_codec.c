@@ -23,10 +23,12 @@
  * the raw and Huffman strings in header order, zero-padded to the end of the last byte. The
  * writer picks table, else the shorter of Huffman and raw, so encoding is canonical.
  *
- * Version 3 (written): version 2 with the times that make the state independent of arrival order:
- * the profile section ends with the fields' update times (a varint of the mask of fields with a
- * time << 1 | all-the-same bit, then the first time relative to ref_ms and, unless all are the
- * same, each further one relative to the first), G_FBTIME adds feedback_ms and recycled_at_ms,
+ * Version 3 (written): version 2 without the score when it is the sum of the contributions (the
+ * reader sums them up: G_SCORE absent no longer means 0), and with the times that make the state independent of arrival order:
+ * the profile section ends with the fields' update times (a varint header: 1 when every field
+ * with a value has one and the same time, else the mask of fields with a time << 2 | all-the-same
+ * << 1; then the first time relative to ref_ms and, unless all are the same, each further one
+ * relative to the first), G_FBTIME adds feedback_ms and recycled_at_ms,
  * and an activity entry's A_PAST adds the counts of its past cap windows (a varint mask of the
  * non-zero ones, bit k = LP_CAP_PAST window k, then a varint count each). Version 2 is read
  * as version 3 without them.
@@ -453,9 +455,24 @@ static void put_payload(writer_t *w, const strings_t *strs) {
     w->pos += nbytes;
 }
 
-/* The profile fields' update times: mask << 1 | same, the first relative to ref, the others (when
- * not all the same) relative to the first. */
-static void put_profile_times(writer_t *w, const int64_t ms[LP_PROFILE_FIELDS], int64_t ref) {
+/* The profile fields that have a value, as bits of the LP_PF_* indexes (profile_ms's order). */
+static uint32_t present_fields(const lp_profile_update_t *p) {
+    const char *const text[LP_PROFILE_FIELDS] = {
+        p->email,   p->title,  p->seniority, p->industry, p->company, NULL,
+        p->country, p->region, p->persona,   p->segment,  p->owner};
+    uint32_t mask = 0;
+    for (int i = 0; i < LP_PROFILE_FIELDS; i++) {
+        bool set = i == LP_PF_COMPANY_SIZE ? p->company_size >= 0 : text[i][0] != '\0';
+        mask |= set ? 1u << i : 0;
+    }
+    return mask;
+}
+
+/* The profile fields' update times. Header 1: every field with a value has one time, which
+ * follows (the usual case: one byte of header); else mask << 2 | same << 1 (0: no times), then
+ * the first time relative to ref and, unless all are the same, the others relative to it. */
+static void put_profile_times(writer_t *w, const lp_profile_update_t *profile,
+                              const int64_t ms[LP_PROFILE_FIELDS], int64_t ref) {
     uint32_t mask = 0;
     int first = -1;
     bool same = true;
@@ -470,7 +487,11 @@ static void put_profile_times(writer_t *w, const int64_t ms[LP_PROFILE_FIELDS], 
             same = false;
         }
     }
-    put_uvarint(w, (uint64_t)mask << 1 | (same ? 1 : 0));
+    if (same && first >= 0 && mask == present_fields(profile)) {
+        put_uvarint(w, 1);
+    } else {
+        put_uvarint(w, (uint64_t)mask << 2 | (same ? 2 : 0));
+    }
     if (first < 0) {
         return;
     }
@@ -485,7 +506,9 @@ static void put_profile_times(writer_t *w, const int64_t ms[LP_PROFILE_FIELDS], 
 static uint32_t lead_flags(const lp_lead_t *lead, const lp_rules_t *rules) {
     uint32_t f = 0;
     int n = nacts(rules);
-    f |= lead->score != 0.0 ? G_SCORE : 0;
+    /* Format 3 leaves out a score that is the sum of the contributions (always, for a lead the
+     * core made): the decoder sums them up again (lp_core_total), which is 9 bytes less. */
+    f |= !(lead->score == lp_core_total(lead, rules, 1.0)) ? G_SCORE : 0;
     f |= lead->last_activity_ms != 0 ? G_LAST : 0;
     f |= lead->fit_points != 0.0 ? G_FITP : 0;
     f |= lead->armed ? 0 : G_DISARMED;
@@ -580,7 +603,7 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
         if (mask & P_SIZE_BIT) {
             put_uvarint(&w, (uint64_t)profile->company_size);
         }
-        put_profile_times(&w, lead->profile_ms, ref);
+        put_profile_times(&w, &lead->profile, lead->profile_ms, ref);
     }
     if (f & G_FBTIME) {
         put_time(&w, lead->feedback_ms, ref);
@@ -944,14 +967,22 @@ static int decode_profile_v2(reader_t *r, pending_t *pend, lp_profile_update_t *
 }
 
 /* Version 2, after the version byte. key: the id a keyed value is stored under (NULL: none). */
-static int decode_profile_times(reader_t *r, int64_t ms[LP_PROFILE_FIELDS], int64_t ref) {
+/* Reads the profile times. Header 1 (one time for every field with a value) leaves the time in
+ * *all: which fields have a value is known only once the string payload is read. */
+static int decode_profile_times(reader_t *r, int64_t ms[LP_PROFILE_FIELDS], int64_t ref,
+                                int64_t *all) {
     uint64_t h;
     int first = -1;
-    if (get_uvarint(r, &h) != LP_OK || (h >> 1) >= 1u << LP_PROFILE_FIELDS) {
+    *all = 0;
+    if (get_uvarint(r, &h) != LP_OK || (h != 1 && (h & 1) != 0) ||
+        (h >> 2) >= 1u << LP_PROFILE_FIELDS) {
         return LP_ERR;
     }
-    uint32_t mask = (uint32_t)(h >> 1);
-    bool same = (h & 1) != 0;
+    if (h == 1) {
+        return get_time(r, ref, all) != LP_OK || *all == 0 ? LP_ERR : LP_OK;
+    }
+    uint32_t mask = (uint32_t)(h >> 2);
+    bool same = (h & 2) != 0;
     for (int i = 0; i < LP_PROFILE_FIELDS; i++) {
         if (!(mask & (1u << i))) {
             continue;
@@ -1018,8 +1049,9 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, cons
     if ((f & G_PROFILE) && decode_profile_v2(r, &pend, &lead->profile) != LP_OK) {
         return LP_ERR;
     }
+    int64_t all_ms = 0;
     if (version >= LEAD_FORMAT_V3 && (f & G_PROFILE) &&
-        decode_profile_times(r, lead->profile_ms, ref) != LP_OK) {
+        decode_profile_times(r, lead->profile_ms, ref, &all_ms) != LP_OK) {
         return LP_ERR;
     }
     if (f & G_FBTIME) {
@@ -1034,7 +1066,22 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, cons
     if ((f & G_SEEN) && decode_seen(r, lead) != LP_OK) {
         return LP_ERR;
     }
-    return get_payload(r, &pend);
+    if (version >= LEAD_FORMAT_V3 && !(f & G_SCORE)) {
+        lead->score = lp_core_total(lead, rules, 1.0);
+    }
+    if (get_payload(r, &pend) != LP_OK) {
+        return LP_ERR;
+    }
+    if (all_ms != 0) {
+        uint32_t mask = present_fields(&lead->profile);
+        if (mask == 0) {
+            return LP_ERR;
+        }
+        for (int i = 0; i < LP_PROFILE_FIELDS; i++) {
+            lead->profile_ms[i] = mask & (1u << i) ? all_ms : 0;
+        }
+    }
+    return LP_OK;
 }
 
 static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, const char *key) {
