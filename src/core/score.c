@@ -318,8 +318,12 @@ static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx, 
         }
     }
     maybe_rearm(lead, rules);
+    /* A recycled lead leaves recycled by engaging after the recycle: an event dated before it
+     * (arriving late) happened while sales still had the lead. */
+    bool after_recycle_time = lead->recycled_at_ms == 0 || t > lead->recycled_at_ms;
     bool moves = counts ? (lead->stage == LP_STAGE_SUSPECT || lead->stage == LP_STAGE_RESPONDER ||
-                           lead->stage == LP_STAGE_WARM || lead->stage == LP_STAGE_RECYCLED)
+                           lead->stage == LP_STAGE_WARM ||
+                           (lead->stage == LP_STAGE_RECYCLED && after_recycle_time))
                         : (lead->stage == LP_STAGE_RESPONDER || lead->stage == LP_STAGE_WARM);
     if (moves) {
         lead->stage = funnel_stage(lead, rules);

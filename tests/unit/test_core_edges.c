@@ -628,7 +628,8 @@ static void test_cap_horizon(void **state) {
     assert_close(lead.score, 8 + 8 * exp2(-15.0 / 30));
     assert_int_equal(lead.cap_past[idx][14], 1);
 
-    /* on a recycled lead the old event scores 0 but still moves it to responder */
+    /* on a recycled lead an event dated before the recycle scores 0 and leaves it recycled: it
+     * happened while sales had the lead */
     lp_lead_init(&lead, &rules, "L2");
     engage(&lead, &rules, "content_download", newest, &facts);
     feedback(&lead, &rules, LP_FB_RECYCLED, LP_REJ_TIMING, newest + HOUR_MS, &facts);
@@ -636,8 +637,11 @@ static void test_cap_horizon(void **state) {
     engage(&lead, &rules, "content_download", DAY0 + 10 * HOUR_MS, &facts);
     assert_true(lead.score == 0);
     assert_int_equal(lead.last_activity_ms, newest);
-    assert_int_equal(lead.stage, LP_STAGE_RESPONDER);
+    assert_int_equal(lead.stage, LP_STAGE_RECYCLED);
     assert_int_equal(facts.n, 0);
+    /* one dated after the recycle moves it on */
+    engage(&lead, &rules, "content_download", newest + 2 * HOUR_MS, &facts);
+    assert_int_equal(lead.stage, LP_STAGE_RESPONDER);
 }
 
 /* ---- 10 ---------------------------------------------------------------------------------- */
