@@ -783,6 +783,47 @@ static void test_profile_fields_by_event_time(void **state) {
     assert_int_equal(facts.n, 0);
 }
 
+/* ---- 13, 14 ------------------------------------------------------------------------------ */
+
+/* A late engagement dated before the latest recycle gets what the recycle left of it: nothing
+ * with reset, its points times the factor with scale. */
+static void test_late_event_before_a_recycle(void **state) {
+    (void)state;
+    lp_rules_t rules;
+    lp_lead_t lead;
+    lp_facts_t facts = {0};
+    fx_rules(&rules);
+    rules.half_life_ms = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        rules.recycle_mode = mode == 0 ? LP_RECYCLE_RESET : LP_RECYCLE_SCALE;
+        lp_lead_init(&lead, &rules, "L");
+        engage(&lead, &rules, "demo_request", T0 + 10, &facts);
+        feedback(&lead, &rules, LP_FB_RECYCLED, LP_REJ_TIMING, T0 + 20, &facts);
+        engage(&lead, &rules, "form_submit", T0 + 15, &facts);
+        engage(&lead, &rules, "webinar_attend", T0 + 25, &facts);
+        assert_close(lead.score, mode == 0 ? 15 : 40 * 0.5 + 25 * 0.5 + 15);
+    }
+}
+
+/* A redelivery is ignored while fewer than dedup_window other events were applied since. */
+static void test_dedup_window_edge(void **state) {
+    (void)state;
+    lp_rules_t rules;
+    lp_lead_t lead;
+    lp_facts_t facts = {0};
+    fx_rules(&rules);
+    rules.dedup_window = 2;
+    rules.half_life_ms = 0;
+    lp_lead_init(&lead, &rules, "L");
+    lp_event_t e1 = fx_engagement("L", "webinar_attend", T0);
+    apply(&lead, &rules, e1, &facts);
+    engage(&lead, &rules, "email_open", T0 + 1, &facts);
+    assert_true(lp_score_apply(&lead, &e1, &rules, &facts).duplicate); /* one other since */
+    engage(&lead, &rules, "email_open", T0 + 2, &facts);
+    apply(&lead, &rules, e1, &facts); /* two others since: forgotten, applied again */
+    assert_close(lead.score, 15 + 1 + 1 + 15);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_click_within_boundary),
@@ -797,6 +838,8 @@ int main(void) {
         cmocka_unit_test(test_floor_keeps_negative_points),
         cmocka_unit_test(test_feedback_order),
         cmocka_unit_test(test_profile_fields_by_event_time),
+        cmocka_unit_test(test_late_event_before_a_recycle),
+        cmocka_unit_test(test_dedup_window_edge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
