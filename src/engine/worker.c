@@ -12,12 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "leadpulse/worker.h"
 
 #include "engine/merge.h"
+#include "io/metrics.h"
 
 #define MAX_PART 4096
 #define BACKOFF_MIN_MS 100
@@ -157,7 +159,10 @@ struct lp_worker {
     int64_t next_timers_ms;
     bool outbox_blocked; /* the last delivery failed: input paused until it works */
     int64_t outbox_retry_ms;
-    uint64_t produced, delivery_failures, redis_errors, rebalances, retakes;
+    uint64_t produced, delivery_failures, store_errors, rebalances, lost_writes;
+    uint64_t reloads_ok, reloads_failed;
+    bool last_reload_failed;
+    lp_histogram_t apply_seconds, commit_seconds;
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */
@@ -188,15 +193,19 @@ static int64_t mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Ends the current phase of the loop: its time goes to ph. */
-static void phase_end(lp_worker_t *worker, phase_t ph) {
+static int64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if (worker->phase_at_ns > 0) {
-        worker->phase_ns[ph] += now - worker->phase_at_ns;
-    }
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Ends the current phase of the loop: its time goes to ph. Returns that time (ns). */
+static int64_t phase_end(lp_worker_t *worker, phase_t ph) {
+    int64_t now = mono_ns();
+    int64_t spent = worker->phase_at_ns > 0 ? now - worker->phase_at_ns : 0;
+    worker->phase_ns[ph] += spent;
     worker->phase_at_ns = now;
+    return spent;
 }
 
 /* Tests only: start + offset + scale * elapsed, so a day of SLA can pass in seconds. */
@@ -416,7 +425,8 @@ static void tp_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     rd_kafka_topic_partition_list_destroy(one);
 }
 
-/* Moves the fetch of topic t of p to offset (< 0: the beginning); async (docs/librdkafka-pitfalls.md). */
+/* Moves the fetch of topic t of p to offset (< 0: the beginning); async
+ * (docs/librdkafka-pitfalls.md). */
 static void tp_seek(lp_worker_t *worker, int32_t p, int t, int64_t offset) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(worker->consumer, worker->opts.in_topics[t], NULL);
     if (rkt == NULL) {
@@ -493,7 +503,7 @@ static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_IN_
             LP_OK) {
             return LP_OK;
         }
-        worker->redis_errors++;
+        worker->store_errors++;
         LP_LOG(LP_LOG_WARN, "worker", "taking partition %" PRId32 ": %s; retrying in %d ms", p,
                lp_engine_errstr(worker->engine), backoff);
         struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
@@ -562,9 +572,10 @@ static void on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list
 
 /* Takes p again from what the store holds: fence, read its offsets, forget the records in hand
  * and move the consumer back there (an async rd_kafka_seek: 2.0.2's seek_partitions has a broken
- * timeout, docs/librdkafka-pitfalls.md). Used when the store lost writes (LP_STORE_MOVED: e.g. Redis crashed with AOF
- * everysec and came back behind what it acknowledged) and when a partition lost to a stale epoch
- * is still assigned to us (records polled meanwhile were dropped: the consumer is past them). */
+ * timeout, docs/librdkafka-pitfalls.md). Used when the store lost writes (LP_STORE_MOVED: e.g.
+ * Redis crashed with AOF everysec and came back behind what it acknowledged) and when a partition
+ * lost to a stale epoch is still assigned to us (records polled meanwhile were dropped: the
+ * consumer is past them). */
 static void retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
     part_t *part = &worker->parts[p];
     int64_t offsets[LP_IN_TOPICS];
@@ -832,7 +843,7 @@ static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
     lp_store_outbox_list_t list = {0};
     if (worker->store->ops->outbox_read(worker->store, p, worker->opts.outbox_batch, &list) !=
         LP_OK) {
-        worker->redis_errors++;
+        worker->store_errors++;
         LP_LOG(LP_LOG_WARN, "worker", "outbox of partition %" PRId32 ": %s", p,
                worker->store->errstr);
         return LP_ERR;
@@ -977,7 +988,7 @@ static int outbox_round_finish(lp_worker_t *worker) {
         }
         if (ack != LP_OK) {
             /* Delivered but not deleted: sent again later (same event ids). */
-            worker->redis_errors++;
+            worker->store_errors++;
             part_failed = true;
             rc = LP_ERR;
         }
@@ -1299,6 +1310,7 @@ typedef struct {
     lp_engine_msg_t *msgs;
     size_t n;
     size_t take[LP_IN_TOPICS];
+    int64_t sent_ns; /* when its commit went to the store */
 } flight_t;
 
 /* Room for two batches of records: one in flight, one being built. */
@@ -1357,7 +1369,7 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
     }
     if (rc == LP_STORE_MOVED) {
         LP_LOG(LP_LOG_WARN, "worker", "%s", lp_engine_errstr(worker->engine));
-        worker->retakes++;
+        worker->lost_writes++;
         retake_partition(worker, p, "the store lost writes");
         return LP_OK;
     }
@@ -1373,7 +1385,7 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
      * bounded by backlog_check, and the merge must not trust watermarks of a paused partition. */
     memcpy(part->retry_take, f->take, sizeof(part->retry_take));
     part->retry_pending = true;
-    worker->redis_errors++;
+    worker->store_errors++;
     part->backoff_ms = part->backoff_ms == 0                   ? BACKOFF_MIN_MS
                        : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                                : part->backoff_ms * 2;
@@ -1424,13 +1436,16 @@ static void process_partitions(lp_worker_t *worker, int64_t now) {
         }
         if (prev != NULL) {
             lp_engine_send(worker->engine, prev->b);
+            prev->sent_ns = mono_ns();
             phase_end(worker, PH_COMMIT);
         }
         int rc = lp_engine_apply(worker->engine, f->b, f->msgs);
-        phase_end(worker, PH_APPLY);
+        lp_histogram_observe(&worker->apply_seconds, (double)phase_end(worker, PH_APPLY) * 1e-9);
         if (prev != NULL) {
             int prc = lp_engine_finish(worker->engine, prev->b);
             phase_end(worker, PH_COMMIT);
+            lp_histogram_observe(&worker->commit_seconds,
+                                 (double)(mono_ns() - prev->sent_ns) * 1e-9);
             batch_done(worker, prev, prc, now);
             prev = NULL;
         }
@@ -1445,7 +1460,7 @@ static void process_partitions(lp_worker_t *worker, int64_t now) {
         phase_end(worker, PH_OTHER);
         lp_engine_send(worker->engine, prev->b);
         int prc = lp_engine_finish(worker->engine, prev->b);
-        phase_end(worker, PH_COMMIT);
+        lp_histogram_observe(&worker->commit_seconds, (double)phase_end(worker, PH_COMMIT) * 1e-9);
         batch_done(worker, prev, prc, now);
     }
 }
@@ -1607,9 +1622,13 @@ static void reload_if_asked(lp_worker_t *worker) {
     }
     const lp_rules_t *rules = worker->opts.reload_rules(worker->opts.ctx);
     if (rules == NULL) {
+        worker->reloads_failed++;
+        worker->last_reload_failed = true;
         LP_LOG(LP_LOG_ERROR, "worker", "rules reload failed; keeping the current rules");
         return;
     }
+    worker->reloads_ok++;
+    worker->last_reload_failed = false;
     lp_engine_set_rules(worker->engine, rules);
     /* Cached leads are encoded by activity name, so they stay valid across a reload. */
     LP_LOG(LP_LOG_INFO, "worker", "rules reloaded: model %s version %s", rules->model_id,
@@ -1639,7 +1658,7 @@ static void fire_timers(lp_worker_t *worker) {
         do {
             int rc = lp_engine_fire_timers(worker->engine, p, until, &fired);
             if (rc == LP_STORE_MOVED) {
-                worker->retakes++;
+                worker->lost_writes++;
                 retake_partition(worker, p, "the store lost writes");
                 break;
             }
@@ -1649,7 +1668,7 @@ static void fire_timers(lp_worker_t *worker) {
                 break;
             }
             if (rc != LP_OK) {
-                worker->redis_errors++;
+                worker->store_errors++;
                 LP_LOG(LP_LOG_WARN, "worker", "timers: %s", lp_engine_errstr(worker->engine));
                 break;
             }
@@ -1787,61 +1806,147 @@ int lp_worker_run(lp_worker_t *worker) {
     return rc;
 }
 
-size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
+/* Resident memory of this process, from /proc/self/statm (0 if unreadable). */
+static double rss_bytes(void) {
+    unsigned long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    int got = fscanf(f, "%lu %lu", &pages, &resident);
+    fclose(f);
+    return got == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* The samples of each family of the metrics table (io/metrics.h). */
+static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
+    const lp_worker_t *worker = ctx;
     const lp_engine_stats_t *st = lp_engine_stats(worker->engine);
-    size_t owned = 0;
-    for (int32_t p = 0; p < worker->max_part; p++) {
-        owned += worker->parts[p].owned;
+    char model[2 * LP_NAME_MAX + 2];
+    double v = 0;
+    switch (id) {
+    case LP_M_BUILD_INFO:
+        lp_metrics_sample(out, id, LP_VERSION, 1);
+        return;
+    case LP_M_RULES_INFO: {
+        const lp_rules_t *rules = lp_engine_rules(worker->engine);
+        snprintf(model, sizeof(model), "%s/%s", rules->model_id, rules->model_version);
+        lp_metrics_sample(out, id, model, 1);
+        return;
     }
-    int n = snprintf(
-        buf, size,
-        "# TYPE leadpulse_events_total counter\n"
-        "leadpulse_events_total %" PRIu64 "\n"
-        "leadpulse_events_applied_total %" PRIu64 "\n"
-        "leadpulse_events_duplicate_total %" PRIu64 "\n"
-        "leadpulse_dead_letters_total %" PRIu64 "\n"
-        "leadpulse_qualified_total %" PRIu64 "\n"
-        "leadpulse_stale_total{reason=\"sla_breached\"} %" PRIu64 "\n"
-        "leadpulse_stale_total{reason=\"inactive\"} %" PRIu64 "\n"
-        "leadpulse_stale_total{reason=\"cooled\"} %" PRIu64 "\n"
-        "leadpulse_batches_total %" PRIu64 "\n"
-        "leadpulse_commit_failures_total %" PRIu64 "\n"
-        "leadpulse_fenced_total %" PRIu64 "\n"
-        "leadpulse_cache_hits_total %" PRIu64 "\n"
-        "leadpulse_cache_misses_total %" PRIu64 "\n"
-        "leadpulse_timers_fired_total %" PRIu64 "\n"
-        "leadpulse_produced_total %" PRIu64 "\n"
-        "leadpulse_delivery_failures_total %" PRIu64 "\n"
-        "leadpulse_store_errors_total %" PRIu64 "\n"
-        "leadpulse_store_round_trips_total %" PRIu64 "\n"
-        "leadpulse_rebalances_total %" PRIu64 "\n"
-        "leadpulse_store_lost_writes_total %" PRIu64 "\n"
-        "leadpulse_merge_wait_timeouts_total %" PRIu64 "\n"
-        "leadpulse_fetch_restarts_total %" PRIu64 "\n"
-        "leadpulse_input_pauses_total %" PRIu64 "\n"
-        "leadpulse_end_probes_total %" PRIu64 "\n"
-        "leadpulse_end_probe_errors_total %" PRIu64 "\n"
-        "leadpulse_merge_early_releases_total %" PRIu64 "\n"
-        "leadpulse_partitions_owned %zu\n",
-        st->events, st->applied, st->duplicates, st->dead_letters, st->qualified,
-        st->stale[LP_STALE_SLA_BREACHED], st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED],
-        st->batches, st->commit_failures, st->fenced + worker->ack_fenced, st->cache_hits,
-        st->cache_misses, st->timers_fired, worker->produced, worker->delivery_failures,
-        worker->redis_errors, worker->store->round_trips, worker->rebalances, worker->retakes,
-        worker->merge_timeouts, worker->fetch_restarts, worker->input_pauses,
-        worker->end_probes_total, worker->end_probe_errors, worker->early_releases, owned);
-    size_t len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
-    for (int ph = 0; ph < PH__COUNT && len < size; ph++) {
-        n = snprintf(buf + len, size - len, "%sleadpulse_loop_seconds_total{phase=\"%s\"} %.6f\n",
-                     ph == 0 ? "# TYPE leadpulse_loop_seconds_total counter\n" : "",
-                     phase_names[ph], (double)worker->phase_ns[ph] * 1e-9);
-        len += n < 0 ? 0 : (size_t)n < size - len ? (size_t)n : size - len - 1;
+    case LP_M_RULES_RELOADS:
+        lp_metrics_sample(out, id, "ok", (double)worker->reloads_ok);
+        lp_metrics_sample(out, id, "failed", (double)worker->reloads_failed);
+        return;
+    case LP_M_STALE:
+        for (int r = 0; r < 3; r++) {
+            lp_metrics_sample(out, id, lp_stale_reason_name((lp_stale_reason_t)r),
+                              (double)st->stale[r]);
+        }
+        return;
+    case LP_M_REJECTIONS:
+        for (int r = 1; r < LP_REJ__COUNT; r++) {
+            lp_metrics_sample(out, id, lp_reject_reason_name((lp_reject_reason_t)r),
+                              (double)st->rejected_by_reason[r]);
+        }
+        return;
+    case LP_M_LOOP_SECONDS:
+        for (int ph = 0; ph < PH__COUNT; ph++) {
+            lp_metrics_sample(out, id, phase_names[ph], (double)worker->phase_ns[ph] * 1e-9);
+        }
+        return;
+    case LP_M_BATCH_APPLY_SECONDS:
+        lp_metrics_hist(out, id, &worker->apply_seconds);
+        return;
+    case LP_M_COMMIT_SECONDS:
+        lp_metrics_hist(out, id, &worker->commit_seconds);
+        return;
+    case LP_M_RULES_LAST_RELOAD_OK:
+        v = worker->last_reload_failed ? 0 : 1;
+        break;
+    case LP_M_EVENTS:
+        v = (double)st->events;
+        break;
+    case LP_M_APPLIED:
+        v = (double)st->applied;
+        break;
+    case LP_M_DUPLICATES:
+        v = (double)st->duplicates;
+        break;
+    case LP_M_DEAD_LETTERS:
+        v = (double)st->dead_letters;
+        break;
+    case LP_M_QUALIFIED:
+        v = (double)st->qualified;
+        break;
+    case LP_M_BATCHES:
+        v = (double)st->batches;
+        break;
+    case LP_M_COMMIT_FAILURES:
+        v = (double)st->commit_failures;
+        break;
+    case LP_M_FENCED:
+        v = (double)(st->fenced + worker->ack_fenced);
+        break;
+    case LP_M_CACHE_HITS:
+        v = (double)st->cache_hits;
+        break;
+    case LP_M_CACHE_MISSES:
+        v = (double)st->cache_misses;
+        break;
+    case LP_M_TIMERS_FIRED:
+        v = (double)st->timers_fired;
+        break;
+    case LP_M_PRODUCED:
+        v = (double)worker->produced;
+        break;
+    case LP_M_DELIVERY_FAILURES:
+        v = (double)worker->delivery_failures;
+        break;
+    case LP_M_STORE_ERRORS:
+        v = (double)worker->store_errors;
+        break;
+    case LP_M_STORE_ROUND_TRIPS:
+        v = (double)worker->store->round_trips;
+        break;
+    case LP_M_STORE_LOST_WRITES:
+        v = (double)worker->lost_writes;
+        break;
+    case LP_M_REBALANCES:
+        v = (double)worker->rebalances;
+        break;
+    case LP_M_MERGE_WAIT_TIMEOUTS:
+        v = (double)worker->merge_timeouts;
+        break;
+    case LP_M_FETCH_RESTARTS:
+        v = (double)worker->fetch_restarts;
+        break;
+    case LP_M_INPUT_PAUSES:
+        v = (double)worker->input_pauses;
+        break;
+    case LP_M_END_PROBES:
+        v = (double)worker->end_probes_total;
+        break;
+    case LP_M_END_PROBE_ERRORS:
+        v = (double)worker->end_probe_errors;
+        break;
+    case LP_M_MERGE_EARLY_RELEASES:
+        v = (double)worker->early_releases;
+        break;
+    case LP_M_PARTITIONS_OWNED:
+        for (int32_t p = 0; p < worker->max_part; p++) {
+            v += worker->parts[p].owned ? 1 : 0;
+        }
+        break;
+    case LP_M_RSS_BYTES:
+        v = rss_bytes();
+        break;
+    case LP_M__COUNT:
+        return;
     }
-    for (int r = 1; r < LP_REJ__COUNT && len < size; r++) {
-        n = snprintf(buf + len, size - len,
-                     "leadpulse_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
-                     lp_reject_reason_name((lp_reject_reason_t)r), st->rejected_by_reason[r]);
-        len += n < 0 ? 0 : (size_t)n < size - len ? (size_t)n : size - len - 1;
-    }
-    return len;
+    lp_metrics_sample(out, id, NULL, v);
+}
+
+size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
+    return lp_metrics_render(buf, size, collect, (void *)worker);
 }

@@ -465,6 +465,14 @@ class Worker:
     def alive(self):
         return self.proc.poll() is None
 
+    def metrics_text(self):
+        """The raw /metrics text, or None."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            return None
+
     def metrics(self):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:

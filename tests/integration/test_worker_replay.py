@@ -10,6 +10,8 @@ set (event_id, lead_id, score to 1e-6, grade), every hand-off, every lead's stat
 """
 import collections
 import os
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +50,16 @@ def main():
             lpit.log(f"  {e}")
             got = ctx.consume()
         m = w.metrics() or {}
+        text = w.metrics_text() or ""
+        if shutil.which("promtool"):
+            r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                               text=True)
+            checks.check(r.returncode == 0 and "# HELP leadpulse_events_total" in text,
+                         f"/metrics passes promtool check metrics: {r.stdout}{r.stderr}".strip())
+        hist = [l for l in text.splitlines()
+                if l.startswith("leadpulse_batch_apply_seconds_count ")]
+        checks.check(hist and float(hist[0].split()[1]) > 0,
+                     f"/metrics: batch apply histogram observed {hist}")
 
         got_q = {lpit.qualified_key(h) for h in got if h["type"] == "LeadQualified"}
         got_all = {lpit.handoff_key(h) for h in got}

@@ -1,0 +1,126 @@
+/* The worker's metrics, from one table: /metrics (Prometheus text format 0.0.4, HELP and TYPE
+ * for every family) and docs/metrics.md are both made from LP_METRICS, and a unit test keeps
+ * the docs in step. Pure: renders into a buffer, no I/O. */
+#ifndef LEADPULSE_IO_METRICS_H
+#define LEADPULSE_IO_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
+
+/* X(id, name, type, label, unit, help): label is the one label of the family ("" if none). */
+#define LP_METRICS(X)                                                                              \
+    X(BUILD_INFO, "leadpulse_build_info", GAUGE, "version", "",                                    \
+      "Always 1; the version label is the running leadpulse release.")                             \
+    X(RULES_INFO, "leadpulse_rules_info", GAUGE, "model", "",                                      \
+      "Always 1; the model label is the scoring model in use, as model_id/model_version.")         \
+    X(RULES_RELOADS, "leadpulse_rules_reloads_total", COUNTER, "result", "",                       \
+      "Rules reloads asked for with SIGHUP, by result (ok: the new rules are in use; failed: the " \
+      "file was refused and the old rules stay).")                                                 \
+    X(RULES_LAST_RELOAD_OK, "leadpulse_rules_last_reload_success", GAUGE, "", "",                  \
+      "1 if the last rules reload succeeded or there was none, 0 if it failed.")                   \
+    X(EVENTS, "leadpulse_events_total", COUNTER, "", "",                                           \
+      "Input records processed: applied, duplicate or dead-lettered.")                             \
+    X(APPLIED, "leadpulse_events_applied_total", COUNTER, "", "",                                  \
+      "Input events applied to a lead.")                                                           \
+    X(DUPLICATES, "leadpulse_events_duplicate_total", COUNTER, "", "",                             \
+      "Redelivered events ignored (their event id was among the lead's remembered ids).")          \
+    X(DEAD_LETTERS, "leadpulse_dead_letters_total", COUNTER, "", "",                               \
+      "Input records sent to the dead-letter topic with their reason.")                            \
+    X(QUALIFIED, "leadpulse_qualified_total", COUNTER, "", "", "LeadQualified hand-offs emitted.") \
+    X(STALE, "leadpulse_stale_total", COUNTER, "reason", "",                                       \
+      "LeadStale hand-offs emitted, by reason (sla_breached, inactive, cooled).")                  \
+    X(REJECTIONS, "leadpulse_rejections_total", COUNTER, "reason", "",                             \
+      "Sales rejections and recycles applied, by reason code.")                                    \
+    X(BATCHES, "leadpulse_batches_total", COUNTER, "", "",                                         \
+      "Partition batches committed to the store.")                                                 \
+    X(COMMIT_FAILURES, "leadpulse_commit_failures_total", COUNTER, "", "",                         \
+      "Batch commits that failed and were retried.")                                               \
+    X(FENCED, "leadpulse_fenced_total", COUNTER, "", "",                                           \
+      "Commits and outbox deletes refused because another worker took the partition (zombie).")    \
+    X(CACHE_HITS, "leadpulse_cache_hits_total", COUNTER, "", "",                                   \
+      "Leads found in the worker's lead cache.")                                                   \
+    X(CACHE_MISSES, "leadpulse_cache_misses_total", COUNTER, "", "",                               \
+      "Leads loaded from the store.")                                                              \
+    X(TIMERS_FIRED, "leadpulse_timers_fired_total", COUNTER, "", "",                               \
+      "Lead timers (SLA, cooling, inactivity) fired by the worker's clock.")                       \
+    X(PRODUCED, "leadpulse_produced_total", COUNTER, "", "",                                       \
+      "Output records (hand-offs and dead letters) delivered to Kafka.")                           \
+    X(DELIVERY_FAILURES, "leadpulse_delivery_failures_total", COUNTER, "", "",                     \
+      "Output records Kafka did not accept; they stay in the outbox and are sent again.")          \
+    X(STORE_ERRORS, "leadpulse_store_errors_total", COUNTER, "", "",                               \
+      "Store (Redis) calls that failed: commits, outbox reads and deletes, retried with backoff.") \
+    X(STORE_ROUND_TRIPS, "leadpulse_store_round_trips_total", COUNTER, "", "",                     \
+      "Store (Redis) round trips.")                                                                \
+    X(STORE_LOST_WRITES, "leadpulse_store_lost_writes_total", COUNTER, "", "",                     \
+      "Partitions taken again from the store because it came back behind what it had "             \
+      "acknowledged (a Redis crash or failover lost writes). Alert on any increase.")              \
+    X(REBALANCES, "leadpulse_rebalances_total", COUNTER, "", "",                                   \
+      "Consumer group rebalances seen by this worker.")                                            \
+    X(MERGE_WAIT_TIMEOUTS, "leadpulse_merge_wait_timeouts_total", COUNTER, "", "",                 \
+      "Times the input merge gave up waiting for a topic after 60 s while Kafka answered: "        \
+      "records may have been applied out of order. Alert on any increase.")                        \
+    X(FETCH_RESTARTS, "leadpulse_fetch_restarts_total", COUNTER, "", "",                           \
+      "Topic-partitions whose fetch had stalled in the Kafka client and was restarted.")           \
+    X(INPUT_PAUSES, "leadpulse_input_pauses_total", COUNTER, "", "",                               \
+      "Topic-partitions paused because too many of their records were held.")                      \
+    X(END_PROBES, "leadpulse_end_probes_total", COUNTER, "", "",                                   \
+      "End-offset requests the merge sent while it held records.")                                 \
+    X(END_PROBE_ERRORS, "leadpulse_end_probe_errors_total", COUNTER, "", "",                       \
+      "End-offset requests that failed (the merge's hold is then not lifted early).")              \
+    X(MERGE_EARLY_RELEASES, "leadpulse_merge_early_releases_total", COUNTER, "", "",               \
+      "Records of a backlog that an end probe released from the merge's grace hold.")              \
+    X(PARTITIONS_OWNED, "leadpulse_partitions_owned", GAUGE, "", "",                               \
+      "Input partitions this worker owns.")                                                        \
+    X(LOOP_SECONDS, "leadpulse_loop_seconds_total", COUNTER, "phase", "seconds",                   \
+      "Time of the main loop by phase (poll: waiting for records, load, apply, commit: waiting "   \
+      "for Redis, output, other).")                                                                \
+    X(BATCH_APPLY_SECONDS, "leadpulse_batch_apply_seconds", HISTOGRAM, "", "seconds",              \
+      "Time to apply one partition batch to its leads (engine, no I/O).")                          \
+    X(COMMIT_SECONDS, "leadpulse_store_commit_seconds", HISTOGRAM, "", "seconds",                  \
+      "Time from sending a batch's atomic commit to the store to its reply.")                      \
+    X(RSS_BYTES, "leadpulse_process_resident_memory_bytes", GAUGE, "", "bytes",                    \
+      "Resident memory of the worker process.")
+
+#define LP_METRIC_ID(id, name, type, label, unit, help) LP_M_##id,
+typedef enum { LP_METRICS(LP_METRIC_ID) LP_M__COUNT } lp_metric_id_t;
+#undef LP_METRIC_ID
+
+typedef struct {
+    const char *name;
+    lp_metric_type_t type;
+    const char *label; /* "" when the family has no label */
+    const char *unit;
+    const char *help;
+} lp_metric_def_t;
+
+extern const lp_metric_def_t lp_metric_defs[LP_M__COUNT];
+
+/* A histogram with fixed bucket bounds (seconds, LP_HIST_BUCKETS of them, +Inf implied). */
+#define LP_HIST_BUCKETS 14
+extern const double lp_hist_bounds[LP_HIST_BUCKETS];
+typedef struct {
+    uint64_t bucket[LP_HIST_BUCKETS + 1]; /* per bucket, not cumulative; the last is +Inf */
+    uint64_t count;
+    double sum;
+} lp_histogram_t;
+
+void lp_histogram_observe(lp_histogram_t *h, double v);
+
+/* Rendering: lp_metrics_render walks the table in order, writes each family's HELP and TYPE and
+ * asks `collect` for its samples, which it writes with lp_metrics_sample / lp_metrics_hist. */
+typedef struct lp_metrics_out lp_metrics_out_t;
+typedef void (*lp_metrics_collect_fn)(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out);
+
+/* Returns the length written (the text is cut at a line when buf is too small; NUL-terminated). */
+size_t lp_metrics_render(char *buf, size_t size, lp_metrics_collect_fn collect, void *ctx);
+void lp_metrics_sample(lp_metrics_out_t *out, lp_metric_id_t id, const char *label_value,
+                       double value);
+void lp_metrics_hist(lp_metrics_out_t *out, lp_metric_id_t id, const lp_histogram_t *h);
+
+/* docs/metrics.md: the reference table, made from LP_METRICS. */
+void lp_metrics_doc_markdown(FILE *out);
+
+#endif
