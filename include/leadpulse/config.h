@@ -64,15 +64,18 @@ typedef struct {
 
     int batch_max_events;
     int batch_max_wait_ms;
-    int merge_grace_ms;                              /* hold records while a topic is idle */
+    int merge_grace_ms; /* hold records while a topic is idle */
     int cache_max_leads;
     int timers_interval_ms;
     int timers_batch;
     int outbox_batch;
     int shutdown_timeout_ms;
-    char http_listen[256];      /* "host:port"; "" = no HTTP endpoint */
-    int log_level;              /* lp_log_level_t */
-    int64_t max_future_skew_ms; /* events further ahead are dead-lettered */
+    char http_listen[256];          /* "host:port"; "" = no HTTP endpoint */
+    int http_leads;                 /* 1: serve /leads/<id> */
+    char http_token[256];           /* bearer token /leads requires; "" = none */
+    int64_t http_health_max_age_ms; /* /healthz fails when the loop is stuck longer */
+    int log_level;                  /* lp_log_level_t */
+    int64_t max_future_skew_ms;     /* events further ahead are dead-lettered */
 
     /* TESTS ONLY (refused unless LEADPULSE_ALLOW_TEST_CLOCK=1): the worker's wall clock is
      * start + offset_ms + scale * elapsed, so tests can fire day-long SLA timers in seconds. */

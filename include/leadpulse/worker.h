@@ -12,29 +12,32 @@
 typedef struct {
     const char *brokers;
     const char *group_id;
-    const char *in_topics[LP_IN_TOPICS];     /* indexed by lp_event_kind_t */
+    const char *in_topics[LP_IN_TOPICS]; /* indexed by lp_event_kind_t */
     lp_format_t in_format[LP_IN_TOPICS];
-    const char *out_topics[LP_OUT__COUNT];    /* indexed by lp_out_kind_t */
-    size_t nkafka_props;                      /* librdkafka properties passed through */
-    const char *const *kafka_props;           /* name0, value0, name1, value1, ... */
+    const char *out_topics[LP_OUT__COUNT]; /* indexed by lp_out_kind_t */
+    size_t nkafka_props;                   /* librdkafka properties passed through */
+    const char *const *kafka_props;        /* name0, value0, name1, value1, ... */
     size_t batch_max_events;
     int batch_max_wait_ms;
-    int merge_grace_ms;                       /* see merge.grace_ms in docs/configuration.md */
+    int merge_grace_ms; /* see merge.grace_ms in docs/configuration.md */
     int timers_interval_ms;
     size_t outbox_batch;
     int shutdown_timeout_ms;
-    int64_t clock_offset_ms;                  /* tests only: timer clock = wall * scale + offset */
+    int64_t clock_offset_ms; /* tests only: timer clock = wall * scale + offset */
     double clock_scale;
-    size_t max_pending_outbox;                /* pause input when this many records await delivery */
-    volatile sig_atomic_t *stop;              /* set by SIGTERM/SIGINT */
-    volatile sig_atomic_t *reload;            /* set by SIGHUP */
+    size_t max_pending_outbox;     /* pause input when this many records await delivery */
+    volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT */
+    volatile sig_atomic_t *reload; /* set by SIGHUP */
     /* Called on SIGHUP; returns new rules (the worker swaps them in and hands the old ones back to
      * free_rules) or NULL to keep the old ones. */
     const lp_rules_t *(*reload_rules)(void *ctx);
     void (*free_rules)(void *ctx, const lp_rules_t *rules);
     void *ctx;
-    void (*tick)(void *tick_ctx); /* called once per loop iteration (HTTP endpoint) */
+    void (*tick)(void *tick_ctx); /* called once per loop iteration */
     void *tick_ctx;
+    /* Where the loop publishes its heartbeat, readiness and metrics for other threads (io/status.h;
+     * borrowed, may be NULL). */
+    struct lp_status *status;
 } lp_worker_opts_t;
 
 typedef struct lp_worker lp_worker_t;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/http.h"
+#include "io/http.h"
 #include "leadpulse/config.h"
 #include "leadpulse/engine.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/http.h"
+#include "io/http.h"
 #include "leadpulse/config.h"
 #include "leadpulse/worker.h"
 
@@ -41,10 +41,6 @@ static const lp_rules_t *reload_rules(void *ctx) {
     rc->current = rules;
     lp_rules_destroy((lp_rules_t *)old);
     return rules;
-}
-
-static void http_tick(void *ctx) {
-    lp_http_poll(ctx);
 }
 
 static const char *config_path_from_args(int argc, char **argv, const char *cmd, bool *help) {
@@ -119,6 +115,7 @@ int lp_cmd_run(int argc, char **argv) {
     lp_engine_t *engine = NULL;
     lp_worker_t *worker = NULL;
     lp_http_t *http = NULL;
+    lp_status_t *wstatus = NULL;
     const char **props = NULL;
     rules_ctx_t rctx = {0};
 
@@ -193,18 +190,32 @@ int lp_cmd_run(int argc, char **argv) {
         .reload_rules = reload_rules,
         .ctx = &rctx,
     };
+    wstatus = lp_status_new();
+    if (wstatus == NULL) {
+        goto done;
+    }
+    wopts.status = wstatus;
     worker = lp_worker_new(&wopts, engine, store, errstr, sizeof(errstr));
     if (worker == NULL) {
         LP_LOG(LP_LOG_ERROR, "run", "kafka: %s", errstr);
         goto done;
     }
     if (config->http_listen[0] != '\0') {
-        http = lp_http_start(config->http_listen, worker, engine, errstr, sizeof(errstr));
+        lp_http_opts_t hopts = {
+            .listen = config->http_listen,
+            .health_max_age_ms = config->http_health_max_age_ms,
+            .leads = config->http_leads != 0,
+            .token = config->http_token,
+            .redis_url = config->redis_url,
+            .redis_prefix = config->redis_prefix,
+            .redis_timeout_ms = config->redis_timeout_ms,
+            .rules_path = config->rules_path,
+        };
+        http = lp_http_start(&hopts, wstatus, errstr, sizeof(errstr));
         if (http == NULL) {
             LP_LOG(LP_LOG_ERROR, "run", "http.listen %s: %s", config->http_listen, errstr);
             goto done;
         }
-        lp_worker_set_tick(worker, http_tick, http);
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -221,6 +232,7 @@ int lp_cmd_run(int argc, char **argv) {
 done:
     lp_http_stop(http);
     lp_worker_destroy(worker);
+    lp_status_destroy(wstatus);
     lp_engine_destroy(engine);
     lp_store_destroy(store);
     lp_avro_codec_destroy(codec);

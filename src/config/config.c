@@ -16,6 +16,7 @@ _Static_assert(sizeof(lp_input_format_t) == sizeof(int), "enum fields are stored
 static const char *const input_formats[] = {"avro", "json", NULL};
 static const char *const framings[] = {"confluent", "single_object", "raw", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const off_on[] = {"off", "on", NULL};
 
 /* Kafka's own rule for topic names: 1..249 of [a-zA-Z0-9._-]. */
 static int check_topic(lp_config_t *config, const char *value, char *msg, size_t size) {
@@ -265,7 +266,18 @@ const lp_config_entry_t lp_config_table[] = {
        "On SIGTERM: how long to finish the current batch and deliver the outbox."),
     STR("http.listen", http_listen, "127.0.0.1:9464", "LEADPULSE_HTTP_LISTEN", LP_CF_EMPTY_OK,
         check_listen,
-        "Metrics, health and lead inspection endpoint, host:port; \"\" turns it off."),
+        "HTTP endpoint (/metrics, /healthz, /readyz, /leads/<id>), host:port, on its own thread; "
+        "\"\" turns it off. Keep it on 127.0.0.1 unless a metrics scraper or probe needs more."),
+    ENUM("http.leads", http_leads, "off", off_on, "LEADPULSE_HTTP_LEADS",
+         "on: serve GET /leads/<lead id> (the lead's stored state, with its email and company) "
+         "from a read-only Redis connection of its own. Off by default: it shows personal data."),
+    STR("http.token", http_token, "", "LEADPULSE_HTTP_TOKEN", LP_CF_EMPTY_OK | LP_CF_SECRET, NULL,
+        "Bearer token /leads requires (Authorization: Bearer <token>); \"\" = none. Set it from "
+        "the environment (a Secret), not the file."),
+    MS("http.health_max_age_ms", http_health_max_age_ms, "30000", 1000, 3600000,
+       "LEADPULSE_HTTP_HEALTH_MAX_AGE_MS",
+       "/healthz answers 503 when the worker loop has not been alive for this long (it beats on "
+       "every pass and while it waits out a Redis or Kafka outage)."),
     ENUM("log.level", log_level, "info", log_levels, "LEADPULSE_LOG_LEVEL", "Log verbosity."),
     MS("max_future_skew_ms", max_future_skew_ms, "86400000", 0, 365 * DAY_MS,
        "LEADPULSE_MAX_FUTURE_SKEW_MS",

@@ -20,10 +20,13 @@
 
 #include "engine/merge.h"
 #include "io/metrics.h"
+#include "io/status.h"
 
 #define MAX_PART 4096
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define STATUS_EVERY_MS 250 /* metrics published for /metrics at most this often */
+#define STATUS_BUF (128 * 1024)
 #define REFENCE_AFTER_MS 30000
 /* After a Kafka error, distrust cached watermarks this long: producers reconnect after a broker
  * outage too, and deliver their backlog partition by partition; a topic-partition whose records
@@ -162,6 +165,8 @@ struct lp_worker {
     uint64_t produced, delivery_failures, store_errors, rebalances, lost_writes;
     uint64_t reloads_ok, reloads_failed;
     bool last_reload_failed;
+    int64_t status_next_ms; /* next metrics publication */
+    char *status_buf;
     lp_histogram_t apply_seconds, commit_seconds;
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
@@ -496,18 +501,27 @@ static void part_drop_pending(part_t *part) {
 
 /* Fences p in the store and reads its offsets, retrying while the store is down (the rebalance
  * must not complete with a guessed position). */
+static void publish_status(lp_worker_t *worker);
+
 static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_IN_TOPICS]) {
     int backoff = BACKOFF_MIN_MS;
     while (!*worker->opts.stop) {
         if (lp_engine_assign(worker->engine, p, LP_IN_TOPICS, worker->opts.in_topics, offsets) ==
             LP_OK) {
+            lp_status_set(worker->opts.status, LP_READY_STORE, true);
             return LP_OK;
         }
         worker->store_errors++;
+        lp_status_set(worker->opts.status, LP_READY_STORE, false);
         LP_LOG(LP_LOG_WARN, "worker", "taking partition %" PRId32 ": %s; retrying in %d ms", p,
                lp_engine_errstr(worker->engine), backoff);
-        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        /* The loop is alive while it waits for the store: /healthz must not restart it. */
+        for (int slept = 0; slept < backoff && !*worker->opts.stop; slept += 100) {
+            struct timespec ts = {0, 100 * 1000000L};
+            lp_status_beat(worker->opts.status);
+            nanosleep(&ts, NULL);
+        }
+        publish_status(worker);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     return LP_ERR;
@@ -642,6 +656,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     lp_worker_t *worker = opaque;
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     worker->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        lp_status_set(worker->opts.status, LP_READY_ASSIGNED, true);
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         on_assign(worker, partitions);
         if (cooperative) {
@@ -817,6 +834,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
     }
     free(worker->parts);
     free(worker->msgs);
+    free(worker->status_buf);
     free(worker->deliveries);
     free(worker->ack_ids);
     free(worker);
@@ -844,6 +862,7 @@ static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
     if (worker->store->ops->outbox_read(worker->store, p, worker->opts.outbox_batch, &list) !=
         LP_OK) {
         worker->store_errors++;
+        lp_status_set(worker->opts.status, LP_READY_STORE, false);
         LP_LOG(LP_LOG_WARN, "worker", "outbox of partition %" PRId32 ": %s", p,
                worker->store->errstr);
         return LP_ERR;
@@ -989,6 +1008,7 @@ static int outbox_round_finish(lp_worker_t *worker) {
         if (ack != LP_OK) {
             /* Delivered but not deleted: sent again later (same event ids). */
             worker->store_errors++;
+            lp_status_set(worker->opts.status, LP_READY_STORE, false);
             part_failed = true;
             rc = LP_ERR;
         }
@@ -1361,6 +1381,7 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
     part_t *part = &worker->parts[p];
     part->retry_pending = false;
     if (rc == LP_OK) {
+        lp_status_set(worker->opts.status, LP_READY_STORE, true);
         store_kafka_offsets(worker, f->msgs, f->n);
         part_consume(part, f->take);
         part->backoff_ms = 0;
@@ -1386,6 +1407,7 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
     memcpy(part->retry_take, f->take, sizeof(part->retry_take));
     part->retry_pending = true;
     worker->store_errors++;
+    lp_status_set(worker->opts.status, LP_READY_STORE, false);
     part->backoff_ms = part->backoff_ms == 0                   ? BACKOFF_MIN_MS
                        : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                                : part->backoff_ms * 2;
@@ -1629,6 +1651,7 @@ static void reload_if_asked(lp_worker_t *worker) {
     }
     worker->reloads_ok++;
     worker->last_reload_failed = false;
+    lp_status_rules_changed(worker->opts.status);
     lp_engine_set_rules(worker->engine, rules);
     /* Cached leads are encoded by activity name, so they stay valid across a reload. */
     LP_LOG(LP_LOG_INFO, "worker", "rules reloaded: model %s version %s", rules->model_id,
@@ -1669,6 +1692,7 @@ static void fire_timers(lp_worker_t *worker) {
             }
             if (rc != LP_OK) {
                 worker->store_errors++;
+                lp_status_set(worker->opts.status, LP_READY_STORE, false);
                 LP_LOG(LP_LOG_WARN, "worker", "timers: %s", lp_engine_errstr(worker->engine));
                 break;
             }
@@ -1707,6 +1731,7 @@ int lp_worker_run(lp_worker_t *worker) {
          * librdkafka#2879, 2.1 made it fetch.queue.backoff.ms): a queue drained on every pass
          * stays below it. What we hold is bounded by backlog_check's pauses instead. */
         size_t gather = held_max(worker) * (owned > 0 ? owned * LP_IN_TOPICS : 1);
+        publish_status(worker);
         phase_end(worker, PH_OTHER);
         while (got < gather && !*worker->opts.stop) {
             int timeout = got > 0    ? 0
@@ -1949,4 +1974,28 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
 
 size_t lp_worker_metrics(const lp_worker_t *worker, char *buf, size_t size) {
     return lp_metrics_render(buf, size, collect, (void *)worker);
+}
+
+/* What other threads read (io/status.h): heartbeat, readiness, partitions, the metrics text.
+ * Rendering the metrics takes microseconds; done at most every STATUS_EVERY_MS. */
+static void publish_status(lp_worker_t *worker) {
+    lp_status_t *status = worker->opts.status;
+    if (status == NULL) {
+        return;
+    }
+    lp_status_beat(status);
+    int64_t now = mono_ms();
+    if (now < worker->status_next_ms) {
+        return;
+    }
+    worker->status_next_ms = now + STATUS_EVERY_MS;
+    lp_status_set(status, LP_READY_OUTBOX, !worker->outbox_blocked);
+    lp_status_set_partitions(status, worker->max_part);
+    if (worker->status_buf == NULL) {
+        worker->status_buf = malloc(STATUS_BUF);
+    }
+    if (worker->status_buf != NULL) {
+        size_t len = lp_worker_metrics(worker, worker->status_buf, STATUS_BUF);
+        lp_status_publish(status, worker->status_buf, len);
+    }
 }
