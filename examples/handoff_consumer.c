@@ -27,9 +27,9 @@
 #define MAX_SCHEMAS 2
 
 typedef struct {
-    const char *file;      /* LeadQualified.avsc, LeadStale.avsc */
-    const char *type;      /* printed as "type" */
-    int32_t id;            /* Schema Registry id the worker writes (schema_id.* in its config) */
+    const char *file; /* LeadQualified.avsc, LeadStale.avsc */
+    const char *type; /* printed as "type" */
+    int32_t id;       /* Schema Registry id the worker writes (schema_id.* in its config) */
     avro_schema_t schema;
     avro_value_iface_t *iface;
     avro_value_t value;
@@ -41,10 +41,10 @@ typedef struct {
     const char *schema_dir;
     const char *topics[MAX_TOPICS];
     int ntopics;
-    const char *group;     /* NULL: --from-beginning, no group, all partitions assigned */
-    int idle_ms;           /* exit after this long without a record; 0 = never */
-    long count;            /* exit after this many records; 0 = never */
-    bool raw;              /* print records undecoded (value as hex): for the dead-letter topic */
+    const char *group; /* NULL: --from-beginning, no group, all partitions assigned */
+    int idle_ms;       /* exit after this long without a record; 0 = never */
+    long count;        /* exit after this many records; 0 = never */
+    bool raw;          /* print records undecoded (value as hex): for the dead-letter topic */
     schema_t schemas[MAX_SCHEMAS];
 } opts_t;
 
@@ -211,8 +211,8 @@ static void json_headers(FILE *out, const rd_kafka_message_t *msg) {
         const char *name;
         const void *val;
         size_t size;
-        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) ==
-                           RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (size_t i = 0;
+             rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
              i++) {
             if (i > 0) {
                 fputc(',', out);
@@ -359,8 +359,10 @@ static int handle(opts_t *o, const rd_kafka_message_t *msg) {
         }
     }
     if (why != NULL) {
-        fprintf(stderr, "handoff-consumer: %s [%" PRId32 "] offset %" PRId64 ": %s (schema id %" PRId32
-                        ")\n", rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset, why, id);
+        fprintf(stderr,
+                "handoff-consumer: %s [%" PRId32 "] offset %" PRId64 ": %s (schema id %" PRId32
+                ")\n",
+                rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset, why, id);
         fputs("{\"type\":\"error\",\"error\":", stdout);
         json_str(stdout, why, strlen(why));
         fputc(',', stdout);
@@ -473,12 +475,18 @@ static void usage(FILE *out) {
 
 static int parse_args(int argc, char **argv, opts_t *o) {
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},   {"schemas", required_argument, NULL, 's'},
-        {"topics", required_argument, NULL, 't'},    {"group", required_argument, NULL, 'g'},
-        {"from-beginning", no_argument, NULL, 'f'},  {"exit-when-idle", required_argument, NULL, 'i'},
-        {"count", required_argument, NULL, 'c'},     {"id-qualified", required_argument, NULL, 'Q'},
-        {"id-stale", required_argument, NULL, 'S'},  {"raw", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"brokers", required_argument, NULL, 'b'},
+        {"schemas", required_argument, NULL, 's'},
+        {"topics", required_argument, NULL, 't'},
+        {"group", required_argument, NULL, 'g'},
+        {"from-beginning", no_argument, NULL, 'f'},
+        {"exit-when-idle", required_argument, NULL, 'i'},
+        {"count", required_argument, NULL, 'c'},
+        {"id-qualified", required_argument, NULL, 'Q'},
+        {"id-stale", required_argument, NULL, 'S'},
+        {"raw", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     static char topics_buf[1024];
     const char *topics = "leads.mql,leads.stale";

@@ -24,8 +24,9 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } commands[] = {
-        {"replay", lp_cmd_replay},   {"run", lp_cmd_run},         {"inspect", lp_cmd_inspect},
-        {"check-config", lp_cmd_check_config}, {"produce", lp_cmd_produce}, {"bench", lp_cmd_bench},
+        {"replay", lp_cmd_replay},   {"run", lp_cmd_run},
+        {"inspect", lp_cmd_inspect}, {"check-config", lp_cmd_check_config},
+        {"produce", lp_cmd_produce}, {"bench", lp_cmd_bench},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);

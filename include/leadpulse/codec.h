@@ -48,8 +48,9 @@ typedef struct lp_avro_codec lp_avro_codec_t;
  * (inputs: accepted ids; outputs: the id written); an id < 0, or schema_ids NULL, means none.
  * Fails if a schema file's canonical form differs from the one the hand-written codec implements.
  * Caller frees with lp_avro_codec_destroy(). */
-lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir, const int32_t schema_ids[LP_SCHEMA__COUNT],
-                                   char *errstr, size_t errstr_size);
+lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir,
+                                   const int32_t schema_ids[LP_SCHEMA__COUNT], char *errstr,
+                                   size_t errstr_size);
 void lp_avro_codec_destroy(lp_avro_codec_t *codec);
 
 /* Decodes one input record. The framing is detected per record (Confluent or single-object);
@@ -92,7 +93,8 @@ int lp_avro_canonical_form(const char *json, size_t len, char *out, size_t out_s
                            size_t errstr_size);
 
 /* Decodes a LeadQualified / LeadStale record into a fact; like lp_avro_decode_fact but accepts a
- * raw (unframed) record when expected is LP_SCHEMA_QUALIFIED or LP_SCHEMA_STALE (-1: framed only). */
+ * raw (unframed) record when expected is LP_SCHEMA_QUALIFIED or LP_SCHEMA_STALE (-1: framed only).
+ */
 int lp_avro_decode_fact_as(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                            lp_fact_t *fact, char *errstr, size_t errstr_size);
 

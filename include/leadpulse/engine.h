@@ -1,6 +1,7 @@
 /* leadpulse: the engine. Ties core, codec and store together for one partition batch at a time:
- * decode, group by lead, load (pipelined), apply, encode, commit atomically (leads, timers, offsets,
- * outbox). Used by `leadpulse run` (Redis store, Kafka IO) and `leadpulse replay` (memory store). */
+ * decode, group by lead, load (pipelined), apply, encode, commit atomically (leads, timers,
+ * offsets, outbox). Used by `leadpulse run` (Redis store, Kafka IO) and `leadpulse replay` (memory
+ * store). */
 #ifndef LEADPULSE_ENGINE_H
 #define LEADPULSE_ENGINE_H
 
@@ -15,43 +16,48 @@
 typedef enum { LP_FORMAT_AVRO = 0, LP_FORMAT_JSON = 1 } lp_format_t;
 
 /* Output kinds: the IO layer maps them to topics. */
-typedef enum { LP_OUT_QUALIFIED = 0, LP_OUT_STALE = 1, LP_OUT_DLQ = 2, LP_OUT__COUNT } lp_out_kind_t;
+typedef enum {
+    LP_OUT_QUALIFIED = 0,
+    LP_OUT_STALE = 1,
+    LP_OUT_DLQ = 2,
+    LP_OUT__COUNT
+} lp_out_kind_t;
 
 /* One input record. */
 typedef struct {
     const char *topic;
-    lp_event_kind_t kind;    /* what the topic carries */
-    lp_format_t format;      /* how the topic is encoded */
+    lp_event_kind_t kind; /* what the topic carries */
+    lp_format_t format;   /* how the topic is encoded */
     int32_t partition;
     int64_t offset;
-    const uint8_t *key;      /* may be NULL */
+    const uint8_t *key; /* may be NULL */
     size_t key_len;
-    const uint8_t *value;    /* may be NULL (tombstone: dead-lettered) */
+    const uint8_t *value; /* may be NULL (tombstone: dead-lettered) */
     size_t value_len;
-    bool any_kind;           /* the source mixes event kinds (replay files) */
+    bool any_kind;             /* the source mixes event kinds (replay files) */
     const lp_event_t *decoded; /* already decoded (replay): value is then only for dead letters */
 } lp_engine_msg_t;
 
 typedef struct {
-    lp_format_t out_format;        /* Avro (with out_framing) or JSON lines */
+    lp_format_t out_format; /* Avro (with out_framing) or JSON lines */
     lp_framing_t out_framing;
-    int64_t max_future_skew_ms;    /* events further ahead of `now` are dead-lettered; 0 = off */
-    size_t cache_max_leads;        /* bounded cache of encoded leads; 0 = no cache */
-    size_t timer_batch;            /* due timers fired per call */
+    int64_t max_future_skew_ms; /* events further ahead of `now` are dead-lettered; 0 = off */
+    size_t cache_max_leads;     /* bounded cache of encoded leads; 0 = no cache */
+    size_t timer_batch;         /* due timers fired per call */
 } lp_engine_opts_t;
 
 typedef struct {
-    uint64_t events;       /* records processed (applied, duplicate or dead-lettered) */
+    uint64_t events; /* records processed (applied, duplicate or dead-lettered) */
     uint64_t applied;
     uint64_t duplicates;
     uint64_t dead_letters;
     uint64_t qualified;
-    uint64_t stale[3];     /* by lp_stale_reason_t */
+    uint64_t stale[3]; /* by lp_stale_reason_t */
     uint64_t rejected_by_reason[LP_REJ__COUNT];
     uint64_t batches;
     uint64_t commit_failures;
     uint64_t fenced;
-    uint64_t moved;        /* commits refused because the store lost writes */
+    uint64_t moved; /* commits refused because the store lost writes */
     uint64_t cache_hits;
     uint64_t cache_misses;
     uint64_t timers_fired;
@@ -67,7 +73,8 @@ lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules
                            lp_avro_codec_t *codec, char *errstr, size_t errstr_size);
 void lp_engine_destroy(lp_engine_t *engine);
 
-/* Swaps the rules (SIGHUP). The old rules must stay alive until this returns; the caller frees them. */
+/* Swaps the rules (SIGHUP). The old rules must stay alive until this returns; the caller frees
+ * them. */
 void lp_engine_set_rules(lp_engine_t *engine, const lp_rules_t *rules);
 
 /* Takes ownership of a partition: fences it in the store (new epoch) and reads the stored next
@@ -120,7 +127,8 @@ int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms
 const char *lp_engine_check_event(const lp_engine_t *engine, const lp_event_t *event,
                                   int64_t now_ms, char *why, size_t why_size);
 
-int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id, lp_lead_t *lead);
+int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id,
+                       lp_lead_t *lead);
 
 const lp_engine_stats_t *lp_engine_stats(const lp_engine_t *engine);
 const lp_rules_t *lp_engine_rules(const lp_engine_t *engine);

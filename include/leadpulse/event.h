@@ -37,21 +37,22 @@ typedef enum {
  * (unknown types are dead-lettered by the scorer). */
 typedef struct {
     char type[LP_NAME_MAX + 1];
-    char url[LP_URL_MAX + 1];         /* "" if none */
-    char asset_id[LP_ID_MAX + 1];     /* "" if none */
-    char campaign_id[LP_ID_MAX + 1];  /* "" if none */
-    bool machine;                     /* producer flagged this as machine activity */
-    int64_t seconds_since_send;       /* for email events: seconds since the email was sent, -1 unknown */
+    char url[LP_URL_MAX + 1];        /* "" if none */
+    char asset_id[LP_ID_MAX + 1];    /* "" if none */
+    char campaign_id[LP_ID_MAX + 1]; /* "" if none */
+    bool machine;                    /* producer flagged this as machine activity */
+    int64_t seconds_since_send; /* for email events: seconds since the email was sent, -1 unknown */
 } lp_engagement_t;
 
-/* Profile update: each field is optional; "" / -1 means "not in this update, keep the old value". */
+/* Profile update: each field is optional; "" / -1 means "not in this update, keep the old value".
+ */
 typedef struct {
     char email[LP_STR_MAX + 1];
     char title[LP_STR_MAX + 1];
     char seniority[LP_NAME_MAX + 1];
     char industry[LP_NAME_MAX + 1];
     char company[LP_STR_MAX + 1];
-    int64_t company_size;             /* employees, -1 unknown */
+    int64_t company_size; /* employees, -1 unknown */
     char country[LP_NAME_MAX + 1];
     char region[LP_NAME_MAX + 1];
     char persona[LP_NAME_MAX + 1];
@@ -61,15 +62,15 @@ typedef struct {
 
 typedef struct {
     lp_feedback_outcome_t outcome;
-    lp_reject_reason_t reason;        /* for rejected/recycled; LP_REJ_NONE otherwise */
-    char owner[LP_STR_MAX + 1];       /* sales owner, "" if not given */
+    lp_reject_reason_t reason;  /* for rejected/recycled; LP_REJ_NONE otherwise */
+    char owner[LP_STR_MAX + 1]; /* sales owner, "" if not given */
 } lp_feedback_t;
 
 typedef struct {
     lp_event_kind_t kind;
-    char event_id[LP_ID_MAX + 1];     /* producer's id, used for de-duplication; never empty */
-    char lead_id[LP_ID_MAX + 1];      /* never empty */
-    int64_t ts_ms;                    /* event time, ms since the Unix epoch (UTC) */
+    char event_id[LP_ID_MAX + 1]; /* producer's id, used for de-duplication; never empty */
+    char lead_id[LP_ID_MAX + 1];  /* never empty */
+    int64_t ts_ms;                /* event time, ms since the Unix epoch (UTC) */
     union {
         lp_engagement_t engagement;
         lp_profile_update_t profile;

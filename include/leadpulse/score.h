@@ -93,9 +93,9 @@ typedef enum {
 #define LP_PROFILE_FIELDS 11
 
 typedef struct {
-    double points;        /* contribution at lead->ref_ms (decays with the score) */
-    int64_t cap_window;   /* index of the current cap window (ts / cap_window_ms) */
-    int32_t cap_count;    /* events counted in that window */
+    double points;      /* contribution at lead->ref_ms (decays with the score) */
+    int64_t cap_window; /* index of the current cap window (ts / cap_window_ms) */
+    int32_t cap_count;  /* events counted in that window */
 } lp_lead_activity_t;
 
 /* The state of one lead. Serialized with lp_lead_encode(); only what is set takes space.
@@ -119,19 +119,19 @@ typedef struct {
     int seen_pos;
     uint64_t seen[LP_DEDUP_MAX];
     lp_lead_activity_t act[LP_MAX_ACTIVITIES]; /* indexed like rules->activities */
-    int64_t mql_at_ms;            /* time of the current qualification, 0 = none */
+    int64_t mql_at_ms;                         /* time of the current qualification, 0 = none */
     double fit_points;
-    uint32_t mql_seq;             /* qualifications so far (feeds the MQL event id) */
-    uint32_t stale_seq;           /* stale events so far (feeds the stale event id) */
+    uint32_t mql_seq;   /* qualifications so far (feeds the MQL event id) */
+    uint32_t stale_seq; /* stale events so far (feeds the stale event id) */
     uint32_t reject_count;
-    uint8_t reject_reason;        /* lp_reject_reason_t of the last rejection */
+    uint8_t reject_reason; /* lp_reject_reason_t of the last rejection */
     char lead_id[LP_ID_MAX + 1];
     /* Reason of the disqualify rule the current profile matches, "" if none. The stage is
      * DISQUALIFIED while it is set, unless sales already took the lead (SQL, closed). */
     char dq_reason[LP_NAME_MAX + 1];
-    lp_profile_update_t profile;  /* current profile (company_size -1 = unknown) */
-    int64_t feedback_ms;          /* time of the latest applied sales feedback, 0 = none */
-    int64_t recycled_at_ms;       /* time of the latest rejection/recycle, 0 = none */
+    lp_profile_update_t profile;           /* current profile (company_size -1 = unknown) */
+    int64_t feedback_ms;                   /* time of the latest applied sales feedback, 0 = none */
+    int64_t recycled_at_ms;                /* time of the latest rejection/recycle, 0 = none */
     int64_t profile_ms[LP_PROFILE_FIELDS]; /* event time of each profile field's value */
     /* cap_past[i][k]: events counted in window act[i].cap_window - 1 - k */
     uint16_t cap_past[LP_MAX_ACTIVITIES][LP_CAP_PAST];
@@ -141,31 +141,31 @@ typedef enum { LP_FACT_QUALIFIED = 0, LP_FACT_STALE = 1 } lp_fact_kind_t;
 
 typedef struct {
     char activity[LP_NAME_MAX + 1];
-    double points;                /* current (decayed) points */
+    double points; /* current (decayed) points */
 } lp_contribution_t;
 
 /* An emitted hand-off: LeadQualified or LeadStale. Self-contained (copies what a router needs). */
 typedef struct {
     lp_fact_kind_t kind;
-    lp_stale_reason_t stale_reason;   /* LP_FACT_STALE only */
+    lp_stale_reason_t stale_reason;     /* LP_FACT_STALE only */
     char event_id[LP_EVENT_ID_HEX + 1]; /* deterministic: lead id, kind, per-lead sequence */
     char lead_id[LP_ID_MAX + 1];
-    int64_t ts_ms;                    /* when it happened (event time or timer time) */
-    double score;                     /* decayed score at ts_ms */
+    int64_t ts_ms; /* when it happened (event time or timer time) */
+    double score;  /* decayed score at ts_ms */
     char fit_grade;
-    uint8_t stage;                    /* stage after the transition */
+    uint8_t stage; /* stage after the transition */
     int ntop;
-    lp_contribution_t top[LP_TOP_N];  /* largest contributions first (ties: by name) */
-    double other;                     /* score = (top[0] + ... + top[ntop-1]) + other, exactly;
-                                         0 when top lists every contribution and no floor */
+    lp_contribution_t top[LP_TOP_N]; /* largest contributions first (ties: by name) */
+    double other;                    /* score = (top[0] + ... + top[ntop-1]) + other, exactly;
+                                        0 when top lists every contribution and no floor */
     char model_id[LP_NAME_MAX + 1];
     char model_version[LP_NAME_MAX + 1];
     uint32_t mql_seq;
     int64_t mql_at_ms;
-    int64_t sla_deadline_ms;          /* 0 if none */
-    int32_t reminder;                 /* 0 for the first SLA breach, n for the n-th reminder */
-    uint8_t last_reject_reason;       /* echoed when a recycled lead qualifies again */
-    lp_profile_update_t profile;      /* email, company, region, segment, persona, owner, ... */
+    int64_t sla_deadline_ms;     /* 0 if none */
+    int32_t reminder;            /* 0 for the first SLA breach, n for the n-th reminder */
+    uint8_t last_reject_reason;  /* echoed when a recycled lead qualifies again */
+    lp_profile_update_t profile; /* email, company, region, segment, persona, owner, ... */
 } lp_fact_t;
 
 #define LP_FACTS_MAX 8 /* facts one apply/advance call can emit at most */
@@ -177,10 +177,10 @@ typedef struct {
 
 /* Result of applying one event. */
 typedef struct {
-    lp_outcome_t outcome;         /* LP_APPLIED or LP_DEAD_LETTER */
-    bool duplicate;               /* ignored: the event id was already applied */
-    bool changed;                 /* lead state changed (must be written) */
-    const char *reason;           /* dead-letter reason (static string) */
+    lp_outcome_t outcome; /* LP_APPLIED or LP_DEAD_LETTER */
+    bool duplicate;       /* ignored: the event id was already applied */
+    bool changed;         /* lead state changed (must be written) */
+    const char *reason;   /* dead-letter reason (static string) */
 } lp_apply_result_t;
 
 /* A fresh lead (suspect, no score, grade from an empty profile). */

@@ -10,11 +10,13 @@
 #include "leadpulse/common.h"
 
 #define LP_STORE_FENCED (-2) /* commit refused: the partition's epoch moved on (zombie writer) */
-#define LP_STORE_MOVED (-3)  /* commit refused: the stored offsets are not where the writer
-                                believes (Redis lost acknowledged writes, e.g. a crash with AOF
-                                everysec): re-read the partition from the store */
-#define LP_STORE_DUPLICATE 1 /* commit skipped: its offsets were stored already (a retry after a
-                                lost reply); nothing was written */
+#define LP_STORE_MOVED                                                                             \
+    (-3) /* commit refused: the stored offsets are not where the writer                            \
+            believes (Redis lost acknowledged writes, e.g. a crash with AOF                        \
+            everysec): re-read the partition from the store */
+#define LP_STORE_DUPLICATE                                                                         \
+    1 /* commit skipped: its offsets were stored already (a retry after a                          \
+         lost reply); nothing was written */
 
 typedef struct {
     const char *lead_id;
@@ -24,7 +26,7 @@ typedef struct {
 
 typedef struct {
     const char *lead_id;
-    int64_t due_ms;      /* 0 = remove the lead's timer */
+    int64_t due_ms; /* 0 = remove the lead's timer */
 } lp_store_timer_t;
 
 typedef struct {
@@ -37,21 +39,21 @@ typedef struct {
 
 /* An outbox entry: one output record waiting to be produced. */
 typedef struct {
-    char id[64];         /* store-assigned entry id (stream id in Redis); set by read */
-    int kind;            /* output kind (the engine's lp_schema_kind_t) */
-    const char *key;     /* record key (lead id) */
+    char id[64];     /* store-assigned entry id (stream id in Redis); set by read */
+    int kind;        /* output kind (the engine's lp_schema_kind_t) */
+    const char *key; /* record key (lead id) */
     size_t key_len;
     const uint8_t *value;
     size_t value_len;
     const char *event_id; /* deterministic event id ("" for dead letters) */
-    const char *meta;    /* extra headers as "name=value\n" lines (dead-letter reason, source
-                            topic/partition/offset); "" if none */
+    const char *meta;     /* extra headers as "name=value\n" lines (dead-letter reason, source
+                             topic/partition/offset); "" if none */
     size_t meta_len;
 } lp_store_outbox_t;
 
 typedef struct {
     int32_t partition;
-    int64_t epoch;                  /* the writer's epoch; refused if stale */
+    int64_t epoch; /* the writer's epoch; refused if stale */
     size_t nleads;
     const lp_store_lead_t *leads;
     size_t ntimers;
@@ -104,7 +106,8 @@ typedef struct {
     int (*due)(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
                const char ***lead_ids);
     /* Up to max outbox entries of the partition, oldest first. */
-    int (*outbox_read)(lp_store_t *store, int32_t partition, size_t max, lp_store_outbox_list_t *out);
+    int (*outbox_read)(lp_store_t *store, int32_t partition, size_t max,
+                       lp_store_outbox_list_t *out);
     /* Deletes delivered outbox entries (by id), only if the epoch still holds. */
     int (*outbox_ack)(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
                       const char *const *ids);
@@ -127,10 +130,10 @@ typedef struct {
 
 struct lp_store {
     const lp_store_ops_t *ops;
-    char errstr[LP_ERRSTR];         /* last error */
-    uint64_t round_trips;           /* requests sent to the backend (for the bench) */
-    int inflight;                   /* commits sent and not yet received (0 or 1) */
-    int inflight_rc;                /* outcome kept by lp_store_commit_send without commit_send */
+    char errstr[LP_ERRSTR]; /* last error */
+    uint64_t round_trips;   /* requests sent to the backend (for the bench) */
+    int inflight;           /* commits sent and not yet received (0 or 1) */
+    int inflight_rc;        /* outcome kept by lp_store_commit_send without commit_send */
 };
 
 /* In-memory store. Caller frees with lp_store_destroy(). */

@@ -25,8 +25,10 @@ static int inspect_all(lp_store_t *store, const lp_rules_t *rules, lp_lead_t *le
             for (size_t i = 0; i < page.n; i++) {
                 if (lp_lead_decode_keyed(lead, rules, page.ids[i], page.data[i], page.len[i]) !=
                     LP_OK) {
-                    fprintf(stderr, "leadpulse inspect: partition %d: stored state of %s is "
-                            "unreadable\n", p, page.ids[i]);
+                    fprintf(stderr,
+                            "leadpulse inspect: partition %d: stored state of %s is "
+                            "unreadable\n",
+                            p, page.ids[i]);
                     return LP_ERR;
                 }
                 size_t len = lp_http_lead_json(lead, rules, buf, sizeof(buf));
@@ -64,12 +66,13 @@ int lp_cmd_inspect(int argc, char **argv) {
         } else if (c == 'p') {
             partitions = atoi(optarg);
         } else {
-            fprintf(c == 'h' ? stdout : stderr,
-                    "usage: leadpulse inspect [--config FILE] [--partitions N] LEAD_ID\n"
-                    "       leadpulse inspect [--config FILE] [--partitions N] --all\n\n"
-                    "Looks the lead up in Redis (partitions 0..N-1, default 256) and prints its\n"
-                    "state as JSON; --all prints every lead of those partitions, one JSON line\n"
-                    "each (with its partition). Read-only: it does not fence or change anything.\n");
+            fprintf(
+                c == 'h' ? stdout : stderr,
+                "usage: leadpulse inspect [--config FILE] [--partitions N] LEAD_ID\n"
+                "       leadpulse inspect [--config FILE] [--partitions N] --all\n\n"
+                "Looks the lead up in Redis (partitions 0..N-1, default 256) and prints its\n"
+                "state as JSON; --all prints every lead of those partitions, one JSON line\n"
+                "each (with its partition). Read-only: it does not fence or change anything.\n");
             return c == 'h' ? 0 : 2;
         }
     }

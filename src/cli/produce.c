@@ -43,10 +43,13 @@ static void produce_usage(FILE *out) {
 
 int lp_cmd_produce(int argc, char **argv) {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
-        {"rate", required_argument, NULL, 'r'},   {"now", no_argument, NULL, 'n'},
+        {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"rate", required_argument, NULL, 'r'},
+        {"now", no_argument, NULL, 'n'},
         {"ordered-ms", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = getenv("LEADPULSE_CONFIG");
     bool json = false, stamp = false;

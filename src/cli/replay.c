@@ -143,7 +143,8 @@ static int drain_outbox(replay_t *r) {
                 r->stale++;
             }
         }
-        if (r->store->ops->outbox_ack(r->store, 0, lp_engine_epoch(r->engine, 0), list.n, ids) != LP_OK) {
+        if (r->store->ops->outbox_ack(r->store, 0, lp_engine_epoch(r->engine, 0), list.n, ids) !=
+            LP_OK) {
             fprintf(stderr, "leadpulse replay: outbox: %s\n", r->store->errstr);
             return LP_ERR;
         }
@@ -323,17 +324,18 @@ static int dump_state(replay_t *r, const char *path) {
 }
 
 static void replay_usage(FILE *out) {
-    fprintf(out,
-            "usage: leadpulse replay [--rules FILE] [--until TIME] [--strict] [--state-out FILE] "
-            "[FILE|-]\n\n"
-            "Scores events in memory and writes the hand-offs (LeadQualified, LeadStale) as JSON\n"
-            "lines to stdout and a summary to stderr. FILE holds JSON lines or an Avro object\n"
-            "container file (detected); '-' or no FILE reads JSON lines from stdin.\n\n"
-            "  --rules FILE      scoring model (default: config/rules.yaml)\n"
-            "  --until TIME      after the input, fire the timers due by TIME (ms since the epoch or\n"
-            "                    2026-11-25T10:00:00Z); timers otherwise fire as event time passes\n"
-            "  --strict          stop at the first bad line with exit status 1\n"
-            "  --state-out FILE  write every lead's final state as JSON lines\n");
+    fprintf(
+        out,
+        "usage: leadpulse replay [--rules FILE] [--until TIME] [--strict] [--state-out FILE] "
+        "[FILE|-]\n\n"
+        "Scores events in memory and writes the hand-offs (LeadQualified, LeadStale) as JSON\n"
+        "lines to stdout and a summary to stderr. FILE holds JSON lines or an Avro object\n"
+        "container file (detected); '-' or no FILE reads JSON lines from stdin.\n\n"
+        "  --rules FILE      scoring model (default: config/rules.yaml)\n"
+        "  --until TIME      after the input, fire the timers due by TIME (ms since the epoch or\n"
+        "                    2026-11-25T10:00:00Z); timers otherwise fire as event time passes\n"
+        "  --strict          stop at the first bad line with exit status 1\n"
+        "  --state-out FILE  write every lead's final state as JSON lines\n");
 }
 
 int lp_cmd_replay(int argc, char **argv) {
@@ -360,8 +362,10 @@ int lp_cmd_replay(int argc, char **argv) {
             break;
         case 'u':
             if (lp_cli_parse_time(optarg, &until) != LP_OK) {
-                fprintf(stderr, "leadpulse replay: --until %s: expected ms since the epoch or "
-                                "YYYY-MM-DDTHH:MM:SS[.mmm]Z\n", optarg);
+                fprintf(stderr,
+                        "leadpulse replay: --until %s: expected ms since the epoch or "
+                        "YYYY-MM-DDTHH:MM:SS[.mmm]Z\n",
+                        optarg);
                 return 2;
             }
             have_until = true;
@@ -395,8 +399,8 @@ int lp_cmd_replay(int argc, char **argv) {
     r->strict = strict;
     r->out = stdout;
     r->store = lp_store_mem_new();
-    lp_engine_opts_t eopts = {.out_format = LP_FORMAT_JSON, .cache_max_leads = 0,
-                              .timer_batch = 10000};
+    lp_engine_opts_t eopts = {
+        .out_format = LP_FORMAT_JSON, .cache_max_leads = 0, .timer_batch = 10000};
     if (r->store == NULL) {
         fprintf(stderr, "leadpulse replay: out of memory\n");
         goto done;

@@ -243,10 +243,9 @@ static int parse_inactivity(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) 
     static const struct {
         const char *name;
         int stage;
-    } stages[] = {
-        {"suspect", LP_STAGE_SUSPECT},
-        {"responder", LP_STAGE_RESPONDER},
-        {"recycled", LP_STAGE_RECYCLED}}; /* stages a lead leaves by engaging again */
+    } stages[] = {{"suspect", LP_STAGE_SUSPECT},
+                  {"responder", LP_STAGE_RESPONDER},
+                  {"recycled", LP_STAGE_RECYCLED}}; /* stages a lead leaves by engaging again */
     yaml_node_t *v;
 
     if (lp_yaml_check_map(y, node, "inactivity", keys) != LP_OK) {

@@ -50,8 +50,8 @@ void lp_core_owner_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PROFI
                          const char *owner, int64_t t);
 
 /* E (the unclamped score) times the decay factor f: the contributions times f (tiny ones
- * flushed to 0) summed in explanation order (largest first, ties by name; the first LP_TOP_N, then the
- * rest): lp_lead_explain's reasons and other_points add up to it exactly. */
+ * flushed to 0) summed in explanation order (largest first, ties by name; the first LP_TOP_N, then
+ * the rest): lp_lead_explain's reasons and other_points add up to it exactly. */
 double lp_core_total(const lp_lead_t *lead, const lp_rules_t *rules, double f);
 
 /* Sum of the points of the fit rules the profile matches. */

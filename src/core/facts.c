@@ -93,8 +93,8 @@ void lp_lead_explain(const lp_lead_t *lead, const lp_rules_t *rules, int64_t t_m
     fact->score = rules->floor;
     fact->other = rules->floor - listed;
     for (int i = 0; i < 4 && listed + fact->other != rules->floor; i++) {
-        fact->other = nextafter(fact->other, listed + fact->other < rules->floor ? INFINITY
-                                                                                 : -INFINITY);
+        fact->other =
+            nextafter(fact->other, listed + fact->other < rules->floor ? INFINITY : -INFINITY);
     }
 }
 

@@ -93,7 +93,8 @@ void lp_core_profile_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PRO
 #undef MERGE
     int64_t size = update->company_size;
     int64_t *size_t_ms = &field_ms[LP_PF_COMPANY_SIZE];
-    if (size >= 0 && wins(t, *size_t_ms, (size > profile->company_size) - (size < profile->company_size))) {
+    if (size >= 0 &&
+        wins(t, *size_t_ms, (size > profile->company_size) - (size < profile->company_size))) {
         profile->company_size = size;
         *size_t_ms = t;
     }

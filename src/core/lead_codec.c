@@ -24,9 +24,10 @@
  * writer picks table, else the shorter of Huffman and raw, so encoding is canonical.
  *
  * Version 3 (written): version 2 without the score when it is the sum of the contributions (the
- * reader sums them up: G_SCORE absent no longer means 0), and with the times that make the state independent of arrival order:
- * the profile section ends with the fields' update times (a varint header: 1 when every field
- * with a value has one and the same time, else the mask of fields with a time << 2 | all-the-same
+ * reader sums them up: G_SCORE absent no longer means 0), and with the times that make the state
+ * independent of arrival order: the profile section ends with the fields' update times (a varint
+ * header: 1 when every field with a value has one and the same time, else the mask of fields with a
+ * time << 2 | all-the-same
  * << 1; then the first time relative to ref_ms and, unless all are the same, each further one
  * relative to the first), G_FBTIME adds feedback_ms and recycled_at_ms,
  * and an activity entry's A_PAST adds the counts of its past cap windows (a varint mask of the
@@ -89,7 +90,7 @@ enum {
     G_STALESEQ = 1u << 14,
     G_SLAREM = 1u << 15,
     G_REJ = 1u << 16,
-    G_KEYED = 1u << 17, /* the lead id is not in the value: it is the key it is stored under */
+    G_KEYED = 1u << 17,  /* the lead id is not in the value: it is the key it is stored under */
     G_FBTIME = 1u << 18, /* version 3: feedback_ms and recycled_at_ms */
     G__ALL = (1u << 19) - 1
 };
@@ -457,9 +458,9 @@ static void put_payload(writer_t *w, const strings_t *strs) {
 
 /* The profile fields that have a value, as bits of the LP_PF_* indexes (profile_ms's order). */
 static uint32_t present_fields(const lp_profile_update_t *p) {
-    const char *const text[LP_PROFILE_FIELDS] = {
-        p->email,   p->title,  p->seniority, p->industry, p->company, NULL,
-        p->country, p->region, p->persona,   p->segment,  p->owner};
+    const char *const text[LP_PROFILE_FIELDS] = {p->email,   p->title,   p->seniority, p->industry,
+                                                 p->company, NULL,       p->country,   p->region,
+                                                 p->persona, p->segment, p->owner};
     uint32_t mask = 0;
     for (int i = 0; i < LP_PROFILE_FIELDS; i++) {
         bool set = i == LP_PF_COMPANY_SIZE ? p->company_size >= 0 : text[i][0] != '\0';

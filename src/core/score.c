@@ -21,8 +21,8 @@ double lp_lead_score_at(const lp_lead_t *lead, const lp_rules_t *rules, int64_t 
     if (t_ms <= lead->ref_ms) {
         return lp_core_clamp_floor(rules, lead->score);
     }
-    return lp_core_clamp_floor(rules,
-                               lp_core_total(lead, rules, lp_core_decay(rules, t_ms, lead->ref_ms)));
+    return lp_core_clamp_floor(
+        rules, lp_core_total(lead, rules, lp_core_decay(rules, t_ms, lead->ref_ms)));
 }
 
 /* E from the contributions, in the order a hand-off lists them (lp_core_total). Called after
@@ -309,7 +309,8 @@ static void apply_engagement(lp_lead_t *lead, const lp_rules_t *rules, int idx, 
         counts = points > 0 || rule->is_engagement;
         if (points != 0 && within_cap(lead, idx, rule, worth.cap_window)) {
             /* A late event adds what its points have decayed to by ref_ms. */
-            double add = after_recycle(lead, rules, points, t) * lp_core_decay(rules, lead->ref_ms, t);
+            double add =
+                after_recycle(lead, rules, points, t) * lp_core_decay(rules, lead->ref_ms, t);
             act->points = lp_core_flush_tiny(act->points + add);
             sum_up(lead, rules);
         }

@@ -51,9 +51,9 @@ typedef enum { B_FREE = 0, B_LOADED, B_APPLIED, B_SENT } batch_state_t;
 struct lp_engine_batch {
     batch_state_t state;
     int32_t partition;
-    size_t n;                /* records */
-    bool of_timers;          /* a batch of due timers (lp_engine_fire_timers) */
-    lp_engine_stats_t st;    /* counted by this batch: added to the engine's once committed */
+    size_t n;             /* records */
+    bool of_timers;       /* a batch of due timers (lp_engine_fire_timers) */
+    lp_engine_stats_t st; /* counted by this batch: added to the engine's once committed */
     topic_offset_t offsets[ENGINE_TOPICS];
     size_t noffsets;
     lp_store_offset_t store_offsets[ENGINE_TOPICS];
@@ -64,10 +64,10 @@ struct lp_engine_batch {
     /* grown on demand and reused */
     size_t cap_events, cap_slots;
     lp_event_t *events;
-    int *event_slot;      /* slot index, or -1 when dead-lettered */
+    int *event_slot; /* slot index, or -1 when dead-lettered */
     slot_t *slots;
     size_t nslots;
-    int *map;             /* open-addressing: lead id -> slot index */
+    int *map; /* open-addressing: lead id -> slot index */
     size_t map_size;
     pending_out_t *outs;
     size_t nouts, cap_outs;
@@ -87,7 +87,7 @@ struct lp_engine {
     lp_store_t *store;
     lp_avro_codec_t *codec;
     lp_cache_t *cache;
-    int64_t *epochs; /* per partition; 0 = not owned */
+    int64_t *epochs;        /* per partition; 0 = not owned */
     part_offsets_t **poffs; /* per partition, allocated on assignment */
     lp_engine_stats_t stats;
     char errstr[LP_ERRSTR * 2]; /* room for a store error plus context */
@@ -385,9 +385,8 @@ static int slot_for(batch_t *b, const char *lead_id) {
     return s;
 }
 
-static int add_out(batch_t *b, int kind, const char *key, size_t key_len,
-                   const uint8_t *value, size_t value_len, const char *meta, size_t meta_len,
-                   const char *event_id) {
+static int add_out(batch_t *b, int kind, const char *key, size_t key_len, const uint8_t *value,
+                   size_t value_len, const char *meta, size_t meta_len, const char *event_id) {
     pending_out_t *o;
     if (grow((void **)&b->outs, &b->cap_outs, b->nouts + 1, sizeof(*o)) != LP_OK) {
         return LP_ERR;
@@ -442,11 +441,13 @@ static int add_facts(lp_engine_t *engine, batch_t *b) {
         if (engine->opts.out_format == LP_FORMAT_JSON) {
             len = lp_json_encode_fact(fact, (char *)buf, FACT_MAX_BYTES);
         } else {
-            len = lp_avro_encode_fact(engine->codec, fact, engine->opts.out_framing, buf, FACT_MAX_BYTES);
+            len = lp_avro_encode_fact(engine->codec, fact, engine->opts.out_framing, buf,
+                                      FACT_MAX_BYTES);
         }
         if (len == 0) {
             snprintf(engine->errstr, sizeof(engine->errstr), "cannot encode %s event for lead %s",
-                     fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale", fact->lead_id);
+                     fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale",
+                     fact->lead_id);
             return LP_ERR;
         }
         int n = snprintf(meta, sizeof(meta), "event_type=%s\nmodel_id=%s\nmodel_version=%s\n",
@@ -490,8 +491,7 @@ static int load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
         return LP_OK;
     }
     lp_store_loaded_t loaded = {0};
-    if (engine->store->ops->load(engine->store, partition, nmiss, b->miss_ids, &loaded) !=
-        LP_OK) {
+    if (engine->store->ops->load(engine->store, partition, nmiss, b->miss_ids, &loaded) != LP_OK) {
         snprintf(engine->errstr, sizeof(engine->errstr), "load leads of partition %" PRId32 ": %s",
                  partition, engine->store->errstr);
         return LP_ERR;
@@ -508,7 +508,8 @@ static int load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
             /* Unreadable state: start the lead afresh rather than block the partition forever. */
             b->st.corrupt_state++;
             LP_LOG(LP_LOG_ERROR, "engine",
-                   "partition %" PRId32 ": stored state of lead %s is unreadable; starting it afresh",
+                   "partition %" PRId32
+                   ": stored state of lead %s is unreadable; starting it afresh",
                    partition, slot->id);
         }
         lp_lead_init(&slot->lead, engine->rules, slot->id);
@@ -738,7 +739,8 @@ static const char *event_check(const lp_engine_t *engine, const lp_event_t *even
     if (engine->opts.max_future_skew_ms > 0 && now_ms > 0 &&
         event->ts_ms > now_ms + engine->opts.max_future_skew_ms) {
         snprintf(why, why_size,
-                 "timestamp %" PRId64 " is %" PRId64 " ms in the future (limit max_future_skew_ms=%" PRId64 ")",
+                 "timestamp %" PRId64 " is %" PRId64
+                 " ms in the future (limit max_future_skew_ms=%" PRId64 ")",
                  event->ts_ms, event->ts_ms - now_ms, engine->opts.max_future_skew_ms);
         return why;
     }
@@ -978,7 +980,8 @@ int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms
     return rc;
 }
 
-int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id, lp_lead_t *lead) {
+int lp_engine_get_lead(lp_engine_t *engine, int32_t partition, const char *lead_id,
+                       lp_lead_t *lead) {
     lp_store_loaded_t loaded = {0};
     const char *ids[1] = {lead_id};
     if (engine->store->ops->load(engine->store, partition, 1, ids, &loaded) != LP_OK) {

@@ -2,8 +2,8 @@
  * engine tests. A commit first reserves every allocation it may need, then applies: a failed
  * allocation leaves the partition untouched (all or nothing, like the Redis script). */
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -203,8 +203,9 @@ int lp_redis_send(redis_store_t *rs, int argc, const char **argv, const size_t *
     }
     return LP_OK;
 lost:
-    lp_store_fail(&rs->base, "store redis: %s:%d: %s failed: %s (connection lost; the command "
-                             "may or may not have run)",
+    lp_store_fail(&rs->base,
+                  "store redis: %s:%d: %s failed: %s (connection lost; the command "
+                  "may or may not have run)",
                   rs->url.host, rs->url.port, argv[0], rs->ctx->errstr);
     lp_redis_disconnect(rs);
     return LP_ERR;
@@ -220,8 +221,9 @@ redisReply *lp_redis_recv(redis_store_t *rs, const char *what) {
         return NULL;
     }
     if (redisGetReply(rs->ctx, &reply) != REDIS_OK || reply == NULL) {
-        lp_store_fail(&rs->base, "store redis: %s:%d: %s failed: %s (connection lost; the command "
-                                 "may or may not have run)",
+        lp_store_fail(&rs->base,
+                      "store redis: %s:%d: %s failed: %s (connection lost; the command "
+                      "may or may not have run)",
                       rs->url.host, rs->url.port, what, rs->ctx->errstr);
         lp_redis_disconnect(rs);
         return NULL;
@@ -261,8 +263,8 @@ int lp_redis_evalsha_argv(redis_store_t *rs, const char *script, char *sha, cons
 }
 
 redisReply *lp_redis_evalsha_noscript(redis_store_t *rs, redisReply *reply, const char *script,
-                                      char *sha, int argc, const char **argv,
-                                      const size_t *argvlen, redis_retry_t retry) {
+                                      char *sha, int argc, const char **argv, const size_t *argvlen,
+                                      redis_retry_t retry) {
     if (reply == NULL || reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "NOSCRIPT", 8)) {
         return reply;
     }

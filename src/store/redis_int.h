@@ -22,7 +22,7 @@ typedef struct {
     char commit_sha[41];
     char ack_sha[41];
     redisReply *reply; /* last reply: backs what load/due/outbox_read hand out */
-    size_t pipe_argc;       /* commit sent by commit_send, its arguments in argv; 0 = none */
+    size_t pipe_argc;  /* commit sent by commit_send, its arguments in argv; 0 = none */
     int32_t pipe_partition;
     char keys[RK_COUNT][LP_REDIS_KEY_MAX]; /* keys of the partition of the current call */
     /* Scratch, grown on demand. */
@@ -71,8 +71,8 @@ int lp_redis_script_load(redis_store_t *rs, const char *script, char *sha);
 int lp_redis_evalsha_argv(redis_store_t *rs, const char *script, char *sha, const char **argv,
                           size_t *argvlen);
 redisReply *lp_redis_evalsha_noscript(redis_store_t *rs, redisReply *reply, const char *script,
-                                      char *sha, int argc, const char **argv,
-                                      const size_t *argvlen, redis_retry_t retry);
+                                      char *sha, int argc, const char **argv, const size_t *argvlen,
+                                      redis_retry_t retry);
 
 /* Runs a script by EVALSHA, loading it again (SCRIPT LOAD) and retrying once on NOSCRIPT.
  * argv[0..1] are filled here ("EVALSHA", sha); the rest is the caller's. */

@@ -301,8 +301,8 @@ static int redis_commit_recv(lp_store_t *store) {
     rs->pipe_argc = 0;
     return commit_outcome(rs, rs->pipe_partition,
                           lp_redis_evalsha_noscript(rs, lp_redis_recv(rs, "EVALSHA (commit)"),
-                                                    lp_store_commit_lua, rs->commit_sha,
-                                                    (int)argc, rs->argv, rs->argvlen, RC_ONCE));
+                                                    lp_store_commit_lua, rs->commit_sha, (int)argc,
+                                                    rs->argv, rs->argvlen, RC_ONCE));
 }
 
 static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,

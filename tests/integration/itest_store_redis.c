@@ -327,8 +327,13 @@ static void test_retry_is_idempotent(void **state) {
     lp_store_lead_t lead = {"k", (const uint8_t *)"first", 5};
     lp_store_offset_t off = {"t", 10, -1};
     lp_store_outbox_t e = out_entry(0, "k", "v", 1, "id", "");
-    lp_store_batch_t batch = {.partition = 43, .nleads = 1, .leads = &lead, .noffsets = 1,
-                              .offsets = &off, .noutbox = 1, .outbox = &e};
+    lp_store_batch_t batch = {.partition = 43,
+                              .nleads = 1,
+                              .leads = &lead,
+                              .noffsets = 1,
+                              .offsets = &off,
+                              .noutbox = 1,
+                              .outbox = &e};
     lp_store_outbox_list_t list = {0};
     lp_store_loaded_t loaded = {0};
     const char *ids[1] = {"k"};

@@ -261,8 +261,10 @@ static void test_wrong_types(void **state) {
     {
         char err[LP_ERRSTR] = "";
         char yaml[512];
-        snprintf(yaml, sizeof(yaml), "%sactivities: {a: 1}\ninactivity: {after: 30d, move_to: "
-                                     "recycled}\n", HEAD);
+        snprintf(yaml, sizeof(yaml),
+                 "%sactivities: {a: 1}\ninactivity: {after: 30d, move_to: "
+                 "recycled}\n",
+                 HEAD);
         lp_rules_t *rules = load_str(yaml, err, sizeof(err));
         assert_non_null(rules);
         assert_int_equal(rules->inactive_stage, LP_STAGE_RECYCLED);

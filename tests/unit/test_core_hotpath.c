@@ -143,7 +143,7 @@ static void test_cap_windows_around_zero(void **state) {
     bool fresh = true;
     int late_counted = 0, too_old = 0;
     double expect = 0;
-    const int64_t times[] = {-15, -14, -8,  -7,  -7,  -1,  -20, 0,   1,   6,   6,   7,  13,
+    const int64_t times[] = {-15, -14, -8,  -7,  -7,  -1,  -20, 0,   1,   6,   6,   7,   13,
                              14,  -3,  21,  22,  23,  100, 99,  98,  96,  95,  -10, 50,  51,
                              300, 301, 302, 199, 198, 197, 196, 195, 194, 193, 192, 191, 192};
     for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
@@ -181,7 +181,7 @@ static void test_cap_windows_around_zero(void **state) {
             fail_msg("event %zu t=%lld: score %g, want %g", i, (long long)t, lead.score, expect);
         }
     }
-    assert_true(expect > 4 * pts); /* the sequence did score in several windows */
+    assert_true(expect > 4 * pts);  /* the sequence did score in several windows */
     assert_true(late_counted >= 3); /* late events found room in their own windows */
     assert_true(too_old >= 2);      /* and some were past the windows kept */
 }

@@ -241,8 +241,8 @@ static void test_offsets_compare_and_set(void **state) {
     lp_store_t *store = *state;
     lp_store_lead_t lead = {"m", (const uint8_t *)"v1", 2};
     lp_store_offset_t off = {"engagement.events", 10, -1};
-    lp_store_batch_t batch = {.partition = 4, .nleads = 1, .leads = &lead, .noffsets = 1,
-                              .offsets = &off};
+    lp_store_batch_t batch = {
+        .partition = 4, .nleads = 1, .leads = &lead, .noffsets = 1, .offsets = &off};
     const char *ids[] = {"m"};
     lp_store_loaded_t loaded;
     int64_t o = 0;
@@ -430,8 +430,8 @@ static void test_split_commit(void **state) {
     lp_store_t *store = *state;
     lp_store_lead_t lead = {"s", (const uint8_t *)"split", 5};
     lp_store_offset_t off = {"engagement.events", 10, -1};
-    lp_store_batch_t batch = {.partition = 4, .nleads = 1, .leads = &lead, .noffsets = 1,
-                              .offsets = &off};
+    lp_store_batch_t batch = {
+        .partition = 4, .nleads = 1, .leads = &lead, .noffsets = 1, .offsets = &off};
     const char *ids[] = {"s"};
     lp_store_loaded_t loaded;
     int64_t epoch = 0;
@@ -552,7 +552,8 @@ static void test_unfenced_epoch_zero(void **state) {
                                         suite_teardown),                                           \
         cmocka_unit_test_setup_teardown(test_timers_random, suite_setup, suite_teardown),          \
         cmocka_unit_test_setup_teardown(test_offsets, suite_setup, suite_teardown),                \
-        cmocka_unit_test_setup_teardown(test_offsets_compare_and_set, suite_setup, suite_teardown), \
+        cmocka_unit_test_setup_teardown(test_offsets_compare_and_set, suite_setup,                 \
+                                        suite_teardown),                                           \
         cmocka_unit_test_setup_teardown(test_outbox_read_ack, suite_setup, suite_teardown),        \
         cmocka_unit_test_setup_teardown(test_stale_epoch_commit_refused, suite_setup,              \
                                         suite_teardown),                                           \
@@ -560,7 +561,7 @@ static void test_unfenced_epoch_zero(void **state) {
                                         suite_teardown),                                           \
         cmocka_unit_test_setup_teardown(test_bad_batch_writes_nothing, suite_setup,                \
                                         suite_teardown),                                           \
-        cmocka_unit_test_setup_teardown(test_unfenced_epoch_zero, suite_setup, suite_teardown),   \
+        cmocka_unit_test_setup_teardown(test_unfenced_epoch_zero, suite_setup, suite_teardown),    \
         cmocka_unit_test_setup_teardown(test_split_commit, suite_setup, suite_teardown)
 
 #endif
