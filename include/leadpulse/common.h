@@ -33,8 +33,13 @@ typedef enum {
     LP_LOG_DEBUG = 3
 } lp_log_level_t;
 extern int lp_log_level;
+/* 0: text lines; 1: one JSON object per line (ts, level, component, msg and the context fields). */
+extern int lp_log_json;
 void lp_log_write(lp_log_level_t level, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Context fields of this thread's log lines (JSON form): the partition, topic and offset being
+ * worked on; -1 / NULL = none. lp_log_context(-1, NULL, -1) clears them. */
+void lp_log_context(int32_t partition, const char *topic, int64_t offset);
 #define LP_LOG(level, tag, ...)                                                                    \
     do {                                                                                           \
         if ((int)(level) <= lp_log_level) {                                                        \

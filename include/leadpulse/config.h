@@ -74,8 +74,9 @@ typedef struct {
     int http_leads;                 /* 1: serve /leads/<id> */
     char http_token[256];           /* bearer token /leads requires; "" = none */
     int64_t http_health_max_age_ms; /* /healthz fails when the loop is stuck longer */
-    int log_level;                  /* lp_log_level_t */
-    int64_t max_future_skew_ms;     /* events further ahead are dead-lettered */
+    int log_level;
+    int log_format; /* 0 text, 1 json */ /* lp_log_level_t */
+    int64_t max_future_skew_ms;          /* events further ahead are dead-lettered */
 
     /* TESTS ONLY (refused unless LEADPULSE_ALLOW_TEST_CLOCK=1): the worker's wall clock is
      * start + offset_ms + scale * elapsed, so tests can fire day-long SLA timers in seconds. */

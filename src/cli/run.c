@@ -129,6 +129,7 @@ int lp_cmd_run(int argc, char **argv) {
         return 1;
     }
     lp_log_level = config->log_level;
+    lp_log_json = config->log_format == 1;
     rules = lp_rules_load(config->rules_path, errstr, sizeof(errstr));
     if (rules == NULL) {
         LP_LOG(LP_LOG_ERROR, "run", "%s", errstr);

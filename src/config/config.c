@@ -17,6 +17,7 @@ static const char *const input_formats[] = {"avro", "json", NULL};
 static const char *const framings[] = {"confluent", "single_object", "raw", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const off_on[] = {"off", "on", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 
 /* Kafka's own rule for topic names: 1..249 of [a-zA-Z0-9._-]. */
 static int check_topic(lp_config_t *config, const char *value, char *msg, size_t size) {
@@ -279,6 +280,10 @@ const lp_config_entry_t lp_config_table[] = {
        "/healthz answers 503 when the worker loop has not been alive for this long (it beats on "
        "every pass and while it waits out a Redis or Kafka outage)."),
     ENUM("log.level", log_level, "info", log_levels, "LEADPULSE_LOG_LEVEL", "Log verbosity."),
+    ENUM("log.format", log_format, "text", log_formats, "LEADPULSE_LOG_FORMAT",
+         "text: one line per entry (time, level, [component], message); json: one JSON object per "
+         "line with ts, level, component, msg and, where the worker is busy with one, partition, "
+         "topic and offset. Logs hold no personal data at info level."),
     MS("max_future_skew_ms", max_future_skew_ms, "86400000", 0, 365 * DAY_MS,
        "LEADPULSE_MAX_FUTURE_SKEW_MS",
        "Events stamped further than this in the future are dead-lettered (a wrong clock or unit "

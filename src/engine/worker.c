@@ -505,10 +505,12 @@ static void publish_status(lp_worker_t *worker);
 
 static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_IN_TOPICS]) {
     int backoff = BACKOFF_MIN_MS;
+    lp_log_context(p, NULL, -1);
     while (!*worker->opts.stop) {
         if (lp_engine_assign(worker->engine, p, LP_IN_TOPICS, worker->opts.in_topics, offsets) ==
             LP_OK) {
             lp_status_set(worker->opts.status, LP_READY_STORE, true);
+            lp_log_context(-1, NULL, -1);
             return LP_OK;
         }
         worker->store_errors++;
@@ -524,6 +526,7 @@ static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_IN_
         publish_status(worker);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
+    lp_log_context(-1, NULL, -1);
     return LP_ERR;
 }
 
@@ -1450,6 +1453,7 @@ static void process_partitions(lp_worker_t *worker, int64_t now) {
             continue;
         }
         flight_t *f = &fl[cur];
+        lp_log_context(p, NULL, -1);
         phase_end(worker, PH_OTHER);
         bool begun = batch_begin(worker, p, now, worker->msgs + (size_t)cur * batch_max(worker), f);
         phase_end(worker, PH_LOAD);
@@ -1480,11 +1484,13 @@ static void process_partitions(lp_worker_t *worker, int64_t now) {
     }
     if (prev != NULL) {
         phase_end(worker, PH_OTHER);
+        lp_log_context(prev->p, NULL, -1);
         lp_engine_send(worker->engine, prev->b);
         int prc = lp_engine_finish(worker->engine, prev->b);
         lp_histogram_observe(&worker->commit_seconds, (double)phase_end(worker, PH_COMMIT) * 1e-9);
         batch_done(worker, prev, prc, now);
     }
+    lp_log_context(-1, NULL, -1);
 }
 
 static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {

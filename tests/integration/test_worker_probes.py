@@ -8,6 +8,7 @@
    partitions again) and /readyz returns to 200.
 2. A worker on a private Kafka broker (its own deploy/local/stack): ready, then the stack is
    stopped: for 6 s, every probe answers within 100 ms and /healthz stays 200.
+   Its log (log.format: json) is one JSON object per line, with the partition where relevant.
 3. /leads: 404 while http.leads is off (the default); with it on and a token, 401 without the
    token or with a wrong one, 200 with the lead's state for the right one, 404 for an unknown id.
 """
@@ -87,7 +88,7 @@ def main():
         redis = start_redis(rport, ctx.dir)
         url = f"redis://127.0.0.1:{rport}"
         ctx.produce(first)
-        w = ctx.worker("r", LEADPULSE_REDIS_URL=url)
+        w = ctx.worker("r", LEADPULSE_REDIS_URL=url, LEADPULSE_LOG_FORMAT="json")
         lpit.wait_until(lambda: get(w.port, "/readyz")[0] == 200, 60, "/readyz 200")
         checks.check(True, "ready with Redis up: " + get(w.port, "/readyz")[1].strip())
         redis.kill()
@@ -102,6 +103,20 @@ def main():
         producer.wait(120)
         lpit.wait_until(lambda: get(w.port, "/readyz")[0] == 200, 60, "/readyz 200 again")
         checks.check(True, "ready again once Redis is back")
+
+        # log.format json: every line one object with ts, level, component, msg
+        logs = [l for l in w.log_text().splitlines() if l.strip()]
+        parsed = []
+        for l in logs:
+            try:
+                parsed.append(json.loads(l))
+            except ValueError:
+                parsed.append(None)
+        good = [p for p in parsed if p and {"ts", "level", "component", "msg"} <= set(p)]
+        with_part = [p for p in good if "partition" in p]
+        checks.check(logs and len(good) == len(logs) and with_part,
+                     f"log.format json: {len(good)} of {len(logs)} lines are JSON objects with ts, "
+                     f"level, component, msg; {len(with_part)} carry a partition")
 
         # 3. /leads (this worker: off by default)
         code, _, _ = get(w.port, "/leads/" + json.loads(lines[0])["lead_id"])
