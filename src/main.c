@@ -1,4 +1,4 @@
-/* leadpulse <command>: run, replay, inspect, check-config, produce, bench. */
+/* leadpulse <command>: run, replay, inspect, check-config, produce, health. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +14,7 @@ static void usage(FILE *out) {
             "  inspect       show the stored state of a lead\n"
             "  check-config  validate a configuration file and a rules file\n"
             "  produce       send a JSON-lines event file to the input topics (Avro)\n"
-            "  bench         measure the worker against the local stack\n\n"
+            "  health        ask a running worker's /healthz or /readyz (exit 0 if 200)\n\n"
             "'leadpulse <command> --help' describes each command.\n",
             LP_VERSION);
 }
@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     } commands[] = {
         {"replay", lp_cmd_replay},   {"run", lp_cmd_run},
         {"inspect", lp_cmd_inspect}, {"check-config", lp_cmd_check_config},
-        {"produce", lp_cmd_produce}, {"bench", lp_cmd_bench},
+        {"produce", lp_cmd_produce}, {"health", lp_cmd_health},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);

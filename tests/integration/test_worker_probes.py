@@ -96,6 +96,13 @@ def main():
         producer = ctx.produce_async(rest)
         seen = watch(w.port, 8)
         probe_checks(checks, "Redis down", seen, want_ready_fail="redis")
+        listen = f"127.0.0.1:{w.port}"
+        live = subprocess.run([ctx.env.bin, "health", "--listen", listen], capture_output=True)
+        ready = subprocess.run([ctx.env.bin, "health", "--ready", "--listen", listen],
+                               capture_output=True, text=True)
+        checks.check(live.returncode == 0 and ready.returncode == 1 and "redis" in ready.stderr,
+                     f"leadpulse health: {live.returncode} (live), --ready {ready.returncode} "
+                     f"({ready.stderr.strip()})")
         code, text, _ = get(w.port, "/metrics")
         checks.check(code == 200 and "leadpulse_store_errors_total" in text,
                      f"/metrics answers during the Redis outage ({code})")
