@@ -450,9 +450,10 @@ static int add_facts(lp_engine_t *engine, batch_t *b) {
                      fact->lead_id);
             return LP_ERR;
         }
-        int n = snprintf(meta, sizeof(meta), "event_type=%s\nmodel_id=%s\nmodel_version=%s\n",
+        int n = snprintf(meta, sizeof(meta),
+                         "event_type=%s\nmodel_id=%s\nmodel_version=%s\nevent_ts=%" PRId64 "\n",
                          fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale",
-                         fact->model_id, fact->model_version);
+                         fact->model_id, fact->model_version, fact->ts_ms);
         if (add_out(b, fact->kind == LP_FACT_QUALIFIED ? LP_OUT_QUALIFIED : LP_OUT_STALE,
                     fact->lead_id, strlen(fact->lead_id), buf, len, meta, (size_t)n,
                     fact->event_id) != LP_OK) {

@@ -106,7 +106,8 @@ typedef struct {
     bool done;
     rd_kafka_resp_err_t err;
     int32_t partition;
-    char id[64]; /* outbox entry id, acknowledged once delivered */
+    char id[64];      /* outbox entry id, acknowledged once delivered */
+    int64_t event_ts; /* the hand-off's event time (0: a dead letter) */
 } delivery_t;
 
 /* A helper thread of the worker: it waits on cv for work that the loop hands it under mu. */
@@ -167,7 +168,7 @@ struct lp_worker {
     bool last_reload_failed;
     int64_t status_next_ms; /* next metrics publication */
     char *status_buf;
-    lp_histogram_t apply_seconds, commit_seconds;
+    lp_histogram_t apply_seconds, commit_seconds, handoff_latency;
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */
@@ -847,12 +848,20 @@ void lp_worker_destroy(lp_worker_t *worker) {
 
 typedef struct {
     rd_kafka_headers_t *hdrs;
+    int64_t event_ts; /* the hand-off's event time, from its event_ts header (0: none) */
 } hdr_ctx_t;
 
 static void add_header(void *ctx, const char *name, size_t name_len, const char *value,
                        size_t value_len) {
     hdr_ctx_t *h = ctx;
     rd_kafka_header_add(h->hdrs, name, (ssize_t)name_len, value, (ssize_t)value_len);
+    if (name_len == 8 && memcmp(name, "event_ts", 8) == 0) {
+        char tmp[24];
+        size_t n = value_len < sizeof(tmp) - 1 ? value_len : sizeof(tmp) - 1;
+        memcpy(tmp, value, n);
+        tmp[n] = '\0';
+        h->event_ts = strtoll(tmp, NULL, 10);
+    }
 }
 
 /* Produces the partition's outbox and deletes what the broker confirmed. LP_OK when the outbox
@@ -883,11 +892,12 @@ static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
             d->done = true; /* unknown kind: nothing to send; acknowledged (dropped) */
             continue;
         }
-        hdr_ctx_t h = {rd_kafka_headers_new(6)};
+        hdr_ctx_t h = {rd_kafka_headers_new(6), 0};
         if (e->event_id != NULL && e->event_id[0] != '\0') {
             rd_kafka_header_add(h.hdrs, "event_id", -1, e->event_id, -1);
         }
         lp_engine_meta_foreach(e->meta, e->meta_len, add_header, &h);
+        d->event_ts = h.event_ts;
         rd_kafka_resp_err_t err = rd_kafka_producev(
             worker->producer, RD_KAFKA_V_TOPIC(worker->opts.out_topics[e->kind]),
             RD_KAFKA_V_KEY(e->key, e->key_len), RD_KAFKA_V_VALUE((void *)e->value, e->value_len),
@@ -983,6 +993,10 @@ static int outbox_round_finish(lp_worker_t *worker) {
             delivery_t *d = &worker->deliveries[j];
             if (d->done && d->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 ids[nack++] = d->id;
+                if (d->event_ts > 0) {
+                    lp_histogram_observe(&worker->handoff_latency,
+                                         (double)(wall_ms() - d->event_ts) * 1e-3);
+                }
             } else {
                 part_failed = true;
             }
@@ -1891,6 +1905,9 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
         return;
     case LP_M_COMMIT_SECONDS:
         lp_metrics_hist(out, id, &worker->commit_seconds);
+        return;
+    case LP_M_HANDOFF_LATENCY:
+        lp_metrics_hist(out, id, &worker->handoff_latency);
         return;
     case LP_M_RULES_LAST_RELOAD_OK:
         v = worker->last_reload_failed ? 0 : 1;

@@ -10,8 +10,9 @@
 const lp_metric_def_t lp_metric_defs[LP_M__COUNT] = {LP_METRICS(LP_METRIC_DEF)};
 #undef LP_METRIC_DEF
 
-const double lp_hist_bounds[LP_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+const double lp_hist_bounds[LP_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                                1,      2.5,     5,      10,    30,     60};
 
 void lp_histogram_observe(lp_histogram_t *h, double v) {
     int i = 0;
@@ -129,7 +130,8 @@ void lp_metrics_doc_markdown(FILE *out) {
           "checks the output with `promtool check metrics`. The worker serves them on\n"
           "`/metrics` (`http.listen`) in the Prometheus text format, each family with its\n"
           "`# HELP` and `# TYPE`. Histograms have the buckets (seconds) 0.0001, 0.00025, 0.0005,\n"
-          "0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 and +Inf.\n\n"
+          "0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 and "
+          "+Inf.\n\n"
           "| metric | type | label | unit | meaning |\n"
           "|---|---|---|---|---|\n",
           out);

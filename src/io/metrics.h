@@ -81,6 +81,9 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
       "Time to apply one partition batch to its leads (engine, no I/O).")                          \
     X(COMMIT_SECONDS, "leadpulse_store_commit_seconds", HISTOGRAM, "", "seconds",                  \
       "Time from sending a batch's atomic commit to the store to its reply.")                      \
+    X(HANDOFF_LATENCY, "leadpulse_handoff_latency_seconds", HISTOGRAM, "", "seconds",              \
+      "From a hand-off's event time (the timestamp of the record that triggered it, or its "       \
+      "timer's deadline) to the broker's acknowledgement of the hand-off record.")                 \
     X(RSS_BYTES, "leadpulse_process_resident_memory_bytes", GAUGE, "", "bytes",                    \
       "Resident memory of the worker process.")
 
@@ -99,7 +102,7 @@ typedef struct {
 extern const lp_metric_def_t lp_metric_defs[LP_M__COUNT];
 
 /* A histogram with fixed bucket bounds (seconds, LP_HIST_BUCKETS of them, +Inf implied). */
-#define LP_HIST_BUCKETS 14
+#define LP_HIST_BUCKETS 18
 extern const double lp_hist_bounds[LP_HIST_BUCKETS];
 typedef struct {
     uint64_t bucket[LP_HIST_BUCKETS + 1]; /* per bucket, not cumulative; the last is +Inf */

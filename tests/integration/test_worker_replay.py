@@ -57,9 +57,10 @@ def main():
             checks.check(r.returncode == 0 and "# HELP leadpulse_events_total" in text,
                          f"/metrics passes promtool check metrics: {r.stdout}{r.stderr}".strip())
         hist = [l for l in text.splitlines()
-                if l.startswith("leadpulse_batch_apply_seconds_count ")]
-        checks.check(hist and float(hist[0].split()[1]) > 0,
-                     f"/metrics: batch apply histogram observed {hist}")
+                if l.startswith(("leadpulse_batch_apply_seconds_count ",
+                                 "leadpulse_handoff_latency_seconds_count "))]
+        checks.check(len(hist) == 2 and all(float(l.split()[1]) > 0 for l in hist),
+                     f"/metrics: batch apply and hand-off latency histograms observed {hist}")
 
         got_q = {lpit.qualified_key(h) for h in got if h["type"] == "LeadQualified"}
         got_all = {lpit.handoff_key(h) for h in got}
@@ -82,8 +83,9 @@ def main():
         dups = len(got) - len({h["event_id"] for h in got})
         checks.check(dups == 0, f"no duplicate deliveries without a crash: {dups}")
         checks.check(all(h["headers"].get("event_id") == h["event_id"] and h["key"] == h["lead_id"]
-                         for h in got),
-                     "every record: key = lead_id, header event_id = the record's event_id")
+                         and h["headers"].get("event_ts") == str(h["ts"]) for h in got),
+                     "every record: key = lead_id, headers event_id and event_ts = the record's "
+                     "event_id and ts")
 
         lpit.compare_states(checks, ctx.inspect_all(), ref_state, "final state")
 
