@@ -1981,6 +1981,31 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
     case LP_M_MERGE_EARLY_RELEASES:
         v = (double)worker->early_releases;
         break;
+    case LP_M_CONSUMER_LAG:
+    case LP_M_STORED_OFFSET:
+        for (int32_t p = 0; p < worker->max_part; p++) {
+            const part_t *part = &worker->parts[p];
+            char pn[16];
+            snprintf(pn, sizeof(pn), "%" PRId32, p);
+            for (int t = 0; t < LP_IN_TOPICS && part->owned; t++) {
+                int64_t lo = -1, hi = -1, next = part->expect[t];
+                if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p,
+                                                   &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    hi = -1;
+                }
+                if (part->qhead[t] < part->qlen[t]) {
+                    next = part->q[t][part->qhead[t]].offset; /* fetched, not applied yet */
+                }
+                next = next >= 0 ? next : lo;
+                if (id == LP_M_STORED_OFFSET && next >= 0) {
+                    lp_metrics_sample2(out, id, worker->opts.in_topics[t], pn, (double)next);
+                } else if (id == LP_M_CONSUMER_LAG && hi >= 0 && next >= 0) {
+                    lp_metrics_sample2(out, id, worker->opts.in_topics[t], pn,
+                                       (double)(hi > next ? hi - next : 0));
+                }
+            }
+        }
+        return;
     case LP_M_PARTITIONS_OWNED:
         for (int32_t p = 0; p < worker->max_part; p++) {
             v += worker->parts[p].owned ? 1 : 0;

@@ -85,6 +85,10 @@ void lp_metrics_sample(lp_metrics_out_t *out, lp_metric_id_t id, const char *val
                        double value) {
     const lp_metric_def_t *d = &lp_metric_defs[id];
     char num[40], lv[256];
+    if (strchr(d->label, ',') != NULL) {
+        lp_metrics_sample2(out, id, value_of_label, "", value); /* a second label left empty */
+        return;
+    }
     number(num, value);
     if (d->label[0] != '\0' && value_of_label != NULL) {
         label_value(lv, sizeof(lv), value_of_label);
@@ -92,6 +96,22 @@ void lp_metrics_sample(lp_metrics_out_t *out, lp_metric_id_t id, const char *val
     } else {
         line(out, "%s %s\n", d->name, num);
     }
+}
+
+void lp_metrics_sample2(lp_metrics_out_t *out, lp_metric_id_t id, const char *value_a,
+                        const char *value_b, double value) {
+    const lp_metric_def_t *d = &lp_metric_defs[id];
+    const char *comma = strchr(d->label, ',');
+    char num[40], a[256], b[256];
+    if (comma == NULL) {
+        lp_metrics_sample(out, id, value_a, value);
+        return;
+    }
+    number(num, value);
+    label_value(a, sizeof(a), value_a);
+    label_value(b, sizeof(b), value_b);
+    line(out, "%s{%.*s=\"%s\",%s=\"%s\"} %s\n", d->name, (int)(comma - d->label), d->label, a,
+         comma + 1, b, num);
 }
 
 void lp_metrics_hist(lp_metrics_out_t *out, lp_metric_id_t id, const lp_histogram_t *h) {

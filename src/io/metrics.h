@@ -72,6 +72,11 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
       "End-offset requests that failed (the merge's hold is then not lifted early).")              \
     X(MERGE_EARLY_RELEASES, "leadpulse_merge_early_releases_total", COUNTER, "", "",               \
       "Records of a backlog that an end probe released from the merge's grace hold.")              \
+    X(CONSUMER_LAG, "leadpulse_consumer_lag_records", GAUGE, "topic,partition", "records",         \
+      "Records of an owned input topic-partition not applied yet: its high watermark (as last "    \
+      "fetched) minus the next offset to apply. Alert when it keeps growing.")                     \
+    X(STORED_OFFSET, "leadpulse_stored_offset", GAUGE, "topic,partition", "",                      \
+      "Next offset to apply of an owned input topic-partition (what Redis holds once committed).") \
     X(PARTITIONS_OWNED, "leadpulse_partitions_owned", GAUGE, "", "",                               \
       "Input partitions this worker owns.")                                                        \
     X(LOOP_SECONDS, "leadpulse_loop_seconds_total", COUNTER, "phase", "seconds",                   \
@@ -121,6 +126,9 @@ typedef void (*lp_metrics_collect_fn)(void *ctx, lp_metric_id_t id, lp_metrics_o
 size_t lp_metrics_render(char *buf, size_t size, lp_metrics_collect_fn collect, void *ctx);
 void lp_metrics_sample(lp_metrics_out_t *out, lp_metric_id_t id, const char *label_value,
                        double value);
+/* A sample of a family with two labels ("a,b" in the table). */
+void lp_metrics_sample2(lp_metrics_out_t *out, lp_metric_id_t id, const char *value_a,
+                        const char *value_b, double value);
 void lp_metrics_hist(lp_metrics_out_t *out, lp_metric_id_t id, const lp_histogram_t *h);
 
 /* docs/metrics.md: the reference table, made from LP_METRICS. */

@@ -50,6 +50,20 @@ def main():
             lpit.log(f"  {e}")
             got = ctx.consume()
         m = w.metrics() or {}
+        def lag_settled():
+            mm = w.metrics() or {}
+            lag = [v for k, v in mm.items() if k.startswith("leadpulse_consumer_lag_records{")]
+            stored = sum(v for k, v in mm.items() if k.startswith("leadpulse_stored_offset{"))
+            return (lag, stored) if lag and max(lag) == 0 and stored == sum(ends.values()) \
+                else None
+        try:
+            lag, stored = lpit.wait_until(lag_settled, 10, "lag 0 on /metrics", interval=0.3)
+            checks.check(True, f"/metrics: consumer lag 0 on {len(lag)} topic-partitions, "
+                         f"stored offsets {stored:.0f} = the input ends")
+        except TimeoutError:
+            mm = w.metrics() or {}
+            checks.check(False, "/metrics lag/stored offsets: " + str(
+                {k: v for k, v in mm.items() if "lag" in k or "stored_offset" in k}))
         text = w.metrics_text() or ""
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,

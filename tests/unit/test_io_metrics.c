@@ -21,6 +21,9 @@ static void collect_one_each(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out
     const lp_metric_def_t *d = &lp_metric_defs[id];
     if (d->type == LP_MT_HISTOGRAM) {
         lp_metrics_hist(out, id, h);
+    } else if (strchr(d->label, ',') != NULL) {
+        lp_metrics_sample2(out, id, "engagement.events", "3", 7);
+        lp_metrics_sample2(out, id, "lead.profiles", "11", 0);
     } else if (d->label[0] != '\0') {
         lp_metrics_sample(out, id, "a \"quoted\\ value\nx", 1.5);
         lp_metrics_sample(out, id, "b", 2);
@@ -75,6 +78,8 @@ static void test_render(void **state) {
         at = h + 1;
     }
     assert_non_null(strstr(text, "leadpulse_events_total 12345678901\n"));
+    assert_non_null(strstr(
+        text, "leadpulse_consumer_lag_records{topic=\"engagement.events\",partition=\"3\"} 7\n"));
     assert_non_null(
         strstr(text, "leadpulse_stale_total{reason=\"a \\\"quoted\\\\ value\\nx\"} 1.5\n"));
     assert_non_null(strstr(text, "leadpulse_batch_apply_seconds_bucket{le=\"0.0001\"} 1\n"));
