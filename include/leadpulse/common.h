@@ -16,14 +16,15 @@ typedef enum {
 } lp_outcome_t;
 
 /* Fixed limits. Inputs longer than these are rejected by the decoders, never truncated. */
-#define LP_ID_MAX 64         /* lead id, event id (bytes, without the NUL) */
-#define LP_NAME_MAX 32       /* activity type, enum-like names */
-#define LP_STR_MAX 128       /* profile strings: email, title, company, ... */
-#define LP_URL_MAX 256       /* engagement URL */
-#define LP_MAX_ACTIVITIES 32 /* activity types a rules file may define */
-#define LP_TOP_N 5           /* top contributing activities in an explanation */
-#define LP_EVENT_ID_HEX 32   /* emitted event ids: 128 bits as lowercase hex */
-#define LP_ERRSTR 512        /* recommended size of errstr buffers */
+#define LP_ID_MAX 64           /* lead id, event id (bytes, without the NUL) */
+#define LP_NAME_MAX 32         /* activity type, enum-like names */
+#define LP_STR_MAX 128         /* profile strings: email, title, company, ... */
+#define LP_URL_MAX 256         /* engagement URL */
+#define LP_MAX_ACTIVITIES 32   /* activity types a rules file may define */
+#define LP_PARTITIONS_MAX 4096 /* input partitions 0..4095: worker, engine and store alike */
+#define LP_TOP_N 5             /* top contributing activities in an explanation */
+#define LP_EVENT_ID_HEX 32     /* emitted event ids: 128 bits as lowercase hex */
+#define LP_ERRSTR 512          /* recommended size of errstr buffers */
 
 /* Logging: one level-checked macro with a component tag. */
 typedef enum {

@@ -7,7 +7,6 @@
 #include "engine/cache.h"
 #include "leadpulse/engine.h"
 
-#define MAX_PARTITIONS 65536
 #define FACT_MAX_BYTES 8192
 
 /* A growable byte arena; entries are referenced by offset until the arena stops growing. */
@@ -249,8 +248,8 @@ lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules
         goto err;
     }
     engine->cache = lp_cache_new(opts->cache_max_leads);
-    engine->epochs = calloc(MAX_PARTITIONS, sizeof(int64_t));
-    engine->poffs = calloc(MAX_PARTITIONS, sizeof(part_offsets_t *));
+    engine->epochs = calloc(LP_PARTITIONS_MAX, sizeof(int64_t));
+    engine->poffs = calloc(LP_PARTITIONS_MAX, sizeof(part_offsets_t *));
     if (engine->cache == NULL || engine->epochs == NULL || engine->poffs == NULL ||
         ensure_capacity(&engine->bx[0], 1024) != LP_OK ||
         ensure_capacity(&engine->bx[1], 1024) != LP_OK) {
@@ -269,7 +268,7 @@ void lp_engine_destroy(lp_engine_t *engine) {
     }
     lp_cache_destroy(engine->cache);
     if (engine->poffs != NULL) {
-        for (size_t p = 0; p < MAX_PARTITIONS; p++) {
+        for (size_t p = 0; p < LP_PARTITIONS_MAX; p++) {
             poffs_clear(engine->poffs[p]);
             free(engine->poffs[p]);
         }
@@ -310,7 +309,7 @@ const char *lp_engine_errstr(const lp_engine_t *engine) {
 }
 
 bool lp_engine_owns(const lp_engine_t *engine, int32_t partition) {
-    return partition >= 0 && partition < MAX_PARTITIONS && engine->epochs[partition] > 0;
+    return partition >= 0 && partition < LP_PARTITIONS_MAX && engine->epochs[partition] > 0;
 }
 
 int64_t lp_engine_epoch(const lp_engine_t *engine, int32_t partition) {
@@ -320,7 +319,7 @@ int64_t lp_engine_epoch(const lp_engine_t *engine, int32_t partition) {
 int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
                      const char *const *topics, int64_t *offsets) {
     int64_t epoch = 0;
-    if (partition < 0 || partition >= MAX_PARTITIONS) {
+    if (partition < 0 || partition >= LP_PARTITIONS_MAX) {
         snprintf(engine->errstr, sizeof(engine->errstr), "partition %" PRId32 " out of range",
                  partition);
         return LP_ERR;
@@ -350,7 +349,7 @@ int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
 }
 
 void lp_engine_revoke(lp_engine_t *engine, int32_t partition) {
-    if (partition < 0 || partition >= MAX_PARTITIONS) {
+    if (partition < 0 || partition >= LP_PARTITIONS_MAX) {
         return;
     }
     engine->epochs[partition] = 0;

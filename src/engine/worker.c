@@ -22,7 +22,6 @@
 #include "io/metrics.h"
 #include "io/status.h"
 
-#define MAX_PART 4096
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define STATUS_EVERY_MS 250 /* metrics published for /metrics at most this often */
@@ -397,7 +396,7 @@ static int apply_props(rd_kafka_conf_t *conf, const lp_worker_opts_t *opts, bool
 }
 
 static part_t *part_get(lp_worker_t *worker, int32_t p) {
-    if (p < 0 || p >= MAX_PART) {
+    if (p < 0 || p >= LP_PARTITIONS_MAX) {
         return NULL;
     }
     if (p + 1 > worker->max_part) {
@@ -718,12 +717,12 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     worker->start_wall_ms = wall_ms();
     worker->engine = engine;
     worker->store = store;
-    worker->parts = calloc(MAX_PART, sizeof(part_t));
+    worker->parts = calloc(LP_PARTITIONS_MAX, sizeof(part_t));
     if (worker->parts == NULL) {
         snprintf(errstr, errstr_size, "out of memory");
         goto err;
     }
-    for (int32_t p = 0; p < MAX_PART; p++) {
+    for (int32_t p = 0; p < LP_PARTITIONS_MAX; p++) {
         for (int t = 0; t < LP_IN_TOPICS; t++) {
             worker->parts[p].expect[t] = -1;
         }
@@ -816,7 +815,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
         return;
     }
     if (worker->parts != NULL) {
-        for (int32_t p = 0; p < MAX_PART; p++) {
+        for (int32_t p = 0; p < LP_PARTITIONS_MAX; p++) {
             part_drop_pending(&worker->parts[p]);
             for (int t = 0; t < LP_IN_TOPICS; t++) {
                 free(worker->parts[p].q[t]);

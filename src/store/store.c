@@ -18,9 +18,9 @@ int lp_store_fail(lp_store_t *store, const char *fmt, ...) {
 }
 
 int lp_store_check_partition(lp_store_t *store, int32_t partition) {
-    if (partition < 0 || partition > LP_STORE_MAX_PARTITION) {
+    if (partition < 0 || partition > LP_PARTITIONS_MAX - 1) {
         return lp_store_fail(store, "store %s: partition %d out of range 0..%d", store->ops->name,
-                             (int)partition, LP_STORE_MAX_PARTITION);
+                             (int)partition, LP_PARTITIONS_MAX - 1);
     }
     return LP_OK;
 }

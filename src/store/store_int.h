@@ -9,13 +9,12 @@
 #include "leadpulse/store.h"
 
 /* Partitions above this are refused: the in-memory store indexes partitions directly. */
-#define LP_STORE_MAX_PARTITION 65535
 
 /* Sets store->errstr (printf-style). Always returns LP_ERR so callers can `return lp_store_fail()`.
  */
 int lp_store_fail(lp_store_t *store, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* LP_OK if 0 <= partition <= LP_STORE_MAX_PARTITION, else LP_ERR with store->errstr set. */
+/* LP_OK if 0 <= partition <= LP_PARTITIONS_MAX - 1, else LP_ERR with store->errstr set. */
 int lp_store_check_partition(lp_store_t *store, int32_t partition);
 
 /* Checks a batch before anything is written: pointers, counts, negative values. LP_OK or LP_ERR
