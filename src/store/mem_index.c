@@ -7,7 +7,7 @@
 
 #define MEM_TABLE_MIN 64
 
-uint64_t mem_hash(const char *id, size_t id_len) {
+uint64_t lp_mem_hash(const char *id, size_t id_len) {
     /* FNV-1a, then a final mix so the low bits (the slot index) depend on every byte. */
     uint64_t h = 0xcbf29ce484222325ULL;
     size_t i;
@@ -22,7 +22,7 @@ uint64_t mem_hash(const char *id, size_t id_len) {
     return h;
 }
 
-mem_lead_t *mem_lead_new(const char *id, size_t id_len, uint64_t hash) {
+mem_lead_t *lp_mem_lead_new(const char *id, size_t id_len, uint64_t hash) {
     mem_lead_t *lead = malloc(sizeof(*lead) + id_len + 1);
 
     if (lead == NULL) {
@@ -39,7 +39,8 @@ mem_lead_t *mem_lead_new(const char *id, size_t id_len, uint64_t hash) {
     return lead;
 }
 
-mem_lead_t *mem_table_find(const mem_table_t *table, const char *id, size_t id_len, uint64_t hash) {
+mem_lead_t *lp_mem_table_find(const mem_table_t *table, const char *id, size_t id_len,
+                              uint64_t hash) {
     size_t mask;
     size_t i;
 
@@ -66,7 +67,7 @@ static void table_place(mem_lead_t **slots, size_t cap, mem_lead_t *lead) {
     slots[i] = lead;
 }
 
-int mem_table_reserve(mem_table_t *table, size_t more) {
+int lp_mem_table_reserve(mem_table_t *table, size_t more) {
     size_t need = table->count + more;
     size_t cap = table->cap == 0 ? MEM_TABLE_MIN : table->cap;
     mem_lead_t **slots;
@@ -97,12 +98,12 @@ int mem_table_reserve(mem_table_t *table, size_t more) {
     return LP_OK;
 }
 
-void mem_table_insert(mem_table_t *table, mem_lead_t *lead) {
+void lp_mem_table_insert(mem_table_t *table, mem_lead_t *lead) {
     table_place(table->slots, table->cap, lead);
     table->count++;
 }
 
-void mem_table_free(mem_table_t *table) {
+void lp_mem_table_free(mem_table_t *table) {
     size_t i;
 
     for (i = 0; i < table->cap; i++) {
@@ -172,7 +173,7 @@ static void heap_down(mem_heap_t *heap, size_t i) {
     heap_put(heap, i, lead);
 }
 
-int mem_heap_reserve(mem_heap_t *heap, size_t more) {
+int lp_mem_heap_reserve(mem_heap_t *heap, size_t more) {
     size_t cap = heap->cap == 0 ? 64 : heap->cap;
     mem_lead_t **items;
 
@@ -194,7 +195,7 @@ int mem_heap_reserve(mem_heap_t *heap, size_t more) {
     return LP_OK;
 }
 
-void mem_heap_set(mem_heap_t *heap, mem_lead_t *lead, int64_t due_ms) {
+void lp_mem_heap_set(mem_heap_t *heap, mem_lead_t *lead, int64_t due_ms) {
     size_t i;
 
     if (lead->due_ms == 0) {
@@ -230,8 +231,8 @@ static int idx_less(const mem_heap_t *heap, size_t a, size_t b) {
     return lead_less(heap->items[a], heap->items[b]);
 }
 
-size_t mem_heap_due(const mem_heap_t *heap, int64_t now_ms, size_t max, mem_lead_t **out,
-                    size_t *scratch) {
+size_t lp_mem_heap_due(const mem_heap_t *heap, int64_t now_ms, size_t max, mem_lead_t **out,
+                       size_t *scratch) {
     size_t nout = 0;
     size_t ns = 0;
 
@@ -283,7 +284,7 @@ size_t mem_heap_due(const mem_heap_t *heap, int64_t now_ms, size_t max, mem_lead
     return nout;
 }
 
-void mem_heap_free(mem_heap_t *heap) {
+void lp_mem_heap_free(mem_heap_t *heap) {
     free(heap->items);
     memset(heap, 0, sizeof(*heap));
 }

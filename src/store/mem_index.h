@@ -33,26 +33,27 @@ typedef struct {
     size_t cap;
 } mem_heap_t;
 
-uint64_t mem_hash(const char *id, size_t id_len);
+uint64_t lp_mem_hash(const char *id, size_t id_len);
 
 /* Allocates a record for id (not inserted). NULL on allocation failure. Freed with free(). */
-mem_lead_t *mem_lead_new(const char *id, size_t id_len, uint64_t hash);
+mem_lead_t *lp_mem_lead_new(const char *id, size_t id_len, uint64_t hash);
 
-mem_lead_t *mem_table_find(const mem_table_t *table, const char *id, size_t id_len, uint64_t hash);
+mem_lead_t *lp_mem_table_find(const mem_table_t *table, const char *id, size_t id_len,
+                              uint64_t hash);
 /* Makes room for `more` inserts without further allocation. LP_OK or LP_ERR (no change). */
-int mem_table_reserve(mem_table_t *table, size_t more);
+int lp_mem_table_reserve(mem_table_t *table, size_t more);
 /* Inserts a record whose id is not in the table; room must have been reserved. */
-void mem_table_insert(mem_table_t *table, mem_lead_t *lead);
+void lp_mem_table_insert(mem_table_t *table, mem_lead_t *lead);
 /* Frees every record (and its data) and the table itself. */
-void mem_table_free(mem_table_t *table);
+void lp_mem_table_free(mem_table_t *table);
 
-int mem_heap_reserve(mem_heap_t *heap, size_t more);
+int lp_mem_heap_reserve(mem_heap_t *heap, size_t more);
 /* Sets (due_ms > 0) or removes (due_ms == 0) the lead's timer; room must have been reserved. */
-void mem_heap_set(mem_heap_t *heap, mem_lead_t *lead, int64_t due_ms);
+void lp_mem_heap_set(mem_heap_t *heap, mem_lead_t *lead, int64_t due_ms);
 /* Writes up to max records due at or before now_ms, in heap order, into out (size max), using
  * scratch (size >= max + 2 indices) without changing the heap. Returns how many. */
-size_t mem_heap_due(const mem_heap_t *heap, int64_t now_ms, size_t max, mem_lead_t **out,
-                    size_t *scratch);
-void mem_heap_free(mem_heap_t *heap);
+size_t lp_mem_heap_due(const mem_heap_t *heap, int64_t now_ms, size_t max, mem_lead_t **out,
+                       size_t *scratch);
+void lp_mem_heap_free(mem_heap_t *heap);
 
 #endif

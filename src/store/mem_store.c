@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "store/mem_index.h"
-#include "store/store_int.h"
+#include "store/store_internal.h"
 
 typedef struct {
     char *topic;
@@ -117,8 +117,8 @@ static void part_free(mem_part_t *part) {
     if (part == NULL) {
         return;
     }
-    mem_table_free(&part->leads);
-    mem_heap_free(&part->timers);
+    lp_mem_table_free(&part->leads);
+    lp_mem_heap_free(&part->timers);
     for (i = 0; i < part->noffsets; i++) {
         free(part->offsets[i].topic);
     }
@@ -190,7 +190,8 @@ static int mem_load(lp_store_t *store, int32_t partition, size_t n, const char *
         mem_lead_t *lead = NULL;
 
         if (part != NULL) {
-            lead = mem_table_find(&part->leads, lead_ids[i], id_len, mem_hash(lead_ids[i], id_len));
+            lead = lp_mem_table_find(&part->leads, lead_ids[i], id_len,
+                                     lp_mem_hash(lead_ids[i], id_len));
         }
         ms->loaded_data[i] = lead == NULL ? NULL : lead->data;
         ms->loaded_len[i] = lead == NULL || lead->data == NULL ? 0 : lead->len;
@@ -223,8 +224,8 @@ static int commit_reserve(mem_store_t *ms, mem_part_t *part, const lp_store_batc
     size_t i;
 
     if (grow(&ms->pending, &ms->pending_cap, total, sizeof(*ms->pending)) != LP_OK ||
-        mem_table_reserve(&part->leads, nids) != LP_OK ||
-        mem_heap_reserve(&part->timers, batch->ntimers) != LP_OK) {
+        lp_mem_table_reserve(&part->leads, nids) != LP_OK ||
+        lp_mem_heap_reserve(&part->timers, batch->ntimers) != LP_OK) {
         goto err;
     }
     if (part->out_head > 0 && part->out_head + part->out_len + batch->noutbox > part->out_cap) {
@@ -238,11 +239,11 @@ static int commit_reserve(mem_store_t *ms, mem_part_t *part, const lp_store_batc
     for (i = 0; i < nids; i++, done++) {
         const char *id = batch_item_id(batch, i);
         size_t id_len = strlen(id);
-        uint64_t hash = mem_hash(id, id_len);
+        uint64_t hash = lp_mem_hash(id, id_len);
 
         ms->pending[i] = NULL;
-        if (mem_table_find(&part->leads, id, id_len, hash) == NULL &&
-            (ms->pending[i] = mem_lead_new(id, id_len, hash)) == NULL) {
+        if (lp_mem_table_find(&part->leads, id, id_len, hash) == NULL &&
+            (ms->pending[i] = lp_mem_lead_new(id, id_len, hash)) == NULL) {
             goto err;
         }
     }
@@ -289,11 +290,11 @@ static void commit_apply(mem_store_t *ms, mem_part_t *part, const lp_store_batch
     for (i = 0; i < nids; i++) {
         const char *id = batch_item_id(batch, i);
         size_t id_len = strlen(id);
-        mem_lead_t *lead = mem_table_find(&part->leads, id, id_len, mem_hash(id, id_len));
+        mem_lead_t *lead = lp_mem_table_find(&part->leads, id, id_len, lp_mem_hash(id, id_len));
 
         if (lead == NULL) {
             lead = ms->pending[i];
-            mem_table_insert(&part->leads, lead);
+            lp_mem_table_insert(&part->leads, lead);
         } else {
             free(ms->pending[i]); /* the same new id came twice in the batch */
         }
@@ -305,7 +306,7 @@ static void commit_apply(mem_store_t *ms, mem_part_t *part, const lp_store_batch
             memcpy(lead->data, batch->leads[i].data, lead->len);
             ms->pending[nids + i] = NULL;
         } else {
-            mem_heap_set(&part->timers, lead, batch->timers[i - batch->nleads].due_ms);
+            lp_mem_heap_set(&part->timers, lead, batch->timers[i - batch->nleads].due_ms);
         }
     }
     for (i = 0; i < batch->noffsets; i++) {
@@ -430,7 +431,7 @@ static int mem_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_t 
     if (grow(&ms->due_scratch, &ms->due_cap, max + 2, sizeof(*ms->due_scratch)) != LP_OK) {
         goto oom;
     }
-    *n = mem_heap_due(&part->timers, now_ms, max, ms->due_leads, ms->due_scratch);
+    *n = lp_mem_heap_due(&part->timers, now_ms, max, ms->due_leads, ms->due_scratch);
     for (i = 0; i < *n; i++) {
         ms->due_ids[i] = ms->due_leads[i]->id;
     }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "store/redis_int.h"
+#include "store/redis_internal.h"
 
 int lp_redis_reserve_argv(redis_store_t *rs, size_t n) {
     if (n > rs->argv_cap) {

@@ -4,7 +4,7 @@
  * Redis does not roll a script back when a command inside it fails, so the commit script proves
  * every write will succeed (epoch, argument count, numbers, key types) before the first write.
  * unpack() is bounded by the Lua C stack (about 8000 values), hence the chunks of CHUNK items. */
-#include "store/store_int.h"
+#include "store/store_internal.h"
 
 const char lp_store_commit_lua[] =
     "-- leadpulse commit v3\n"

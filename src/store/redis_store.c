@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/redis_int.h"
+#include "store/redis_internal.h"
 
 static void set_keys(redis_store_t *rs, int32_t partition) {
     static const char *const names[RK_COUNT] = {"leads", "timers", "offsets", "outbox", "epoch"};

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store_int.h"
+#include "store/store_internal.h"
 
 static int hexval(char c) {
     if (c >= '0' && c <= '9') {

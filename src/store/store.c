@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store/store_int.h"
+#include "store/store_internal.h"
 
 /* Upper bound on each count of a batch: keeps the Redis argument count far inside an int. */
 #define LP_STORE_BATCH_MAX 4000000

@@ -18,7 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "../unit/test_store_suite.h"
-#include "store/store_int.h"
+#include "store/store_internal.h"
 
 extern char **environ;
 

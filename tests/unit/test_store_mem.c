@@ -2,7 +2,7 @@
  * (speed for replay, outbox growth under interleaved commits and acks). */
 #include <time.h>
 
-#include "store/store_int.h"
+#include "store/store_internal.h"
 #include "test_store_suite.h"
 
 static lp_store_t *new_mem_store(void) {

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "store/store_int.h"
+#include "store/store_internal.h"
 
 static void test_url_forms(void **state) {
     lp_store_redis_url_t u;

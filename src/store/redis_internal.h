@@ -1,12 +1,12 @@
 /* leadpulse Redis store internals: the store struct and the connection layer (redis_conn.c). */
-#ifndef LP_STORE_REDIS_INT_H
-#define LP_STORE_REDIS_INT_H
+#ifndef LP_STORE_REDIS_INTERNAL_H
+#define LP_STORE_REDIS_INTERNAL_H
 
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
 
-#include "store/store_int.h"
+#include "store/store_internal.h"
 
 #define LP_REDIS_PREFIX_MAX 64
 #define LP_REDIS_KEY_MAX (LP_REDIS_PREFIX_MAX + 32)

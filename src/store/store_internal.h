@@ -1,6 +1,6 @@
 /* leadpulse store internals shared by the implementations (not a public header). */
-#ifndef LP_STORE_INT_H
-#define LP_STORE_INT_H
+#ifndef LP_STORE_INTERNAL_H
+#define LP_STORE_INTERNAL_H
 
 #include <stdarg.h>
 #include <stddef.h>
