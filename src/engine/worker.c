@@ -36,11 +36,8 @@
  * record of the topic, or after this (an idle topic delivers none). */
 #define RESUME_SETTLE_MS 2000
 #define HELD_POLL_MS 2      /* poll wait while records are held back by the merge */
-#define ENDS_BACKLOG 1000   /* records of its topic past a held one: end probes are worth it */
 #define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
 #define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
-
-typedef enum { TOPIC_CAUGHT_UP, TOPIC_BEHIND, TOPIC_UNKNOWN } topic_state_t;
 
 /* Where the main loop's time goes (leadpulse_loop_seconds_total{phase}): what to look at when
  * a worker falls behind. */
@@ -57,19 +54,6 @@ typedef enum {
 static const char *const phase_names[PH__COUNT] = {"poll",   "load",   "apply",
                                                    "commit", "output", "other"};
 
-/* A polled record, copied out of librdkafka's buffers: a held librdkafka message pins the buffer
- * of the fetch response it came in (up to fetch.max.bytes, all partitions), so records held for
- * the merge (one topic ahead of another by seconds) kept many responses alive; a copy costs its
- * own bytes. */
-typedef struct {
-    int64_t offset;
-    int64_t ts;     /* record timestamp (ms; 0 if none) */
-    int64_t at;     /* arrival (monotonic ms) */
-    uint8_t *key;   /* NULL if the record has none */
-    uint8_t *value; /* NULL for a tombstone; key and value share one allocation */
-    size_t key_len, value_len;
-} rec_t;
-
 typedef struct {
     bool assigned[LP_IN_TOPICS];    /* Kafka gave us p of each input topic */
     bool owned;                     /* fenced in the store: we may write */
@@ -78,7 +62,7 @@ typedef struct {
     int64_t probe_at[LP_IN_TOPICS]; /* last stall probe (broker watermark query) */
     bool wait_logged;               /* the merge's give-up of this wait was logged */
     int wait_topic;                 /* what the merge last waited for (debug log) */
-    topic_state_t wait_state;
+    lp_topic_state_t wait_state;
     int64_t fenced_at_ms; /* lost the epoch while still assigned */
     int64_t retry_at_ms;  /* next retry of pending records */
     int backoff_ms;
@@ -86,7 +70,7 @@ typedef struct {
     /* Polled, not yet applied (kept across a failed commit): one queue per input topic, merged
      * by record timestamp when applied. */
     size_t npending;
-    rec_t *q[LP_IN_TOPICS];
+    lp_rec_t *q[LP_IN_TOPICS];
     size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
     int64_t waiting_since_ms; /* merge waits for a topic that may still have older records */
     bool seen[LP_IN_TOPICS];  /* a record since assignment or resume */
@@ -153,6 +137,7 @@ struct lp_worker {
     int32_t max_part; /* highest partition index seen + 1 */
     lp_engine_msg_t *msgs;
     size_t cap_msgs;
+    int *merge_seq;         /* the topic of each record the merge chose (cap_msgs) */
     delivery_t *deliveries; /* the output round in flight (see outbox_round_start) */
     const char **ack_ids;
     size_t cap_deliveries;
@@ -481,7 +466,7 @@ static void backlog_check(lp_worker_t *worker, int32_t p) {
     }
 }
 
-static void rec_free(rec_t *r) {
+static void rec_free(lp_rec_t *r) {
     free(r->key != NULL ? r->key : r->value);
     r->key = r->value = NULL;
 }
@@ -838,6 +823,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
     free(worker->parts);
     free(worker->msgs);
     free(worker->status_buf);
+    free(worker->merge_seq);
     free(worker->deliveries);
     free(worker->ack_ids);
     free(worker);
@@ -1078,18 +1064,18 @@ static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs
 /* Whether topic t of partition p has more records to fetch, from the high watermark the consumer
  * last saw. A partition without a stored offset starts at the beginning (see on_assign), so its
  * position before the first record is the low watermark. */
-static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
+static lp_topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
     int64_t lo = -1, hi = -1;
     part_t *part = &worker->parts[p];
     if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p, &lo, &hi) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         hi < 0 || lo < 0) {
-        return TOPIC_UNKNOWN; /* nothing fetched yet: the first fetch response tells */
+        return LP_TOPIC_UNKNOWN; /* nothing fetched yet: the first fetch response tells */
     }
     int64_t next = part->expect[t] >= 0 ? part->expect[t] : lo;
     if (next > hi) {
         /* Below our own position: left from an earlier assignment, not fetched since. */
-        return TOPIC_UNKNOWN;
+        return LP_TOPIC_UNKNOWN;
     }
     /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
      * unreachable, or after an assignment or a resume until the fetcher delivered a record
@@ -1100,13 +1086,13 @@ static topic_state_t topic_state(lp_worker_t *worker, int32_t p, int t) {
     int64_t now = mono_ms();
     if (now < worker->unsettled_until_ms || (!part->seen[t] && now < part->unsettled_until_ms[t]) ||
         part->tpaused[t]) {
-        return next < hi ? TOPIC_BEHIND : TOPIC_UNKNOWN;
+        return next < hi ? LP_TOPIC_BEHIND : LP_TOPIC_UNKNOWN;
     }
-    return next >= hi ? TOPIC_CAUGHT_UP : TOPIC_BEHIND;
+    return next >= hi ? LP_TOPIC_CAUGHT_UP : LP_TOPIC_BEHIND;
 }
 
 static bool topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
-    return topic_state(worker, p, t) == TOPIC_CAUGHT_UP;
+    return topic_state(worker, p, t) == LP_TOPIC_CAUGHT_UP;
 }
 
 /* Takes the end prober's answer into the ring and, while the merge holds records that an
@@ -1199,110 +1185,64 @@ static bool ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_IN_TOPIC
                             worker->opts.merge_grace_ms, rel, caught);
 }
 
-/* Fail-safe only: how long the merge waits for a topic that is behind or whose position is
- * unknown while Kafka answers (it waits as long as Kafka is unreachable). A stalled fetch is
- * restarted after STALL_MS (stall_check), so a healthy wait ends long before this. */
-#define MERGE_MAX_WAIT_MS 60000
-
-/* Chooses the next batch: the pending records of the three co-partitioned topics merged by
- * record timestamp (ties: topic order, profiles before engagement... as configured), as Kafka
- * Streams does, so the result does not depend on which topic the consumer fetched first. It stops
- * where a topic with no buffered record may still hold older ones (bounded waits below). */
+/* Chooses the next batch of partition p (engine/merge.h: lp_merge_select, pure): a snapshot of
+ * the partition in, the records to take out; the logs, metrics and probe requests here. */
 static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_IN_TOPICS],
                            const size_t *limit, int64_t now, lp_engine_msg_t *out) {
-    static const int tie_order[LP_IN_TOPICS] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
     part_t *part = &worker->parts[p];
-    size_t n = 0;
-    bool blocked = false, waited = false;
-    int64_t rel[LP_IN_TOPICS] = {0};
-    bool caught[LP_IN_TOPICS] = {false};
-    bool probed =
-        worker->opts.merge_grace_ms > 0 && limit == NULL && ends_release(worker, p, rel, caught);
-    memset(take, 0, sizeof(size_t) * LP_IN_TOPICS);
-    while (n < max) {
-        int best = -1;
-        int64_t best_ts = 0;
-        for (int k = 0; k < LP_IN_TOPICS; k++) {
-            int t = tie_order[k];
-            size_t at = part->qhead[t] + take[t];
-            if (at < part->qlen[t] && (limit == NULL || take[t] < limit[t])) {
-                int64_t ts = part->q[t][at].ts;
-                if (best < 0 || ts < best_ts) {
-                    best = t;
-                    best_ts = ts;
-                }
-            }
-        }
-        if (best < 0) {
-            break;
-        }
-        /* A topic with nothing buffered: wait while it has older records to fetch, or while
-         * its position is unknown (as Kafka Streams does with max.task.idle.ms >= 0): giving up
-         * would apply records out of timestamp order. */
-        for (int t = 0; t < LP_IN_TOPICS && !blocked && limit == NULL; t++) {
-            if (part->qhead[t] + take[t] < part->qlen[t]) {
-                continue;
-            }
-            topic_state_t st = topic_state(worker, p, t);
-            if (st == TOPIC_CAUGHT_UP) {
-                continue;
-            }
-            if (part->waiting_since_ms == 0 || now < worker->unsettled_until_ms) {
-                /* The clock of the fail-safe runs only while Kafka answers. */
-                part->waiting_since_ms = now;
-            }
-            blocked = now - part->waiting_since_ms < MERGE_MAX_WAIT_MS;
-            waited = true;
-            part->wait_topic = t;
-            part->wait_state = st;
-            if (!blocked && !part->wait_logged) {
-                part->wait_logged = true;
-                worker->merge_timeouts++;
-                LP_LOG(LP_LOG_ERROR, "worker",
-                       "partition %" PRId32 ": gave up waiting %" PRId64 " ms for %s (%s, "
-                       "next offset %" PRId64 "): records may be applied out of timestamp order",
-                       p, now - part->waiting_since_ms, worker->opts.in_topics[t],
-                       st == TOPIC_BEHIND ? "behind" : "position unknown", part->expect[t]);
-            }
-        }
-        /* A caught-up topic may still receive a record older than this one that a producer is
-         * sending right now: hold this record for the grace period after its arrival, unless
-         * an end probe shows that no such record can come (ends_release). (Not by the size of
-         * the backlog alone: skipping the hold when 1,000+ records of its topic were on the
-         * broker past ours made a catch-up faster, but a producer sending at full speed can
-         * deliver one topic's batch after another's later records: the rebalance itest saw a
-         * profile update applied after a later activity.) */
-        size_t at = part->qhead[best] + take[best];
-        const rec_t *r = &part->q[best][at];
-        bool fresh = worker->opts.merge_grace_ms > 0 && limit == NULL &&
-                     now - r->at < worker->opts.merge_grace_ms;
-        bool early = probed && r->offset < rel[best];
-        bool hold = false, by_probe = false;
-        for (int t = 0; t < LP_IN_TOPICS && !blocked && fresh; t++) {
-            if (t != best && part->qhead[t] + take[t] >= part->qlen[t]) {
-                by_probe = true;
-                hold = hold || !(early && caught[t]);
-            }
-        }
-        blocked = blocked || hold;
-        if (hold && !worker->ends_wanted) {
-            /* Probes help a backlog only: a record of a live stream arrives within the grace of
-             * its append, and gains nothing from them (this decides when to ask, not what to
-             * release). */
-            int64_t lo = -1, hi = -1;
-            worker->ends_wanted =
-                rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[best], p,
-                                               &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                hi - r->offset >= ENDS_BACKLOG;
-        }
-        if (blocked) {
-            break;
-        }
-        worker->early_releases += by_probe;
-        out[n++] = (lp_engine_msg_t){
-            .topic = worker->opts.in_topics[best],
-            .kind = (lp_event_kind_t)best,
-            .format = worker->opts.in_format[best],
+    lp_merge_in_t in = {.limit = limit,
+                        .max = max,
+                        .now = now,
+                        .grace_ms = worker->opts.merge_grace_ms,
+                        .kafka_unsettled = now < worker->unsettled_until_ms};
+    for (int t = 0; t < LP_IN_TOPICS; t++) {
+        int64_t lo = -1, hi = -1;
+        in.q[t] = part->q[t] + part->qhead[t];
+        in.nq[t] = part->qlen[t] - part->qhead[t];
+        /* For when the merge has taken every buffered record of t: what may still come. */
+        in.state[t] = limit == NULL ? topic_state(worker, p, t) : LP_TOPIC_CAUGHT_UP;
+        in.hi[t] = rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p,
+                                                  &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR
+                       ? hi
+                       : -1;
+    }
+    in.probed = in.grace_ms > 0 && limit == NULL && ends_release(worker, p, in.rel, in.caught);
+    lp_merge_wait_t wait = {part->waiting_since_ms, part->wait_logged};
+    lp_merge_out_t res;
+    int *seq = worker->merge_seq;
+    lp_merge_select(&in, &wait, &res, seq);
+    part->waiting_since_ms = wait.waiting_since_ms;
+    part->wait_logged = wait.gave_up_reported;
+    if (res.waited) {
+        part->wait_topic = res.wait_topic;
+        part->wait_state = res.wait_state;
+    }
+    if (res.gave_up) {
+        int t = res.wait_topic;
+        worker->merge_timeouts++;
+        LP_LOG(LP_LOG_ERROR, "worker",
+               "partition %" PRId32 ": gave up waiting %" PRId64
+               " ms for %s (%s, next offset %" PRId64
+               "): records may be applied out of timestamp order",
+               p, now - part->waiting_since_ms, worker->opts.in_topics[t],
+               res.wait_state == LP_TOPIC_BEHIND ? "behind" : "position unknown", part->expect[t]);
+    }
+    if (res.ended_wait_ms > 100) {
+        LP_LOG(LP_LOG_DEBUG, "worker",
+               "partition %" PRId32 ": merge waited %" PRId64 " ms, last for %s (%s)", p,
+               res.ended_wait_ms, worker->opts.in_topics[part->wait_topic],
+               part->wait_state == LP_TOPIC_BEHIND ? "behind" : "position unknown");
+    }
+    worker->ends_wanted = worker->ends_wanted || res.want_probe;
+    worker->early_releases += res.early;
+    size_t at[LP_IN_TOPICS] = {0};
+    for (size_t i = 0; i < res.n; i++) {
+        int t = seq[i];
+        const lp_rec_t *r = &in.q[t][at[t]++];
+        out[i] = (lp_engine_msg_t){
+            .topic = worker->opts.in_topics[t],
+            .kind = (lp_event_kind_t)t,
+            .format = worker->opts.in_format[t],
             .partition = p,
             .offset = r->offset,
             .key = r->key,
@@ -1310,20 +1250,9 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
             .value = r->value,
             .value_len = r->value_len,
         };
-        take[best]++;
     }
-    if (!waited) {
-        /* (a grace hold is no wait for a topic) */
-        if (part->waiting_since_ms > 0 && now - part->waiting_since_ms > 100) {
-            LP_LOG(LP_LOG_DEBUG, "worker",
-                   "partition %" PRId32 ": merge waited %" PRId64 " ms, last for %s (%s)", p,
-                   now - part->waiting_since_ms, worker->opts.in_topics[part->wait_topic],
-                   part->wait_state == TOPIC_BEHIND ? "behind" : "position unknown");
-        }
-        part->waiting_since_ms = 0;
-        part->wait_logged = false;
-    }
-    return n;
+    memcpy(take, res.take, sizeof(size_t) * LP_IN_TOPICS);
+    return res.n;
 }
 
 static void part_consume(part_t *part, const size_t take[LP_IN_TOPICS]) {
@@ -1354,9 +1283,11 @@ static int ensure_msgs(lp_worker_t *worker) {
     size_t need = 2 * batch_max(worker);
     if (need > worker->cap_msgs) {
         free(worker->msgs);
+        free(worker->merge_seq);
         worker->msgs = calloc(need, sizeof(lp_engine_msg_t));
-        worker->cap_msgs = worker->msgs ? need : 0;
-        if (worker->msgs == NULL) {
+        worker->merge_seq = calloc(need, sizeof(int));
+        worker->cap_msgs = worker->msgs && worker->merge_seq ? need : 0;
+        if (worker->cap_msgs == 0) {
             return LP_ERR;
         }
     }
@@ -1528,7 +1459,7 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         }
         if (part->qlen[t] == part->qcap[t]) {
             size_t cap = part->qcap[t] ? part->qcap[t] * 2 : 256;
-            rec_t *q = realloc(part->q[t], cap * sizeof(*q));
+            lp_rec_t *q = realloc(part->q[t], cap * sizeof(*q));
             if (q == NULL) {
                 /* Can't hold it: forget it; it is read again from the stored offset after a
                  * restart (the offset does not move past it). */
@@ -1539,7 +1470,7 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
             part->qcap[t] = cap;
         }
     }
-    rec_t *r = &part->q[t][part->qlen[t]];
+    lp_rec_t *r = &part->q[t][part->qlen[t]];
     size_t klen = m->key != NULL ? m->key_len : 0, vlen = m->payload != NULL ? m->len : 0;
     uint8_t *buf = NULL;
     if (m->key != NULL || m->payload != NULL) {
@@ -1554,7 +1485,7 @@ static void add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
     rd_kafka_timestamp_type_t type;
     int64_t ts = rd_kafka_message_timestamp(m, &type);
     int64_t now = mono_ms();
-    *r = (rec_t){
+    *r = (lp_rec_t){
         .offset = m->offset,
         .ts = ts < 0 ? 0 : ts,
         .at = now,
