@@ -1,0 +1,216 @@
+/* Output delivery in rounds: the outboxes of the owned partitions are produced with the
+ * idempotent producer and deleted once the broker confirmed them. */
+#include "engine/worker_internal.h"
+
+typedef struct {
+    rd_kafka_headers_t *hdrs;
+    int64_t event_ts; /* the hand-off's event time, from its event_ts header (0: none) */
+} hdr_ctx_t;
+
+static void add_header(void *ctx, const char *name, size_t name_len, const char *value,
+                       size_t value_len) {
+    hdr_ctx_t *h = ctx;
+    rd_kafka_header_add(h->hdrs, name, (ssize_t)name_len, value, (ssize_t)value_len);
+    if (name_len == 8 && memcmp(name, "event_ts", 8) == 0) {
+        char tmp[24];
+        size_t n = value_len < sizeof(tmp) - 1 ? value_len : sizeof(tmp) - 1;
+        memcpy(tmp, value, n);
+        tmp[n] = '\0';
+        h->event_ts = strtoll(tmp, NULL, 10);
+    }
+}
+
+/* Produces the partition's outbox and deletes what the broker confirmed. LP_OK when the outbox
+ * is empty afterwards. */
+/* Reads one partition's outbox and produces it; deliveries go to worker->deliveries from *n on
+ * (capacity reserved by the caller). */
+static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
+    part_t *part = &worker->parts[p];
+    lp_store_outbox_list_t list = {0};
+    if (worker->store->ops->outbox_read(worker->store, p, worker->opts.outbox_batch, &list) !=
+        LP_OK) {
+        worker->store_errors++;
+        lp_status_set(worker->opts.status, LP_READY_STORE, false);
+        LP_LOG(LP_LOG_WARN, "worker", "outbox of partition %" PRId32 ": %s", p,
+               worker->store->errstr);
+        return LP_ERR;
+    }
+    /* Fewer than asked: this read saw all of it (a later commit sets the flag again). */
+    part->outbox_dirty = list.n >= worker->opts.outbox_batch;
+    for (size_t i = 0; i < list.n; i++) {
+        const lp_store_outbox_t *e = &list.entries[i];
+        delivery_t *d = &worker->deliveries[(*n)++];
+        d->done = false;
+        d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        d->partition = p;
+        snprintf(d->id, sizeof(d->id), "%s", e->id);
+        if (e->kind < 0 || e->kind >= LP_OUT__COUNT) {
+            d->done = true; /* unknown kind: nothing to send; acknowledged (dropped) */
+            continue;
+        }
+        hdr_ctx_t h = {rd_kafka_headers_new(6), 0};
+        if (e->event_id != NULL && e->event_id[0] != '\0') {
+            rd_kafka_header_add(h.hdrs, "event_id", -1, e->event_id, -1);
+        }
+        lp_engine_meta_foreach(e->meta, e->meta_len, add_header, &h);
+        d->event_ts = h.event_ts;
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            worker->producer, RD_KAFKA_V_TOPIC(worker->opts.out_topics[e->kind]),
+            RD_KAFKA_V_KEY(e->key, e->key_len), RD_KAFKA_V_VALUE((void *)e->value, e->value_len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h.hdrs),
+            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_headers_destroy(h.hdrs);
+            d->done = true;
+            d->err = err;
+        }
+    }
+    return LP_OK;
+}
+
+/* Output delivery in rounds: a round reads the outbox of every owned partition with new
+ * entries and produces them; it ends when every record of it is delivered (or failed), and
+ * then deletes what was delivered, per partition. The main loop keeps one round in flight
+ * without waiting for it (the broker's acknowledgement costs a round trip; the loop serves
+ * input meanwhile); shutdown drains synchronously. Entries whose delivery failed stay in the
+ * outbox and are sent again. */
+int lp_wk_outbox_round_start(lp_worker_t *worker) {
+    size_t want = 0;
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        if (worker->parts[p].owned && worker->parts[p].outbox_dirty) {
+            want += worker->opts.outbox_batch;
+        }
+    }
+    worker->round_n = 0;
+    if (want == 0) {
+        return LP_OK;
+    }
+    if (want > worker->cap_deliveries) {
+        free(worker->deliveries);
+        free(worker->ack_ids);
+        worker->deliveries = calloc(want, sizeof(delivery_t));
+        worker->ack_ids = calloc(want, sizeof(*worker->ack_ids));
+        worker->cap_deliveries = worker->deliveries && worker->ack_ids ? want : 0;
+        if (worker->cap_deliveries == 0) {
+            return LP_ERR;
+        }
+    }
+    int rc = LP_OK;
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        part_t *part = &worker->parts[p];
+        if (part->owned && part->outbox_dirty &&
+            outbox_send(worker, p, &worker->round_n) != LP_OK) {
+            rc = LP_ERR;
+        }
+    }
+    worker->round_active = worker->round_n > 0;
+    worker->round_deadline_ms = lp_wk_mono_ms() + 5000;
+    return rc;
+}
+
+bool lp_wk_outbox_round_delivered(const lp_worker_t *worker) {
+    for (size_t i = 0; i < worker->round_n; i++) {
+        if (!worker->deliveries[i].done) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int lp_wk_outbox_round_finish(lp_worker_t *worker) {
+    int rc = LP_OK;
+    size_t n = worker->round_n;
+    bool failed = false;
+    for (size_t i = 0; i < n; i++) {
+        delivery_t *d = &worker->deliveries[i];
+        if (!d->done || d->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            failed = true;
+            if (d->done) {
+                LP_LOG(LP_LOG_WARN, "worker", "delivery from partition %" PRId32 " failed: %s",
+                       d->partition, rd_kafka_err2str(d->err));
+            }
+        }
+    }
+    if (failed) {
+        /* Anything still in flight must not point at our array: wait it out. */
+        rd_kafka_purge(worker->producer, RD_KAFKA_PURGE_F_QUEUE);
+        rd_kafka_flush(worker->producer, 12000);
+        worker->delivery_failures++;
+        rc = LP_ERR;
+    }
+    /* Acknowledge per partition, in the order read; a partition with a failure keeps its flag
+     * so its outbox is read again. A partition lost meanwhile is left to its new owner. */
+    for (size_t i = 0; i < n;) {
+        int32_t p = worker->deliveries[i].partition;
+        const char **ids = worker->ack_ids;
+        size_t nack = 0, j = i;
+        bool part_failed = false;
+        for (; j < n && worker->deliveries[j].partition == p; j++) {
+            delivery_t *d = &worker->deliveries[j];
+            if (d->done && d->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                ids[nack++] = d->id;
+                if (d->event_ts > 0) {
+                    lp_histogram_observe(&worker->handoff_latency,
+                                         (double)(lp_wk_wall_ms() - d->event_ts) * 1e-3);
+                }
+            } else {
+                part_failed = true;
+            }
+        }
+        i = j;
+        if (!worker->parts[p].owned) {
+            continue;
+        }
+        worker->produced += nack;
+        int ack = nack > 0 ? worker->store->ops->outbox_ack(
+                                 worker->store, p, lp_engine_epoch(worker->engine, p), nack, ids)
+                           : LP_OK;
+        if (ack == LP_STORE_FENCED) {
+            /* Another worker owns p now (we were a zombie): its records are theirs. */
+            part_t *part = &worker->parts[p];
+            LP_LOG(LP_LOG_WARN, "worker",
+                   "partition %" PRId32 ": epoch is stale (another worker owns it; outbox "
+                   "delete refused); dropping its uncommitted records",
+                   p);
+            worker->ack_fenced++;
+            lp_wk_part_drop_pending(part);
+            part->owned = false;
+            part->fenced_at_ms = lp_wk_mono_ms();
+            continue;
+        }
+        if (ack != LP_OK) {
+            /* Delivered but not deleted: sent again later (same event ids). */
+            worker->store_errors++;
+            lp_status_set(worker->opts.status, LP_READY_STORE, false);
+            part_failed = true;
+            rc = LP_ERR;
+        }
+        if (part_failed) {
+            worker->parts[p].outbox_dirty = true;
+        }
+    }
+    worker->round_active = false;
+    worker->round_n = 0;
+    return rc;
+}
+
+/* Synchronous delivery of every outbox (shutdown): rounds until nothing is left or time is up. */
+int lp_wk_drain_outbox(lp_worker_t *worker, int timeout_ms) {
+    int64_t deadline = lp_wk_mono_ms() + timeout_ms;
+    for (;;) {
+        if (!worker->round_active && lp_wk_outbox_round_start(worker) != LP_OK) {
+            return LP_ERR;
+        }
+        if (!worker->round_active) {
+            return LP_OK;
+        }
+        int left = (int)(deadline - lp_wk_mono_ms());
+        rd_kafka_flush(worker->producer, left > 0 ? left : 0);
+        if (lp_wk_outbox_round_finish(worker) != LP_OK) {
+            return LP_ERR;
+        }
+        if (lp_wk_mono_ms() >= deadline) {
+            return LP_ERR;
+        }
+    }
+}
