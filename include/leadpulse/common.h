@@ -41,6 +41,10 @@ void lp_log_write(lp_log_level_t level, const char *tag, const char *fmt, ...)
 /* Context fields of this thread's log lines (JSON form): the partition, topic and offset being
  * worked on; -1 / NULL = none. lp_log_context(-1, NULL, -1) clears them. */
 void lp_log_context(int32_t partition, const char *topic, int64_t offset);
+
+/* s as the body of a JSON string (quotes, backslashes and control characters escaped; cut to
+ * fit size, NUL-terminated). Returns the length written. */
+size_t lp_json_escape(char *out, size_t size, const char *s);
 #define LP_LOG(level, tag, ...)                                                                    \
     do {                                                                                           \
         if ((int)(level) <= lp_log_level) {                                                        \

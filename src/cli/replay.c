@@ -311,12 +311,13 @@ static int dump_state(replay_t *r, const char *path) {
         if (got != 1) {
             continue;
         }
-        char score[LP_JSON_DOUBLE_MAX];
+        char score[LP_JSON_DOUBLE_MAX], id[LP_ID_MAX * 6 + 1];
         lp_json_format_double(score, lp_lead_score_at(&lead, r->rules, lead.ref_ms));
+        lp_json_escape(id, sizeof(id), lead.lead_id);
         fprintf(f,
                 "{\"lead_id\":\"%s\",\"score\":%s,\"ref_ms\":%" PRId64
                 ",\"stage\":\"%s\",\"fit_grade\":\"%c\",\"qualifications\":%" PRIu32 "}\n",
-                lead.lead_id, score, lead.ref_ms, lp_stage_name((lp_stage_t)lead.stage),
+                id, score, lead.ref_ms, lp_stage_name((lp_stage_t)lead.stage),
                 lead.fit_grade ? lead.fit_grade : 'D', lead.mql_seq);
     }
     fclose(f);

@@ -25,27 +25,11 @@ struct lp_http {
     uint64_t rules_gen;
 };
 
-static void json_str(char *out, size_t size, const char *s) {
-    size_t j = 0;
-    for (; *s != '\0' && j + 7 < size; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[j++] = '\\';
-            out[j++] = (char)c;
-        } else if (c < 0x20) {
-            j += (size_t)snprintf(out + j, size - j, "\\u%04x", c);
-        } else {
-            out[j++] = (char)c;
-        }
-    }
-    out[j] = '\0';
-}
-
 size_t lp_http_lead_json(const lp_lead_t *lead, const lp_rules_t *rules, char *buf, size_t size) {
     char id[LP_ID_MAX * 6 + 1], email[LP_STR_MAX * 6 + 1], company[LP_STR_MAX * 6 + 1];
-    json_str(id, sizeof(id), lead->lead_id);
-    json_str(email, sizeof(email), lead->profile.email);
-    json_str(company, sizeof(company), lead->profile.company);
+    lp_json_escape(id, sizeof(id), lead->lead_id);
+    lp_json_escape(email, sizeof(email), lead->profile.email);
+    lp_json_escape(company, sizeof(company), lead->profile.company);
     char score[LP_JSON_DOUBLE_MAX], points[LP_JSON_DOUBLE_MAX];
     lp_json_format_double(score, lp_lead_score_at(lead, rules, lead->ref_ms));
     int n = snprintf(buf, size,

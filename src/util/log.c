@@ -19,8 +19,7 @@ void lp_log_context(int32_t partition, const char *topic, int64_t offset) {
     ctx_offset = offset;
 }
 
-/* Appends s as a JSON string body (quotes not included). */
-static size_t json_escape(char *out, size_t size, const char *s) {
+size_t lp_json_escape(char *out, size_t size, const char *s) {
     size_t j = 0;
     for (; *s != '\0' && j + 7 < size; s++) {
         unsigned char c = (unsigned char)*s;
@@ -57,8 +56,8 @@ void lp_log_write(lp_log_level_t level, const char *tag, const char *fmt, ...) {
                  names[level], tag, msg);
     } else {
         char emsg[4096], etag[128], etopic[512];
-        json_escape(emsg, sizeof(emsg), msg);
-        json_escape(etag, sizeof(etag), tag);
+        lp_json_escape(emsg, sizeof(emsg), msg);
+        lp_json_escape(etag, sizeof(etag), tag);
         size_t n = (size_t)snprintf(line, sizeof(line),
                                     "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\","
                                     "\"msg\":\"%s\"",
@@ -68,7 +67,7 @@ void lp_log_write(lp_log_level_t level, const char *tag, const char *fmt, ...) {
                                   (int)ctx_partition);
         }
         if (n < sizeof(line) && ctx_topic != NULL) {
-            json_escape(etopic, sizeof(etopic), ctx_topic);
+            lp_json_escape(etopic, sizeof(etopic), ctx_topic);
             n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"topic\":\"%s\"", etopic);
         }
         if (n < sizeof(line) && ctx_offset >= 0) {

@@ -116,3 +116,10 @@ if len(text.replace(".", "")) < 15:
     sys.exit("score printed with too few digits: " + text)
 print(f"ok: state-out score {got!r} reads back as 8 + 8*2^(-1/30) = {want!r}")
 EOF
+
+# --state-out is JSON whatever the lead id holds (quotes, backslashes).
+ev engagement q1 'a\"b\\c' "$D0" ',"type":"demo_request"' >"$TMP/quote.jsonl"
+"$LP_BIN" replay --rules "$RULES" --state-out "$TMP/quote.state" "$TMP/quote.jsonl" >/dev/null 2>&1
+python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read()); assert s["lead_id"] == "a\"b\\c", s' \
+    "$TMP/quote.state" || fail "state-out of a lead id with a quote is not JSON: $(cat "$TMP/quote.state")"
+echo "ok: state-out escapes lead ids"
