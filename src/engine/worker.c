@@ -509,117 +509,108 @@ static void fire_timers(lp_worker_t *worker) {
     }
 }
 
-int lp_worker_run(lp_worker_t *worker) {
+/* Phase 1: gather what is there now. Block only when there is nothing to do (up to
+ * batch.max_wait_ms), or briefly while records are held (their grace, or a wait for another
+ * topic): batches grow with the load, and a light load is not held back to fill them. Takes
+ * everything librdkafka has in hand: its queue is one FIFO for every partition, and the merge of
+ * one partition may need records behind many of another's; and librdkafka 2.0.2 stops fetching
+ * for about a second once that queue holds queued.min.messages (librdkafka#2879). What we hold is
+ * bounded by lp_wk_backlog_check's pauses instead. */
+static void gather_input(lp_worker_t *worker) {
     int wait_ms = worker->opts.batch_max_wait_ms > 0 ? worker->opts.batch_max_wait_ms : 20;
-    int rc = LP_OK;
+    size_t got = 0;
+    size_t held = worker->round_active ? 1 : 0; /* output in flight: come back soon */
+    size_t owned = 0;
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        held += worker->parts[p].npending;
+        owned += worker->parts[p].owned;
+    }
+    size_t gather = lp_wk_held_max(worker) * (owned > 0 ? owned * LP_IN_TOPICS : 1);
+    while (got < gather && !*worker->opts.stop) {
+        int timeout = got > 0    ? 0
+                      : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
+                                 : wait_ms;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(worker->consumer, timeout);
+        if (m == NULL) {
+            break;
+        }
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                LP_LOG(LP_LOG_WARN, "worker", "consume: %s", rd_kafka_message_errstr(m));
+                worker->unsettled_until_ms = lp_wk_mono_ms() + UNSETTLED_MS;
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        lp_wk_add_pending(worker, m);
+        got++;
+    }
+}
 
-    while (!*worker->opts.stop) {
-        reload_if_asked(worker);
-        if (worker->opts.tick != NULL) {
-            worker->opts.tick(worker->opts.tick_ctx);
-        }
-        size_t got = 0;
-        /* 1. gather what is there now (a batch at most). Block only when there is nothing to
-         * do (up to batch.max_wait_ms), or briefly while records are held (their grace, or a
-         * wait for another topic): batches grow with the load, and a light load is not held
-         * back to fill them. */
-        size_t held = worker->round_active ? 1 : 0; /* output in flight: come back soon */
-        size_t owned = 0;
-        for (int32_t p = 0; p < worker->max_part; p++) {
-            held += worker->parts[p].npending;
-            owned += worker->parts[p].owned;
-        }
-        /* Everything librdkafka has in hand: its queue is one FIFO for every partition, and the
-         * merge of one partition may need records that sit behind many of another's (taking a
-         * batch per pass, partitions waited hundreds of ms for records already fetched). Also,
-         * librdkafka 2.0.2 stops fetching for about a second once its queue (all partitions
-         * together: they forward to one) holds queued.min.messages (100,000 by default;
-         * librdkafka#2879, 2.1 made it fetch.queue.backoff.ms): a queue drained on every pass
-         * stays below it. What we hold is bounded by lp_wk_backlog_check's pauses instead. */
-        size_t gather = lp_wk_held_max(worker) * (owned > 0 ? owned * LP_IN_TOPICS : 1);
-        lp_wk_publish_status(worker);
-        phase_end(worker, PH_OTHER);
-        while (got < gather && !*worker->opts.stop) {
-            int timeout = got > 0    ? 0
-                          : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)
-                                     : wait_ms;
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(worker->consumer, timeout);
-            if (m == NULL) {
-                break;
-            }
-            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    LP_LOG(LP_LOG_WARN, "worker", "consume: %s", rd_kafka_message_errstr(m));
-                    worker->unsettled_until_ms = lp_wk_mono_ms() + UNSETTLED_MS;
-                }
-                rd_kafka_message_destroy(m);
-                continue;
-            }
-            lp_wk_add_pending(worker, m);
-            got++;
-        }
-        phase_end(worker, PH_POLL);
-        int64_t now = lp_wk_mono_ms();
-        lp_wk_ends_tick(worker, now);
-        /* 2. apply per partition (partitions in retry wait for their backoff; nothing is
-         * applied while output delivery fails: the records wait, bounded by lp_wk_backlog_check) */
-        process_partitions(worker, now);
-        for (int32_t p = 0; p < worker->max_part; p++) {
-            if (worker->parts[p].owned) {
-                lp_wk_backlog_check(worker, p);
-            }
-        }
-        /* 3. deliver the outboxes, one round in flight; while delivery fails, input is held
-         * (backpressure) */
-        phase_end(worker, PH_OTHER);
-        int out_rc = LP_OK;
-        bool out_done = false;
-        if (worker->round_active) {
-            rd_kafka_poll(worker->producer, 0);
-            if (lp_wk_outbox_round_delivered(worker) || now >= worker->round_deadline_ms) {
-                out_rc = lp_wk_outbox_round_finish(worker);
-                out_done = true;
-            }
-        }
-        if (!worker->round_active && out_rc == LP_OK &&
-            (!worker->outbox_blocked || now >= worker->outbox_retry_ms)) {
-            out_rc = lp_wk_outbox_round_start(worker);
-            out_done = out_done || out_rc != LP_OK || !worker->round_active;
-            rd_kafka_poll(worker->producer, 0);
-        }
-        if (out_done) {
-            bool ok = out_rc == LP_OK;
-            if (!ok && !worker->outbox_blocked) {
-                LP_LOG(LP_LOG_WARN, "worker", "output delivery failing: input held");
-            }
-            worker->outbox_blocked = !ok;
-            worker->outbox_retry_ms = now + (ok ? 0 : BACKOFF_MAX_MS / 5);
-        }
-        phase_end(worker, PH_OUTPUT);
-        /* 4. timers, at most once per interval */
-        if (now >= worker->next_timers_ms) {
-            fire_timers(worker);
-            worker->next_timers_ms =
-                now +
-                (worker->opts.timers_interval_ms > 0 ? worker->opts.timers_interval_ms : 1000);
-        }
-        /* 5. a partition we lost to a stale epoch but Kafka still gives us: take it back */
-        for (int32_t p = 0; p < worker->max_part; p++) {
-            part_t *part = &worker->parts[p];
-            if (!part->owned && part->fenced_at_ms > 0 &&
-                now - part->fenced_at_ms > REFENCE_AFTER_MS && part->assigned[0] &&
-                part->assigned[1] && part->assigned[2]) {
-                lp_wk_retake_partition(worker, p, "re-fenced: Kafka still assigns it to us");
-            }
-        }
-        /* 6. fetches that stalled */
-        if (now >= worker->next_stall_check_ms) {
-            lp_wk_stall_check(worker, now);
-            worker->next_stall_check_ms = now + 1000;
+/* Phase 2: a batch of every partition with records (partitions in retry wait for their
+ * backoff; nothing is applied while output delivery fails: the records wait, bounded by
+ * lp_wk_backlog_check's pauses). */
+static void apply_input(lp_worker_t *worker, int64_t now) {
+    process_partitions(worker, now);
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        if (worker->parts[p].owned) {
+            lp_wk_backlog_check(worker, p);
         }
     }
+}
 
-    /* Shutdown: finish the batch, drain the outbox, commit, leave the group. */
+/* Phase 3: deliver the outboxes, one round in flight; while delivery fails, input is held
+ * (backpressure). */
+static void deliver_output(lp_worker_t *worker, int64_t now) {
+    int out_rc = LP_OK;
+    bool out_done = false;
+    if (worker->round_active) {
+        rd_kafka_poll(worker->producer, 0);
+        if (lp_wk_outbox_round_delivered(worker) || now >= worker->round_deadline_ms) {
+            out_rc = lp_wk_outbox_round_finish(worker);
+            out_done = true;
+        }
+    }
+    if (!worker->round_active && out_rc == LP_OK &&
+        (!worker->outbox_blocked || now >= worker->outbox_retry_ms)) {
+        out_rc = lp_wk_outbox_round_start(worker);
+        out_done = out_done || out_rc != LP_OK || !worker->round_active;
+        rd_kafka_poll(worker->producer, 0);
+    }
+    if (out_done) {
+        bool ok = out_rc == LP_OK;
+        if (!ok && !worker->outbox_blocked) {
+            LP_LOG(LP_LOG_WARN, "worker", "output delivery failing: input held");
+        }
+        worker->outbox_blocked = !ok;
+        worker->outbox_retry_ms = now + (ok ? 0 : BACKOFF_MAX_MS / 5);
+    }
+}
+
+/* Phase 4: timers at most once per interval; partitions lost to a stale epoch that Kafka still
+ * gives us, taken back; fetches that stalled in the client, restarted. */
+static void housekeeping(lp_worker_t *worker, int64_t now) {
+    if (now >= worker->next_timers_ms) {
+        fire_timers(worker);
+        worker->next_timers_ms =
+            now + (worker->opts.timers_interval_ms > 0 ? worker->opts.timers_interval_ms : 1000);
+    }
+    for (int32_t p = 0; p < worker->max_part; p++) {
+        part_t *part = &worker->parts[p];
+        if (!part->owned && part->fenced_at_ms > 0 && now - part->fenced_at_ms > REFENCE_AFTER_MS &&
+            part->assigned[0] && part->assigned[1] && part->assigned[2]) {
+            lp_wk_retake_partition(worker, p, "re-fenced: Kafka still assigns it to us");
+        }
+    }
+    if (now >= worker->next_stall_check_ms) {
+        lp_wk_stall_check(worker, now);
+        worker->next_stall_check_ms = now + 1000;
+    }
+}
+
+/* Shutdown: finish the batch, drain the outbox, commit, leave the group. */
+static int shut_down(lp_worker_t *worker) {
+    int rc = LP_OK;
     LP_LOG(LP_LOG_INFO, "worker", "stopping: finishing the batch and draining the outbox");
     int64_t deadline = lp_wk_mono_ms() + worker->opts.shutdown_timeout_ms;
     for (int32_t p = 0; p < worker->max_part; p++) {
@@ -635,4 +626,27 @@ int lp_worker_run(lp_worker_t *worker) {
     rd_kafka_consumer_close(worker->consumer);
     rd_kafka_flush(worker->producer, 1000);
     return rc;
+}
+
+/* The loop, as a list of phases (the shape of redis' aeMain); each phase's time goes to
+ * leadpulse_loop_seconds_total{phase}. */
+int lp_worker_run(lp_worker_t *worker) {
+    while (!*worker->opts.stop) {
+        reload_if_asked(worker);
+        if (worker->opts.tick != NULL) {
+            worker->opts.tick(worker->opts.tick_ctx);
+        }
+        lp_wk_publish_status(worker);
+        phase_end(worker, PH_OTHER);
+        gather_input(worker);
+        phase_end(worker, PH_POLL);
+        int64_t now = lp_wk_mono_ms();
+        lp_wk_ends_tick(worker, now);
+        apply_input(worker, now);
+        phase_end(worker, PH_OTHER);
+        deliver_output(worker, now);
+        phase_end(worker, PH_OUTPUT);
+        housekeeping(worker, now);
+    }
+    return shut_down(worker);
 }
