@@ -1,7 +1,7 @@
 /* The worker's cross-topic merge and its release rule (see merge.h). */
 #include <string.h>
 
-#include "engine/merge.h"
+#include "io/merge.h"
 
 static bool covers(const lp_end_probe_t ring[LP_END_RING], const lp_part_ends_t *ends,
                    uint64_t seq) {

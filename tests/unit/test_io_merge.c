@@ -1,4 +1,4 @@
-/* The worker's merge, pure (engine/merge.h): the release rule (which held records end probes
+/* The worker's merge, pure (io/merge.h): the release rule (which held records end probes
  * release, and when a topic with nothing buffered counts as caught up) and the selection of a
  * batch, case by case, including the incidents of docs/architecture.md items 6 and 8. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "engine/merge.h"
+#include "io/merge.h"
 
 #define GRACE 20
 

@@ -1,6 +1,6 @@
 /* Rebalances: taking a partition (fencing it in the store and starting from the offsets Redis
  * holds), giving it back, and taking it again when the store lost writes. */
-#include "engine/worker_internal.h"
+#include "io/worker_internal.h"
 
 /* Fences p in the store and reads its offsets, retrying while the store is down (the rebalance
  * must not complete with a guessed position). */

@@ -5,7 +5,7 @@
  * keys carry {p}). The worker owns p only while it holds p of ALL input topics; the default
  * assignor is therefore `range`, the built-in assignor that keeps equal partition numbers of
  * co-partitioned topics on one member (cooperative-sticky does not). */
-#include "engine/worker_internal.h"
+#include "io/worker_internal.h"
 
 /* A partition's batch from lp_engine_begin to lp_engine_finish. */
 typedef struct {
@@ -210,7 +210,7 @@ static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-/* Chooses the next batch of partition p (engine/merge.h: lp_merge_select, pure): a snapshot of
+/* Chooses the next batch of partition p (io/merge.h: lp_merge_select, pure): a snapshot of
  * the partition in, the records to take out; the logs, metrics and probe requests here. */
 static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_IN_TOPICS],
                            const size_t *limit, int64_t now, lp_engine_msg_t *out) {

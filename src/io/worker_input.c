@@ -1,7 +1,7 @@
 /* The worker's input: records copied out of librdkafka into per-topic-partition queues, what a
  * topic with nothing buffered may still hold (topic_state), the bound on what is held (pause and
  * resume), and restarting a fetch that stalled in the client. */
-#include "engine/worker_internal.h"
+#include "io/worker_internal.h"
 
 part_t *lp_wk_part_get(lp_worker_t *worker, int32_t p) {
     if (p < 0 || p >= LP_PARTITIONS_MAX) {

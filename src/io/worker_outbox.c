@@ -1,6 +1,6 @@
 /* Output delivery in rounds: the outboxes of the owned partitions are produced with the
  * idempotent producer and deleted once the broker confirmed them. */
-#include "engine/worker_internal.h"
+#include "io/worker_internal.h"
 
 typedef struct {
     rd_kafka_headers_t *hdrs;

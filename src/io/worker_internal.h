@@ -2,8 +2,8 @@
  * Kafka client configuration and helper threads (worker_kafka.c), input queues and pause/resume
  * (worker_input.c), rebalances (worker_rebalance.c), outbox rounds (worker_outbox.c) and the
  * metrics and published status (worker_metrics.c). Functions shared between them are lp_wk_*. */
-#ifndef LP_ENGINE_WORKER_INTERNAL_H
-#define LP_ENGINE_WORKER_INTERNAL_H
+#ifndef LP_IO_WORKER_INTERNAL_H
+#define LP_IO_WORKER_INTERNAL_H
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -17,7 +17,7 @@
 
 #include "leadpulse/worker.h"
 
-#include "engine/merge.h"
+#include "io/merge.h"
 #include "io/metrics.h"
 #include "io/status.h"
 

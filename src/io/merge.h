@@ -2,9 +2,9 @@
  * topics make its next batch, and the release rule for records held by the grace hold. No
  * librdkafka call, no clock: the worker takes a snapshot (positions, watermark states, probe
  * answers, the time) and applies the result, so every rule is unit-tested case by case
- * (tests/unit/test_engine_merge.c; docs/architecture.md items 6 and 8). */
-#ifndef LP_ENGINE_MERGE_H
-#define LP_ENGINE_MERGE_H
+ * (tests/unit/test_io_merge.c; docs/architecture.md items 6 and 8). */
+#ifndef LP_IO_MERGE_H
+#define LP_IO_MERGE_H
 
 #include <stdbool.h>
 #include <stdint.h>

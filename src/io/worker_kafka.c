@@ -1,7 +1,7 @@
 /* The worker's Kafka clients: their configuration, the librdkafka log and delivery callbacks,
  * and the helper threads that ask the brokers for watermarks (stall probes) and end offsets
  * (end probes) without blocking the loop. */
-#include "engine/worker_internal.h"
+#include "io/worker_internal.h"
 
 void *lp_wk_prober_main(void *arg) {
     prober_t *pr = arg;
@@ -262,7 +262,7 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
     worker->ends_next_ms = now + (every < 2 ? 2 : every > 50 ? 50 : every);
 }
 
-/* The grace hold below, made exact for a backlog (lp_merge_release, engine/merge.h): records
+/* The grace hold below, made exact for a backlog (lp_merge_release, io/merge.h): records
  * appended grace before a later end probe found the partition's empty topics at our position
  * need no hold. A record that arrived within grace of its append (a live stream) gains nothing;
  * this releases backlogs, which the hold paced at one fetch per grace. */

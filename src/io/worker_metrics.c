@@ -1,6 +1,6 @@
 /* The worker's metrics (the table in io/metrics.h) and what it publishes for other threads
  * (io/status.h): heartbeat, readiness, the metrics text. */
-#include "engine/worker_internal.h"
+#include "io/worker_internal.h"
 
 const char *const lp_wk_phase_names[PH__COUNT] = {"poll",   "load",   "apply",
                                                   "commit", "output", "other"};
