@@ -66,7 +66,14 @@ def main():
                 break
             except TimeoutError:
                 a.wait_owns(4, timeout=60)  # a rejoined and shares the partitions again
-        m = a.metrics() or {}
+        # /metrics is a snapshot the loop publishes every 250 ms: poll it for a few seconds.
+        def fenced_metric():
+            m = a.metrics() or {}
+            return m if m.get("leadpulse_fenced_total", 0) > 0 else None
+        try:
+            m = lpit.wait_until(fenced_metric, 10, "leadpulse_fenced_total > 0") if lines else {}
+        except TimeoutError:
+            m = a.metrics() or {}
         checks.check(bool(lines), f"zombie a: its stale-epoch commit was refused: "
                                   f"{lines[0][24:150] if lines else f'(never, in {attempt} pauses)'}")
         checks.check(m.get("leadpulse_fenced_total", 0) > 0,
