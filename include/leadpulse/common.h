@@ -15,6 +15,9 @@ typedef enum {
     LP_DEAD_LETTER = 2, /* permanent: send the original bytes to the dead-letter topic */
 } lp_outcome_t;
 
+/* How a topic or file is encoded: Avro (framing per lp_framing_t) or JSON lines. */
+typedef enum { LP_FORMAT_AVRO = 0, LP_FORMAT_JSON = 1 } lp_format_t;
+
 /* Fixed limits. Inputs longer than these are rejected by the decoders, never truncated. */
 #define LP_ID_MAX 64           /* lead id, event id (bytes, without the NUL) */
 #define LP_NAME_MAX 32         /* activity type, enum-like names */

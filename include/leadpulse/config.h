@@ -22,11 +22,6 @@
 #define LP_CONFIG_TOPIC_MAX 249 /* Kafka's own limit on topic names */
 #define LP_CONFIG_KEYS_MAX 64   /* table size bound (checked at compile time) */
 
-typedef enum { LP_INPUT_AVRO = 0, LP_INPUT_JSON = 1 } lp_input_format_t;
-
-/* Input topics, in the order of lp_config_t.topic_in[] and .input_format[]. */
-typedef enum { LP_IN_ENGAGEMENT = 0, LP_IN_PROFILES, LP_IN_FEEDBACK, LP_IN__COUNT } lp_input_t;
-
 /* A librdkafka property, passed through unchanged. */
 typedef struct {
     char *name;
@@ -42,11 +37,11 @@ typedef struct {
     /* kafka */
     char brokers[LP_CONFIG_STR_MAX + 1]; /* bootstrap.servers */
     char group_id[LP_CONFIG_TOPIC_MAX + 1];
-    char topic_in[LP_IN__COUNT][LP_CONFIG_TOPIC_MAX + 1]; /* engagement, profiles, feedback */
+    char topic_in[LP_EV__COUNT][LP_CONFIG_TOPIC_MAX + 1]; /* by lp_event_kind_t */
     char topic_mql[LP_CONFIG_TOPIC_MAX + 1];
     char topic_stale[LP_CONFIG_TOPIC_MAX + 1];
     char topic_dlq[LP_CONFIG_TOPIC_MAX + 1];
-    lp_input_format_t input_format[LP_IN__COUNT];
+    lp_format_t input_format[LP_EV__COUNT];
     lp_framing_t output_framing;
     int32_t schema_ids[LP_SCHEMA__COUNT]; /* Schema Registry ids, by lp_schema_kind_t */
 

@@ -13,8 +13,6 @@
 #include "leadpulse/score.h"
 #include "leadpulse/store.h"
 
-typedef enum { LP_FORMAT_AVRO = 0, LP_FORMAT_JSON = 1 } lp_format_t;
-
 /* Output kinds: the IO layer maps them to topics. */
 typedef enum {
     LP_OUT_QUALIFIED = 0,

@@ -12,6 +12,10 @@ typedef enum {
     LP_EV_PROFILE = 1,    /* LeadProfileUpdated */
     LP_EV_FEEDBACK = 2,   /* SalesFeedback */
 } lp_event_kind_t;
+/* One input topic per kind (arrays of inputs are indexed by lp_event_kind_t), co-partitioned and
+ * keyed by lead id. A #define, not an enumerator, so that switches on the kind stay exhaustive. */
+#define LP_EV__COUNT 3
+_Static_assert(LP_EV_FEEDBACK + 1 == LP_EV__COUNT, "LP_EV__COUNT counts lp_event_kind_t");
 
 typedef enum {
     LP_FB_ACCEPTED = 0,

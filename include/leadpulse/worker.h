@@ -7,13 +7,11 @@
 
 #include "leadpulse/engine.h"
 
-#define LP_IN_TOPICS 3 /* engagement, profiles, feedback: co-partitioned, keyed by lead id */
-
 typedef struct {
     const char *brokers;
     const char *group_id;
-    const char *in_topics[LP_IN_TOPICS]; /* indexed by lp_event_kind_t */
-    lp_format_t in_format[LP_IN_TOPICS];
+    const char *in_topics[LP_EV__COUNT]; /* indexed by lp_event_kind_t */
+    lp_format_t in_format[LP_EV__COUNT];
     const char *out_topics[LP_OUT__COUNT]; /* indexed by lp_out_kind_t */
     size_t nkafka_props;                   /* librdkafka properties passed through */
     const char *const *kafka_props;        /* name0, value0, name1, value1, ... */

@@ -140,7 +140,7 @@ int lp_cmd_produce(int argc, char **argv) {
     }
     /* Warm up before the first record: the input topics' metadata and leader connections, so
      * the first records (stamped with the send time under --now) do not wait for them. */
-    for (int k = 0; k < LP_IN__COUNT; k++) {
+    for (int k = 0; k < LP_EV__COUNT; k++) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, config->topic_in[k], NULL);
         const struct rd_kafka_metadata *md = NULL;
         if (rkt != NULL && rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {

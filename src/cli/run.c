@@ -171,10 +171,9 @@ int lp_cmd_run(int argc, char **argv) {
     lp_worker_opts_t wopts = {
         .brokers = config->brokers,
         .group_id = config->group_id,
-        .in_topics = {config->topic_in[LP_IN_ENGAGEMENT], config->topic_in[LP_IN_PROFILES],
-                      config->topic_in[LP_IN_FEEDBACK]},
-        .in_format = {(lp_format_t)config->input_format[0], (lp_format_t)config->input_format[1],
-                      (lp_format_t)config->input_format[2]},
+        .in_topics = {config->topic_in[LP_EV_ENGAGEMENT], config->topic_in[LP_EV_PROFILE],
+                      config->topic_in[LP_EV_FEEDBACK]},
+        .in_format = {config->input_format[0], config->input_format[1], config->input_format[2]},
         .out_topics = {config->topic_mql, config->topic_stale, config->topic_dlq},
         .nkafka_props = config->nkafka,
         .kafka_props = props,

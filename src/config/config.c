@@ -11,7 +11,7 @@
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "int fields are stored as int32_t");
 _Static_assert(sizeof(lp_framing_t) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(lp_input_format_t) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(lp_format_t) == sizeof(int), "enum fields are stored as int");
 
 static const char *const input_formats[] = {"avro", "json", NULL};
 static const char *const framings[] = {"confluent", "single_object", "raw", NULL};
@@ -197,13 +197,13 @@ const lp_config_entry_t lp_config_table[] = {
         "Kafka bootstrap servers (librdkafka `bootstrap.servers`), comma-separated host:port."),
     STR("kafka.group_id", group_id, "leadpulse", "LEADPULSE_KAFKA_GROUP_ID", 0, NULL,
         "Consumer group of the workers. All workers of one deployment share it."),
-    STR("topics.engagement", topic_in[LP_IN_ENGAGEMENT], "engagement.events",
+    STR("topics.engagement", topic_in[LP_EV_ENGAGEMENT], "engagement.events",
         "LEADPULSE_TOPICS_ENGAGEMENT", 0, check_topic,
         "Input: engagement events (EngagementEvent), keyed by lead id."),
-    STR("topics.profiles", topic_in[LP_IN_PROFILES], "lead.profiles", "LEADPULSE_TOPICS_PROFILES",
-        0, check_topic,
+    STR("topics.profiles", topic_in[LP_EV_PROFILE], "lead.profiles", "LEADPULSE_TOPICS_PROFILES", 0,
+        check_topic,
         "Input: profile updates (LeadProfileUpdated), co-partitioned with engagement."),
-    STR("topics.feedback", topic_in[LP_IN_FEEDBACK], "sales.feedback", "LEADPULSE_TOPICS_FEEDBACK",
+    STR("topics.feedback", topic_in[LP_EV_FEEDBACK], "sales.feedback", "LEADPULSE_TOPICS_FEEDBACK",
         0, check_topic, "Input: sales feedback (SalesFeedback), co-partitioned with engagement."),
     STR("topics.mql", topic_mql, "leads.mql", "LEADPULSE_TOPICS_MQL", 0, check_topic,
         "Output: LeadQualified events."),
@@ -211,11 +211,11 @@ const lp_config_entry_t lp_config_table[] = {
         "Output: LeadStale events (SLA breach, inactivity, cooling)."),
     STR("topics.dlq", topic_dlq, "leadpulse.dlq", "LEADPULSE_TOPICS_DLQ", 0, check_topic,
         "Output: dead letters (the original bytes, with the reason in headers)."),
-    ENUM("format.engagement", input_format[LP_IN_ENGAGEMENT], "avro", input_formats,
+    ENUM("format.engagement", input_format[LP_EV_ENGAGEMENT], "avro", input_formats,
          "LEADPULSE_FORMAT_ENGAGEMENT", "Encoding of the engagement topic."),
-    ENUM("format.profiles", input_format[LP_IN_PROFILES], "avro", input_formats,
+    ENUM("format.profiles", input_format[LP_EV_PROFILE], "avro", input_formats,
          "LEADPULSE_FORMAT_PROFILES", "Encoding of the profiles topic."),
-    ENUM("format.feedback", input_format[LP_IN_FEEDBACK], "avro", input_formats,
+    ENUM("format.feedback", input_format[LP_EV_FEEDBACK], "avro", input_formats,
          "LEADPULSE_FORMAT_FEEDBACK", "Encoding of the feedback topic."),
     ENUM("format.output_framing", output_framing, "confluent", framings,
          "LEADPULSE_FORMAT_OUTPUT_FRAMING",

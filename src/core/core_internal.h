@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "leadpulse/event.h"
+#include "leadpulse/hash.h"
 #include "leadpulse/rules.h"
 #include "leadpulse/score.h"
 
@@ -15,9 +16,6 @@
 #define LP_CORE_SEED_DEDUP 0x6c656164u /* "lead" */
 #define LP_CORE_SEED_ID_HI 0x9ae16a3b2f90404fULL
 #define LP_CORE_SEED_ID_LO 0xc3a5c85c97cb3127ULL
-
-/* Well-mixed 64-bit hash of len bytes (byte-order independent, so ids agree across hosts). */
-uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed);
 
 /* Index of the activity rule named `type` (exact match), or -1. Pure: no lookup tables. `type`
  * is a whole char[LP_NAME_MAX + 1] array (an event's type): all of it may be read. */

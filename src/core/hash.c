@@ -1,4 +1,4 @@
-/* Hashing for the core: de-duplication of input event ids and deterministic output event ids. */
+/* The project's one 64-bit hash (leadpulse/hash.h) and the deterministic output event ids. */
 #include <string.h>
 
 #include "core/core_internal.h"
@@ -70,7 +70,7 @@ static inline uint64_t load_tail(size_t len, const uint8_t *p, size_t n) {
 }
 #endif
 
-uint64_t lp_core_hash64(const void *data, size_t len, uint64_t seed) {
+uint64_t lp_hash64(const void *data, size_t len, uint64_t seed) {
     const uint8_t *p = data;
     uint64_t h = fmix64(seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL));
     size_t rest = len;
@@ -137,8 +137,8 @@ void lp_event_id_derive(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, cons
     pos = id_put_u32(buf, cap, pos, seq2);
     size_t len = pos < cap ? pos : cap;
     /* Two hashes with unrelated seeds give the 128 bits. */
-    uint64_t half[2] = {lp_core_hash64(buf, len, LP_CORE_SEED_ID_HI),
-                        lp_core_hash64(buf, len, LP_CORE_SEED_ID_LO)};
+    uint64_t half[2] = {lp_hash64(buf, len, LP_CORE_SEED_ID_HI),
+                        lp_hash64(buf, len, LP_CORE_SEED_ID_LO)};
 
     for (int h = 0; h < 2; h++) {
         for (int i = 0; i < 16; i++) {

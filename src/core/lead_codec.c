@@ -104,7 +104,7 @@ enum { A_POINTS = 1, A_CAP = 2, A_PAST = 4, A__ALL = 7 };
 #define MAX_ENCODED_ACTS 1024 /* more entries than any rules file can name: malformed */
 
 static uint32_t name_hash(const char *name) {
-    return (uint32_t)lp_core_hash64(name, strnlen(name, LP_NAME_MAX), 0x6e616d65u /* "name" */);
+    return (uint32_t)lp_hash64(name, strnlen(name, LP_NAME_MAX), 0x6e616d65u /* "name" */);
 }
 
 static int64_t floor_div(int64_t a, int64_t b) {

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 
 #include "engine/cache.h"
+#include "leadpulse/hash.h"
 
 #define INDEX_MIN 1024
 #define NIL UINT32_MAX
@@ -51,35 +52,14 @@ struct lp_cache {
     uint32_t head, tail;
 };
 
-static inline uint64_t rotl64(uint64_t x, int r) {
-    return (x << r) | (x >> (64 - r));
-}
-
 static inline uint8_t *id_of(head_t *h) {
     return (uint8_t *)(h + 1);
 }
 
-/* Word-at-a-time with murmur3's constants and finalizer (every input bit reaches the low bits
- * linear probing uses). Seeded per cache: lead ids come from producers, and a fixed hash would let
- * crafted ids pile up in one probe run. */
+/* Seeded per cache: lead ids come from producers, and a fixed hash would let crafted ids pile up
+ * in one probe run. The partition enters the seed (the same id in two partitions is two keys). */
 static uint64_t cache_hash(const lp_cache_t *cache, int32_t partition, const char *id, size_t len) {
-    uint64_t h = cache->seed ^ ((uint64_t)(uint32_t)partition << 32 | len);
-    uint64_t w;
-
-    for (; len >= 8; id += 8, len -= 8) {
-        memcpy(&w, id, sizeof(w));
-        h ^= rotl64(w * 0x87c37b91114253d5ULL, 31) * 0x4cf5ad432745937fULL;
-        h = rotl64(h, 27) * 5 + 0x52dce729;
-    }
-    w = 0;
-    memcpy(&w, id, len);
-    h ^= rotl64(w * 0x87c37b91114253d5ULL, 31) * 0x4cf5ad432745937fULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    return lp_hash64(id, len, cache->seed ^ (uint64_t)(uint32_t)partition * 0x9e3779b97f4a7c15ULL);
 }
 
 static int index_alloc(lp_cache_t *cache, size_t nslots) {

@@ -6,6 +6,7 @@
 
 #include "engine/cache.h"
 #include "leadpulse/engine.h"
+#include "leadpulse/hash.h"
 
 #define FACT_MAX_BYTES 8192
 
@@ -97,13 +98,9 @@ struct lp_engine {
     uint8_t lead_buf[LP_LEAD_ENCODED_MAX];
 };
 
+/* The batch map holds at most batch.max_events ids, so a fixed seed bounds a crafted pile-up. */
 static uint64_t id_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    while (*s != '\0') {
-        h ^= (uint8_t)*s++;
-        h *= 1099511628211ULL;
-    }
-    return h ^ (h >> 31);
+    return lp_hash64(s, strlen(s), 0x62617463u /* "batc" */);
 }
 
 static int arena_reserve(arena_t *a, size_t more) {

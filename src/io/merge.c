@@ -10,9 +10,9 @@ static bool covers(const lp_end_probe_t ring[LP_END_RING], const lp_part_ends_t 
 }
 
 bool lp_merge_release(const lp_end_probe_t ring[LP_END_RING], uint64_t last_seq,
-                      const lp_part_ends_t *ends, const int64_t next[LP_IN_TOPICS], int grace_ms,
-                      int64_t rel[LP_IN_TOPICS], bool caught[LP_IN_TOPICS]) {
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+                      const lp_part_ends_t *ends, const int64_t next[LP_EV__COUNT], int grace_ms,
+                      int64_t rel[LP_EV__COUNT], bool caught[LP_EV__COUNT]) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         rel[t] = 0;
         caught[t] = false;
     }
@@ -27,14 +27,14 @@ bool lp_merge_release(const lp_end_probe_t ring[LP_END_RING], uint64_t last_seq,
         return false;
     }
     const lp_end_probe_t *pm = &ring[m % LP_END_RING];
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         int64_t end = ends->end[m % LP_END_RING][t];
         caught[t] = end >= 0 && next[t] >= 0 && end <= next[t];
     }
     /* k: the newest probe answered grace_ms or more before m was sent. */
     for (uint64_t k = m; k > 0 && m - k < LP_END_RING; k--) {
         if (covers(ring, ends, k) && ring[k % LP_END_RING].recv_ms + grace_ms <= pm->send_ms) {
-            for (int t = 0; t < LP_IN_TOPICS; t++) {
+            for (int t = 0; t < LP_EV__COUNT; t++) {
                 int64_t end = ends->end[k % LP_END_RING][t];
                 rel[t] = end > 0 ? end : 0;
             }
@@ -46,14 +46,14 @@ bool lp_merge_release(const lp_end_probe_t ring[LP_END_RING], uint64_t last_seq,
 
 void lp_merge_select(const lp_merge_in_t *in, lp_merge_wait_t *wait, lp_merge_out_t *out,
                      int *seq) {
-    static const int tie_order[LP_IN_TOPICS] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
+    static const int tie_order[LP_EV__COUNT] = {LP_EV_PROFILE, LP_EV_ENGAGEMENT, LP_EV_FEEDBACK};
     bool blocked = false;
     memset(out, 0, sizeof(*out));
     out->wait_topic = -1;
     while (out->n < in->max) {
         int best = -1;
         int64_t best_ts = 0;
-        for (int k = 0; k < LP_IN_TOPICS; k++) {
+        for (int k = 0; k < LP_EV__COUNT; k++) {
             int t = tie_order[k];
             if (out->take[t] < in->nq[t] && (in->limit == NULL || out->take[t] < in->limit[t])) {
                 int64_t ts = in->q[t][out->take[t]].ts;
@@ -69,7 +69,7 @@ void lp_merge_select(const lp_merge_in_t *in, lp_merge_wait_t *wait, lp_merge_ou
         /* A topic with nothing buffered: wait while it has older records to fetch, or while its
          * position is unknown (as Kafka Streams does with max.task.idle.ms >= 0): giving up
          * would apply records out of timestamp order. */
-        for (int t = 0; t < LP_IN_TOPICS && !blocked && in->limit == NULL; t++) {
+        for (int t = 0; t < LP_EV__COUNT && !blocked && in->limit == NULL; t++) {
             if (out->take[t] < in->nq[t] || in->state[t] == LP_TOPIC_CAUGHT_UP) {
                 continue;
             }
@@ -93,7 +93,7 @@ void lp_merge_select(const lp_merge_in_t *in, lp_merge_wait_t *wait, lp_merge_ou
         bool fresh = in->grace_ms > 0 && in->limit == NULL && in->now - r->at < in->grace_ms;
         bool early = in->probed && r->offset < in->rel[best];
         bool hold = false, by_probe = false;
-        for (int t = 0; t < LP_IN_TOPICS && !blocked && fresh; t++) {
+        for (int t = 0; t < LP_EV__COUNT && !blocked && fresh; t++) {
             if (t != best && out->take[t] >= in->nq[t]) {
                 by_probe = true;
                 hold = hold || !(early && in->caught[t]);

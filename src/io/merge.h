@@ -23,7 +23,7 @@ typedef struct {
 /* What the probes of the ring said of one partition: end offset per topic (-1: no answer),
  * valid for a slot while seq[slot] equals that probe's seq (a probe may not cover it). */
 typedef struct {
-    int64_t end[LP_END_RING][LP_IN_TOPICS];
+    int64_t end[LP_END_RING][LP_EV__COUNT];
     uint64_t seq[LP_END_RING];
 } lp_part_ends_t;
 
@@ -37,8 +37,8 @@ typedef struct {
  * and caught[u] from the newest probe m; next[u] < 0 (position unknown) is never caught.
  * Returns false when no probe covers the partition (rel and caught then say nothing). */
 bool lp_merge_release(const lp_end_probe_t ring[LP_END_RING], uint64_t last_seq,
-                      const lp_part_ends_t *ends, const int64_t next[LP_IN_TOPICS], int grace_ms,
-                      int64_t rel[LP_IN_TOPICS], bool caught[LP_IN_TOPICS]);
+                      const lp_part_ends_t *ends, const int64_t next[LP_EV__COUNT], int grace_ms,
+                      int64_t rel[LP_EV__COUNT], bool caught[LP_EV__COUNT]);
 
 /* What a topic with nothing buffered may still hold, from its watermarks (worker.c topic_state):
  * caught up (nothing older can come), behind (records to fetch) or unknown (not fetched yet,
@@ -63,18 +63,18 @@ typedef struct {
 
 /* The snapshot of one partition the merge decides on. Topics are indexed by lp_event_kind_t. */
 typedef struct {
-    const lp_rec_t *q[LP_IN_TOPICS]; /* buffered records of each topic, oldest first */
-    size_t nq[LP_IN_TOPICS];
-    lp_topic_state_t state[LP_IN_TOPICS]; /* of each topic, for when it has nothing buffered */
-    int64_t hi[LP_IN_TOPICS];             /* high watermark, -1 unknown (whether to probe) */
+    const lp_rec_t *q[LP_EV__COUNT]; /* buffered records of each topic, oldest first */
+    size_t nq[LP_EV__COUNT];
+    lp_topic_state_t state[LP_EV__COUNT]; /* of each topic, for when it has nothing buffered */
+    int64_t hi[LP_EV__COUNT];             /* high watermark, -1 unknown (whether to probe) */
     const size_t *limit;                  /* a retried batch: exactly these; no waits or holds */
     size_t max;                           /* records at most */
     int64_t now;                          /* monotonic ms */
     int grace_ms;                         /* merge.grace_ms */
     bool kafka_unsettled;                 /* Kafka was unreachable lately: no fail-safe clock */
     bool probed;                          /* lp_merge_release answered: rel and caught hold */
-    int64_t rel[LP_IN_TOPICS];
-    bool caught[LP_IN_TOPICS];
+    int64_t rel[LP_EV__COUNT];
+    bool caught[LP_EV__COUNT];
 } lp_merge_in_t;
 
 /* What the partition remembers of a wait between merges (in and out). */
@@ -85,7 +85,7 @@ typedef struct {
 
 typedef struct {
     size_t n;                  /* records chosen; seq[i] is the topic of the i-th */
-    size_t take[LP_IN_TOPICS]; /* of each topic */
+    size_t take[LP_EV__COUNT]; /* of each topic */
     bool waited;               /* it stopped to wait for a topic with nothing buffered */
     int wait_topic;            /* the topic last waited for, and its state */
     lp_topic_state_t wait_state;

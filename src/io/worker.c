@@ -13,7 +13,7 @@ typedef struct {
     lp_engine_batch_t *b;
     lp_engine_msg_t *msgs;
     size_t n;
-    size_t take[LP_IN_TOPICS];
+    size_t take[LP_EV__COUNT];
     int64_t sent_ns; /* when its commit went to the store */
 } flight_t;
 
@@ -72,7 +72,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         goto err;
     }
     for (int32_t p = 0; p < LP_PARTITIONS_MAX; p++) {
-        for (int t = 0; t < LP_IN_TOPICS; t++) {
+        for (int t = 0; t < LP_EV__COUNT; t++) {
             worker->parts[p].expect[t] = -1;
         }
     }
@@ -137,8 +137,8 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         rd_kafka_metadata_destroy(md);
     }
 
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(LP_IN_TOPICS);
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(LP_EV__COUNT);
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         rd_kafka_topic_partition_list_add(subs, opts->in_topics[t], RD_KAFKA_PARTITION_UA);
     }
     rd_kafka_resp_err_t err = rd_kafka_subscribe(worker->consumer, subs);
@@ -168,7 +168,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
     if (worker->parts != NULL) {
         for (int32_t p = 0; p < LP_PARTITIONS_MAX; p++) {
             lp_wk_part_drop_pending(&worker->parts[p]);
-            for (int t = 0; t < LP_IN_TOPICS; t++) {
+            for (int t = 0; t < LP_EV__COUNT; t++) {
                 free(worker->parts[p].q[t]);
             }
         }
@@ -196,7 +196,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
 }
 
 static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs, size_t n) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_IN_TOPICS);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_EV__COUNT);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(list, msgs[i].topic, msgs[i].partition);
@@ -212,7 +212,7 @@ static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs
 
 /* Chooses the next batch of partition p (io/merge.h: lp_merge_select, pure): a snapshot of
  * the partition in, the records to take out; the logs, metrics and probe requests here. */
-static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_IN_TOPICS],
+static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_EV__COUNT],
                            const size_t *limit, int64_t now, lp_engine_msg_t *out) {
     part_t *part = &worker->parts[p];
     lp_merge_in_t in = {.limit = limit,
@@ -220,7 +220,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
                         .now = now,
                         .grace_ms = worker->opts.merge_grace_ms,
                         .kafka_unsettled = now < worker->unsettled_until_ms};
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         int64_t lo = -1, hi = -1;
         in.q[t] = part->q[t] + part->qhead[t];
         in.nq[t] = part->qlen[t] - part->qhead[t];
@@ -261,7 +261,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
     }
     worker->ends_wanted = worker->ends_wanted || res.want_probe;
     worker->early_releases += res.early;
-    size_t at[LP_IN_TOPICS] = {0};
+    size_t at[LP_EV__COUNT] = {0};
     for (size_t i = 0; i < res.n; i++) {
         int t = seq[i];
         const lp_rec_t *r = &in.q[t][at[t]++];
@@ -277,7 +277,7 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
             .value_len = r->value_len,
         };
     }
-    memcpy(take, res.take, sizeof(size_t) * LP_IN_TOPICS);
+    memcpy(take, res.take, sizeof(size_t) * LP_EV__COUNT);
     return res.n;
 }
 
@@ -476,7 +476,7 @@ static void fire_timers(lp_worker_t *worker) {
          * (lp_score_apply), so no stale alert is raised for a lead whose next activity or
          * acceptance is still in the backlog, or still on its way from a producer. */
         bool caught_up = part->npending == 0;
-        for (int t = 0; t < LP_IN_TOPICS && caught_up; t++) {
+        for (int t = 0; t < LP_EV__COUNT && caught_up; t++) {
             caught_up = lp_wk_topic_caught_up(worker, p, t);
         }
         if (!caught_up) {
@@ -525,7 +525,7 @@ static void gather_input(lp_worker_t *worker) {
         held += worker->parts[p].npending;
         owned += worker->parts[p].owned;
     }
-    size_t gather = lp_wk_held_max(worker) * (owned > 0 ? owned * LP_IN_TOPICS : 1);
+    size_t gather = lp_wk_held_max(worker) * (owned > 0 ? owned * LP_EV__COUNT : 1);
     while (got < gather && !*worker->opts.stop) {
         int timeout = got > 0    ? 0
                       : held > 0 ? (wait_ms < HELD_POLL_MS ? wait_ms : HELD_POLL_MS)

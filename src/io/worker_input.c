@@ -75,7 +75,7 @@ void lp_wk_topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
 void lp_wk_backlog_check(lp_worker_t *worker, int32_t p) {
     part_t *part = &worker->parts[p];
     size_t bound = lp_wk_held_max(worker);
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         size_t held = part->qlen[t] - part->qhead[t];
         if (!part->tpaused[t] && held > bound) {
             lp_wk_topic_pause(worker, p, t, true);
@@ -91,7 +91,7 @@ static void rec_free(lp_rec_t *r) {
 }
 
 void lp_wk_part_drop_pending(part_t *part) {
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         for (size_t i = part->qhead[t]; i < part->qlen[t]; i++) {
             rec_free(&part->q[t][i]);
         }
@@ -137,8 +137,8 @@ bool lp_wk_topic_caught_up(lp_worker_t *worker, int32_t p, int t) {
     return lp_wk_topic_state(worker, p, t) == LP_TOPIC_CAUGHT_UP;
 }
 
-void lp_wk_part_consume(part_t *part, const size_t take[LP_IN_TOPICS]) {
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+void lp_wk_part_consume(part_t *part, const size_t take[LP_EV__COUNT]) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         for (size_t i = 0; i < take[t]; i++) {
             rec_free(&part->q[t][part->qhead[t] + i]);
         }
@@ -273,11 +273,11 @@ void lp_wk_stall_check(lp_worker_t *worker, int64_t now) {
     for (int32_t p = 0; p < worker->max_part; p++) {
         part_t *part = &worker->parts[p];
         int64_t busy_at = 0;
-        for (int t = 0; t < LP_IN_TOPICS; t++) {
+        for (int t = 0; t < LP_EV__COUNT; t++) {
             busy_at = part->rx_at[t] > busy_at ? part->rx_at[t] : busy_at;
         }
         bool busy = now - busy_at < STALL_MS;
-        for (int t = 0; t < LP_IN_TOPICS && part->owned; t++) {
+        for (int t = 0; t < LP_EV__COUNT && part->owned; t++) {
             if (part->tpaused[t] || now - part->rx_at[t] < STALL_MS ||
                 now - part->probe_at[t] < (busy ? STALL_MS : STALL_IDLE_MS)) {
                 continue;

@@ -53,31 +53,31 @@ typedef enum {
 extern const char *const lp_wk_phase_names[PH__COUNT];
 
 typedef struct {
-    bool assigned[LP_IN_TOPICS];    /* Kafka gave us p of each input topic */
+    bool assigned[LP_EV__COUNT];    /* Kafka gave us p of each input topic */
     bool owned;                     /* fenced in the store: we may write */
-    bool tpaused[LP_IN_TOPICS];     /* one topic paused because we hold too many of its records */
-    int64_t rx_at[LP_IN_TOPICS];    /* last record or end-of-partition seen (monotonic ms) */
-    int64_t probe_at[LP_IN_TOPICS]; /* last stall probe (broker watermark query) */
+    bool tpaused[LP_EV__COUNT];     /* one topic paused because we hold too many of its records */
+    int64_t rx_at[LP_EV__COUNT];    /* last record or end-of-partition seen (monotonic ms) */
+    int64_t probe_at[LP_EV__COUNT]; /* last stall probe (broker watermark query) */
     bool wait_logged;               /* the merge's give-up of this wait was logged */
     int wait_topic;                 /* what the merge last waited for (debug log) */
     lp_topic_state_t wait_state;
     int64_t fenced_at_ms; /* lost the epoch while still assigned */
     int64_t retry_at_ms;  /* next retry of pending records */
     int backoff_ms;
-    int64_t expect[LP_IN_TOPICS]; /* next offset expected per input topic (-1 unknown) */
+    int64_t expect[LP_EV__COUNT]; /* next offset expected per input topic (-1 unknown) */
     /* Polled, not yet applied (kept across a failed commit): one queue per input topic, merged
      * by record timestamp when applied. */
     size_t npending;
-    lp_rec_t *q[LP_IN_TOPICS];
-    size_t qhead[LP_IN_TOPICS], qlen[LP_IN_TOPICS], qcap[LP_IN_TOPICS];
+    lp_rec_t *q[LP_EV__COUNT];
+    size_t qhead[LP_EV__COUNT], qlen[LP_EV__COUNT], qcap[LP_EV__COUNT];
     int64_t waiting_since_ms; /* merge waits for a topic that may still have older records */
-    bool seen[LP_IN_TOPICS];  /* a record since assignment or resume */
+    bool seen[LP_EV__COUNT];  /* a record since assignment or resume */
     /* Per topic: just resumed, restarted or assigned, its cached watermark may be old. Per
      * topic, not per partition: a topic paused and resumed again and again (bounded buffering)
      * kept its partition's other topics "unknown" 2 s after every resume, and a partition
      * crawled at one batch per 2 s (fencing itest, batch.max_events=10). */
-    int64_t unsettled_until_ms[LP_IN_TOPICS];
-    size_t retry_take[LP_IN_TOPICS]; /* a failed batch is retried exactly as it was chosen */
+    int64_t unsettled_until_ms[LP_EV__COUNT];
+    size_t retry_take[LP_EV__COUNT]; /* a failed batch is retried exactly as it was chosen */
     bool retry_pending;
     bool outbox_dirty;
     lp_part_ends_t ends; /* what the end probes of the ring said of p */
@@ -191,8 +191,8 @@ int lp_wk_apply_props(rd_kafka_conf_t *conf, const lp_worker_opts_t *opts, bool 
 void lp_wk_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 void lp_wk_consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void lp_wk_ends_tick(lp_worker_t *worker, int64_t now);
-bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_IN_TOPICS],
-                        bool caught[LP_IN_TOPICS]);
+bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_EV__COUNT],
+                        bool caught[LP_EV__COUNT]);
 
 /* worker_input.c */
 part_t *lp_wk_part_get(lp_worker_t *worker, int32_t p);
@@ -205,7 +205,7 @@ void lp_wk_backlog_check(lp_worker_t *worker, int32_t p);
 void lp_wk_part_drop_pending(part_t *part);
 lp_topic_state_t lp_wk_topic_state(lp_worker_t *worker, int32_t p, int t);
 bool lp_wk_topic_caught_up(lp_worker_t *worker, int32_t p, int t);
-void lp_wk_part_consume(part_t *part, const size_t take[LP_IN_TOPICS]);
+void lp_wk_part_consume(part_t *part, const size_t take[LP_EV__COUNT]);
 void lp_wk_add_pending(lp_worker_t *worker, rd_kafka_message_t *m);
 void lp_wk_stall_check(lp_worker_t *worker, int64_t now);
 

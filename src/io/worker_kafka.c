@@ -105,7 +105,7 @@ void lp_wk_ends_stop(ends_prober_t *ep) {
 }
 
 int lp_wk_topic_index(const lp_worker_t *worker, const char *topic) {
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         if (strcmp(worker->opts.in_topics[t], topic) == 0) {
             return t;
         }
@@ -227,7 +227,7 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
             lp_part_ends_t *ends = &worker->parts[e->partition].ends;
             if (ends->seq[slot] != seq) {
                 ends->seq[slot] = seq;
-                for (int u = 0; u < LP_IN_TOPICS; u++) {
+                for (int u = 0; u < LP_EV__COUNT; u++) {
                     ends->end[slot][u] = -1;
                 }
             }
@@ -242,9 +242,9 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
         return;
     }
     worker->ends_wanted = false;
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_IN_TOPICS * 8);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(LP_EV__COUNT * 8);
     for (int32_t p = 0; p < worker->max_part; p++) {
-        for (int t = 0; t < LP_IN_TOPICS && worker->parts[p].owned; t++) {
+        for (int t = 0; t < LP_EV__COUNT && worker->parts[p].owned; t++) {
             rd_kafka_topic_partition_list_add(list, worker->opts.in_topics[t], p)->offset =
                 RD_KAFKA_OFFSET_END;
         }
@@ -266,11 +266,11 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
  * appended grace before a later end probe found the partition's empty topics at our position
  * need no hold. A record that arrived within grace of its append (a live stream) gains nothing;
  * this releases backlogs, which the hold paced at one fetch per grace. */
-bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_IN_TOPICS],
-                        bool caught[LP_IN_TOPICS]) {
+bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_EV__COUNT],
+                        bool caught[LP_EV__COUNT]) {
     part_t *part = &worker->parts[p];
-    int64_t next[LP_IN_TOPICS];
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    int64_t next[LP_EV__COUNT];
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         next[t] = part->expect[t];
         if (next[t] < 0) {
             /* Nothing fetched since the assignment, which started at the beginning. */

@@ -141,7 +141,7 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
             const part_t *part = &worker->parts[p];
             char pn[16];
             snprintf(pn, sizeof(pn), "%" PRId32, p);
-            for (int t = 0; t < LP_IN_TOPICS && part->owned; t++) {
+            for (int t = 0; t < LP_EV__COUNT && part->owned; t++) {
                 int64_t lo = -1, hi = -1, next = part->expect[t];
                 if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p,
                                                    &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -4,11 +4,11 @@
 
 /* Fences p in the store and reads its offsets, retrying while the store is down (the rebalance
  * must not complete with a guessed position). */
-static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_IN_TOPICS]) {
+static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_EV__COUNT]) {
     int backoff = BACKOFF_MIN_MS;
     lp_log_context(p, NULL, -1);
     while (!*worker->opts.stop) {
-        if (lp_engine_assign(worker->engine, p, LP_IN_TOPICS, worker->opts.in_topics, offsets) ==
+        if (lp_engine_assign(worker->engine, p, LP_EV__COUNT, worker->opts.in_topics, offsets) ==
             LP_OK) {
             lp_status_set(worker->opts.status, LP_READY_STORE, true);
             lp_log_context(-1, NULL, -1);
@@ -43,7 +43,7 @@ void lp_wk_on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list)
     for (int32_t p = 0; p < worker->max_part; p++) {
         part_t *part = &worker->parts[p];
         bool all = true;
-        for (int t = 0; t < LP_IN_TOPICS; t++) {
+        for (int t = 0; t < LP_EV__COUNT; t++) {
             all &= part->assigned[t];
         }
         bool any = part->assigned[0] || part->assigned[1] || part->assigned[2];
@@ -56,19 +56,19 @@ void lp_wk_on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list)
         if (!all || part->owned) {
             continue;
         }
-        int64_t offsets[LP_IN_TOPICS];
+        int64_t offsets[LP_EV__COUNT];
         if (take_partition(worker, p, offsets) != LP_OK) {
             continue;
         }
         part->owned = true;
         part->outbox_dirty = true; /* deliver what a previous owner left behind */
         memset(part->seen, 0, sizeof(part->seen));
-        for (int t = 0; t < LP_IN_TOPICS; t++) {
+        for (int t = 0; t < LP_EV__COUNT; t++) {
             part->unsettled_until_ms[t] = lp_wk_mono_ms() + RESUME_SETTLE_MS;
         }
         part->retry_pending = false;
         part->fenced_at_ms = 0;
-        for (int t = 0; t < LP_IN_TOPICS; t++) {
+        for (int t = 0; t < LP_EV__COUNT; t++) {
             part->rx_at[t] = lp_wk_mono_ms();
             part->probe_at[t] = 0;
             part->expect[t] = offsets[t];
@@ -96,7 +96,7 @@ void lp_wk_on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list)
  * consumer is past them). */
 void lp_wk_retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
     part_t *part = &worker->parts[p];
-    int64_t offsets[LP_IN_TOPICS];
+    int64_t offsets[LP_EV__COUNT];
     lp_wk_part_drop_pending(part);
     part->owned = false;
     if (take_partition(worker, p, offsets) != LP_OK) {
@@ -106,12 +106,12 @@ void lp_wk_retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
     part->outbox_dirty = true;
     part->backoff_ms = 0;
     memset(part->seen, 0, sizeof(part->seen));
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         part->unsettled_until_ms[t] = lp_wk_mono_ms() + RESUME_SETTLE_MS;
     }
     part->retry_pending = false;
     part->fenced_at_ms = 0;
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         if (part->tpaused[t]) {
             /* Resume before the seek, so the seek is the last word on where to fetch. */
             lp_wk_topic_pause(worker, p, t, false);

@@ -3,23 +3,13 @@
 #include <string.h>
 
 #include "leadpulse/common.h"
+#include "leadpulse/hash.h"
 #include "store/mem_index.h"
 
 #define MEM_TABLE_MIN 64
 
 uint64_t lp_mem_hash(const char *id, size_t id_len) {
-    /* FNV-1a, then a final mix so the low bits (the slot index) depend on every byte. */
-    uint64_t h = 0xcbf29ce484222325ULL;
-    size_t i;
-
-    for (i = 0; i < id_len; i++) {
-        h ^= (uint8_t)id[i];
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
+    return lp_hash64(id, id_len, 0x6d656d73u /* "mems" */);
 }
 
 mem_lead_t *lp_mem_lead_new(const char *id, size_t id_len, uint64_t hash) {

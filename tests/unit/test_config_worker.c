@@ -88,14 +88,14 @@ static void test_defaults(void **state) {
     assert_string_equal(config->source, "");
     assert_string_equal(config->brokers, "localhost:9092");
     assert_string_equal(config->group_id, "leadpulse");
-    assert_string_equal(config->topic_in[LP_IN_ENGAGEMENT], "engagement.events");
-    assert_string_equal(config->topic_in[LP_IN_PROFILES], "lead.profiles");
-    assert_string_equal(config->topic_in[LP_IN_FEEDBACK], "sales.feedback");
+    assert_string_equal(config->topic_in[LP_EV_ENGAGEMENT], "engagement.events");
+    assert_string_equal(config->topic_in[LP_EV_PROFILE], "lead.profiles");
+    assert_string_equal(config->topic_in[LP_EV_FEEDBACK], "sales.feedback");
     assert_string_equal(config->topic_mql, "leads.mql");
     assert_string_equal(config->topic_stale, "leads.stale");
     assert_string_equal(config->topic_dlq, "leadpulse.dlq");
-    for (int i = 0; i < LP_IN__COUNT; i++) {
-        assert_int_equal(config->input_format[i], LP_INPUT_AVRO);
+    for (int i = 0; i < LP_EV__COUNT; i++) {
+        assert_int_equal(config->input_format[i], LP_FORMAT_AVRO);
     }
     assert_int_equal(config->output_framing, LP_FRAMING_CONFLUENT);
     for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
@@ -175,11 +175,11 @@ static void test_yaml_overrides(void **state) {
     assert_non_null(config);
     assert_string_equal(config->source, "t.yaml");
     assert_string_equal(config->brokers, "b1:9092,b2:9092");
-    assert_string_equal(config->topic_in[LP_IN_ENGAGEMENT], "eng");
-    assert_string_equal(config->topic_in[LP_IN_PROFILES], "lead.profiles");
+    assert_string_equal(config->topic_in[LP_EV_ENGAGEMENT], "eng");
+    assert_string_equal(config->topic_in[LP_EV_PROFILE], "lead.profiles");
     assert_string_equal(config->topic_dlq, "my.dlq");
-    assert_int_equal(config->input_format[LP_IN_PROFILES], LP_INPUT_JSON);
-    assert_int_equal(config->input_format[LP_IN_ENGAGEMENT], LP_INPUT_AVRO);
+    assert_int_equal(config->input_format[LP_EV_PROFILE], LP_FORMAT_JSON);
+    assert_int_equal(config->input_format[LP_EV_ENGAGEMENT], LP_FORMAT_AVRO);
     assert_int_equal(config->output_framing, LP_FRAMING_SINGLE_OBJECT);
     assert_int_equal(config->schema_ids[LP_SCHEMA_STALE], 42);
     assert_int_equal(config->schema_ids[LP_SCHEMA_QUALIFIED], 4);
@@ -238,7 +238,7 @@ static void test_env_overrides(void **state) {
     assert_string_equal(config->redis_host, "10.0.0.5");
     assert_int_equal(config->redis_port, 6379);
     assert_string_equal(config->redis_password, "pw");
-    assert_int_equal(config->input_format[LP_IN_FEEDBACK], LP_INPUT_JSON);
+    assert_int_equal(config->input_format[LP_EV_FEEDBACK], LP_FORMAT_JSON);
     assert_int_equal(config->timers_interval_ms, 2000);
     assert_int_equal(config->origin[entry_index("batch.max_events")], LP_SRC_ENV);
     assert_int_equal(config->origin[entry_index("batch.max_wait_ms")], LP_SRC_FILE);

@@ -1,4 +1,4 @@
-/* The per-event look-ups of the core against the plain code they replace: lp_core_hash64 (tail
+/* The per-event look-ups of the core against the plain code they replace: lp_hash64 (tail
  * assembled from overlapping loads) against a byte-by-byte reference, and the activity look-up
  * (names compared eight bytes at a time) against strcmp. */
 #include <setjmp.h>
@@ -82,8 +82,8 @@ static void test_hash_matches_reference(void **state) {
                 uint8_t *exact = malloc(len > 0 ? len : 1);
                 assert_non_null(exact);
                 memcpy(exact, p, len);
-                assert_true(lp_core_hash64(p, len, seed) == ref_hash64(p, len, seed));
-                assert_true(lp_core_hash64(exact, len, seed) == ref_hash64(p, len, seed));
+                assert_true(lp_hash64(p, len, seed) == ref_hash64(p, len, seed));
+                assert_true(lp_hash64(exact, len, seed) == ref_hash64(p, len, seed));
                 free(exact);
                 free(block);
             }
@@ -113,12 +113,12 @@ static void test_hash_pinned_values(void **state) {
     };
     for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) {
         const char *id = pinned[i].id;
-        assert_true(lp_core_hash64(id, strlen(id), LP_CORE_SEED_DEDUP) == pinned[i].hash);
+        assert_true(lp_hash64(id, strlen(id), LP_CORE_SEED_DEDUP) == pinned[i].hash);
     }
     /* Ids that differ only inside the tail must not collide through its assembly. */
-    assert_true(lp_core_hash64("e1234567", 8, 1) != lp_core_hash64("e1234576", 8, 1));
-    assert_true(lp_core_hash64("abc", 3, 1) != lp_core_hash64("acb", 3, 1));
-    assert_true(lp_core_hash64("abcde", 5, 1) != lp_core_hash64("abdce", 5, 1));
+    assert_true(lp_hash64("e1234567", 8, 1) != lp_hash64("e1234576", 8, 1));
+    assert_true(lp_hash64("abc", 3, 1) != lp_hash64("acb", 3, 1));
+    assert_true(lp_hash64("abcde", 5, 1) != lp_hash64("abdce", 5, 1));
 }
 
 static void random_name(char *out, size_t len);

@@ -36,7 +36,7 @@ static void probe(probes_t *pr, int64_t send_ms, bool covered, int64_t e0, int64
 
 static bool release(const probes_t *pr, int64_t n0, int64_t n1, int64_t n2, int64_t rel[3],
                     bool caught[3]) {
-    const int64_t next[LP_IN_TOPICS] = {n0, n1, n2};
+    const int64_t next[LP_EV__COUNT] = {n0, n1, n2};
     return lp_merge_release(pr->ring, pr->last, &pr->ends, next, GRACE, rel, caught);
 }
 
@@ -163,7 +163,7 @@ static void test_ring_forgets_old_probes(void **state) {
 enum { ENG = LP_EV_ENGAGEMENT, PRO = LP_EV_PROFILE, FB = LP_EV_FEEDBACK };
 
 typedef struct {
-    lp_rec_t rec[LP_IN_TOPICS][16];
+    lp_rec_t rec[LP_EV__COUNT][16];
     lp_merge_in_t in;
     lp_merge_wait_t wait;
     lp_merge_out_t out;
@@ -173,7 +173,7 @@ typedef struct {
 /* A snapshot at now = 10,000 ms with every topic caught up, grace 20 ms, nothing buffered. */
 static void mfx_init(mfx_t *m) {
     memset(m, 0, sizeof(*m));
-    for (int t = 0; t < LP_IN_TOPICS; t++) {
+    for (int t = 0; t < LP_EV__COUNT; t++) {
         m->in.q[t] = m->rec[t];
         m->in.state[t] = LP_TOPIC_CAUGHT_UP;
         m->in.hi[t] = -1;
@@ -339,7 +339,7 @@ static void test_select_retry_limit(void **state) {
     rec(&m, ENG, 6, 1, 0);
     rec(&m, PRO, 7, 0, 0);
     m.in.state[FB] = LP_TOPIC_UNKNOWN;
-    const size_t limit[LP_IN_TOPICS] = {[ENG] = 2, [PRO] = 0, [FB] = 0};
+    const size_t limit[LP_EV__COUNT] = {[ENG] = 2, [PRO] = 0, [FB] = 0};
     m.in.limit = limit;
     run(&m);
     assert_int_equal(m.out.n, 2);
