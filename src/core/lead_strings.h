@@ -1,5 +1,6 @@
 /* Strings of the stored lead (format 2): a static Huffman code for text, and per-field tables of
- * well-known enumeration values. Internal to src/core/lead_codec.c (and its unit tests). */
+ * well-known enumeration values. Internal to the lead format (src/core/lead_format.h,
+ * lead_encode.c, lead_decode.c) and its unit tests. */
 #ifndef LEADPULSE_CORE_LEAD_STRINGS_H
 #define LEADPULSE_CORE_LEAD_STRINGS_H
 
