@@ -1,0 +1,122 @@
+/* The engine's internals shared by engine.c (the public API: assignment, batches, timers) and
+ * batch.c (building a batch: slots, outputs, the commit). Not a public contract. */
+#ifndef LEADPULSE_ENGINE_INTERNAL_H
+#define LEADPULSE_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/cache.h"
+#include "leadpulse/engine.h"
+
+#define FACT_MAX_BYTES 8192
+
+/* A growable byte arena; entries are referenced by offset until the arena stops growing. */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+} arena_t;
+
+typedef struct {
+    char id[LP_ID_MAX + 1];
+    lp_lead_t lead;
+    bool changed;
+    bool loaded;
+    int64_t due_stored; /* the lead's timer in the store when loaded (0 none, -1 unknown) */
+} slot_t;
+
+typedef struct {
+    int kind;
+    size_t key_off, key_len, value_off, value_len, meta_off, meta_len, id_off;
+} pending_out_t;
+
+typedef struct {
+    const char *topic;
+    int64_t next_offset;
+} topic_offset_t;
+
+#define ENGINE_TOPICS 8
+
+/* The next offsets this engine knows are stored for a partition (read at assignment, updated by
+ * each commit): every commit states them, so the store can refuse a batch when it lost writes. */
+typedef struct {
+    size_t n;
+    char *topic[ENGINE_TOPICS];
+    int64_t stored[ENGINE_TOPICS];
+} part_offsets_t;
+
+/* One batch's scratch. The engine has two, so that one batch's commit can be in flight while
+ * the next batch is built (lp_engine_begin .. lp_engine_finish). */
+typedef enum { B_FREE = 0, B_LOADED, B_APPLIED, B_SENT } batch_state_t;
+
+struct lp_engine_batch {
+    batch_state_t state;
+    int32_t partition;
+    size_t n;             /* records */
+    bool of_timers;       /* a batch of due timers (lp_engine_fire_timers) */
+    lp_engine_stats_t st; /* counted by this batch: added to the engine's once committed */
+    topic_offset_t offsets[ENGINE_TOPICS];
+    size_t noffsets;
+    lp_store_offset_t store_offsets[ENGINE_TOPICS];
+    size_t nstore;
+    size_t nwrites, ntimers;
+    lp_store_batch_t sbatch;
+
+    /* grown on demand and reused */
+    size_t cap_events, cap_slots;
+    lp_event_t *events;
+    int *event_slot; /* slot index, or -1 when dead-lettered */
+    slot_t *slots;
+    size_t nslots;
+    int *map; /* open-addressing: lead id -> slot index */
+    size_t map_size;
+    pending_out_t *outs;
+    size_t nouts, cap_outs;
+    arena_t arena;
+    lp_store_lead_t *writes;
+    lp_store_timer_t *timers;
+    lp_store_outbox_t *outbox;
+    const char **miss_ids;
+    size_t *miss_slots;
+};
+
+typedef struct lp_engine_batch batch_t;
+
+struct lp_engine {
+    lp_engine_opts_t opts;
+    const lp_rules_t *rules;
+    lp_store_t *store;
+    lp_avro_codec_t *codec;
+    lp_cache_t *cache;
+    int64_t *epochs;        /* per partition; 0 = not owned */
+    part_offsets_t **poffs; /* per partition, allocated on assignment */
+    lp_engine_stats_t stats;
+    char errstr[LP_ERRSTR * 2]; /* room for a store error plus context */
+
+    batch_t bx[2];
+    lp_facts_t facts;
+    uint8_t fact_buf[FACT_MAX_BYTES];
+    uint8_t lead_buf[LP_LEAD_ENCODED_MAX];
+};
+
+/* Grows b's scratch to hold n records. */
+int lp_eng_ensure_capacity(batch_t *b, size_t n);
+
+/* The next offsets known stored for a partition, by topic (-1: none yet). */
+void lp_eng_poffs_clear(part_offsets_t *po);
+int64_t lp_eng_poffs_get(const lp_engine_t *engine, int32_t partition, const char *topic);
+int lp_eng_poffs_set(lp_engine_t *engine, int32_t partition, const char *topic, int64_t offset);
+
+/* A batch's phases: reset, a slot per lead id, dead letters and facts as outputs, the slots'
+ * leads loaded (cache, then one store read for the misses), the commit built and its outcome. */
+void lp_eng_batch_reset(batch_t *b);
+int lp_eng_slot_for(batch_t *b, const char *lead_id);
+int lp_eng_add_dead_letter(batch_t *b, const lp_engine_msg_t *msg, const char *reason);
+int lp_eng_add_facts(lp_engine_t *engine, batch_t *b);
+int lp_eng_load_slots(lp_engine_t *engine, batch_t *b, int32_t partition);
+int lp_eng_build_commit(lp_engine_t *engine, batch_t *b);
+void lp_eng_batch_end(lp_engine_t *engine, batch_t *b, bool committed);
+int lp_eng_commit_outcome(lp_engine_t *engine, batch_t *b, int rc);
+
+#endif
