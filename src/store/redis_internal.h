@@ -2,6 +2,8 @@
 #ifndef LP_STORE_REDIS_INTERNAL_H
 #define LP_STORE_REDIS_INTERNAL_H
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
@@ -84,5 +86,37 @@ int lp_redis_reserve_argv(redis_store_t *rs, size_t n);
 
 /* Frees the connection and the kept reply. */
 void lp_redis_disconnect(redis_store_t *rs);
+
+/* Appends an argument (bytes, or a decimal number in rs->nums) to rs->argv; room is reserved by
+ * lp_redis_reserve_argv. */
+static inline void lp_redis_push(redis_store_t *rs, size_t *argc, const void *p, size_t len) {
+    rs->argv[*argc] = len == 0 || p == NULL ? "" : p;
+    rs->argvlen[*argc] = len;
+    (*argc)++;
+}
+
+static inline void lp_redis_push_num(redis_store_t *rs, size_t *argc, size_t *nnum, int64_t v) {
+    int len = snprintf(rs->nums[*nnum], sizeof(rs->nums[0]), "%" PRId64, v);
+    lp_redis_push(rs, argc, rs->nums[*nnum], (size_t)len);
+    (*nnum)++;
+}
+
+/* rs->keys set to partition's keys (all under the hash tag {partition}). */
+void lp_redis_set_keys(redis_store_t *rs, int32_t partition);
+
+/* Strict decimal int64 (what INCR, HSET of our numbers and stream fields hold). LP_OK/LP_ERR. */
+int lp_redis_parse_i64(const char *s, size_t len, int64_t *out);
+
+/* A reply that is an error or not of the expected type: LP_ERR with Redis's words. */
+int lp_redis_bad_reply(redis_store_t *rs, const char *what, int32_t partition,
+                       const redisReply *reply);
+
+/* The store operations of redis_outbox.c (lp_store_ops_t's outbox_read, outbox_ack, scan). */
+int lp_redis_outbox_read(lp_store_t *store, int32_t partition, size_t max,
+                         lp_store_outbox_list_t *out);
+int lp_redis_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
+                        const char *const *ids);
+int lp_redis_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
+                  lp_store_scan_t *out);
 
 #endif

@@ -7,7 +7,7 @@
 
 #include "store/redis_internal.h"
 
-static void set_keys(redis_store_t *rs, int32_t partition) {
+void lp_redis_set_keys(redis_store_t *rs, int32_t partition) {
     static const char *const names[RK_COUNT] = {"leads", "timers", "offsets", "outbox", "epoch"};
     int k;
 
@@ -17,8 +17,7 @@ static void set_keys(redis_store_t *rs, int32_t partition) {
     }
 }
 
-/* Strict decimal int64 (what INCR, HSET of our numbers and stream fields hold). */
-static int parse_i64(const char *s, size_t len, int64_t *out) {
+int lp_redis_parse_i64(const char *s, size_t len, int64_t *out) {
     char buf[24];
     char *end;
 
@@ -31,9 +30,8 @@ static int parse_i64(const char *s, size_t len, int64_t *out) {
     return *end == '\0' && (buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')) ? LP_OK : LP_ERR;
 }
 
-/* A reply that is an error or not of the expected type: LP_ERR with Redis's words. */
-static int bad_reply(redis_store_t *rs, const char *what, int32_t partition,
-                     const redisReply *reply) {
+int lp_redis_bad_reply(redis_store_t *rs, const char *what, int32_t partition,
+                       const redisReply *reply) {
     return lp_store_fail(&rs->base, "store redis: partition %d: %s: %s", (int)partition, what,
                          reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply type");
 }
@@ -47,7 +45,7 @@ static int redis_fence(lp_store_t *store, int32_t partition, int64_t *epoch) {
     if (lp_store_check_partition(store, partition) != LP_OK) {
         return LP_ERR;
     }
-    set_keys(rs, partition);
+    lp_redis_set_keys(rs, partition);
     argv[0] = "INCR";
     argvlen[0] = 4;
     argv[1] = rs->keys[RK_EPOCH];
@@ -59,7 +57,7 @@ static int redis_fence(lp_store_t *store, int32_t partition, int64_t *epoch) {
         return LP_ERR;
     }
     if (reply->type != REDIS_REPLY_INTEGER) {
-        return bad_reply(rs, "fence (INCR epoch)", partition, reply);
+        return lp_redis_bad_reply(rs, "fence (INCR epoch)", partition, reply);
     }
     *epoch = reply->integer;
     return LP_OK;
@@ -75,7 +73,7 @@ static int redis_get_offset(lp_store_t *store, int32_t partition, const char *to
     if (lp_store_check_partition(store, partition) != LP_OK) {
         return LP_ERR;
     }
-    set_keys(rs, partition);
+    lp_redis_set_keys(rs, partition);
     argv[0] = "HGET";
     argv[1] = rs->keys[RK_OFFSETS];
     argv[2] = topic;
@@ -90,8 +88,9 @@ static int redis_get_offset(lp_store_t *store, int32_t partition, const char *to
         *offset = -1;
         return LP_OK;
     }
-    if (reply->type != REDIS_REPLY_STRING || parse_i64(reply->str, reply->len, offset) != LP_OK) {
-        return bad_reply(rs, "get_offset (HGET offsets)", partition, reply);
+    if (reply->type != REDIS_REPLY_STRING ||
+        lp_redis_parse_i64(reply->str, reply->len, offset) != LP_OK) {
+        return lp_redis_bad_reply(rs, "get_offset (HGET offsets)", partition, reply);
     }
     return LP_OK;
 }
@@ -128,7 +127,7 @@ static int redis_load(lp_store_t *store, int32_t partition, size_t n, const char
     if (lp_redis_reserve_argv(rs, n + 2) != LP_OK) {
         goto oom;
     }
-    set_keys(rs, partition);
+    lp_redis_set_keys(rs, partition);
     rs->argv[0] = "HMGET";
     rs->argvlen[0] = 5;
     rs->argv[1] = rs->keys[RK_LEADS];
@@ -143,7 +142,7 @@ static int redis_load(lp_store_t *store, int32_t partition, size_t n, const char
         return LP_ERR;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
-        return bad_reply(rs, "load (HMGET leads)", partition, reply);
+        return lp_redis_bad_reply(rs, "load (HMGET leads)", partition, reply);
     }
     for (i = 0; i < n; i++) {
         const redisReply *el = reply->element[i];
@@ -165,19 +164,6 @@ oom:
                          (int)partition, n);
 }
 
-static void push(redis_store_t *rs, size_t *argc, const void *p, size_t len) {
-    rs->argv[*argc] = len == 0 || p == NULL ? "" : p;
-    rs->argvlen[*argc] = len;
-    (*argc)++;
-}
-
-static void push_num(redis_store_t *rs, size_t *argc, size_t *nnum, int64_t v) {
-    int len = snprintf(rs->nums[*nnum], sizeof(rs->nums[0]), "%" PRId64, v);
-
-    push(rs, argc, rs->nums[*nnum], (size_t)len);
-    (*nnum)++;
-}
-
 /* Fills rs->argv with the commit script's arguments (argv[0..1], EVALSHA and the SHA, are left to
  * the caller). Returns the argument count, or 0 with errstr set. */
 static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
@@ -197,37 +183,37 @@ static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
                       (int)batch->partition);
         return 0;
     }
-    set_keys(rs, batch->partition);
-    push_num(rs, &argc, &nnum, RK_COUNT);
+    lp_redis_set_keys(rs, batch->partition);
+    lp_redis_push_num(rs, &argc, &nnum, RK_COUNT);
     for (i = 0; i < RK_COUNT; i++) {
-        push(rs, &argc, rs->keys[i], strlen(rs->keys[i]));
+        lp_redis_push(rs, &argc, rs->keys[i], strlen(rs->keys[i]));
     }
-    push_num(rs, &argc, &nnum, batch->epoch);
-    push_num(rs, &argc, &nnum, (int64_t)batch->nleads);
-    push_num(rs, &argc, &nnum, (int64_t)batch->ntimers);
-    push_num(rs, &argc, &nnum, (int64_t)batch->noffsets);
-    push_num(rs, &argc, &nnum, (int64_t)batch->noutbox);
+    lp_redis_push_num(rs, &argc, &nnum, batch->epoch);
+    lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->nleads);
+    lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->ntimers);
+    lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->noffsets);
+    lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->noutbox);
     for (i = 0; i < batch->nleads; i++) {
-        push(rs, &argc, batch->leads[i].lead_id, strlen(batch->leads[i].lead_id));
-        push(rs, &argc, batch->leads[i].data, batch->leads[i].len);
+        lp_redis_push(rs, &argc, batch->leads[i].lead_id, strlen(batch->leads[i].lead_id));
+        lp_redis_push(rs, &argc, batch->leads[i].data, batch->leads[i].len);
     }
     for (i = 0; i < batch->ntimers; i++) {
-        push(rs, &argc, batch->timers[i].lead_id, strlen(batch->timers[i].lead_id));
-        push_num(rs, &argc, &nnum, batch->timers[i].due_ms);
+        lp_redis_push(rs, &argc, batch->timers[i].lead_id, strlen(batch->timers[i].lead_id));
+        lp_redis_push_num(rs, &argc, &nnum, batch->timers[i].due_ms);
     }
     for (i = 0; i < batch->noffsets; i++) {
-        push(rs, &argc, batch->offsets[i].topic, strlen(batch->offsets[i].topic));
-        push_num(rs, &argc, &nnum, batch->offsets[i].expected);
-        push_num(rs, &argc, &nnum, batch->offsets[i].next_offset);
+        lp_redis_push(rs, &argc, batch->offsets[i].topic, strlen(batch->offsets[i].topic));
+        lp_redis_push_num(rs, &argc, &nnum, batch->offsets[i].expected);
+        lp_redis_push_num(rs, &argc, &nnum, batch->offsets[i].next_offset);
     }
     for (i = 0; i < batch->noutbox; i++) {
         const lp_store_outbox_t *e = &batch->outbox[i];
 
-        push_num(rs, &argc, &nnum, e->kind);
-        push(rs, &argc, e->key, e->key_len);
-        push(rs, &argc, e->value, e->value_len);
-        push(rs, &argc, e->event_id, e->event_id == NULL ? 0 : strlen(e->event_id));
-        push(rs, &argc, e->meta, e->meta_len);
+        lp_redis_push_num(rs, &argc, &nnum, e->kind);
+        lp_redis_push(rs, &argc, e->key, e->key_len);
+        lp_redis_push(rs, &argc, e->value, e->value_len);
+        lp_redis_push(rs, &argc, e->event_id, e->event_id == NULL ? 0 : strlen(e->event_id));
+        lp_redis_push(rs, &argc, e->meta, e->meta_len);
     }
     return argc;
 }
@@ -254,7 +240,7 @@ static int commit_outcome(redis_store_t *rs, int32_t partition, const redisReply
         return LP_STORE_MOVED;
     }
     if (reply->type != REDIS_REPLY_INTEGER) {
-        return bad_reply(rs, "commit", partition, reply);
+        return lp_redis_bad_reply(rs, "commit", partition, reply);
     }
     return reply->integer == -1 ? LP_STORE_DUPLICATE : LP_OK;
 }
@@ -323,7 +309,7 @@ static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_
     if (max == 0) {
         return LP_OK;
     }
-    set_keys(rs, partition);
+    lp_redis_set_keys(rs, partition);
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(count, sizeof(count), "%zu", max > INT64_MAX ? (size_t)INT64_MAX : max);
     argv[0] = "ZRANGEBYSCORE";
@@ -341,7 +327,7 @@ static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_
         return LP_ERR;
     }
     if (reply->type != REDIS_REPLY_ARRAY) {
-        return bad_reply(rs, "due (ZRANGEBYSCORE timers)", partition, reply);
+        return lp_redis_bad_reply(rs, "due (ZRANGEBYSCORE timers)", partition, reply);
     }
     if (reply->elements > rs->due_cap) {
         const char **ids = realloc(rs->due_ids, reply->elements * sizeof(*ids));
@@ -355,261 +341,14 @@ static int redis_due(lp_store_t *store, int32_t partition, int64_t now_ms, size_
     }
     for (i = 0; i < reply->elements; i++) {
         if (reply->element[i]->type != REDIS_REPLY_STRING) {
-            return bad_reply(rs, "due (ZRANGEBYSCORE timers)", partition, reply->element[i]);
+            return lp_redis_bad_reply(rs, "due (ZRANGEBYSCORE timers)", partition,
+                                      reply->element[i]);
         }
         /* hiredis NUL-terminates every string reply. */
         rs->due_ids[i] = reply->element[i]->str;
     }
     *n = reply->elements;
     *lead_ids = rs->due_ids;
-    return LP_OK;
-}
-
-/* Fills e from one XRANGE entry: [id, [field, value, ...]]. LP_OK or LP_ERR. */
-static int entry_from_reply(const redisReply *r, lp_store_outbox_t *e) {
-    const redisReply *fields;
-    int have = 0;
-    size_t i;
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(e->id) ||
-        r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements % 2 != 0) {
-        return LP_ERR;
-    }
-    memset(e, 0, sizeof(*e));
-    memcpy(e->id, r->element[0]->str, r->element[0]->len);
-    fields = r->element[1];
-    for (i = 0; i + 1 < fields->elements; i += 2) {
-        const redisReply *f = fields->element[i];
-        const redisReply *v = fields->element[i + 1];
-        int64_t kind;
-
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-            return LP_ERR;
-        }
-        if (strcmp(f->str, "kind") == 0) {
-            if (parse_i64(v->str, v->len, &kind) != LP_OK || kind < INT32_MIN || kind > INT32_MAX) {
-                return LP_ERR;
-            }
-            e->kind = (int)kind;
-            have |= 1;
-        } else if (strcmp(f->str, "key") == 0) {
-            e->key = v->str;
-            e->key_len = v->len;
-            have |= 2;
-        } else if (strcmp(f->str, "value") == 0) {
-            e->value = (const uint8_t *)v->str;
-            e->value_len = v->len;
-            have |= 4;
-        } else if (strcmp(f->str, "event_id") == 0) {
-            e->event_id = v->str;
-            have |= 8;
-        } else if (strcmp(f->str, "meta") == 0) {
-            e->meta = v->str;
-            e->meta_len = v->len;
-            have |= 16;
-        }
-    }
-    return have == 31 ? LP_OK : LP_ERR;
-}
-
-static int redis_outbox_read(lp_store_t *store, int32_t partition, size_t max,
-                             lp_store_outbox_list_t *out) {
-    redis_store_t *rs = (redis_store_t *)store;
-    char count[24];
-    const char *argv[6];
-    size_t argvlen[6];
-    redisReply *reply;
-    size_t i;
-
-    if (lp_store_check_partition(store, partition) != LP_OK) {
-        return LP_ERR;
-    }
-    out->n = 0;
-    out->entries = rs->read;
-    if (max == 0) {
-        return LP_OK;
-    }
-    set_keys(rs, partition);
-    snprintf(count, sizeof(count), "%zu", max > INT64_MAX ? (size_t)INT64_MAX : max);
-    argv[0] = "XRANGE";
-    argv[1] = rs->keys[RK_OUTBOX];
-    argv[2] = "-";
-    argv[3] = "+";
-    argv[4] = "COUNT";
-    argv[5] = count;
-    for (i = 0; i < 6; i++) {
-        argvlen[i] = strlen(argv[i]);
-    }
-    reply = lp_redis_command(rs, 6, argv, argvlen, RC_RETRY);
-    if (reply == NULL) {
-        return LP_ERR;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        return bad_reply(rs, "outbox_read (XRANGE outbox)", partition, reply);
-    }
-    if (reply->elements > rs->read_cap) {
-        lp_store_outbox_t *read = realloc(rs->read, reply->elements * sizeof(*read));
-
-        if (read == NULL) {
-            return lp_store_fail(store, "store redis: partition %d: outbox_read: out of memory",
-                                 (int)partition);
-        }
-        rs->read = read;
-        rs->read_cap = reply->elements;
-    }
-    for (i = 0; i < reply->elements; i++) {
-        if (entry_from_reply(reply->element[i], &rs->read[i]) != LP_OK) {
-            /* Refuse rather than produce a record we cannot read back faithfully. */
-            return lp_store_fail(store,
-                                 "store redis: partition %d: outbox entry %zu of %s is not "
-                                 "a leadpulse entry (fields kind, key, value, event_id, meta); "
-                                 "inspect it with XRANGE and remove it with XDEL",
-                                 (int)partition, i, rs->keys[RK_OUTBOX]);
-        }
-    }
-    out->n = reply->elements;
-    out->entries = rs->read;
-    return LP_OK;
-}
-
-/* A stream id: <ms>-<seq>, both decimal. */
-static int valid_stream_id(const char *id) {
-    const char *p = id;
-    const char *dash = strchr(id, '-');
-
-    if (dash == NULL || dash == id || dash[1] == '\0') {
-        return 0;
-    }
-    for (; *p != '\0'; p++) {
-        if (p != dash && (*p < '0' || *p > '9')) {
-            return 0;
-        }
-    }
-    return p - id < 48;
-}
-
-static int redis_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
-                            const char *const *ids) {
-    redis_store_t *rs = (redis_store_t *)store;
-    size_t argc = 2;
-    size_t nnum = 0;
-    redisReply *reply;
-    size_t i;
-
-    if (lp_store_check_partition(store, partition) != LP_OK) {
-        return LP_ERR;
-    }
-    if (n == 0) {
-        return LP_OK;
-    }
-    for (i = 0; i < n; i++) {
-        if (!valid_stream_id(ids[i])) {
-            return lp_store_fail(store,
-                                 "store redis: partition %d: outbox ack: bad entry id "
-                                 "'%.48s'",
-                                 (int)partition, ids[i]);
-        }
-    }
-    if (lp_redis_reserve_argv(rs, n + 6) != LP_OK) {
-        return lp_store_fail(store, "store redis: partition %d: outbox ack: out of memory",
-                             (int)partition);
-    }
-    set_keys(rs, partition);
-    push_num(rs, &argc, &nnum, 2);
-    push(rs, &argc, rs->keys[RK_EPOCH], strlen(rs->keys[RK_EPOCH]));
-    push(rs, &argc, rs->keys[RK_OUTBOX], strlen(rs->keys[RK_OUTBOX]));
-    push_num(rs, &argc, &nnum, epoch);
-    for (i = 0; i < n; i++) {
-        push(rs, &argc, ids[i], strlen(ids[i]));
-    }
-    /* XDEL is idempotent, so a resend after a lost reply is harmless. */
-    reply = lp_redis_evalsha(rs, lp_store_ack_lua, rs->ack_sha, (int)argc, rs->argv, rs->argvlen,
-                             RC_RETRY);
-    if (reply == NULL) {
-        return LP_ERR;
-    }
-    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FENCED", 6) == 0) {
-        lp_store_fail(store, "store redis: partition %d: outbox ack fenced: %s", (int)partition,
-                      reply->str);
-        return LP_STORE_FENCED;
-    }
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        return bad_reply(rs, "outbox_ack", partition, reply);
-    }
-    return LP_OK;
-}
-
-/* HSCAN over the partition's leads hash. The ids and bytes point into the kept reply; the id
- * and data arrays reuse the due and load scratch (all valid until the next call). */
-static int redis_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
-                      lp_store_scan_t *out) {
-    redis_store_t *rs = (redis_store_t *)store;
-    char cur[24], cnt[24];
-    const char *argv[5];
-    size_t argvlen[5];
-    redisReply *reply;
-
-    out->n = 0;
-    set_keys(rs, partition);
-    snprintf(cur, sizeof(cur), "%" PRIu64, *cursor);
-    snprintf(cnt, sizeof(cnt), "%zu", count > 0 ? count : 100);
-    argv[0] = "HSCAN";
-    argv[1] = rs->keys[RK_LEADS];
-    argv[2] = cur;
-    argv[3] = "COUNT";
-    argv[4] = cnt;
-    for (int i = 0; i < 5; i++) {
-        argvlen[i] = strlen(argv[i]);
-    }
-    reply = lp_redis_command(rs, 5, argv, argvlen, RC_RETRY);
-    if (reply == NULL) {
-        return LP_ERR;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[1]->elements % 2 != 0) {
-        return bad_reply(rs, "scan (HSCAN leads)", partition, reply);
-    }
-    redisReply *items = reply->element[1];
-    size_t n = items->elements / 2;
-    if (n > rs->due_cap) {
-        const char **ids = realloc(rs->due_ids, n * sizeof(*ids));
-        if (ids == NULL) {
-            return lp_store_fail(store, "store redis: partition %d: scan: out of memory",
-                                 (int)partition);
-        }
-        rs->due_ids = ids;
-        rs->due_cap = n;
-    }
-    if (n > rs->loaded_cap) {
-        const uint8_t **data = realloc(rs->loaded_data, n * sizeof(*data));
-        if (data != NULL) {
-            rs->loaded_data = data;
-        }
-        size_t *len = data != NULL ? realloc(rs->loaded_len, n * sizeof(*len)) : NULL;
-        if (len == NULL) {
-            return lp_store_fail(store, "store redis: partition %d: scan: out of memory",
-                                 (int)partition);
-        }
-        rs->loaded_len = len;
-        rs->loaded_cap = n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        redisReply *id = items->element[2 * i], *data = items->element[2 * i + 1];
-        if (id->type != REDIS_REPLY_STRING || data->type != REDIS_REPLY_STRING) {
-            return bad_reply(rs, "scan (HSCAN leads)", partition, reply);
-        }
-        rs->due_ids[i] = id->str;
-        rs->loaded_data[i] = (const uint8_t *)data->str;
-        rs->loaded_len[i] = data->len;
-    }
-    char *end = NULL;
-    *cursor = strtoull(reply->element[0]->str, &end, 10);
-    out->n = n;
-    out->ids = rs->due_ids;
-    out->data = rs->loaded_data;
-    out->len = rs->loaded_len;
     return LP_OK;
 }
 
@@ -636,10 +375,10 @@ static const lp_store_ops_t redis_ops = {
     .commit_send = redis_commit_send,
     .commit_recv = redis_commit_recv,
     .due = redis_due,
-    .outbox_read = redis_outbox_read,
-    .outbox_ack = redis_outbox_ack,
+    .outbox_read = lp_redis_outbox_read,
+    .outbox_ack = lp_redis_outbox_ack,
     .destroy = redis_destroy,
-    .scan = redis_scan,
+    .scan = lp_redis_scan,
 };
 
 lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,
