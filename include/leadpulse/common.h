@@ -44,6 +44,19 @@ void lp_log_write(lp_log_level_t level, const char *tag, const char *fmt, ...)
 /* Context fields of this thread's log lines (JSON form): the partition, topic and offset being
  * worked on; -1 / NULL = none. lp_log_context(-1, NULL, -1) clears them. */
 void lp_log_context(int32_t partition, const char *topic, int64_t offset);
+/* The lead id field of this thread's log lines (JSON form); NULL = none. The pointer is kept:
+ * clear it before the string goes away. */
+void lp_log_lead(const char *lead_id);
+
+/* A rate limit for a log line that bad input can repeat: at most per_sec lines a second. */
+typedef struct {
+    int64_t sec;
+    int n;
+    uint64_t held; /* lines held back since the last one let through */
+} lp_log_limit_t;
+/* Whether a line may be written now; when it may, *held_back says how many were held back
+ * before it (to mention in the line). */
+int lp_log_limit(lp_log_limit_t *lim, int per_sec, uint64_t *held_back);
 
 /* s as the body of a JSON string (quotes, backslashes and control characters escaped; cut to
  * fit size, NUL-terminated). Returns the length written. */

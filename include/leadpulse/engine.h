@@ -42,6 +42,7 @@ typedef struct {
     int64_t max_future_skew_ms; /* events further ahead of `now` are dead-lettered; 0 = off */
     size_t cache_max_leads;     /* bounded cache of encoded leads; 0 = no cache */
     size_t timer_batch;         /* due timers fired per call */
+    bool log_dead_letters; /* a WARN line per dead letter (topic, offset, reason; rate-limited) */
 } lp_engine_opts_t;
 
 typedef struct {

@@ -152,6 +152,7 @@ int lp_cmd_run(int argc, char **argv) {
         .max_future_skew_ms = config->max_future_skew_ms,
         .cache_max_leads = (size_t)config->cache_max_leads,
         .timer_batch = (size_t)config->timers_batch,
+        .log_dead_letters = true,
     };
     engine = lp_engine_new(&eopts, rules, store, codec, errstr, sizeof(errstr));
     if (engine == NULL) {

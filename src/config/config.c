@@ -282,8 +282,8 @@ const lp_config_entry_t lp_config_table[] = {
     ENUM("log.level", log_level, "info", log_levels, "LEADPULSE_LOG_LEVEL", "Log verbosity."),
     ENUM("log.format", log_format, "text", log_formats, "LEADPULSE_LOG_FORMAT",
          "text: one line per entry (time, level, [component], message); json: one JSON object per "
-         "line with ts, level, component, msg and, where the worker is busy with one, partition, "
-         "topic and offset. Logs hold no personal data at info level."),
+         "line with ts, level, component, msg and, where they apply, partition, topic, offset "
+         "(the record a line is about) and lead_id. Record contents are never logged."),
     MS("max_future_skew_ms", max_future_skew_ms, "86400000", 0, 365 * DAY_MS,
        "LEADPULSE_MAX_FUTURE_SKEW_MS",
        "Events stamped further than this in the future are dead-lettered (a wrong clock or unit "

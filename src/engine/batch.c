@@ -194,7 +194,8 @@ static void meta_clean(char *s) {
     }
 }
 
-int lp_eng_add_dead_letter(batch_t *b, const lp_engine_msg_t *msg, const char *reason) {
+int lp_eng_add_dead_letter(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msg,
+                           const char *reason) {
     char meta[1024];
     char why[600];
     snprintf(why, sizeof(why), "%s", reason);
@@ -207,6 +208,19 @@ int lp_eng_add_dead_letter(batch_t *b, const lp_engine_msg_t *msg, const char *r
         n = (int)strlen(meta);
     }
     b->st.dead_letters++;
+    uint64_t held = 0;
+    if (engine->opts.log_dead_letters && lp_log_limit(&engine->dlq_log, 10, &held)) {
+        /* The record's key and value stay out of the log: they may hold personal data. */
+        lp_log_context(msg->partition, msg->topic, msg->offset);
+        char more[64] = "";
+        if (held > 0) {
+            snprintf(more, sizeof(more), " (%" PRIu64 " such lines held back before this one)",
+                     held);
+        }
+        LP_LOG(LP_LOG_WARN, "engine", "%s [%" PRId32 "] offset %" PRId64 ": dead-lettered: %s%s",
+               msg->topic != NULL ? msg->topic : "", msg->partition, msg->offset, why, more);
+        lp_log_context(msg->partition, NULL, -1);
+    }
     return add_out(b, LP_OUT_DLQ, (const char *)msg->key, msg->key != NULL ? msg->key_len : 0,
                    msg->value, msg->value != NULL ? msg->value_len : 0, meta, (size_t)n, "");
 }
@@ -287,10 +301,12 @@ int lp_eng_load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
             }
             /* Unreadable state: start the lead afresh rather than block the partition forever. */
             b->st.corrupt_state++;
+            lp_log_lead(slot->id);
             LP_LOG(LP_LOG_ERROR, "engine",
                    "partition %" PRId32
                    ": stored state of lead %s is unreadable; starting it afresh",
                    partition, slot->id);
+            lp_log_lead(NULL);
         }
         lp_lead_init(&slot->lead, engine->rules, slot->id);
         slot->loaded = true;

@@ -264,7 +264,7 @@ int lp_engine_begin(lp_engine_t *engine, int32_t partition, const lp_engine_msg_
         const char *reason = decode_msg(engine, msg, &b->events[i], now_ms, why, sizeof(why));
         if (reason != NULL) {
             b->event_slot[i] = -1;
-            if (lp_eng_add_dead_letter(b, msg, reason) != LP_OK) {
+            if (lp_eng_add_dead_letter(engine, b, msg, reason) != LP_OK) {
                 goto oom;
             }
             continue;
@@ -301,8 +301,8 @@ int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *b, const lp_engine_m
         uint32_t rejects = slot->lead.reject_count;
         lp_apply_result_t res = lp_score_apply(&slot->lead, event, engine->rules, &engine->facts);
         if (res.outcome == LP_DEAD_LETTER) {
-            if (lp_eng_add_dead_letter(b, &msgs[i], res.reason != NULL ? res.reason : "rejected") !=
-                LP_OK) {
+            if (lp_eng_add_dead_letter(engine, b, &msgs[i],
+                                       res.reason != NULL ? res.reason : "rejected") != LP_OK) {
                 snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
                 goto fail;
             }

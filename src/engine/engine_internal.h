@@ -94,6 +94,8 @@ struct lp_engine {
     lp_engine_stats_t stats;
     char errstr[LP_ERRSTR * 2]; /* room for a store error plus context */
 
+    lp_log_limit_t dlq_log; /* dead-letter WARN lines */
+
     batch_t bx[2];
     lp_facts_t facts;
     uint8_t fact_buf[FACT_MAX_BYTES];
@@ -112,7 +114,8 @@ int lp_eng_poffs_set(lp_engine_t *engine, int32_t partition, const char *topic, 
  * leads loaded (cache, then one store read for the misses), the commit built and its outcome. */
 void lp_eng_batch_reset(batch_t *b);
 int lp_eng_slot_for(batch_t *b, const char *lead_id);
-int lp_eng_add_dead_letter(batch_t *b, const lp_engine_msg_t *msg, const char *reason);
+int lp_eng_add_dead_letter(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msg,
+                           const char *reason);
 int lp_eng_add_facts(lp_engine_t *engine, batch_t *b);
 int lp_eng_load_slots(lp_engine_t *engine, batch_t *b, int32_t partition);
 int lp_eng_build_commit(lp_engine_t *engine, batch_t *b);

@@ -85,12 +85,14 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
     if (res.gave_up) {
         int t = res.wait_topic;
         worker->merge_timeouts++;
+        lp_log_context(p, worker->opts.in_topics[t], part->expect[t]);
         LP_LOG(LP_LOG_ERROR, "worker",
                "partition %" PRId32 ": gave up waiting %" PRId64
                " ms for %s (%s, next offset %" PRId64
                "): records may be applied out of timestamp order",
                p, now - part->waiting_since_ms, worker->opts.in_topics[t],
                res.wait_state == LP_TOPIC_BEHIND ? "behind" : "position unknown", part->expect[t]);
+        lp_log_context(p, NULL, -1);
     }
     if (res.ended_wait_ms > 100) {
         LP_LOG(LP_LOG_DEBUG, "worker",

@@ -69,9 +69,8 @@ void lp_wk_topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
  * it. Half lasts longer than the fetch after the resume takes (at ~30,000 records/s per partition,
  * 300 ms: one fetch.wait.max.ms and a fetch), and the gap makes pauses rare. Only that topic: the
  * merge may be waiting for records of the others. */
-/* Not at once in lp_wk_add_pending, mid-gather: in librdkafka 2.0.2 the records of the
- * topic-partition still queued then were not fetched again after the resume (the chaos test
- * lost events: 16-46 leads differed from the replay in 3 of 4 runs; 0 in 2 runs since). */
+/* Not at once in lp_wk_add_pending, mid-gather: librdkafka 2.0.2 does not fetch again the
+ * records still queued when a topic-partition is paused mid-poll (docs/librdkafka-pitfalls.md). */
 void lp_wk_backlog_check(lp_worker_t *worker, int32_t p) {
     part_t *part = &worker->parts[p];
     size_t bound = lp_wk_held_max(worker);

@@ -27,9 +27,8 @@
 #define STATUS_BUF (128 * 1024)
 #define REFENCE_AFTER_MS 30000
 /* After a Kafka error, distrust cached watermarks this long: producers reconnect after a broker
- * outage too, and deliver their backlog partition by partition; a topic-partition whose records
- * are still in a producer's hands looks caught up. 5 s was too short in the chaos test (a
- * partition's feedback applied before its activities after the broker restart). */
+ * outage too and deliver their backlog partition by partition, so a topic-partition whose
+ * records are still in a producer's hands looks caught up (docs/architecture.md, item 8). */
 #define UNSETTLED_MS 15000
 /* After an assignment or a resume, cached watermarks are trusted once the fetcher delivered a
  * record of the topic, or after this (an idle topic delivers none). */

@@ -12,11 +12,33 @@ int lp_log_json = 0;
 static _Thread_local int32_t ctx_partition = -1;
 static _Thread_local const char *ctx_topic;
 static _Thread_local int64_t ctx_offset = -1;
+static _Thread_local const char *ctx_lead;
 
 void lp_log_context(int32_t partition, const char *topic, int64_t offset) {
     ctx_partition = partition;
     ctx_topic = topic;
     ctx_offset = offset;
+}
+
+void lp_log_lead(const char *lead_id) {
+    ctx_lead = lead_id;
+}
+
+int lp_log_limit(lp_log_limit_t *lim, int per_sec, uint64_t *held_back) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if ((int64_t)ts.tv_sec != lim->sec) {
+        lim->sec = (int64_t)ts.tv_sec;
+        lim->n = 0;
+    }
+    if (lim->n >= per_sec) {
+        lim->held++;
+        return 0;
+    }
+    lim->n++;
+    *held_back = lim->held;
+    lim->held = 0;
+    return 1;
 }
 
 size_t lp_json_escape(char *out, size_t size, const char *s) {
@@ -73,6 +95,11 @@ void lp_log_write(lp_log_level_t level, const char *tag, const char *fmt, ...) {
         if (n < sizeof(line) && ctx_offset >= 0) {
             n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"offset\":%lld",
                                   (long long)ctx_offset);
+        }
+        if (n < sizeof(line) && ctx_lead != NULL) {
+            char elead[LP_ID_MAX * 6 + 1];
+            lp_json_escape(elead, sizeof(elead), ctx_lead);
+            n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"lead_id\":\"%s\"", elead);
         }
         if (n < sizeof(line)) {
             snprintf(line + n, sizeof(line) - n, "}\n");

@@ -81,7 +81,11 @@ def main():
                        zipf=0.9)
         lines = open(path).read().splitlines()
         first = ctx.write_lines("first.jsonl", [json.loads(l) for l in lines[:1000]])
-        rest = ctx.write_lines("rest.jsonl", [json.loads(l) for l in lines[1000:]])
+        # One event the scorer rejects (an activity the rules do not name): dead-lettered, with a
+        # WARN line that carries its topic and offset.
+        bad = {"kind": "engagement", "event_id": "eng-bad-1", "lead_id": "lead-bad-1",
+               "ts": json.loads(lines[1000])["ts"], "type": "no_such_activity"}
+        rest = ctx.write_lines("rest.jsonl", [bad] + [json.loads(l) for l in lines[1000:]])
 
         # 1. Redis outage
         rport = lpit.free_port()
@@ -124,6 +128,13 @@ def main():
         checks.check(logs and len(good) == len(logs) and with_part,
                      f"log.format json: {len(good)} of {len(logs)} lines are JSON objects with ts, "
                      f"level, component, msg; {len(with_part)} carry a partition")
+        dead = [p for p in good if "dead-lettered" in p["msg"]]
+        checks.check(len(dead) == 1 and dead[0]["level"] == "warn" and
+                     dead[0].get("topic") == ctx.topics["engagement"] and
+                     isinstance(dead[0].get("offset"), int) and "partition" in dead[0] and
+                     "unknown activity type" in dead[0]["msg"],
+                     f"log.format json: the dead letter's line carries topic, partition and "
+                     f"offset: {dead}")
 
         # 3. /leads (this worker: off by default)
         code, _, _ = get(w.port, "/leads/" + json.loads(lines[0])["lead_id"])
