@@ -31,6 +31,25 @@ static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_EV_
     return LP_ERR;
 }
 
+/* The books of a partition just taken (fenced, offsets read from the store): owned, its outbox
+ * to deliver (what a previous owner left behind), fetch positions expected at offsets, cached
+ * watermarks distrusted until the fetcher delivers (RESUME_SETTLE_MS). */
+static void part_taken(part_t *part, const int64_t offsets[LP_EV__COUNT]) {
+    int64_t now = lp_wk_mono_ms();
+    part->owned = true;
+    part->outbox_dirty = true;
+    part->backoff_ms = 0;
+    part->retry_pending = false;
+    part->fenced_at_ms = 0;
+    memset(part->seen, 0, sizeof(part->seen));
+    for (int t = 0; t < LP_EV__COUNT; t++) {
+        part->unsettled_until_ms[t] = now + RESUME_SETTLE_MS;
+        part->rx_at[t] = now;
+        part->probe_at[t] = 0;
+        part->expect[t] = offsets[t];
+    }
+}
+
 void lp_wk_on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list) {
     /* Mark what Kafka gave us, then take ownership of every partition held on all topics. */
     for (int i = 0; i < list->cnt; i++) {
@@ -60,18 +79,8 @@ void lp_wk_on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list)
         if (take_partition(worker, p, offsets) != LP_OK) {
             continue;
         }
-        part->owned = true;
-        part->outbox_dirty = true; /* deliver what a previous owner left behind */
-        memset(part->seen, 0, sizeof(part->seen));
+        part_taken(part, offsets);
         for (int t = 0; t < LP_EV__COUNT; t++) {
-            part->unsettled_until_ms[t] = lp_wk_mono_ms() + RESUME_SETTLE_MS;
-        }
-        part->retry_pending = false;
-        part->fenced_at_ms = 0;
-        for (int t = 0; t < LP_EV__COUNT; t++) {
-            part->rx_at[t] = lp_wk_mono_ms();
-            part->probe_at[t] = 0;
-            part->expect[t] = offsets[t];
             for (int i = 0; i < list->cnt; i++) {
                 if (list->elems[i].partition == p &&
                     strcmp(list->elems[i].topic, worker->opts.in_topics[t]) == 0) {
@@ -102,23 +111,12 @@ void lp_wk_retake_partition(lp_worker_t *worker, int32_t p, const char *why) {
     if (take_partition(worker, p, offsets) != LP_OK) {
         return;
     }
-    part->owned = true;
-    part->outbox_dirty = true;
-    part->backoff_ms = 0;
-    memset(part->seen, 0, sizeof(part->seen));
-    for (int t = 0; t < LP_EV__COUNT; t++) {
-        part->unsettled_until_ms[t] = lp_wk_mono_ms() + RESUME_SETTLE_MS;
-    }
-    part->retry_pending = false;
-    part->fenced_at_ms = 0;
+    part_taken(part, offsets);
     for (int t = 0; t < LP_EV__COUNT; t++) {
         if (part->tpaused[t]) {
             /* Resume before the seek, so the seek is the last word on where to fetch. */
             lp_wk_topic_pause(worker, p, t, false);
         }
-        part->expect[t] = offsets[t];
-        part->rx_at[t] = lp_wk_mono_ms();
-        part->probe_at[t] = 0;
         lp_wk_tp_seek(worker, p, t, offsets[t]);
     }
     LP_LOG(LP_LOG_WARN, "worker",
