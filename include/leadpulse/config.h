@@ -62,6 +62,7 @@ typedef struct {
     int merge_grace_ms; /* hold records while a topic is idle */
     int cache_max_leads;
     int timers_interval_ms;
+    int rules_check_ms;
     int timers_batch;
     int outbox_batch;
     int shutdown_timeout_ms;

@@ -29,6 +29,8 @@ typedef struct {
     /* Called on SIGHUP; returns new rules (the worker swaps them in and hands the old ones back to
      * free_rules) or NULL to keep the old ones. */
     const lp_rules_t *(*reload_rules)(void *ctx);
+    const char *rules_path; /* watched for changes every rules_check_ms (0: SIGHUP only) */
+    int rules_check_ms;
     void (*free_rules)(void *ctx, const lp_rules_t *rules);
     void *ctx;
     void (*tick)(void *tick_ctx); /* called once per loop iteration */

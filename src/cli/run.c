@@ -182,6 +182,8 @@ int lp_cmd_run(int argc, char **argv) {
         .batch_max_wait_ms = config->batch_max_wait_ms,
         .merge_grace_ms = config->merge_grace_ms,
         .timers_interval_ms = config->timers_interval_ms,
+        .rules_path = config->rules_path,
+        .rules_check_ms = config->rules_check_ms,
         .outbox_batch = (size_t)config->outbox_batch,
         .shutdown_timeout_ms = config->shutdown_timeout_ms,
         .clock_offset_ms = config->clock_offset_ms,

@@ -241,6 +241,10 @@ const lp_config_entry_t lp_config_table[] = {
        "Connect and command timeout."),
     STR("rules.path", rules_path, "config/rules.yaml", "LEADPULSE_RULES_PATH", 0, NULL,
         "Scoring rules file (docs/rules.md), relative to the working directory."),
+    MS("rules.check_ms", rules_check_ms, "5000", 0, 3600000, "LEADPULSE_RULES_CHECK_MS",
+       "How often the worker checks whether the rules file changed (its inode, size or "
+       "modification time, following symlinks: a Kubernetes ConfigMap update swaps a symlink) and "
+       "reloads it, as on SIGHUP. 0 = reload only on SIGHUP."),
     INT("batch.max_events", batch_max_events, "5000", 1, 1000000, "LEADPULSE_BATCH_MAX_EVENTS",
         "Most events applied in one batch (one atomic commit per partition). Also bounds the "
         "input held: a topic-partition is paused past four batches, resumed at two."),

@@ -17,7 +17,8 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
     X(RULES_INFO, "leadpulse_rules_info", GAUGE, "model", "",                                      \
       "Always 1; the model label is the scoring model in use, as model_id/model_version.")         \
     X(RULES_RELOADS, "leadpulse_rules_reloads_total", COUNTER, "result", "",                       \
-      "Rules reloads asked for with SIGHUP, by result (ok: the new rules are in use; failed: the " \
+      "Rules reloads (SIGHUP, or the rules file changed: rules.check_ms), by result (ok: the new " \
+      "rules are in use; failed: the "                                                             \
       "file was refused and the old rules stay).")                                                 \
     X(RULES_LAST_RELOAD_OK, "leadpulse_rules_last_reload_success", GAUGE, "", "",                  \
       "1 if the last rules reload succeeded or there was none, 0 if it failed.")                   \

@@ -5,6 +5,8 @@
  * keys carry {p}). The worker owns p only while it holds p of ALL input topics; the default
  * assignor is therefore `range`, the built-in assignor that keeps equal partition numbers of
  * co-partitioned topics on one member (cooperative-sticky does not). */
+#include <sys/stat.h>
+
 #include "io/worker_internal.h"
 
 /* A partition's batch from lp_engine_begin to lp_engine_finish. */
@@ -281,6 +283,35 @@ static void process_partitions(lp_worker_t *worker, int64_t now) {
     lp_log_context(-1, NULL, -1);
 }
 
+/* Asks for a reload (as SIGHUP does) when the rules file is another file than last time: another
+ * inode (an editor's rename, a ConfigMap's symlink swap), size or modification time. A missing
+ * file is not a change: the reload would fail, and the current rules stay. */
+static void rules_file_check(lp_worker_t *worker, int64_t now) {
+    if (worker->opts.rules_check_ms <= 0 || worker->opts.rules_path == NULL ||
+        now < worker->next_rules_check_ms) {
+        return;
+    }
+    worker->next_rules_check_ms = now + worker->opts.rules_check_ms;
+    struct stat st;
+    if (stat(worker->opts.rules_path, &st) != 0) {
+        return;
+    }
+    int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    bool same = worker->rules_file.dev == (uint64_t)st.st_dev &&
+                worker->rules_file.ino == (uint64_t)st.st_ino &&
+                worker->rules_file.size == (int64_t)st.st_size &&
+                worker->rules_file.mtime_ns == mtime_ns;
+    if (worker->rules_file.known && !same && worker->opts.reload != NULL) {
+        LP_LOG(LP_LOG_INFO, "worker", "rules file %s changed: reloading", worker->opts.rules_path);
+        *worker->opts.reload = 1;
+    }
+    worker->rules_file.known = true;
+    worker->rules_file.dev = (uint64_t)st.st_dev;
+    worker->rules_file.ino = (uint64_t)st.st_ino;
+    worker->rules_file.size = (int64_t)st.st_size;
+    worker->rules_file.mtime_ns = mtime_ns;
+}
+
 static void reload_if_asked(lp_worker_t *worker) {
     if (worker->opts.reload == NULL || !*worker->opts.reload) {
         return;
@@ -447,6 +478,7 @@ static void housekeeping(lp_worker_t *worker, int64_t now) {
         lp_wk_stall_check(worker, now);
         worker->next_stall_check_ms = now + 1000;
     }
+    rules_file_check(worker, now);
 }
 
 /* Shutdown: finish the batch, drain the outbox, commit, leave the group. */

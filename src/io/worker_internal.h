@@ -147,6 +147,12 @@ struct lp_worker {
     uint64_t produced, delivery_failures, store_errors, rebalances, lost_writes;
     uint64_t reloads_ok, reloads_failed;
     bool last_reload_failed;
+    int64_t next_rules_check_ms;
+    struct {
+        bool known;
+        uint64_t dev, ino;
+        int64_t size, mtime_ns;
+    } rules_file;           /* the rules file as last seen */
     int64_t status_next_ms; /* next metrics publication */
     char *status_buf;
     lp_histogram_t apply_seconds, commit_seconds, handoff_latency;
