@@ -587,6 +587,8 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_signal);
 
     int64_t last = mono_ms();
+    /* One line per hand-off as it arrives, also into a pipe or a container's log. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     while (!stop_flag && (o.count == 0 || seen < o.count)) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
         if (msg == NULL) {

@@ -332,7 +332,8 @@ static void replay_usage(FILE *out) {
         "Scores events in memory and writes the hand-offs (LeadQualified, LeadStale) as JSON\n"
         "lines to stdout and a summary to stderr. FILE holds JSON lines or an Avro object\n"
         "container file (detected); '-' or no FILE reads JSON lines from stdin.\n\n"
-        "  --rules FILE      scoring model (default: config/rules.yaml)\n"
+        "  --rules FILE      scoring model (default: $LEADPULSE_RULES_PATH, else\n"
+        "                    config/rules.yaml)\n"
         "  --until TIME      after the input, fire the timers due by TIME (ms since the epoch or\n"
         "                    2026-11-25T10:00:00Z); timers otherwise fire as event time passes\n"
         "  --strict          stop at the first bad line with exit status 1\n"
@@ -345,7 +346,9 @@ int lp_cmd_replay(int argc, char **argv) {
         {"strict", no_argument, NULL, 's'},      {"state-out", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
-    const char *rules_path = "config/rules.yaml";
+    const char *env_rules = getenv("LEADPULSE_RULES_PATH");
+    const char *rules_path =
+        env_rules != NULL && env_rules[0] != '\0' ? env_rules : "config/rules.yaml";
     const char *state_out = NULL;
     int64_t until = 0;
     bool have_until = false;
