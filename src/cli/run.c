@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "io/http.h"
+#include "io/status.h"
 #include "leadpulse/config.h"
 #include "leadpulse/worker.h"
 
@@ -33,7 +35,7 @@ static const lp_rules_t *reload_rules(void *ctx) {
     char errstr[LP_ERRSTR];
     lp_rules_t *rules = lp_rules_load(rc->rules_path, errstr, sizeof(errstr));
     if (rules == NULL) {
-        LP_LOG(LP_LOG_ERROR, "run", "SIGHUP: %s", errstr);
+        LP_LOG(LP_LOG_ERROR, "run", "rules reload: %s", errstr);
         return NULL;
     }
     /* The engine no longer uses the old rules once the worker swapped them in. */
@@ -41,6 +43,34 @@ static const lp_rules_t *reload_rules(void *ctx) {
     rc->current = rules;
     lp_rules_destroy((lp_rules_t *)old);
     return rules;
+}
+
+/* Connects to Redis, retrying with backoff (1 s, doubling to 30 s) until it answers or a stop
+ * signal arrives: a worker started before Redis, or during an outage, waits alive (/healthz 200)
+ * and not ready (/readyz: redis unreachable) instead of exiting. NULL when stopped. */
+static lp_store_t *wait_for_redis(const lp_config_t *config, lp_status_t *status) {
+    char errstr[LP_ERRSTR];
+    int backoff_ms = 1000;
+    for (int attempt = 1;; attempt++) {
+        lp_store_t *store = lp_store_redis_new(config->redis_url, config->redis_prefix,
+                                               config->redis_timeout_ms, errstr, sizeof(errstr));
+        lp_status_set(status, LP_READY_STORE, store != NULL);
+        if (store != NULL) {
+            if (attempt > 1) {
+                LP_LOG(LP_LOG_INFO, "run", "redis: connected (attempt %d)", attempt);
+            }
+            return store;
+        }
+        LP_LOG(LP_LOG_ERROR, "run", "redis: %s; retrying in %d s", errstr, backoff_ms / 1000);
+        for (int slept = 0; slept < backoff_ms; slept += 100) {
+            if (stop_flag) {
+                return NULL;
+            }
+            lp_status_beat(status);
+            nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 100 * 1000000L}, NULL);
+        }
+        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+    }
 }
 
 static const char *config_path_from_args(int argc, char **argv, const char *cmd, bool *help) {
@@ -140,10 +170,39 @@ int lp_cmd_run(int argc, char **argv) {
         LP_LOG(LP_LOG_ERROR, "run", "schemas: %s", errstr);
         goto done;
     }
-    store = lp_store_redis_new(config->redis_url, config->redis_prefix, config->redis_timeout_ms,
-                               errstr, sizeof(errstr));
+    wstatus = lp_status_new();
+    if (wstatus == NULL) {
+        goto done;
+    }
+    if (config->http_listen[0] != '\0') {
+        lp_http_opts_t hopts = {
+            .listen = config->http_listen,
+            .health_max_age_ms = config->http_health_max_age_ms,
+            .leads = config->http_leads != 0,
+            .token = config->http_token,
+            .redis_url = config->redis_url,
+            .redis_prefix = config->redis_prefix,
+            .redis_timeout_ms = config->redis_timeout_ms,
+            .rules_path = config->rules_path,
+        };
+        http = lp_http_start(&hopts, wstatus, errstr, sizeof(errstr));
+        if (http == NULL) {
+            LP_LOG(LP_LOG_ERROR, "run", "http.listen %s: %s", config->http_listen, errstr);
+            goto done;
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    lp_status_set(wstatus, LP_READY_OUTBOX, true); /* until the worker finds otherwise */
+    store = wait_for_redis(config, wstatus);
     if (store == NULL) {
-        LP_LOG(LP_LOG_ERROR, "run", "redis: %s", errstr);
+        status = stop_flag ? 0 : 1;
         goto done;
     }
     lp_engine_opts_t eopts = {
@@ -193,41 +252,12 @@ int lp_cmd_run(int argc, char **argv) {
         .reload_rules = reload_rules,
         .ctx = &rctx,
     };
-    wstatus = lp_status_new();
-    if (wstatus == NULL) {
-        goto done;
-    }
     wopts.status = wstatus;
     worker = lp_worker_new(&wopts, engine, store, errstr, sizeof(errstr));
     if (worker == NULL) {
         LP_LOG(LP_LOG_ERROR, "run", "kafka: %s", errstr);
         goto done;
     }
-    if (config->http_listen[0] != '\0') {
-        lp_http_opts_t hopts = {
-            .listen = config->http_listen,
-            .health_max_age_ms = config->http_health_max_age_ms,
-            .leads = config->http_leads != 0,
-            .token = config->http_token,
-            .redis_url = config->redis_url,
-            .redis_prefix = config->redis_prefix,
-            .redis_timeout_ms = config->redis_timeout_ms,
-            .rules_path = config->rules_path,
-        };
-        http = lp_http_start(&hopts, wstatus, errstr, sizeof(errstr));
-        if (http == NULL) {
-            LP_LOG(LP_LOG_ERROR, "run", "http.listen %s: %s", config->http_listen, errstr);
-            goto done;
-        }
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     LP_LOG(LP_LOG_INFO, "run", "leadpulse %s: model %s version %s, group %s, brokers %s",
            LP_VERSION, rules->model_id, rules->model_version, config->group_id, config->brokers);
     status = lp_worker_run(worker) == LP_OK ? 0 : 1;

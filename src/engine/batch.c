@@ -196,6 +196,7 @@ static void meta_clean(char *s) {
 
 int lp_eng_add_dead_letter(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msg,
                            const char *reason) {
+    (void)engine;
     char meta[1024];
     char why[600];
     snprintf(why, sizeof(why), "%s", reason);
@@ -208,19 +209,6 @@ int lp_eng_add_dead_letter(lp_engine_t *engine, batch_t *b, const lp_engine_msg_
         n = (int)strlen(meta);
     }
     b->st.dead_letters++;
-    uint64_t held = 0;
-    if (engine->opts.log_dead_letters && lp_log_limit(&engine->dlq_log, 10, &held)) {
-        /* The record's key and value stay out of the log: they may hold personal data. */
-        lp_log_context(msg->partition, msg->topic, msg->offset);
-        char more[64] = "";
-        if (held > 0) {
-            snprintf(more, sizeof(more), " (%" PRIu64 " such lines held back before this one)",
-                     held);
-        }
-        LP_LOG(LP_LOG_WARN, "engine", "%s [%" PRId32 "] offset %" PRId64 ": dead-lettered: %s%s",
-               msg->topic != NULL ? msg->topic : "", msg->partition, msg->offset, why, more);
-        lp_log_context(msg->partition, NULL, -1);
-    }
     return add_out(b, LP_OUT_DLQ, (const char *)msg->key, msg->key != NULL ? msg->key_len : 0,
                    msg->value, msg->value != NULL ? msg->value_len : 0, meta, (size_t)n, "");
 }
@@ -424,9 +412,53 @@ static void stats_add(lp_engine_stats_t *to, const lp_engine_stats_t *d) {
 
 /* The batch is over, committed or not: its counters count only when it was committed (what
  * failed is done again), except what says something about the store itself. */
+/* One WARN line per committed dead letter (a batch retried after a failed commit logs them
+ * once): its source and reason from the headers it carries, never the record itself (it may
+ * hold personal data). At most 10 lines a second. */
+static void log_dead_letters(lp_engine_t *engine, const batch_t *b) {
+    for (size_t i = 0; i < b->nouts; i++) {
+        const pending_out_t *o = &b->outs[i];
+        uint64_t held = 0;
+        if (o->kind != LP_OUT_DLQ || !lp_log_limit(&engine->dlq_log, 10, &held)) {
+            continue;
+        }
+        char meta[1024], topic[256] = "", reason[600] = "";
+        long long offset = -1;
+        int part = -1;
+        size_t n = o->meta_len < sizeof(meta) - 1 ? o->meta_len : sizeof(meta) - 1;
+        memcpy(meta, b->arena.buf + o->meta_off, n);
+        meta[n] = '\0';
+        char *save = NULL;
+        for (char *line = strtok_r(meta, "\n", &save); line != NULL;
+             line = strtok_r(NULL, "\n", &save)) {
+            if (strncmp(line, "reason=", 7) == 0) {
+                snprintf(reason, sizeof(reason), "%s", line + 7);
+            } else if (strncmp(line, "source_topic=", 13) == 0) {
+                snprintf(topic, sizeof(topic), "%s", line + 13);
+            } else if (strncmp(line, "source_partition=", 17) == 0) {
+                part = atoi(line + 17);
+            } else if (strncmp(line, "source_offset=", 14) == 0) {
+                offset = atoll(line + 14);
+            }
+        }
+        char more[64] = "";
+        if (held > 0) {
+            snprintf(more, sizeof(more), " (%" PRIu64 " such lines held back before this one)",
+                     held);
+        }
+        lp_log_context(part, topic, offset);
+        LP_LOG(LP_LOG_WARN, "engine", "%s [%d] offset %lld: dead-lettered: %s%s", topic, part,
+               offset, reason, more);
+        lp_log_context(b->partition, NULL, -1);
+    }
+}
+
 void lp_eng_batch_end(lp_engine_t *engine, batch_t *b, bool committed) {
     if (committed) {
         stats_add(&engine->stats, &b->st);
+        if (engine->opts.log_dead_letters) {
+            log_dead_letters(engine, b);
+        }
     } else {
         engine->stats.corrupt_state += b->st.corrupt_state;
     }

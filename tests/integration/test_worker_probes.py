@@ -128,7 +128,21 @@ def main():
         checks.check(logs and len(good) == len(logs) and with_part,
                      f"log.format json: {len(good)} of {len(logs)} lines are JSON objects with ts, "
                      f"level, component, msg; {len(with_part)} carry a partition")
-        dead = [p for p in good if "dead-lettered" in p["msg"]]
+        # Logged once its batch is committed (a batch retried through the outage logs it once).
+        def dead_lines():
+            found = []
+            for line in w.log_text().splitlines():
+                try:
+                    p = json.loads(line)
+                except ValueError:
+                    continue
+                if "dead-lettered" in p.get("msg", ""):
+                    found.append(p)
+            return found
+        try:
+            dead = lpit.wait_until(dead_lines, 30, "the dead letter's log line")
+        except TimeoutError:
+            dead = []
         checks.check(len(dead) == 1 and dead[0]["level"] == "warn" and
                      dead[0].get("topic") == ctx.topics["engagement"] and
                      isinstance(dead[0].get("offset"), int) and "partition" in dead[0] and
