@@ -192,9 +192,10 @@ void lp_config_doc_markdown(FILE *out) {
           "Redis keys\n"
           "  carry the partition number, so changing the partition count needs a migration.\n"
           "- The six topics must be distinct.\n"
-          "- `redis.url`: hiredis 0.14 has no TLS (`rediss://` is refused; use a TLS proxy) and "
-          "no Redis\n"
-          "  Cluster routing. Unix sockets are not supported yet.\n"
+          "- `redis.url`: hiredis 0.14 has no TLS (`rediss://` is refused): reach a TLS Redis\n"
+          "  through the stunnel proxy of `deploy/redis-tls` (compose and Kubernetes forms, "
+          "tested).\n"
+          "  No Redis Cluster routing. Unix sockets are not supported yet.\n"
           "- Other variables read by the command line tool (`LEADPULSE_CONFIG`, "
           "`LEADPULSE_SCHEMAS_DIR`)\n"
           "  are described by `leadpulse --help`.\n",
