@@ -292,14 +292,7 @@ static int decode_profile_v2(reader_t *r, pending_t *pend, lp_profile_update_t *
             }
         }
     }
-    if (mask & P_SIZE_BIT) {
-        uint64_t size;
-        if (get_uvarint(r, &size) != LP_OK || size > INT64_MAX) {
-            return LP_ERR;
-        }
-        profile->company_size = (int64_t)size;
-    }
-    return LP_OK;
+    return (mask & P_SIZE_BIT) ? get_company_size(r, profile) : LP_OK;
 }
 
 /* Version 2, after the version byte. key: the id a keyed value is stored under (NULL: none). */

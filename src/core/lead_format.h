@@ -344,6 +344,16 @@ static inline uint32_t profile_mask(const lp_profile_update_t *profile) {
     return mask;
 }
 
+/* company_size, a varint (the profile mask's P_SIZE_BIT says it follows). */
+static inline int get_company_size(reader_t *r, lp_profile_update_t *profile) {
+    uint64_t size;
+    if (get_uvarint(r, &size) != LP_OK || size > INT64_MAX) {
+        return LP_ERR;
+    }
+    profile->company_size = (int64_t)size;
+    return LP_OK;
+}
+
 static inline int get_profile(reader_t *r, lp_profile_update_t *profile) {
     uint64_t mask;
     if (get_uvarint(r, &mask) != LP_OK || mask == 0 || (mask & ~(uint64_t)(P_SIZE_BIT * 2 - 1))) {
@@ -357,14 +367,7 @@ static inline int get_profile(reader_t *r, lp_profile_update_t *profile) {
             }
         }
     }
-    if (mask & P_SIZE_BIT) {
-        uint64_t size;
-        if (get_uvarint(r, &size) != LP_OK || size > INT64_MAX) {
-            return LP_ERR;
-        }
-        profile->company_size = (int64_t)size;
-    }
-    return LP_OK;
+    return (mask & P_SIZE_BIT) ? get_company_size(r, profile) : LP_OK;
 }
 
 /* ---- lead -------------------------------------------------------------------------------- */
