@@ -12,6 +12,7 @@ FROM debian:12-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake ninja-build pkg-config \
         librdkafka-dev libavro-dev libhiredis-dev libyaml-dev libmicrohttpd-dev libcmocka-dev \
+        libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
