@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "io/http.h"
@@ -62,12 +61,9 @@ static lp_store_t *wait_for_redis(const lp_config_t *config, lp_status_t *status
             return store;
         }
         LP_LOG(LP_LOG_ERROR, "run", "redis: %s; retrying in %d s", errstr, backoff_ms / 1000);
-        for (int slept = 0; slept < backoff_ms; slept += 100) {
-            if (stop_flag) {
-                return NULL;
-            }
-            lp_status_beat(status);
-            nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 100 * 1000000L}, NULL);
+        lp_status_wait(status, backoff_ms, &stop_flag);
+        if (stop_flag) {
+            return NULL;
         }
         backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
     }

@@ -53,6 +53,13 @@ void lp_status_beat(lp_status_t *status) {
     }
 }
 
+void lp_status_wait(lp_status_t *status, int ms, volatile sig_atomic_t *stop) {
+    for (int slept = 0; slept < ms && (stop == NULL || !*stop); slept += 100) {
+        lp_status_beat(status);
+        nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 100 * 1000000L}, NULL);
+    }
+}
+
 int64_t lp_status_beat_age_ms(const lp_status_t *status) {
     int64_t beat = atomic_load(&((lp_status_t *)status)->beat_ms);
     return beat == 0 ? INT64_MAX : lp_status_mono_ms() - beat;

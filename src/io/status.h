@@ -4,6 +4,7 @@
 #ifndef LEADPULSE_IO_STATUS_H
 #define LEADPULSE_IO_STATUS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,10 @@ void lp_status_destroy(lp_status_t *status);
 
 /* The loop is alive: called on every pass and while it waits in a retry. Monotonic ms. */
 void lp_status_beat(lp_status_t *status);
+/* Waits ms milliseconds in 100 ms slices, beating on each (a wait for a store or server
+ * outage is the loop being alive: /healthz must not restart it); returns early once *stop is
+ * set (stop may be NULL). */
+void lp_status_wait(lp_status_t *status, int ms, volatile sig_atomic_t *stop);
 /* Milliseconds since the last beat (INT64_MAX before the first). */
 int64_t lp_status_beat_age_ms(const lp_status_t *status);
 

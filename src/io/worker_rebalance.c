@@ -18,12 +18,7 @@ static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_EV_
         lp_status_set(worker->opts.status, LP_READY_STORE, false);
         LP_LOG(LP_LOG_WARN, "worker", "taking partition %" PRId32 ": %s; retrying in %d ms", p,
                lp_engine_errstr(worker->engine), backoff);
-        /* The loop is alive while it waits for the store: /healthz must not restart it. */
-        for (int slept = 0; slept < backoff && !*worker->opts.stop; slept += 100) {
-            struct timespec ts = {0, 100 * 1000000L};
-            lp_status_beat(worker->opts.status);
-            nanosleep(&ts, NULL);
-        }
+        lp_status_wait(worker->opts.status, backoff, worker->opts.stop);
         lp_wk_publish_status(worker);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }

@@ -529,7 +529,12 @@ lp_registry_t *lp_registry_new(const lp_registry_opts_t *opts, char *errstr, siz
             lp_registry_destroy(reg);
             return NULL;
         }
-        reg->urls[reg->nurls++] = strndup(p, n);
+        if ((reg->urls[reg->nurls] = strndup(p, n)) == NULL) {
+            snprintf(errstr, errstr_size, "out of memory");
+            lp_registry_destroy(reg);
+            return NULL;
+        }
+        reg->nurls++;
         p += strcspn(p, ",");
     }
     if (reg->nurls == 0) {
@@ -550,11 +555,6 @@ lp_registry_t *lp_registry_new(const lp_registry_opts_t *opts, char *errstr, siz
     }
     reg->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
     reg->curl = curl_easy_init();
-    for (int i = 0; i < reg->nurls; i++) {
-        if (reg->urls[i] == NULL) {
-            reg->nurls = i;
-        }
-    }
     if (reg->curl == NULL || (opts->username != NULL && opts->username[0] && !reg->userpwd)) {
         snprintf(errstr, errstr_size, "schema registry: cannot set up libcurl");
         lp_registry_destroy(reg);
