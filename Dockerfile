@@ -35,9 +35,10 @@ LABEL org.opencontainers.image.title="leadpulse" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="debian:12-slim"
+# libcurl4: the Schema Registry client (schema_registry.url) and handoff-consumer --registry.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends librdkafka1 libavro23 libhiredis0.14 \
-        libyaml-0-2 libmicrohttpd12 ca-certificates \
+        libyaml-0-2 libmicrohttpd12 libcurl4 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 leadpulse \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

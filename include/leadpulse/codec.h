@@ -55,7 +55,9 @@ void lp_avro_codec_destroy(lp_avro_codec_t *codec);
 
 /* Decodes one input record. The framing is detected per record (Confluent or single-object);
  * `expected` says which schema a raw record (no framing) carries, or -1 to reject raw input.
- * On error returns LP_ERR and a reason such as "unknown schema id 42", "truncated record". */
+ * On error returns LP_ERR and a reason such as "unknown schema id 42", "truncated record", or
+ * LP_AVRO_RETRY when the record's schema id is not known yet and the fetch function (see
+ * lp_avro_codec_set_fetch) could not ask the registry now. */
 int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                          lp_event_t *event, char *errstr, size_t errstr_size);
 
@@ -105,6 +107,80 @@ size_t lp_json_encode_event(const lp_event_t *event, char *buf, size_t size);
 /* Parses the output of lp_json_encode_fact back into a fact (consumers, tests). */
 int lp_json_decode_fact(const char *buf, size_t len, lp_fact_t *fact, char *errstr,
                         size_t errstr_size);
+
+/* ---- Schema ids learned at run time (a Schema Registry) ---- */
+
+/* lp_avro_decode_event outcome: the record's schema id is unknown and cannot be learned now (the
+ * fetch function answered LP_ERR: no registry reachable). Retry later; do not dead-letter. */
+#define LP_AVRO_RETRY (-4)
+/* Fetch function outcome: no such id anywhere (the record is dead-lettered). */
+#define LP_AVRO_UNKNOWN_ID (-3)
+
+/* Teaches the codec a Confluent schema id: the writer schema's JSON text (as a registry serves
+ * it). Returns LP_OK when records with that id can be read (fast path if its canonical form
+ * equals one of our input schemas', else through resolution), LP_ERR when not (errstr says why;
+ * the id is then remembered as unreadable and records carrying it fail with "schema id N: <why>").
+ * At most 1024 ids. */
+int lp_avro_codec_add_schema(lp_avro_codec_t *codec, int32_t id, const char *schema_json,
+                             size_t len, char *errstr, size_t errstr_size);
+
+/* Called by lp_avro_decode_event for a Confluent id it does not know: sets *schema_json
+ * (NUL-terminated, valid during the call) and returns LP_OK, or returns LP_AVRO_UNKNOWN_ID (no
+ * such id anywhere: the record is dead-lettered "unknown schema id N") or LP_ERR (could not ask
+ * now: decode returns LP_AVRO_RETRY with errstr). */
+typedef int (*lp_avro_fetch_fn)(void *ctx, int32_t id, const char **schema_json, char *errstr,
+                                size_t errstr_size);
+void lp_avro_codec_set_fetch(lp_avro_codec_t *codec, lp_avro_fetch_fn fn, void *ctx);
+
+/* ---- Schema evolution: Confluent ids of writer schemas other than ours ----
+ * A record written with another version of an input schema is read by Avro schema resolution
+ * (specification 1.11): fields matched by name or by the reader field's aliases, writer-only
+ * fields skipped, reader-only fields given their default, promotions (int to long, float or
+ * double, long to float or double, float to double, string to bytes and back), unions and enums
+ * resolved by branch and symbol. The event is the one the record would give had it been written
+ * with our schema. Single-threaded, like the rest of the codec. */
+
+/* What a fetch function (below) returns for an id no registry has. */
+#define LP_AVRO_UNKNOWN_ID (-3)
+/* Outcome of lp_avro_decode_event for a record whose schema id the codec does not know yet and
+ * cannot learn now (the fetch function answered LP_ERR: registry unreachable): retry later, do
+ * not dead-letter. */
+#define LP_AVRO_RETRY (-4)
+
+/* Most schema ids a codec learns (lp_avro_codec_add_schema fails beyond). */
+#define LP_AVRO_ADDED_IDS_MAX 1024
+
+/* Teaches the codec a Confluent schema id: the writer schema's JSON text (as a registry serves
+ * it; the codec copies what it needs). Returns LP_OK when records with that id can be read
+ * (directly if its Parsing Canonical Form equals one of our input schemas', else through
+ * resolution), LP_ERR when not: errstr says why, and unless the codec could not store the id
+ * (too many ids, out of memory, an id configured for another schema) the id is remembered as
+ * unreadable: records carrying it fail with "schema id N: <why>". Adding a known id again
+ * replaces what the codec knew. */
+int lp_avro_codec_add_schema(lp_avro_codec_t *codec, int32_t id, const char *schema_json,
+                             size_t len, char *errstr, size_t errstr_size);
+
+/* Called by lp_avro_decode_event for a Confluent id it does not know: sets *schema_json
+ * (NUL-terminated, valid during the call) and returns LP_OK, or returns LP_AVRO_UNKNOWN_ID (no
+ * such id anywhere: the record fails "unknown schema id N"; not remembered, so the next record
+ * with that id asks again) or LP_ERR with errstr (could not ask now: the decode returns
+ * LP_AVRO_RETRY). A fetched schema is added with lp_avro_codec_add_schema, so an unreadable
+ * one is not fetched again. */
+typedef int (*lp_avro_fetch_fn)(void *ctx, int32_t id, const char **schema_json, char *errstr,
+                                size_t errstr_size);
+/* fn NULL: unknown ids fail as "unknown schema id N" (the default). */
+void lp_avro_codec_set_fetch(lp_avro_codec_t *codec, lp_avro_fetch_fn fn, void *ctx);
+
+/* How records carrying a Confluent schema id are read (metrics, logs, tests). */
+typedef enum {
+    LP_AVRO_ID_UNKNOWN = 0, /* neither configured nor added */
+    LP_AVRO_ID_DIRECT,      /* our schema (configured, or added with the same canonical form) */
+    LP_AVRO_ID_RESOLVED,    /* another schema of *kind: through resolution */
+    LP_AVRO_ID_UNREADABLE,  /* added, but it does not resolve: its records fail */
+} lp_avro_id_state_t;
+/* kind may be NULL; it is set for DIRECT and RESOLVED. */
+lp_avro_id_state_t lp_avro_codec_id_state(const lp_avro_codec_t *codec, int32_t id,
+                                          lp_schema_kind_t *kind);
 
 /* ---- Avro object container files (replay input) ----
  * The file's writer schema must be EngagementEvent, LeadProfileUpdated or SalesFeedback (matched by

@@ -45,6 +45,15 @@ typedef struct {
     lp_framing_t output_framing;
     int32_t schema_ids[LP_SCHEMA__COUNT]; /* Schema Registry ids, by lp_schema_kind_t */
 
+    /* schema registry: "" = none (fixed schema_ids) */
+    char registry_url[LP_CONFIG_STR_MAX + 1]; /* comma-separated base URLs */
+    char registry_user[256];
+    char registry_password[256];
+    char registry_ca_file[LP_CONFIG_STR_MAX + 1];
+    int registry_timeout_ms;
+    int registry_auto_register;    /* 0 false, 1 true */
+    int registry_subject_strategy; /* 0 topic (<topic>-value), 1 record (full name) */
+
     /* redis: the URL as given, and its parts */
     char redis_url[LP_CONFIG_STR_MAX + 1];
     char redis_host[256];

@@ -105,9 +105,11 @@ int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_ms
  * most one is sent and not finished, and no other engine call that uses the store (begin, a
  * send, fire_timers, assign, get_lead) comes between a send and its finish. msgs must stay
  * valid until finish. lp_engine_begin returns LP_OK with *batch set, LP_ERR (nothing changed:
- * retry later) or LP_STORE_FENCED (not owned); apply returns LP_OK or LP_ERR (the batch is
- * dropped); finish returns what lp_engine_process returns. A batch that fails at any step is
- * over (its counters are not kept). */
+ * retry later), LP_ENGINE_SCHEMA_WAIT (nothing changed: a record's schema id is new and no
+ * Schema Registry answered; retry later) or LP_STORE_FENCED (not owned); apply returns LP_OK or
+ * LP_ERR (the batch is dropped); finish returns what lp_engine_process returns. A batch that fails
+ * at any step is over (its counters are not kept). */
+#define LP_ENGINE_SCHEMA_WAIT (-4)
 typedef struct lp_engine_batch lp_engine_batch_t;
 int lp_engine_begin(lp_engine_t *engine, int32_t partition, const lp_engine_msg_t *msgs, size_t n,
                     int64_t now_ms, lp_engine_batch_t **batch);

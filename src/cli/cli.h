@@ -4,6 +4,9 @@
 
 #include <stdint.h>
 
+#include "leadpulse/config.h"
+#include "leadpulse/registry.h"
+
 int lp_cmd_replay(int argc, char **argv);
 int lp_cmd_check_config(int argc, char **argv);
 int lp_cmd_run(int argc, char **argv);
@@ -13,5 +16,16 @@ int lp_cmd_health(int argc, char **argv);
 
 /* Parses "1764064800000" (ms) or "2026-11-25T10:00:00Z" / "...T10:00:00.123Z". LP_OK or LP_ERR. */
 int lp_cli_parse_time(const char *s, int64_t *ms);
+
+/* The Schema Registry client of config (schema_registry.*). NULL with errstr when unusable. */
+lp_registry_t *lp_cli_registry_new(const lp_config_t *config, char *errstr, size_t size);
+
+/* The codec with the registry's ids for the schema kinds in the bit mask kinds (1 << kind):
+ * each registered (schema_registry.auto_register) or looked up under its subject; ids of the
+ * others are -1; unknown input ids are fetched from reg. NULL with *rc LP_ERR when no registry
+ * answered, another rc when a retry would not help (errstr says why). */
+lp_avro_codec_t *lp_cli_registry_codec(const lp_config_t *config, lp_registry_t *reg,
+                                       unsigned kinds, int32_t ids[LP_SCHEMA__COUNT], int *rc,
+                                       char *errstr, size_t size);
 
 #endif

@@ -38,7 +38,9 @@ static void produce_usage(FILE *out) {
                  "send time. --ordered-ms N waits, every N ms, until every record sent so far is\n"
                  "acknowledged, so records of different topics reach the brokers in the order\n"
                  "they were sent (give or take N ms) even across a broker restart. Brokers and\n"
-                 "topics come from the configuration.\n");
+                 "topics come from the configuration; with schema_registry.url set, the input\n"
+                 "schemas are registered under their subjects and records carry the registry's\n"
+                 "ids (as Confluent's serializers do).\n");
 }
 
 int lp_cmd_produce(int argc, char **argv) {
@@ -96,6 +98,7 @@ int lp_cmd_produce(int argc, char **argv) {
     int status = 1;
     uint64_t failed = 0, sent = 0, bad = 0;
     lp_avro_codec_t *codec = NULL;
+    lp_registry_t *registry = NULL;
     rd_kafka_t *rk = NULL;
     FILE *in = NULL;
     char *line = NULL;
@@ -103,8 +106,19 @@ int lp_cmd_produce(int argc, char **argv) {
     uint8_t buf[16384];
     const char *dir = getenv("LEADPULSE_SCHEMAS_DIR");
 
-    codec = lp_avro_codec_new(dir != NULL ? dir : LP_SCHEMA_DIR, config->schema_ids, errstr,
-                              sizeof(errstr));
+    if (config->registry_url[0] != '\0' && !json) {
+        /* The input schemas registered (or looked up) under their subjects, as a producer
+         * with Confluent's serializers does; their ids frame the records. */
+        int32_t ids[LP_SCHEMA__COUNT];
+        int rc;
+        registry = lp_cli_registry_new(config, errstr, sizeof(errstr));
+        codec = registry == NULL ? NULL
+                                 : lp_cli_registry_codec(config, registry, 0x7u, ids, &rc, errstr,
+                                                         sizeof(errstr));
+    } else {
+        codec = lp_avro_codec_new(dir != NULL ? dir : LP_SCHEMA_DIR, config->schema_ids, errstr,
+                                  sizeof(errstr));
+    }
     if (codec == NULL) {
         fprintf(stderr, "leadpulse produce: schemas: %s\n", errstr);
         goto done;
@@ -248,6 +262,7 @@ done:
         rd_kafka_destroy(rk);
     }
     lp_avro_codec_destroy(codec);
+    lp_registry_destroy(registry);
     lp_config_destroy(config);
     return status;
 }

@@ -9,6 +9,7 @@
 #include "io/http.h"
 #include "io/status.h"
 #include "leadpulse/config.h"
+#include "leadpulse/registry.h"
 #include "leadpulse/worker.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -92,9 +93,100 @@ static const char *config_path_from_args(int argc, char **argv, const char *cmd,
     return path;
 }
 
-static lp_avro_codec_t *open_codec(const lp_config_t *config, char *errstr, size_t size) {
+static const char *schema_dir(void) {
     const char *dir = getenv("LEADPULSE_SCHEMAS_DIR");
-    return lp_avro_codec_new(dir != NULL ? dir : LP_SCHEMA_DIR, config->schema_ids, errstr, size);
+    return dir != NULL ? dir : LP_SCHEMA_DIR;
+}
+
+/* The schema files checked; with a registry, no id yet (lp_cli_registry_codec gives them). */
+static lp_avro_codec_t *open_codec(const lp_config_t *config, char *errstr, size_t size) {
+    return lp_avro_codec_new(schema_dir(), config->registry_url[0] ? NULL : config->schema_ids,
+                             errstr, size);
+}
+
+lp_registry_t *lp_cli_registry_new(const lp_config_t *config, char *errstr, size_t size) {
+    lp_registry_opts_t ropts = {
+        .urls = config->registry_url,
+        .username = config->registry_user,
+        .password = config->registry_password,
+        .ca_file = config->registry_ca_file,
+        .timeout_ms = config->registry_timeout_ms,
+    };
+    return lp_registry_new(&ropts, errstr, size);
+}
+
+lp_avro_codec_t *lp_cli_registry_codec(const lp_config_t *config, lp_registry_t *reg,
+                                       unsigned kinds, int32_t ids[LP_SCHEMA__COUNT], int *rc,
+                                       char *errstr, size_t size) {
+    for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
+        ids[k] = -1;
+    }
+    const char *topics[LP_SCHEMA__COUNT] = {
+        config->topic_in[LP_EV_ENGAGEMENT], config->topic_in[LP_EV_PROFILE],
+        config->topic_in[LP_EV_FEEDBACK], config->topic_mql, config->topic_stale};
+    lp_registry_schemas_t s = {
+        .schema_dir = schema_dir(),
+        .strategy = config->registry_subject_strategy,
+        .auto_register = config->registry_auto_register != 0,
+    };
+    for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
+        s.topics[k] = (kinds & (1u << k)) ? topics[k] : NULL;
+    }
+    *rc = lp_registry_schema_ids(reg, &s, ids, errstr, size);
+    if (*rc != LP_OK) {
+        return NULL;
+    }
+    lp_avro_codec_t *codec = lp_avro_codec_new(schema_dir(), ids, errstr, size);
+    if (codec == NULL) {
+        *rc = LP_REGISTRY_REFUSED;
+        return NULL;
+    }
+    lp_avro_codec_set_fetch(codec, lp_registry_fetch, reg);
+    return codec;
+}
+
+/* With a registry: the codec with the output schemas' ids from it, retrying with backoff (1 s,
+ * doubling to 30 s) while no registry answers, alive and not ready, as for Redis. A registry that
+ * refuses a schema ends the start. NULL when stopped or refused (*refused says which). */
+static lp_avro_codec_t *wait_for_registry(const lp_config_t *config, lp_registry_t *reg,
+                                          lp_status_t *status, bool *refused) {
+    char errstr[LP_ERRSTR];
+    int backoff_ms = 1000;
+    unsigned kinds = config->output_framing == LP_FRAMING_CONFLUENT
+                         ? (1u << LP_SCHEMA_QUALIFIED) | (1u << LP_SCHEMA_STALE)
+                         : 0;
+    *refused = false;
+    for (;;) {
+        int rc;
+        int32_t ids[LP_SCHEMA__COUNT];
+        lp_avro_codec_t *codec =
+            lp_cli_registry_codec(config, reg, kinds, ids, &rc, errstr, sizeof(errstr));
+        if (codec != NULL) {
+            char subject[512];
+            lp_status_set(status, LP_READY_REGISTRY, true);
+            for (int k = LP_SCHEMA_QUALIFIED; kinds != 0 && k <= LP_SCHEMA_STALE; k++) {
+                lp_registry_subject(config->registry_subject_strategy,
+                                    k == LP_SCHEMA_QUALIFIED ? config->topic_mql
+                                                             : config->topic_stale,
+                                    (lp_schema_kind_t)k, subject, sizeof(subject));
+                LP_LOG(LP_LOG_INFO, "run", "schema registry %s: subject %s: schema id %d",
+                       lp_registry_current_url(reg), subject, (int)ids[k]);
+            }
+            return codec;
+        }
+        lp_status_set(status, LP_READY_REGISTRY, false);
+        if (rc != LP_ERR) {
+            LP_LOG(LP_LOG_ERROR, "run", "%s", errstr);
+            *refused = true;
+            return NULL;
+        }
+        LP_LOG(LP_LOG_ERROR, "run", "%s; retrying in %d s", errstr, backoff_ms / 1000);
+        lp_status_wait(status, backoff_ms, &stop_flag);
+        if (stop_flag) {
+            return NULL;
+        }
+        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+    }
 }
 
 int lp_cmd_check_config(int argc, char **argv) {
@@ -137,6 +229,7 @@ int lp_cmd_run(int argc, char **argv) {
     int status = 1;
     lp_rules_t *rules = NULL;
     lp_avro_codec_t *codec = NULL;
+    lp_registry_t *registry = NULL;
     lp_store_t *store = NULL;
     lp_engine_t *engine = NULL;
     lp_worker_t *worker = NULL;
@@ -196,10 +289,25 @@ int lp_cmd_run(int argc, char **argv) {
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     lp_status_set(wstatus, LP_READY_OUTBOX, true); /* until the worker finds otherwise */
+    lp_status_set(wstatus, LP_READY_REGISTRY, true);
     store = wait_for_redis(config, wstatus);
     if (store == NULL) {
         status = stop_flag ? 0 : 1;
         goto done;
+    }
+    if (config->registry_url[0] != '\0') {
+        bool refused;
+        registry = lp_cli_registry_new(config, errstr, sizeof(errstr));
+        if (registry == NULL) {
+            LP_LOG(LP_LOG_ERROR, "run", "schema_registry: %s", errstr);
+            goto done;
+        }
+        lp_avro_codec_destroy(codec);
+        codec = wait_for_registry(config, registry, wstatus, &refused);
+        if (codec == NULL) {
+            status = stop_flag && !refused ? 0 : 1;
+            goto done;
+        }
     }
     lp_engine_opts_t eopts = {
         .out_format = LP_FORMAT_AVRO,
@@ -265,6 +373,7 @@ done:
     lp_engine_destroy(engine);
     lp_store_destroy(store);
     lp_avro_codec_destroy(codec);
+    lp_registry_destroy(registry);
     lp_rules_destroy((lp_rules_t *)rctx.current != NULL ? (lp_rules_t *)rctx.current : rules);
     free(props);
     lp_config_destroy(config);

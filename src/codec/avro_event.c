@@ -70,16 +70,11 @@ static int decode_feedback(lp_avro_rd_t *rd, lp_feedback_t *f) {
     return RD_OPT(rd, "owner", f->owner);
 }
 
-int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
-                         lp_event_t *event, char *errstr, size_t errstr_size) {
-    lp_avro_rd_t rd = {.buf = buf, .len = len, .errstr = errstr, .errstr_size = errstr_size};
-    int kind;
+/* Shared by the framed decoder (inlined there: the hot path) and by resolution. */
+static inline int decode_body(lp_avro_codec_t *codec, lp_avro_rd_t *rd, int kind,
+                              lp_event_t *event) {
     int rc;
 
-    if (lp_avro_unframe(codec, buf, len, expected, LP_SCHEMA_ENGAGEMENT, LP_SCHEMA_FEEDBACK, &kind,
-                        &rd.pos, errstr, errstr_size) != LP_OK) {
-        return LP_ERR;
-    }
     /* The schema kinds of inputs are numbered like the event kinds. The event starts as
      * lp_event_init() leaves it, copied from the codec's blank of that kind with a size the
      * compiler cannot see: GCC expands lp_event_init's memset of the 872-byte event into
@@ -87,24 +82,47 @@ int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len,
      * libc's memcpy (vector stores) takes a few ns. */
     volatile size_t blank_size = sizeof(*event);
     memcpy(event, &codec->blank[kind], blank_size);
-    if (lp_avro_rd_header(&rd, event->event_id, event->lead_id, &event->ts_ms) != LP_OK) {
+    if (lp_avro_rd_header(rd, event->event_id, event->lead_id, &event->ts_ms) != LP_OK) {
         return LP_ERR;
     }
     switch (kind) {
     case LP_SCHEMA_ENGAGEMENT:
-        rc = decode_engagement(&rd, &event->u.engagement);
+        rc = decode_engagement(rd, &event->u.engagement);
         break;
     case LP_SCHEMA_PROFILE:
-        rc = decode_profile(&rd, &event->u.profile);
+        rc = decode_profile(rd, &event->u.profile);
         break;
     default:
-        rc = decode_feedback(&rd, &event->u.feedback);
+        rc = decode_feedback(rd, &event->u.feedback);
         break;
     }
-    if (rc != LP_OK || lp_avro_rd_end(&rd) != LP_OK) {
+    if (rc != LP_OK || lp_avro_rd_end(rd) != LP_OK) {
         return LP_ERR;
     }
-    return lp_codec_check_event(event, errstr, errstr_size);
+    return lp_codec_check_event(event, rd->errstr, rd->errstr_size);
+}
+
+int lp_avro_decode_body(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, size_t body,
+                        int kind, lp_event_t *event, char *errstr, size_t errstr_size) {
+    lp_avro_rd_t rd = {
+        .buf = buf, .len = len, .pos = body, .errstr = errstr, .errstr_size = errstr_size};
+
+    return decode_body(codec, &rd, kind, event);
+}
+
+int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
+                         lp_event_t *event, char *errstr, size_t errstr_size) {
+    lp_avro_rd_t rd = {.buf = buf, .len = len, .errstr = errstr, .errstr_size = errstr_size};
+    int kind = 0;
+    int rc;
+
+    rc = lp_avro_unframe(codec, buf, len, expected, LP_SCHEMA_ENGAGEMENT, LP_SCHEMA_FEEDBACK, &kind,
+                         &rd.pos, errstr, errstr_size);
+    if (rc != LP_OK) {
+        /* Ids learnt at run time, unknown ids, bad framing: off the hot path. */
+        return lp_avro_decode_slow(codec, rc, buf, len, expected, kind, event, errstr, errstr_size);
+    }
+    return decode_body(codec, &rd, kind, event);
 }
 
 #define WR_STR(wr, s) lp_avro_wr_string((wr), (s), sizeof(s))

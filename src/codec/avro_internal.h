@@ -11,6 +11,9 @@
 
 #define LP_AVRO_CANONICAL_MAX 8192
 
+/* Schema ids learnt at run time and their resolution programs (avro_resolve.c). */
+typedef struct lp_avro_resolver lp_avro_resolver_t;
+
 struct lp_avro_codec {
     int32_t ids[LP_SCHEMA__COUNT];     /* Confluent schema ids, -1 = none */
     uint64_t fp[LP_SCHEMA__COUNT];     /* CRC-64-AVRO of the canonical forms */
@@ -18,6 +21,13 @@ struct lp_avro_codec {
     char errstr[LP_ERRSTR];            /* why the last encode failed */
     /* lp_event_init() of each input kind, copied into every decoded event (see avro_event.c). */
     lp_event_t blank[LP_SCHEMA_FEEDBACK + 1];
+    /* The schema files as read: resolution needs the defaults and aliases that the canonical
+     * form drops. */
+    char *text[LP_SCHEMA__COUNT];
+    size_t text_len[LP_SCHEMA__COUNT];
+    lp_avro_resolver_t *resolver; /* NULL until the first lp_avro_codec_add_schema */
+    lp_avro_fetch_fn fetch;       /* NULL: unknown ids are errors */
+    void *fetch_ctx;
 };
 
 /* Binary reader over one record. Every read names the field in its error. */
@@ -71,6 +81,8 @@ void lp_avro_wr_long(lp_avro_wr_t *wr, int64_t v);
 void lp_avro_wr_bool(lp_avro_wr_t *wr, bool v);
 void lp_avro_wr_double(lp_avro_wr_t *wr, double v);
 void lp_avro_wr_bytes(lp_avro_wr_t *wr, const void *data, size_t len);
+/* len bytes as they are (fixed, float). */
+void lp_avro_wr_raw(lp_avro_wr_t *wr, const void *data, size_t len);
 /* A C string held in a char array of array_size bytes (never reads past it). */
 void lp_avro_wr_string(lp_avro_wr_t *wr, const char *s, size_t array_size);
 /* ["null", string]: "" is written as null. */
@@ -81,8 +93,32 @@ int lp_avro_wr_frame(lp_avro_codec_t *codec, lp_avro_wr_t *wr, lp_framing_t fram
 size_t lp_avro_wr_finish(lp_avro_codec_t *codec, lp_avro_wr_t *wr);
 
 /* Detects the framing of buf and the schema kind it carries, among kinds [first, last].
- * *body is the offset of the Avro binary. */
+ * *body is the offset of the Avro binary. Besides LP_OK and LP_ERR: LP_AVRO_UNKNOWN_ID (errstr
+ * "unknown schema id N") and, for an added id read through resolution, LP_AVRO_UNFRAME_RESOLVE
+ * with *kind and *body set. */
+#define LP_AVRO_UNFRAME_RESOLVE 1
 int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                     int first, int last, int *kind, size_t *body, char *errstr, size_t errstr_size);
+
+/* Decodes the Avro binary of an input record of `kind` (what follows the framing) into event:
+ * the fast decoder with every check of lp_avro_decode_event. */
+int lp_avro_decode_body(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, size_t body,
+                        int kind, lp_event_t *event, char *errstr, size_t errstr_size);
+
+/* ---- Schema ids added at run time (avro_resolve.c) ---- */
+
+/* How an added id is read: LP_OK (directly as *kind), LP_AVRO_UNFRAME_RESOLVE (through
+ * resolution, as *kind), LP_ERR (unreadable: errstr "schema id N: why") or LP_AVRO_UNKNOWN_ID
+ * (not added). */
+int lp_avro_resolver_find(const lp_avro_resolver_t *resolver, int32_t id, int *kind, char *errstr,
+                          size_t errstr_size);
+
+/* lp_avro_decode_event after lp_avro_unframe answered other than LP_OK (rc): decodes through
+ * resolution, or fetches the schema of an unknown id and decodes again. */
+int lp_avro_decode_slow(lp_avro_codec_t *codec, int rc, const uint8_t *buf, size_t len,
+                        int expected, int kind, lp_event_t *event, char *errstr,
+                        size_t errstr_size);
+
+void lp_avro_resolver_free(lp_avro_resolver_t *resolver);
 
 #endif

@@ -338,6 +338,9 @@ static int load_schema(lp_avro_codec_t *codec, const char *dir, int kind, char *
                      (unsigned long long)expected_fp[kind]);
         goto err;
     }
+    codec->text[kind] = text;
+    codec->text_len[kind] = len;
+    text = NULL;
     rc = LP_OK;
 err:
     if (schema != NULL) {
@@ -385,7 +388,9 @@ void lp_avro_codec_destroy(lp_avro_codec_t *codec) {
     }
     for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
         free(codec->canonical[k]);
+        free(codec->text[k]);
     }
+    lp_avro_resolver_free(codec->resolver);
     free(codec);
 }
 

@@ -205,6 +205,12 @@ static void wr_put(lp_avro_wr_t *wr, const void *data, size_t len) {
     wr->pos += len;
 }
 
+void lp_avro_wr_raw(lp_avro_wr_t *wr, const void *data, size_t len) {
+    if (len > 0) {
+        wr_put(wr, data, len);
+    }
+}
+
 void lp_avro_wr_long(lp_avro_wr_t *wr, int64_t v) {
     uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
     uint8_t tmp[10];
@@ -294,6 +300,37 @@ size_t lp_avro_wr_finish(lp_avro_codec_t *codec, lp_avro_wr_t *wr) {
     return wr->pos;
 }
 
+/* A Confluent id of schema kind k: rc (LP_OK or LP_AVRO_UNFRAME_RESOLVE) if k is expected. */
+static int confluent_kind(int32_t id, int k, int rc, int first, int last, int *kind, size_t *body,
+                          char *errstr, size_t errstr_size) {
+    if (k < first || k > last) {
+        return lp_codec_err(errstr, errstr_size, "schema id %d is %s, not expected here", (int)id,
+                            lp_codec_schema_names[k]);
+    }
+    *kind = k;
+    *body = 5;
+    return rc;
+}
+
+/* After the configured ids: the ones learnt at run time. */
+static int unframe_added(const lp_avro_codec_t *codec, int32_t id, int first, int last, int *kind,
+                         size_t *body, char *errstr, size_t errstr_size) {
+    int k = 0;
+    int rc = LP_AVRO_UNKNOWN_ID;
+
+    if (codec->resolver != NULL) {
+        rc = lp_avro_resolver_find(codec->resolver, id, &k, errstr, errstr_size);
+    }
+    if (rc == LP_AVRO_UNKNOWN_ID) {
+        lp_codec_err(errstr, errstr_size, "unknown schema id %d", (int)id);
+        return LP_AVRO_UNKNOWN_ID;
+    }
+    if (rc == LP_ERR) {
+        return LP_ERR;
+    }
+    return confluent_kind(id, k, rc, first, last, kind, body, errstr, errstr_size);
+}
+
 int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                     int first, int last, int *kind, size_t *body, char *errstr,
                     size_t errstr_size) {
@@ -310,17 +347,10 @@ int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len
                        ((uint32_t)buf[3] << 8) | buf[4]);
         for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
             if (codec->ids[k] >= 0 && codec->ids[k] == id) {
-                if (k < first || k > last) {
-                    return lp_codec_err(errstr, errstr_size,
-                                        "schema id %d is %s, not expected here", (int)id,
-                                        lp_codec_schema_names[k]);
-                }
-                *kind = k;
-                *body = 5;
-                return LP_OK;
+                return confluent_kind(id, k, LP_OK, first, last, kind, body, errstr, errstr_size);
             }
         }
-        return lp_codec_err(errstr, errstr_size, "unknown schema id %d", (int)id);
+        return unframe_added(codec, id, first, last, kind, body, errstr, errstr_size);
     }
     if (buf[0] == 0xC3 && len >= 2 && buf[1] == 0x01) {
         uint64_t fp = 0;

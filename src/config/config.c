@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config/config_table.h"
+#include "leadpulse/registry.h"
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "int fields are stored as int32_t");
 _Static_assert(sizeof(lp_framing_t) == sizeof(int), "enum fields are stored as int");
@@ -18,6 +19,40 @@ static const char *const framings[] = {"confluent", "single_object", "raw", NULL
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const off_on[] = {"off", "on", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const false_true[] = {"false", "true", NULL};
+static const char *const subject_strategies[] = {"topic", "record", NULL};
+
+/* "" or 1..8 comma-separated http(s):// base URLs. */
+static int check_registry_url(lp_config_t *config, const char *value, char *msg, size_t size) {
+    int n = 0;
+    (void)config;
+    for (const char *p = value; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        if (len == 0) {
+            snprintf(msg, size, "an empty URL in the list \"%s\"", value);
+            return LP_ERR;
+        }
+        if (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0) {
+            snprintf(msg, size,
+                     "\"%.*s\" is not an http:// or https:// URL (several URLs: comma-separated)",
+                     (int)len, p);
+            return LP_ERR;
+        }
+        if (++n > LP_REGISTRY_URLS_MAX) {
+            snprintf(msg, size, "at most %d URLs", LP_REGISTRY_URLS_MAX);
+            return LP_ERR;
+        }
+        p += len;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return LP_OK;
+}
 
 /* Kafka's own rule for topic names: 1..249 of [a-zA-Z0-9._-]. */
 static int check_topic(lp_config_t *config, const char *value, char *msg, size_t size) {
@@ -231,6 +266,37 @@ const lp_config_entry_t lp_config_table[] = {
         "LEADPULSE_SCHEMA_ID_QUALIFIED", "Schema Registry id of LeadQualified (written)."),
     INT("schema_id.stale", schema_ids[LP_SCHEMA_STALE], "5", 1, INT32_MAX,
         "LEADPULSE_SCHEMA_ID_STALE", "Schema Registry id of LeadStale (written)."),
+    STR("schema_registry.url", registry_url, "", "LEADPULSE_SCHEMA_REGISTRY_URL", LP_CF_EMPTY_OK,
+        check_registry_url,
+        "Schema Registry base URL(s), comma-separated for failover (Confluent's API, e.g. "
+        "`http://registry:8081`, or Apicurio's `.../apis/ccompat/v7`). Set: output schemas are "
+        "registered (or looked up) at start and records are framed with the registry's ids; input "
+        "records are read by the ids the registry gives (an evolved writer schema is resolved to "
+        "leadpulse's; `schema_id.*` are then not used). \"\" = no registry: the fixed "
+        "`schema_id.*`."),
+    STR("schema_registry.username", registry_user, "", "LEADPULSE_SCHEMA_REGISTRY_USERNAME",
+        LP_CF_EMPTY_OK, NULL, "HTTP basic auth user (Confluent Cloud: the API key); \"\" = none."),
+    STR("schema_registry.password", registry_password, "", "LEADPULSE_SCHEMA_REGISTRY_PASSWORD",
+        LP_CF_EMPTY_OK | LP_CF_SECRET, NULL,
+        "HTTP basic auth password (API secret). Set it from the environment (a Secret), not the "
+        "file."),
+    STR("schema_registry.ca_file", registry_ca_file, "", "LEADPULSE_SCHEMA_REGISTRY_CA_FILE",
+        LP_CF_EMPTY_OK, NULL,
+        "PEM CA bundle that verifies an https:// registry, instead of the system's; \"\" = the "
+        "system's."),
+    MS("schema_registry.timeout_ms", registry_timeout_ms, "5000", 100, 600000,
+       "LEADPULSE_SCHEMA_REGISTRY_TIMEOUT_MS",
+       "Per request (connect and answer) to one registry URL; the next URL is tried after it."),
+    ENUM("schema_registry.auto_register", registry_auto_register, "true", false_true,
+         "LEADPULSE_SCHEMA_REGISTRY_AUTO_REGISTER",
+         "true: register the output schemas at start (a registry that refuses one as incompatible "
+         "stops the start); false: only look them up (they must be registered already, e.g. by a "
+         "CI pipeline; a missing one stops the start)."),
+    ENUM("schema_registry.subject_strategy", registry_subject_strategy, "topic", subject_strategies,
+         "LEADPULSE_SCHEMA_REGISTRY_SUBJECT_STRATEGY",
+         "Subject of each output schema: topic = `<topic>-value` (Confluent's "
+         "TopicNameStrategy, the default of its serializers); record = the record's full name, "
+         "e.g. `io.leadpulse.LeadQualified` (RecordNameStrategy)."),
     STR("redis.url", redis_url, "redis://127.0.0.1:6379", "LEADPULSE_REDIS_URL", LP_CF_SECRET,
         check_redis_url,
         "Redis server: `redis://[[user]:password@]host[:port][/db]`. The password is masked in "

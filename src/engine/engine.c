@@ -136,8 +136,10 @@ void lp_engine_revoke(lp_engine_t *engine, int32_t partition) {
 static const char *event_check(const lp_engine_t *engine, const lp_event_t *event, int64_t now_ms,
                                char *why, size_t why_size, bool scorer);
 
+/* The reason to dead-letter msg, or NULL. *wait is set (and why says why) when the record's
+ * schema cannot be learned now (no registry answered): neither applied nor dead-lettered. */
 static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, lp_event_t *event,
-                              int64_t now_ms, char *why, size_t why_size) {
+                              int64_t now_ms, char *why, size_t why_size, bool *wait) {
     int rc;
     if (msg->decoded != NULL) {
         *event = *msg->decoded;
@@ -152,6 +154,10 @@ static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, l
     } else {
         rc = lp_avro_decode_event(engine->codec, msg->value, msg->value_len, -1, event, why,
                                   why_size);
+    }
+    if (rc == LP_AVRO_RETRY) {
+        *wait = true;
+        return why;
     }
     if (rc != LP_OK) {
         return why;
@@ -261,7 +267,16 @@ int lp_engine_begin(lp_engine_t *engine, int32_t partition, const lp_engine_msg_
             b->st.duplicates++;
             continue;
         }
-        const char *reason = decode_msg(engine, msg, &b->events[i], now_ms, why, sizeof(why));
+        bool wait = false;
+        const char *reason =
+            decode_msg(engine, msg, &b->events[i], now_ms, why, sizeof(why), &wait);
+        if (wait) {
+            lp_eng_batch_end(engine, b, false);
+            snprintf(engine->errstr, sizeof(engine->errstr),
+                     "%s [%" PRId32 "] offset %" PRId64 ": %s",
+                     msg->topic != NULL ? msg->topic : "?", partition, msg->offset, why);
+            return LP_ENGINE_SCHEMA_WAIT;
+        }
         if (reason != NULL) {
             b->event_slot[i] = -1;
             if (lp_eng_add_dead_letter(engine, b, msg, reason) != LP_OK) {

@@ -103,7 +103,8 @@ static enum MHD_Result healthz(lp_http_t *http, struct MHD_Connection *conn) {
 
 static enum MHD_Result readyz(lp_http_t *http, struct MHD_Connection *conn) {
     static const char *const what[LP_READY__COUNT] = {
-        "no partition assignment yet", "redis unreachable", "output delivery failing"};
+        "no partition assignment yet", "redis unreachable", "output delivery failing",
+        "schema registry unreachable"};
     char body[256] = "";
     size_t len = 0;
     for (int i = 0; i < LP_READY__COUNT; i++) {

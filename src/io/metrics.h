@@ -53,6 +53,9 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
       "Output records Kafka did not accept; they stay in the outbox and are sent again.")          \
     X(STORE_ERRORS, "leadpulse_store_errors_total", COUNTER, "", "",                               \
       "Store (Redis) calls that failed: commits, outbox reads and deletes, retried with backoff.") \
+    X(SCHEMA_WAITS, "leadpulse_schema_registry_waits_total", COUNTER, "", "",                      \
+      "Batches held back because a record carried a schema id new to the worker and no Schema "    \
+      "Registry answered; retried with backoff, nothing dead-lettered. Alert on a steady rise.")   \
     X(STORE_ROUND_TRIPS, "leadpulse_store_round_trips_total", COUNTER, "", "",                     \
       "Store (Redis) round trips.")                                                                \
     X(STORE_LOST_WRITES, "leadpulse_store_lost_writes_total", COUNTER, "", "",                     \

@@ -16,6 +16,7 @@ typedef enum {
     LP_READY_ASSIGNED = 0, /* the group gave this worker an assignment (possibly empty) */
     LP_READY_STORE = 1,    /* the last store (Redis) call succeeded */
     LP_READY_OUTBOX = 2,   /* output delivery is not failing */
+    LP_READY_REGISTRY = 3, /* the Schema Registry answered when last needed (or none is used) */
     LP_READY__COUNT
 } lp_ready_t;
 

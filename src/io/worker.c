@@ -173,6 +173,7 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
     part->retry_pending = false;
     if (rc == LP_OK) {
         lp_status_set(worker->opts.status, LP_READY_STORE, true);
+        lp_status_set(worker->opts.status, LP_READY_REGISTRY, true);
         store_kafka_offsets(worker, f->msgs, f->n);
         lp_wk_part_consume(part, f->take);
         part->backoff_ms = 0;
@@ -192,6 +193,21 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
         part->owned = false;
         part->fenced_at_ms = now;
         return LP_OK;
+    }
+    if (rc == LP_ENGINE_SCHEMA_WAIT) {
+        /* A record of a schema id new to the worker and no registry to ask: keep the records
+         * (nothing was applied, nothing is dead-lettered) and ask again with backoff. */
+        memcpy(part->retry_take, f->take, sizeof(part->retry_take));
+        part->retry_pending = true;
+        worker->schema_waits++;
+        lp_status_set(worker->opts.status, LP_READY_REGISTRY, false);
+        part->backoff_ms = part->backoff_ms == 0                   ? BACKOFF_MIN_MS
+                           : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                                   : part->backoff_ms * 2;
+        part->retry_at_ms = now + part->backoff_ms;
+        LP_LOG(LP_LOG_WARN, "worker", "%s; partition %" PRId32 ": retry in %d ms",
+               lp_engine_errstr(worker->engine), p, part->backoff_ms);
+        return LP_ERR;
     }
     /* Store trouble: keep the records and retry with backoff. No pause: the records in hand are
      * bounded by lp_wk_backlog_check, and the merge must not trust watermarks of a paused

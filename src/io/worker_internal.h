@@ -145,6 +145,7 @@ struct lp_worker {
     bool outbox_blocked; /* the last delivery failed: input paused until it works */
     int64_t outbox_retry_ms;
     uint64_t produced, delivery_failures, store_errors, rebalances, lost_writes;
+    uint64_t schema_waits; /* batches held back: a new schema id and no registry answered */
     uint64_t reloads_ok, reloads_failed;
     bool last_reload_failed;
     int64_t next_rules_check_ms;

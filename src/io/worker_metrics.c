@@ -108,6 +108,9 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
     case LP_M_STORE_ERRORS:
         v = (double)worker->store_errors;
         break;
+    case LP_M_SCHEMA_WAITS:
+        v = (double)worker->schema_waits;
+        break;
     case LP_M_STORE_ROUND_TRIPS:
         v = (double)worker->store->round_trips;
         break;

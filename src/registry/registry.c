@@ -1,5 +1,5 @@
-/* The Schema Registry client (leadpulse/registry.h): libcurl for HTTP, a small reader for the
- * registry's flat JSON answers ({"id":N}, {"schema":"..."}, {"error_code":N,"message":"..."}). */
+/* The Schema Registry client (leadpulse/registry.h): libcurl for HTTP, registry_json.c for the
+ * registry's JSON answers. */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "leadpulse/common.h"
 #include "leadpulse/hash.h"
 #include "leadpulse/registry.h"
+#include "registry/registry_json.h"
 
 #define BODY_MAX (4u << 20) /* an answer larger than this is refused */
+#define NOT_FOUND_TTL_MS 60000
 
 typedef struct {
     int32_t id;
@@ -36,6 +39,14 @@ struct lp_registry {
     CURL *curl;
     by_id_t *ids;
     size_t nids, cap_ids;
+    /* Ids the registry answered 404 for, and when (monotonic ms): asked again only after
+     * NOT_FOUND_TTL_MS, so a stream of records with a bad id costs one request a minute, not
+     * one per record. A ring: the oldest entry gives way. */
+    struct {
+        int32_t id;
+        int64_t at_ms;
+    } not_found[64];
+    size_t nnot_found;
     by_subject_t *subjects;
     size_t nsubjects, cap_subjects;
 };
@@ -45,6 +56,12 @@ typedef struct {
     size_t len, cap;
     bool too_big;
 } body_t;
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
@@ -77,178 +94,14 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx) {
     return add;
 }
 
-/* ---- the registry's JSON answers ---- */
-
-static const char *skip_ws(const char *p) {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-        p++;
-    }
-    return p;
-}
-
-/* Appends the UTF-8 form of code point cp. */
-static size_t put_utf8(char *out, uint32_t cp) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-static int hex4(const char *p, uint32_t *v) {
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) {
-            return LP_ERR;
-        }
-        *v = *v << 4 | (uint32_t)d;
-    }
-    return LP_OK;
-}
-
-/* A JSON string starting at p (at its opening quote), unescaped into a new allocation; *end is
- * set past the closing quote. NULL when malformed. */
-static char *json_string(const char *p, const char **end) {
-    if (*p != '"') {
-        return NULL;
-    }
-    p++;
-    size_t cap = strlen(p) + 1;
-    char *out = malloc(cap);
-    size_t n = 0;
-    if (out == NULL) {
-        return NULL;
-    }
-    while (*p != '"') {
-        if (*p == '\0' || (unsigned char)*p < 0x20) {
-            free(out);
-            return NULL;
-        }
-        if (*p != '\\') {
-            out[n++] = *p++;
-            continue;
-        }
-        p++;
-        uint32_t cp;
-        switch (*p) {
-        case '"':
-        case '\\':
-        case '/':
-            out[n++] = *p;
-            break;
-        case 'b':
-            out[n++] = '\b';
-            break;
-        case 'f':
-            out[n++] = '\f';
-            break;
-        case 'n':
-            out[n++] = '\n';
-            break;
-        case 'r':
-            out[n++] = '\r';
-            break;
-        case 't':
-            out[n++] = '\t';
-            break;
-        case 'u':
-            if (hex4(p + 1, &cp) != LP_OK) {
-                free(out);
-                return NULL;
-            }
-            p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && p[1] == '\\' && p[2] == 'u') {
-                uint32_t lo;
-                if (hex4(p + 3, &lo) == LP_OK && lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    p += 6;
-                }
-            }
-            n += put_utf8(out + n, cp);
-            break;
-        default:
-            free(out);
-            return NULL;
-        }
-        p++;
-    }
-    out[n] = '\0';
-    *end = p + 1;
-    return out;
-}
-
-/* The value of member key of the top-level object in json: a pointer to its first character,
- * or NULL. Nested objects and arrays are skipped, strings are skipped escape-aware. */
-static const char *json_member(const char *json, const char *key) {
-    const char *p = skip_ws(json);
-    if (*p != '{') {
-        return NULL;
-    }
-    int depth = 0;
-    size_t klen = strlen(key);
-    for (; *p != '\0'; p++) {
-        if (*p == '{' || *p == '[') {
-            depth++;
-        } else if (*p == '}' || *p == ']') {
-            depth--;
-        } else if (*p == '"') {
-            const char *start = p + 1;
-            for (p++; *p != '\0' && *p != '"'; p++) {
-                if (*p == '\\' && p[1] != '\0') {
-                    p++;
-                }
-            }
-            if (*p == '\0') {
-                return NULL;
-            }
-            const char *after = skip_ws(p + 1);
-            if (depth == 1 && *after == ':' && (size_t)(p - start) == klen &&
-                memcmp(start, key, klen) == 0) {
-                return skip_ws(after + 1);
-            }
-        }
-    }
-    return NULL;
-}
-
-static int json_int(const char *json, const char *key, long long *v) {
-    const char *p = json_member(json, key);
-    char *end;
-    if (p == NULL) {
-        return LP_ERR;
-    }
-    *v = strtoll(p, &end, 10);
-    return end != p ? LP_OK : LP_ERR;
-}
-
 /* errstr from an error answer: "HTTP 409, error_code 409: <message>". */
 static void answer_error(long status, const char *body, const char *what, char *errstr,
                          size_t size) {
     long long code = 0;
-    const char *m = body != NULL ? json_member(body, "message") : NULL;
+    const char *m = body != NULL ? lp_rj_member(body, "message") : NULL;
     const char *end;
-    char *message = m != NULL ? json_string(m, &end) : NULL;
-    if (body == NULL || json_int(body, "error_code", &code) != LP_OK) {
+    char *message = m != NULL ? lp_rj_string(m, &end) : NULL;
+    if (body == NULL || lp_rj_int(body, "error_code", &code) != LP_OK) {
         code = status;
     }
     snprintf(errstr, size, "%s: HTTP %ld, error_code %lld: %s", what, status, code,
@@ -396,7 +249,7 @@ static int post_schema(lp_registry_t *reg, const char *what, const char *path_fm
     long long v;
     char label[512];
     snprintf(label, sizeof(label), "%s of subject %s", what, subject);
-    if (status == 200 && json_int(body, "id", &v) == LP_OK && v >= 0 && v <= INT32_MAX) {
+    if (status == 200 && lp_rj_int(body, "id", &v) == LP_OK && v >= 0 && v <= INT32_MAX) {
         *id = (int32_t)v;
         subject_remember(reg, subject, schema, *id);
         rc = LP_OK;
@@ -436,6 +289,16 @@ int lp_registry_schema(lp_registry_t *reg, int32_t id, const char **schema, char
             return LP_OK;
         }
     }
+    int64_t now = mono_ms();
+    size_t slots = sizeof(reg->not_found) / sizeof(reg->not_found[0]);
+    for (size_t i = 0; i < reg->nnot_found && i < slots; i++) {
+        if (reg->not_found[i].id == id && now - reg->not_found[i].at_ms < NOT_FOUND_TTL_MS) {
+            snprintf(errstr, errstr_size,
+                     "schema id %" PRId32 ": not found in the registry (asked %" PRId64 " ms ago)",
+                     id, now - reg->not_found[i].at_ms);
+            return LP_REGISTRY_NOT_FOUND;
+        }
+    }
     char path[64];
     long status = 0;
     char *body = NULL;
@@ -445,13 +308,19 @@ int lp_registry_schema(lp_registry_t *reg, int32_t id, const char **schema, char
     }
     char label[64];
     snprintf(label, sizeof(label), "schema id %" PRId32, id);
-    const char *p = status == 200 ? json_member(body, "schema") : NULL;
+    const char *p = status == 200 ? lp_rj_member(body, "schema") : NULL;
     const char *end;
-    char *text = p != NULL ? json_string(p, &end) : NULL;
+    char *text = p != NULL ? lp_rj_string(p, &end) : NULL;
     if (text == NULL) {
         answer_error(status, body, label, errstr, errstr_size);
         free(body);
-        return status == 404 ? LP_REGISTRY_NOT_FOUND : LP_ERR;
+        if (status == 404) {
+            size_t at = reg->nnot_found++ % slots;
+            reg->not_found[at].id = id;
+            reg->not_found[at].at_ms = now;
+            return LP_REGISTRY_NOT_FOUND;
+        }
+        return LP_ERR;
     }
     free(body);
     if (reg->nids == reg->cap_ids) {
@@ -490,6 +359,74 @@ int lp_registry_set_compatibility(lp_registry_t *reg, const char *subject, const
     if (rc != LP_OK) {
         answer_error(status, body, "set compatibility", errstr, errstr_size);
     }
+    free(body);
+    return rc;
+}
+
+int lp_registry_latest(lp_registry_t *reg, const char *subject, int *version, int32_t *id,
+                       char *errstr, size_t errstr_size) {
+    char *esc = curl_easy_escape(reg->curl, subject, 0);
+    char path[1024];
+    long status = 0;
+    char *body = NULL;
+    long long v, i;
+    if (esc == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return LP_ERR;
+    }
+    snprintf(path, sizeof(path), "/subjects/%s/versions/latest", esc);
+    curl_free(esc);
+    if (request(reg, "GET", path, NULL, &status, &body, errstr, errstr_size) != LP_OK) {
+        return LP_ERR;
+    }
+    int rc = LP_OK;
+    if (status == 200 && lp_rj_int(body, "version", &v) == LP_OK &&
+        lp_rj_int(body, "id", &i) == LP_OK && v >= 0 && v <= INT32_MAX && i >= 0 &&
+        i <= INT32_MAX) {
+        *version = (int)v;
+        *id = (int32_t)i;
+    } else {
+        char label[512];
+        snprintf(label, sizeof(label), "latest version of subject %s", subject);
+        answer_error(status, body, label, errstr, errstr_size);
+        rc = status == 404 ? LP_REGISTRY_NOT_FOUND : LP_ERR;
+    }
+    free(body);
+    return rc;
+}
+
+int lp_registry_check(lp_registry_t *reg, const char *subject, const char *schema, char *why,
+                      size_t why_size, char *errstr, size_t errstr_size) {
+    char *esc = curl_easy_escape(reg->curl, subject, 0);
+    char *payload = schema_payload(schema);
+    char path[1024];
+    long status = 0;
+    char *body = NULL;
+    int rc = LP_ERR;
+    why[0] = '\0';
+    if (esc == NULL || payload == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    snprintf(path, sizeof(path), "/compatibility/subjects/%s/versions/latest?verbose=true", esc);
+    if (request(reg, "POST", path, payload, &status, &body, errstr, errstr_size) != LP_OK) {
+        goto done;
+    }
+    const char *p = status == 200 ? lp_rj_member(body, "is_compatible") : NULL;
+    if (p != NULL && strncmp(p, "true", 4) == 0) {
+        rc = LP_OK;
+    } else if (p != NULL && strncmp(p, "false", 5) == 0) {
+        lp_rj_strings_join(lp_rj_member(body, "messages"), why, why_size);
+        rc = LP_REGISTRY_REFUSED;
+    } else {
+        char label[512];
+        snprintf(label, sizeof(label), "compatibility check of subject %s", subject);
+        answer_error(status, body, label, errstr, errstr_size);
+        rc = status == 404 ? LP_REGISTRY_NOT_FOUND : LP_ERR;
+    }
+done:
+    curl_free(esc);
+    free(payload);
     free(body);
     return rc;
 }

@@ -97,6 +97,10 @@ static void register_lookup_and_fetch(void **state) {
     assert_int_equal(lp_registry_schema(other, 999999999, &text, err, sizeof(err)),
                      LP_REGISTRY_NOT_FOUND);
     assert_non_null(strstr(err, "404"));
+    /* asked again within a minute: answered from memory, no request */
+    assert_int_equal(lp_registry_schema(other, 999999999, &text, err, sizeof(err)),
+                     LP_REGISTRY_NOT_FOUND);
+    assert_non_null(strstr(err, "not found in the registry (asked"));
     fprintf(stderr, "itest_registry: %s registered as id %d under %s\n", "LeadQualified", (int)id,
             subject);
     free(got);

@@ -309,10 +309,11 @@ class Ctx:
         subprocess.run(args, check=True, capture_output=True)
         return out
 
-    def produce(self, path, *extra, timeout=300):
+    def produce(self, path, *extra, timeout=300, env_extra=None):
         """Sends a JSON-lines file to the input topics; returns the number sent."""
         r = subprocess.run([self.env.bin, "produce", "--config", self.config(), *extra, path],
-                           env=self.base_env(), capture_output=True, text=True, timeout=timeout,
+                           env=self.base_env(**(env_extra or {})), capture_output=True, text=True,
+                           timeout=timeout,
                            cwd=self.env.src)
         if r.returncode != 0:
             raise RuntimeError(f"produce failed ({r.returncode}): {r.stderr[-2000:]}")
