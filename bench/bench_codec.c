@@ -72,7 +72,7 @@ static void sample_fact(lp_fact_t *f) {
 
 int main(int argc, char **argv) {
     static const char *kinds[] = {"EngagementEvent", "LeadProfileUpdated", "SalesFeedback"};
-    const int32_t ids[LP_SCHEMA__COUNT] = {1, 2, 3, 4, 5};
+    const int32_t ids[LP_SCHEMA__COUNT] = {1, 2, 3, 4, 5, 6};
     long iters = argc > 1 ? atol(argv[1]) : 1000000;
     char err[LP_ERRSTR];
     lp_avro_codec_t *codec = lp_avro_codec_new(LP_SCHEMA_DIR, ids, err, sizeof(err));

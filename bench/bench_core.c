@@ -292,7 +292,7 @@ int main(int argc, char **argv) {
     double t_base = now_s() - t;
 
     /* 3. apply */
-    uint64_t nfacts[2] = {0, 0}, dups = 0, dead = 0;
+    uint64_t nfacts[LP_FACT_ERASED + 1] = {0}, dups = 0, dead = 0; /* by lp_fact_kind_t */
     double wall = wall_s();
     t = now_s();
     for (uint64_t i = 0; i < nevents; i++) {

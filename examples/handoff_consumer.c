@@ -1,12 +1,14 @@
 /* handoff-consumer: what a CRM team writes to receive leadpulse hand-offs.
  *
- * Reads LeadQualified / LeadStale records from the output topics, checks the Confluent framing
- * (magic byte 0, 4-byte big-endian schema id), decodes the Avro body (avro-c generic API) and
- * prints each hand-off as one JSON line. It uses only librdkafka, avro-c, libcurl and the schema
- * files: nothing from leadpulse itself. Two ways to know the writer schema of a record:
+ * Reads LeadQualified / LeadStale / LeadErased records from the output topics, checks the
+ * Confluent framing (magic byte 0, 4-byte big-endian schema id), decodes the Avro body (avro-c
+ * generic API) and prints each hand-off as one JSON line. It uses only librdkafka, avro-c, libcurl
+ * and the schema files: nothing from leadpulse itself. Two ways to know the writer schema of a
+ * record:
  *
  *   - fixed ids (default): the schemas are loaded from the .avsc files and the id in the framing
- *     picks one (--id-qualified, --id-stale: the worker's schema_id.*, default 4 and 5);
+ *     picks one (--id-qualified, --id-stale, --id-erased: the worker's schema_id.*, default 4, 5
+ *     and 6);
  *
  *       handoff-consumer --brokers HOST:PORT --schemas schemas/ --from-beginning \
  *           --exit-when-idle 2000
@@ -15,16 +17,18 @@
  *     seen, the consumer asks GET <url>/schemas/ids/<id> (libcurl; the next URL on a connection
  *     failure or a 5xx answer), parses the answer's "schema" with avro-c and decodes the body with
  *     that writer schema, as Confluent's deserializers do; schemas are cached per id. A record
- *     whose writer schema is not LeadQualified or LeadStale, or whose id the registry does not
- *     know (404: "schema id N unknown to the registry"), is an error line; while no URL answers,
- *     the record is retried with backoff and becomes an error line after REGISTRY_ATTEMPTS
- *     attempts (never silently skipped). Basic auth: --registry-user and the environment
- *     variable HANDOFF_REGISTRY_PASSWORD; --registry-ca FILE for an https:// registry.
+ *     whose writer schema is not LeadQualified, LeadStale or LeadErased, or whose id the registry
+ *     does not know (404: "schema id N unknown to the registry"), is an error line; while no URL
+ *     answers, the record is retried with backoff and becomes an error line after
+ *     REGISTRY_ATTEMPTS attempts (never silently skipped). Basic auth: --registry-user and
+ *     the environment variable HANDOFF_REGISTRY_PASSWORD; --registry-ca FILE for an https://
+ *     registry.
  *
  *       handoff-consumer --brokers HOST:PORT --registry http://registry:8081 --group crm-sync
  *
  * Duplicates (the same event_id after a worker crash) are printed as they arrive: de-duplicate by
- * event_id downstream (see examples/README-consumers.md). */
+ * event_id downstream (see examples/README-consumers.md). A LeadErased record ("type":
+ * "LeadErased") asks the CRM to erase or anonymise the person: this example only prints it. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -41,7 +45,7 @@
 #include <librdkafka/rdkafka.h>
 
 #define MAX_TOPICS 16
-#define MAX_SCHEMAS 2
+#define MAX_SCHEMAS 3
 #define MAX_URLS 16
 /* Schema Registry requests: per URL (connect and answer), the most an answer may hold, and how
  * often a record is tried while no URL answers (waits of 0.5, 1, 2, 4 s in between). */
@@ -51,7 +55,7 @@
 #define REGISTRY_FIRST_WAIT_MS 500
 
 typedef struct {
-    const char *file; /* LeadQualified.avsc, LeadStale.avsc */
+    const char *file; /* LeadQualified.avsc, LeadStale.avsc, LeadErased.avsc */
     const char *type; /* printed as "type" */
     int32_t id;       /* Schema Registry id the worker writes (schema_id.* in its config) */
     avro_schema_t schema;
@@ -88,7 +92,7 @@ typedef struct {
     long count;        /* exit after this many records; 0 = never */
     bool raw;          /* print records undecoded (value as hex): for the dead-letter topic */
     schema_t schemas[MAX_SCHEMAS];
-    bool fixed_ids_set; /* --id-qualified / --id-stale given */
+    bool fixed_ids_set; /* --id-qualified / --id-stale / --id-erased given */
     registry_t reg;     /* reg.nurls > 0: --registry, the ids are the registry's */
 } opts_t;
 
@@ -746,9 +750,12 @@ static cached_t *registry_remember(registry_t *r, int32_t id, const answer_t *a)
                  avro_strerror());
     } else if (!is_avro_record(e->s.schema) ||
                (strcmp(avro_schema_name(e->s.schema), "LeadQualified") != 0 &&
-                strcmp(avro_schema_name(e->s.schema), "LeadStale") != 0)) {
+                strcmp(avro_schema_name(e->s.schema), "LeadStale") != 0 &&
+                strcmp(avro_schema_name(e->s.schema), "LeadErased") != 0)) {
         snprintf(why, sizeof(why),
-                 "writer schema of id %" PRId32 " is %.100s, not LeadQualified or LeadStale", id,
+                 "writer schema of id %" PRId32
+                 " is %.100s, not LeadQualified, LeadStale or LeadErased",
+                 id,
                  is_avro_record(e->s.schema) ? avro_schema_name(e->s.schema)
                                              : avro_schema_type_name(e->s.schema));
     } else if (schema_prepare(&e->s) != 0) {
@@ -1006,26 +1013,30 @@ static void usage(FILE *out) {
         out,
         "usage: handoff-consumer --brokers HOST:PORT [--schemas DIR] [--topics T1,T2]\n"
         "                        [--group G | --from-beginning] [--exit-when-idle MS]\n"
-        "                        [--count N] [--id-qualified N] [--id-stale N] [--raw]\n"
+        "                        [--count N] [--id-qualified N] [--id-stale N]\n"
+        "                        [--id-erased N] [--raw]\n"
         "                        [--registry URL[,URL...] [--registry-user U]\n"
         "                         [--registry-ca FILE]]\n\n"
-        "Prints each LeadQualified / LeadStale record as one JSON line on stdout.\n"
-        "  --schemas DIR        folder with LeadQualified.avsc and LeadStale.avsc (schemas);\n"
-        "                       not read with --registry\n"
-        "  --topics LIST        comma-separated output topics (leads.mql,leads.stale)\n"
+        "Prints each LeadQualified / LeadStale / LeadErased record as one JSON line on stdout.\n"
+        "  --schemas DIR        folder with LeadQualified.avsc, LeadStale.avsc and\n"
+        "                       LeadErased.avsc (schemas); not read with --registry\n"
+        "  --topics LIST        comma-separated output topics\n"
+        "                       (leads.mql,leads.stale,leads.erased)\n"
         "  --group G            consume as member of group G (commits its position)\n"
         "  --from-beginning     no group: read every partition from the start (default)\n"
         "  --exit-when-idle MS  exit when no record arrived for MS milliseconds\n"
         "  --count N            exit after N records\n"
         "  --id-qualified N     schema id of LeadQualified in the framing (default 4)\n"
         "  --id-stale N         schema id of LeadStale (default 5)\n"
+        "  --id-erased N        schema id of LeadErased (default 6)\n"
         "  --registry URLS      read the writer schema of each schema id from a Schema\n"
         "                       Registry (Confluent's API, e.g. http://registry:8081 or\n"
         "                       Apicurio's .../apis/ccompat/v7): GET URL/schemas/ids/ID, cached\n"
         "                       per id; comma-separated URLs are tried in turn (connection\n"
         "                       failure or 5xx: the next one; 10 s timeout each); while none\n"
         "                       answers a record is tried 5 times (0.5-4 s apart), then\n"
-        "                       printed as an error line. Not with --id-qualified/--id-stale\n"
+        "                       printed as an error line. Not with --id-qualified,\n"
+        "                       --id-stale or --id-erased\n"
         "  --registry-user U    HTTP basic auth user (e.g. an API key); the password is read\n"
         "                       from the environment variable HANDOFF_REGISTRY_PASSWORD\n"
         "  --registry-ca FILE   PEM CA bundle that verifies an https:// registry (default: the\n"
@@ -1075,8 +1086,9 @@ static int parse_registry(opts_t *o, const char *list) {
         return -1;
     }
     if (o->fixed_ids_set) {
-        fprintf(stderr, "handoff-consumer: --id-qualified / --id-stale are the fixed ids of the "
-                        "mode without --registry: with it, the ids are the registry's\n");
+        fprintf(stderr, "handoff-consumer: --id-qualified / --id-stale / --id-erased are the fixed "
+                        "ids of the mode without --registry: with it, the ids are the "
+                        "registry's\n");
         return -1;
     }
     r->password = getenv("HANDOFF_REGISTRY_PASSWORD");
@@ -1098,6 +1110,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"count", required_argument, NULL, 'c'},
         {"id-qualified", required_argument, NULL, 'Q'},
         {"id-stale", required_argument, NULL, 'S'},
+        {"id-erased", required_argument, NULL, 'E'},
         {"raw", no_argument, NULL, 'r'},
         {"registry", required_argument, NULL, 'R'},
         {"registry-user", required_argument, NULL, 'U'},
@@ -1106,10 +1119,10 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {NULL, 0, NULL, 0},
     };
     static char topics_buf[1024];
-    const char *topics = "leads.mql,leads.stale";
+    const char *topics = "leads.mql,leads.stale,leads.erased";
     const char *registry = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "b:s:t:g:fi:c:Q:S:rR:U:C:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:s:t:g:fi:c:Q:S:E:rR:U:C:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
             o->brokers = optarg;
@@ -1138,6 +1151,10 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             break;
         case 'S':
             o->schemas[1].id = atoi(optarg);
+            o->fixed_ids_set = true;
+            break;
+        case 'E':
+            o->schemas[2].id = atoi(optarg);
             o->fixed_ids_set = true;
             break;
         case 'r':
@@ -1187,7 +1204,8 @@ int main(int argc, char **argv) {
     opts_t o = {
         .schema_dir = "schemas",
         .schemas = {{.file = "LeadQualified.avsc", .type = "LeadQualified", .id = 4},
-                    {.file = "LeadStale.avsc", .type = "LeadStale", .id = 5}},
+                    {.file = "LeadStale.avsc", .type = "LeadStale", .id = 5},
+                    {.file = "LeadErased.avsc", .type = "LeadErased", .id = 6}},
     };
     rd_kafka_t *rk = NULL;
     int status = 2;

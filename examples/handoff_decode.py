@@ -12,9 +12,10 @@ Input, per record: a header line "<topic> <partition> <offset> <key length> <val
 (kcat's %t %p %o %K %S), then exactly that many key and value bytes (%k%s; a length of -1
 means null). Values are Confluent-framed (magic byte 0, 4-byte big-endian schema id, Avro
 binary), as the worker writes them by default; the schema ids are the worker's
-schema_id.qualified (4) and schema_id.stale (5) unless --id-qualified / --id-stale say
-otherwise. Output: one JSON line per record, as examples/handoff_consumer.c prints it: `type`
-(LeadQualified / LeadStale), `schema_id`, every field of the record (unions as their value,
+schema_id.qualified (4), schema_id.stale (5) and schema_id.erased (6) unless --id-qualified /
+--id-stale / --id-erased say otherwise. Output: one JSON line per record, as
+examples/handoff_consumer.c prints it: `type` (LeadQualified / LeadStale / LeadErased),
+`schema_id`, every field of the record (unions as their value,
 enums as their symbol), then `topic`, `partition`, `offset`, `key`. A record that does not
 decode is printed as {"type": "error", ...} and the exit status is 1.
 
@@ -134,9 +135,11 @@ def main():
     ap.add_argument("--schemas", default=os.path.join(os.path.dirname(__file__), "..", "schemas"))
     ap.add_argument("--id-qualified", type=int, default=4)
     ap.add_argument("--id-stale", type=int, default=5)
+    ap.add_argument("--id-erased", type=int, default=6)
     args = ap.parse_args()
     schemas = {}
-    for sid, name in ((args.id_qualified, "LeadQualified"), (args.id_stale, "LeadStale")):
+    for sid, name in ((args.id_qualified, "LeadQualified"), (args.id_stale, "LeadStale"),
+                      (args.id_erased, "LeadErased")):
         with open(os.path.join(args.schemas, name + ".avsc")) as f:
             schemas[sid] = (name, json.load(f))
 

@@ -3,19 +3,22 @@
 #
 #   examples/kcat-handoffs.sh [--decode] [--follow] [BROKERS] [TOPIC...]
 #       BROKERS: default $LP_KAFKA_BROKERS or localhost:9092; TOPIC: default leads.mql leads.stale
+#       leads.erased
 #
 #   (no option)  key, headers and the raw value of every record so far, then exit
 #   --decode     decode each value with the schemas (schemas/*.avsc) through
 #                examples/handoff_decode.py: one JSON line per hand-off, as handoff-consumer
-#                prints it (schema ids 4 and 5 unless LP_ID_QUALIFIED / LP_ID_STALE say otherwise)
+#                prints it (schema ids 4, 5 and 6 unless LP_ID_QUALIFIED / LP_ID_STALE /
+#                LP_ID_ERASED say otherwise)
 #   --follow     do not stop at the end of the topics: print hand-offs as they arrive (a
 #                throw-away consumer group reads every topic from its beginning)
 #
 # The value is Avro with Confluent framing (magic byte 0, 4-byte schema id, Avro binary). kcat
 # decodes Avro only through a Schema Registry (`-s value=avro -r http://registry:8081`, the ids of
-# schema_id.qualified / schema_id.stale registered with schemas/LeadQualified.avsc and
-# LeadStale.avsc), and only when built with Avro support: Debian 12's kcat 1.7.1 is not (`kcat -V`
-# lists no "avro"). Hence --decode, which needs only Python 3 and the .avsc files.
+# schema_id.qualified / schema_id.stale / schema_id.erased registered with
+# schemas/LeadQualified.avsc, LeadStale.avsc and LeadErased.avsc), and only when built with Avro
+# support: Debian 12's kcat 1.7.1 is not (`kcat -V` lists no "avro"). Hence --decode, which needs
+# only Python 3 and the .avsc files.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +37,7 @@ done
 brokers="${1:-${LP_KAFKA_BROKERS:-localhost:9092}}"
 [ $# -gt 0 ] && shift
 topics=("$@")
-[ ${#topics[@]} -gt 0 ] || topics=(leads.mql leads.stale)
+[ ${#topics[@]} -gt 0 ] || topics=(leads.mql leads.stale leads.erased)
 
 if [ "$decode" = 1 ]; then
     # Header line "<topic> <partition> <offset> <key length> <value length>", then the key and
@@ -62,7 +65,8 @@ consume() {
 
 if [ "$decode" = 1 ]; then
     consume | python3 "$here/handoff_decode.py" --schemas "$here/../schemas" \
-        --id-qualified "${LP_ID_QUALIFIED:-4}" --id-stale "${LP_ID_STALE:-5}"
+        --id-qualified "${LP_ID_QUALIFIED:-4}" --id-stale "${LP_ID_STALE:-5}" \
+        --id-erased "${LP_ID_ERASED:-6}"
 else
     consume
 fi

@@ -38,6 +38,7 @@ typedef enum {
     LP_SCHEMA_FEEDBACK,
     LP_SCHEMA_QUALIFIED,
     LP_SCHEMA_STALE,
+    LP_SCHEMA_ERASED,
     LP_SCHEMA__COUNT
 } lp_schema_kind_t;
 
@@ -66,8 +67,8 @@ int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len,
 size_t lp_avro_encode_event(lp_avro_codec_t *codec, const lp_event_t *event, lp_framing_t framing,
                             uint8_t *buf, size_t size);
 
-/* Encodes a fact as LeadQualified / LeadStale. Returns bytes written or 0 if too small or a value
- * is outside the schema (see lp_avro_codec_errstr). */
+/* Encodes a fact as LeadQualified / LeadStale / LeadErased (by fact->kind). Returns bytes written
+ * or 0 if too small or a value is outside the schema (see lp_avro_codec_errstr). */
 size_t lp_avro_encode_fact(lp_avro_codec_t *codec, const lp_fact_t *fact, lp_framing_t framing,
                            uint8_t *buf, size_t size);
 
@@ -94,9 +95,9 @@ uint64_t lp_avro_codec_fingerprint(const lp_avro_codec_t *codec, lp_schema_kind_
 int lp_avro_canonical_form(const char *json, size_t len, char *out, size_t out_size, char *errstr,
                            size_t errstr_size);
 
-/* Decodes a LeadQualified / LeadStale record into a fact; like lp_avro_decode_fact but accepts a
- * raw (unframed) record when expected is LP_SCHEMA_QUALIFIED or LP_SCHEMA_STALE (-1: framed only).
- */
+/* Decodes a LeadQualified / LeadStale / LeadErased record into a fact; like lp_avro_decode_fact
+ * but accepts a raw (unframed) record when expected is LP_SCHEMA_QUALIFIED, LP_SCHEMA_STALE or
+ * LP_SCHEMA_ERASED (-1: framed only). */
 int lp_avro_decode_fact_as(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                            lp_fact_t *fact, char *errstr, size_t errstr_size);
 

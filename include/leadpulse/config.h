@@ -41,6 +41,7 @@ typedef struct {
     char topic_mql[LP_CONFIG_TOPIC_MAX + 1];
     char topic_stale[LP_CONFIG_TOPIC_MAX + 1];
     char topic_dlq[LP_CONFIG_TOPIC_MAX + 1];
+    char topic_erased[LP_CONFIG_TOPIC_MAX + 1];
     lp_format_t input_format[LP_EV__COUNT];
     lp_framing_t output_framing;
     int32_t schema_ids[LP_SCHEMA__COUNT]; /* Schema Registry ids, by lp_schema_kind_t */
@@ -82,6 +83,13 @@ typedef struct {
     int log_level;
     int log_format; /* 0 text, 1 json */ /* lp_log_level_t */
     int64_t max_future_skew_ms;          /* events further ahead are dead-lettered */
+
+    /* privacy (docs/privacy.md) */
+    char handoff_fields[256];     /* as given: comma-separated names, "all" or "none" */
+    unsigned handoff_fields_mask; /* LP_HANDOFF_* bits of handoff_fields */
+    int64_t suppression_ttl_ms;   /* 0 = until lifted */
+    char suppression_key[64];     /* 32 hex digits; "" = the built-in key */
+    uint8_t suppression_key_bytes[16];
 
     /* TESTS ONLY (refused unless LEADPULSE_ALLOW_TEST_CLOCK=1): the worker's wall clock is
      * start + offset_ms + scale * elapsed, so tests can fire day-long SLA timers in seconds. */

@@ -18,6 +18,7 @@ typedef enum {
     LP_OUT_QUALIFIED = 0,
     LP_OUT_STALE = 1,
     LP_OUT_DLQ = 2,
+    LP_OUT_ERASED = 3, /* LeadErased */
     LP_OUT__COUNT
 } lp_out_kind_t;
 
@@ -32,7 +33,9 @@ typedef struct {
     size_t key_len;
     const uint8_t *value; /* may be NULL (tombstone: dead-lettered) */
     size_t value_len;
-    bool any_kind;             /* the source mixes event kinds (replay files) */
+    int64_t timestamp_ms; /* the record's timestamp (a tombstone's: the erasure's time) */
+    lp_event_op_t op;     /* a tombstone's request (header leadpulse.op); LP_OP_APPLY otherwise */
+    bool any_kind;        /* the source mixes event kinds (replay files) */
     const lp_event_t *decoded; /* already decoded (replay): value is then only for dead letters */
 } lp_engine_msg_t;
 
@@ -43,7 +46,28 @@ typedef struct {
     size_t cache_max_leads;     /* bounded cache of encoded leads; 0 = no cache */
     size_t timer_batch;         /* due timers fired per call */
     bool log_dead_letters; /* a WARN line per dead letter (topic, offset, reason; rate-limited) */
+    /* Privacy (docs/privacy.md). The profile fields copied into LeadQualified / LeadStale: a
+     * bit mask of LP_HANDOFF_* (the others are written as null). */
+    unsigned handoff_fields;
+    int64_t suppression_ttl_ms;  /* an erased lead's events dated before erasure + this are
+                                    dropped; 0 = until `leadpulse unsuppress` */
+    uint8_t suppression_key[16]; /* SipHash key of the suppression entries (keyed lead id hash) */
 } lp_engine_opts_t;
+
+/* Profile fields a hand-off can carry (privacy.handoff_fields). */
+enum {
+    LP_HANDOFF_EMAIL = 1u << 0,
+    LP_HANDOFF_COMPANY = 1u << 1,
+    LP_HANDOFF_REGION = 1u << 2,
+    LP_HANDOFF_COUNTRY = 1u << 3,
+    LP_HANDOFF_SEGMENT = 1u << 4,
+    LP_HANDOFF_PERSONA = 1u << 5,
+    LP_HANDOFF_TITLE = 1u << 6,
+    LP_HANDOFF_OWNER = 1u << 7,
+    LP_HANDOFF_DEFAULT = LP_HANDOFF_REGION | LP_HANDOFF_COUNTRY | LP_HANDOFF_SEGMENT |
+                         LP_HANDOFF_PERSONA | LP_HANDOFF_OWNER,
+    LP_HANDOFF_ALL = 0xffu,
+};
 
 typedef struct {
     uint64_t events; /* records processed (applied, duplicate or dead-lettered) */
@@ -62,6 +86,9 @@ typedef struct {
     uint64_t timers_fired;
     uint64_t corrupt_state;
     uint64_t leads_created; /* leads seen for the first time */
+    uint64_t suppressed;    /* events dropped: their lead was erased and is suppressed */
+    uint64_t unsuppressed;  /* suppressions lifted by request */
+    uint64_t erased;        /* LeadErased hand-offs (leads erased on request) */
 } lp_engine_stats_t;
 
 typedef struct lp_engine lp_engine_t;

@@ -70,8 +70,19 @@ typedef struct {
     char owner[LP_STR_MAX + 1]; /* sales owner, "" if not given */
 } lp_feedback_t;
 
+/* What a record asks of its lead: scoring (every event), or, for a tombstone on the profiles
+ * topic (a null value keyed by lead id), erasure of the person, or the end of their suppression
+ * (docs/privacy.md). */
+typedef enum {
+    LP_OP_APPLY = 0,      /* an event: score it */
+    LP_OP_ERASE = 1,      /* erase the lead, suppress its later events, emit LeadErased */
+    LP_OP_UNSUPPRESS = 2, /* lift the suppression of an erased lead (it opted in again) */
+    LP_OP_INVALID = 3,    /* a tombstone asking for something else: dead-lettered */
+} lp_event_op_t;
+
 typedef struct {
     lp_event_kind_t kind;
+    lp_event_op_t op;             /* LP_OP_APPLY but for erasure requests (kind profile) */
     char event_id[LP_ID_MAX + 1]; /* producer's id, used for de-duplication; never empty */
     char lead_id[LP_ID_MAX + 1];  /* never empty */
     int64_t ts_ms;                /* event time, ms since the Unix epoch (UTC) */

@@ -12,4 +12,10 @@
  * pass a per-process random seed. Pinned by test vectors (tests/unit/test_core_lookup.c). */
 uint64_t lp_hash64(const void *data, size_t len, uint64_t seed);
 
+/* SipHash-2-4 with a 128-bit output (the reference's siphash128 variant) under a 128-bit key: a
+ * keyed pseudo-random function. Names suppression entries so that they hold no lead id and a
+ * guessed id cannot be tested without the key (src/core/siphash.c; pinned by the reference's
+ * test vectors in tests/unit/test_core_lookup.c). */
+void lp_siphash128(const uint8_t key[16], const void *data, size_t len, uint8_t out[16]);
+
 #endif

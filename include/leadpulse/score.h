@@ -137,14 +137,16 @@ typedef struct {
     uint16_t cap_past[LP_MAX_ACTIVITIES][LP_CAP_PAST];
 } lp_lead_t;
 
-typedef enum { LP_FACT_QUALIFIED = 0, LP_FACT_STALE = 1 } lp_fact_kind_t;
+typedef enum { LP_FACT_QUALIFIED = 0, LP_FACT_STALE = 1, LP_FACT_ERASED = 2 } lp_fact_kind_t;
 
 typedef struct {
     char activity[LP_NAME_MAX + 1];
     double points; /* current (decayed) points */
 } lp_contribution_t;
 
-/* An emitted hand-off: LeadQualified or LeadStale. Self-contained (copies what a router needs). */
+/* An emitted hand-off: LeadQualified or LeadStale. Self-contained (copies what a router needs).
+ * LeadErased (LP_FACT_ERASED) uses event_id, lead_id, ts_ms (the erasure request's time),
+ * had_state and suppressed_until_ms only, and carries no other personal data. */
 typedef struct {
     lp_fact_kind_t kind;
     lp_stale_reason_t stale_reason;     /* LP_FACT_STALE only */
@@ -166,6 +168,9 @@ typedef struct {
     int32_t reminder;            /* 0 for the first SLA breach, n for the n-th reminder */
     uint8_t last_reject_reason;  /* echoed when a recycled lead qualifies again */
     lp_profile_update_t profile; /* email, company, region, segment, persona, owner, ... */
+    bool had_state;              /* LP_FACT_ERASED: leadpulse held state of the lead */
+    int64_t suppressed_until_ms; /* LP_FACT_ERASED: events dated before this are dropped; 0 =
+                                    until lifted (leadpulse unsuppress) */
 } lp_fact_t;
 
 #define LP_FACTS_MAX 8 /* facts one apply/advance call can emit at most */

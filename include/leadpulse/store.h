@@ -51,6 +51,14 @@ typedef struct {
     size_t meta_len;
 } lp_store_outbox_t;
 
+/* A suppression entry (docs/privacy.md): an erased lead, named by the keyed hash of its id (32
+ * lowercase hex digits, never the id), and the event time before which its events are dropped
+ * (0: until lifted). In a batch, until_ms < 0 removes the entry. */
+typedef struct {
+    char hash[33];
+    int64_t until_ms;
+} lp_store_suppress_t;
+
 typedef struct {
     int32_t partition;
     int64_t epoch; /* the writer's epoch; refused if stale */
@@ -62,6 +70,13 @@ typedef struct {
     const lp_store_offset_t *offsets;
     size_t noutbox;
     const lp_store_outbox_t *outbox;
+    /* Erasure: these leads' state, timers and undelivered outbox entries (key = the lead id,
+     * except LeadErased records: kind 3) are deleted first, before the batch's own writes and
+     * outbox entries are added. */
+    size_t nerase;
+    const char *const *erase;
+    size_t nsuppress;
+    const lp_store_suppress_t *suppress; /* suppression entries set or removed */
 } lp_store_batch_t;
 
 /* Loaded leads: data[i] is NULL (len 0) when lead i is unknown. Memory owned by the store until
@@ -98,9 +113,9 @@ typedef struct {
     /* Loads many leads of one partition in one round trip (pipelined). */
     int (*load)(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
                 lp_store_loaded_t *out);
-    /* Atomically: leads, timers, offsets, outbox. LP_OK, LP_ERR (retry), LP_STORE_FENCED,
-     * LP_STORE_MOVED, or
-     * LP_STORE_DUPLICATE (Redis: every offset of the batch was stored already). */
+    /* Atomically: erasures, leads, timers, offsets, outbox, suppression entries. LP_OK, LP_ERR
+     * (retry), LP_STORE_FENCED, LP_STORE_MOVED, or LP_STORE_DUPLICATE (Redis: every offset of the
+     * batch was stored already). */
     int (*commit)(lp_store_t *store, const lp_store_batch_t *batch);
     /* Up to max lead ids with a timer due at or before now_ms (ids owned by the store). */
     int (*due)(lp_store_t *store, int32_t partition, int64_t now_ms, size_t max, size_t *n,
@@ -108,6 +123,9 @@ typedef struct {
     /* Up to max outbox entries of the partition, oldest first. */
     int (*outbox_read)(lp_store_t *store, int32_t partition, size_t max,
                        lp_store_outbox_list_t *out);
+    /* The partition's suppression entries (owned by the store until the next call on it). */
+    int (*suppressed)(lp_store_t *store, int32_t partition, size_t *n,
+                      const lp_store_suppress_t **entries);
     /* Deletes delivered outbox entries (by id), only if the epoch still holds. */
     int (*outbox_ack)(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
                       const char *const *ids);

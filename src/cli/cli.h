@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "leadpulse/config.h"
 #include "leadpulse/registry.h"
 
@@ -13,6 +15,8 @@ int lp_cmd_run(int argc, char **argv);
 int lp_cmd_inspect(int argc, char **argv);
 int lp_cmd_produce(int argc, char **argv);
 int lp_cmd_health(int argc, char **argv);
+int lp_cmd_erase(int argc, char **argv);
+int lp_cmd_unsuppress(int argc, char **argv);
 
 /* Parses "1764064800000" (ms) or "2026-11-25T10:00:00Z" / "...T10:00:00.123Z". LP_OK or LP_ERR. */
 int lp_cli_parse_time(const char *s, int64_t *ms);
@@ -27,5 +31,14 @@ lp_registry_t *lp_cli_registry_new(const lp_config_t *config, char *errstr, size
 lp_avro_codec_t *lp_cli_registry_codec(const lp_config_t *config, lp_registry_t *reg,
                                        unsigned kinds, int32_t ids[LP_SCHEMA__COUNT], int *rc,
                                        char *errstr, size_t size);
+
+/* An idempotent producer to config's brokers (kafka.* pass-through applied); each failed
+ * delivery increments *failed. NULL with errstr. */
+rd_kafka_t *lp_cli_producer(const lp_config_t *config, uint64_t *failed, char *errstr, size_t size);
+
+/* Queues an erasure (op LP_OP_ERASE) or unsuppress request for lead_id: a tombstone keyed by it
+ * on the profiles topic, timestamped ts_ms, header leadpulse.op (docs/privacy.md). */
+int lp_cli_send_request(rd_kafka_t *rk, const lp_config_t *config, const char *lead_id,
+                        int64_t ts_ms, lp_event_op_t op);
 
 #endif

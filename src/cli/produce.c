@@ -29,6 +29,61 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
     }
 }
 
+rd_kafka_t *lp_cli_producer(const lp_config_t *config, uint64_t *failed, char *errstr,
+                            size_t size) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", config->brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err))) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, size, "%s", err);
+        return NULL;
+    }
+    for (size_t i = 0; i < config->nkafka; i++) {
+        if (strncmp(config->kafka[i].name, "group.", 6) == 0 ||
+            strcmp(config->kafka[i].name, "partition.assignment.strategy") == 0 ||
+            strcmp(config->kafka[i].name, "auto.offset.reset") == 0) {
+            continue;
+        }
+        if (rd_kafka_conf_set(conf, config->kafka[i].name, config->kafka[i].value, err,
+                              sizeof(err)) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            snprintf(errstr, size, "kafka.%s: %s", config->kafka[i].name, err);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, failed);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, size, "%s", err);
+    }
+    return rk;
+}
+
+int lp_cli_send_request(rd_kafka_t *rk, const lp_config_t *config, const char *lead_id,
+                        int64_t ts_ms, lp_event_op_t op) {
+    const char *name = op == LP_OP_UNSUPPRESS ? "unsuppress" : "erase";
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(config->topic_in[LP_EV_PROFILE]),
+            RD_KAFKA_V_KEY(lead_id, strlen(lead_id)), RD_KAFKA_V_VALUE(NULL, 0),
+            RD_KAFKA_V_HEADER("leadpulse.op", name, (ssize_t)strlen(name)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(rk, 50);
+            continue;
+        }
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "leadpulse: %s request for a lead: %s\n", name, rd_kafka_err2str(err));
+            return LP_ERR;
+        }
+        return LP_OK;
+    }
+}
+
 static void produce_usage(FILE *out) {
     fprintf(out, "usage: leadpulse produce [--config FILE] [--json] [--rate N] [--now]\n"
                  "                         [--ordered-ms N] [FILE|-]\n\n"
@@ -123,32 +178,8 @@ int lp_cmd_produce(int argc, char **argv) {
         fprintf(stderr, "leadpulse produce: schemas: %s\n", errstr);
         goto done;
     }
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", config->brokers, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr))) {
-        rd_kafka_conf_destroy(conf);
-        fprintf(stderr, "leadpulse produce: %s\n", errstr);
-        goto done;
-    }
-    for (size_t i = 0; i < config->nkafka; i++) {
-        if (strncmp(config->kafka[i].name, "group.", 6) == 0 ||
-            strcmp(config->kafka[i].name, "partition.assignment.strategy") == 0 ||
-            strcmp(config->kafka[i].name, "auto.offset.reset") == 0) {
-            continue;
-        }
-        if (rd_kafka_conf_set(conf, config->kafka[i].name, config->kafka[i].value, errstr,
-                              sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            fprintf(stderr, "leadpulse produce: kafka.%s: %s\n", config->kafka[i].name, errstr);
-            goto done;
-        }
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_conf_set_opaque(conf, &failed);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    rk = lp_cli_producer(config, &failed, errstr, sizeof(errstr));
     if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
         fprintf(stderr, "leadpulse produce: %s\n", errstr);
         goto done;
     }
@@ -191,34 +222,42 @@ int lp_cmd_produce(int argc, char **argv) {
         if (stamp) {
             event.ts_ms = now_ms();
         }
-        size_t n;
-        if (json) {
-            n = lp_json_encode_event(&event, (char *)buf, sizeof(buf));
-        } else {
-            n = lp_avro_encode_event(codec, &event, config->output_framing, buf, sizeof(buf));
-        }
-        if (n == 0) {
-            fprintf(stderr, "line %" PRId64 ": cannot encode\n", lineno);
-            bad++;
-            continue;
-        }
-        const char *topic = config->topic_in[event.kind];
-        for (;;) {
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(event.lead_id, strlen(event.lead_id)),
-                RD_KAFKA_V_VALUE(buf, n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                /* The record timestamp is the event time: the worker merges its input topics by
-                 * it. */
-                RD_KAFKA_V_TIMESTAMP(event.ts_ms), RD_KAFKA_V_END);
-            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                rd_kafka_poll(rk, 50);
-                continue;
-            }
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                fprintf(stderr, "line %" PRId64 ": %s\n", lineno, rd_kafka_err2str(err));
+        if (event.op != LP_OP_APPLY) {
+            /* An erasure or unsuppress line: a tombstone on the profiles topic. */
+            if (lp_cli_send_request(rk, config, event.lead_id, event.ts_ms, event.op) != LP_OK) {
                 failed++;
             }
-            break;
+        } else {
+            size_t n;
+            if (json) {
+                n = lp_json_encode_event(&event, (char *)buf, sizeof(buf));
+            } else {
+                n = lp_avro_encode_event(codec, &event, config->output_framing, buf, sizeof(buf));
+            }
+            if (n == 0) {
+                fprintf(stderr, "line %" PRId64 ": cannot encode\n", lineno);
+                bad++;
+                continue;
+            }
+            const char *topic = config->topic_in[event.kind];
+            for (;;) {
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_KEY(event.lead_id, strlen(event.lead_id)), RD_KAFKA_V_VALUE(buf, n),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    /* The record timestamp is the event time: the worker merges its input topics by
+                     * it. */
+                    RD_KAFKA_V_TIMESTAMP(event.ts_ms), RD_KAFKA_V_END);
+                if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                    rd_kafka_poll(rk, 50);
+                    continue;
+                }
+                if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    fprintf(stderr, "line %" PRId64 ": %s\n", lineno, rd_kafka_err2str(err));
+                    failed++;
+                }
+                break;
+            }
         }
         sent++;
         rd_kafka_poll(rk, 0);

@@ -79,7 +79,7 @@ typedef struct {
     lp_store_t *store;
     lp_engine_t *engine;
     FILE *out;
-    uint64_t lines, rejected, qualified, stale, dead_letters;
+    uint64_t lines, rejected, qualified, stale, erased, dead_letters;
     int64_t watermark;
     bool strict;
     bool failed;
@@ -139,6 +139,8 @@ static int drain_outbox(replay_t *r) {
             fputc('\n', r->out);
             if (e->kind == LP_OUT_QUALIFIED) {
                 r->qualified++;
+            } else if (e->kind == LP_OUT_ERASED) {
+                r->erased++;
             } else {
                 r->stale++;
             }
@@ -337,15 +339,27 @@ static void replay_usage(FILE *out) {
         "  --until TIME      after the input, fire the timers due by TIME (ms since the epoch or\n"
         "                    2026-11-25T10:00:00Z); timers otherwise fire as event time passes\n"
         "  --strict          stop at the first bad line with exit status 1\n"
-        "  --state-out FILE  write every lead's final state as JSON lines\n");
+        "  --state-out FILE  write every lead's final state as JSON lines\n"
+        "  --config FILE     the worker configuration whose privacy.* keys apply (hand-off\n"
+        "                    fields, suppression; default: $LEADPULSE_CONFIG, else the built-in\n"
+        "                    defaults), with LEADPULSE_PRIVACY_* overrides as for the worker\n\n"
+        "Lines {\"kind\":\"erasure\",\"lead_id\":...,\"ts\":...} erase a lead as a tombstone on\n"
+        "the profiles topic does, {\"kind\":\"unsuppress\",...} lifts its suppression\n"
+        "(docs/privacy.md).\n");
 }
 
 int lp_cmd_replay(int argc, char **argv) {
     static const struct option opts[] = {
-        {"rules", required_argument, NULL, 'r'}, {"until", required_argument, NULL, 'u'},
-        {"strict", no_argument, NULL, 's'},      {"state-out", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"rules", required_argument, NULL, 'r'},
+        {"until", required_argument, NULL, 'u'},
+        {"strict", no_argument, NULL, 's'},
+        {"state-out", required_argument, NULL, 'o'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
+    const char *config_path = getenv("LEADPULSE_CONFIG");
+    lp_config_t *config = NULL;
     const char *env_rules = getenv("LEADPULSE_RULES_PATH");
     const char *rules_path =
         env_rules != NULL && env_rules[0] != '\0' ? env_rules : "config/rules.yaml";
@@ -359,8 +373,11 @@ int lp_cmd_replay(int argc, char **argv) {
     lp_rules_t *rules = NULL;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "r:u:so:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:u:so:c:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
         case 'r':
             rules_path = optarg;
             break;
@@ -390,9 +407,16 @@ int lp_cmd_replay(int argc, char **argv) {
     }
     const char *input = optind < argc ? argv[optind] : "-";
 
+    config = lp_config_load(config_path != NULL && config_path[0] != '\0' ? config_path : NULL,
+                            errstr, sizeof(errstr));
+    if (config == NULL) {
+        fprintf(stderr, "leadpulse replay: %s\n", errstr);
+        return 1;
+    }
     rules = lp_rules_load(rules_path, errstr, sizeof(errstr));
     if (rules == NULL) {
         fprintf(stderr, "leadpulse replay: %s\n", errstr);
+        lp_config_destroy(config);
         return 1;
     }
     r = calloc(1, sizeof(*r));
@@ -404,7 +428,13 @@ int lp_cmd_replay(int argc, char **argv) {
     r->out = stdout;
     r->store = lp_store_mem_new();
     lp_engine_opts_t eopts = {
-        .out_format = LP_FORMAT_JSON, .cache_max_leads = 0, .timer_batch = 10000};
+        .out_format = LP_FORMAT_JSON,
+        .cache_max_leads = 0,
+        .timer_batch = 10000,
+        .handoff_fields = config->handoff_fields_mask,
+        .suppression_ttl_ms = config->suppression_ttl_ms,
+    };
+    memcpy(eopts.suppression_key, config->suppression_key_bytes, sizeof(eopts.suppression_key));
     if (r->store == NULL) {
         fprintf(stderr, "leadpulse replay: out of memory\n");
         goto done;
@@ -459,6 +489,12 @@ int lp_cmd_replay(int argc, char **argv) {
             " duplicates ignored, %" PRIu64 " rejected lines\n",
             r->lines, r->leads.n, r->qualified, r->stale, st->stale[LP_STALE_SLA_BREACHED],
             st->stale[LP_STALE_INACTIVE], st->stale[LP_STALE_COOLED], st->duplicates, r->rejected);
+    if (r->erased > 0 || st->suppressed > 0 || st->unsuppressed > 0) {
+        fprintf(stderr,
+                "replay: %" PRIu64 " leads erased, %" PRIu64
+                " events of suppressed leads dropped, %" PRIu64 " suppressions lifted\n",
+                r->erased, st->suppressed, st->unsuppressed);
+    }
     status = (rc == LP_OK && !r->failed) ? 0 : 1;
 done:
     if (r != NULL) {
@@ -471,5 +507,6 @@ done:
         free(r);
     }
     lp_rules_destroy(rules);
+    lp_config_destroy(config);
     return status;
 }

@@ -121,9 +121,12 @@ lp_avro_codec_t *lp_cli_registry_codec(const lp_config_t *config, lp_registry_t 
     for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
         ids[k] = -1;
     }
-    const char *topics[LP_SCHEMA__COUNT] = {
-        config->topic_in[LP_EV_ENGAGEMENT], config->topic_in[LP_EV_PROFILE],
-        config->topic_in[LP_EV_FEEDBACK], config->topic_mql, config->topic_stale};
+    const char *topics[LP_SCHEMA__COUNT] = {config->topic_in[LP_EV_ENGAGEMENT],
+                                            config->topic_in[LP_EV_PROFILE],
+                                            config->topic_in[LP_EV_FEEDBACK],
+                                            config->topic_mql,
+                                            config->topic_stale,
+                                            config->topic_erased};
     lp_registry_schemas_t s = {
         .schema_dir = schema_dir(),
         .strategy = config->registry_subject_strategy,
@@ -152,9 +155,10 @@ static lp_avro_codec_t *wait_for_registry(const lp_config_t *config, lp_registry
                                           lp_status_t *status, bool *refused) {
     char errstr[LP_ERRSTR];
     int backoff_ms = 1000;
-    unsigned kinds = config->output_framing == LP_FRAMING_CONFLUENT
-                         ? (1u << LP_SCHEMA_QUALIFIED) | (1u << LP_SCHEMA_STALE)
-                         : 0;
+    unsigned kinds =
+        config->output_framing == LP_FRAMING_CONFLUENT
+            ? (1u << LP_SCHEMA_QUALIFIED) | (1u << LP_SCHEMA_STALE) | (1u << LP_SCHEMA_ERASED)
+            : 0;
     *refused = false;
     for (;;) {
         int rc;
@@ -164,10 +168,11 @@ static lp_avro_codec_t *wait_for_registry(const lp_config_t *config, lp_registry
         if (codec != NULL) {
             char subject[512];
             lp_status_set(status, LP_READY_REGISTRY, true);
-            for (int k = LP_SCHEMA_QUALIFIED; kinds != 0 && k <= LP_SCHEMA_STALE; k++) {
+            for (int k = LP_SCHEMA_QUALIFIED; kinds != 0 && k <= LP_SCHEMA_ERASED; k++) {
                 lp_registry_subject(config->registry_subject_strategy,
                                     k == LP_SCHEMA_QUALIFIED ? config->topic_mql
-                                                             : config->topic_stale,
+                                    : k == LP_SCHEMA_STALE   ? config->topic_stale
+                                                             : config->topic_erased,
                                     (lp_schema_kind_t)k, subject, sizeof(subject));
                 LP_LOG(LP_LOG_INFO, "run", "schema registry %s: subject %s: schema id %d",
                        lp_registry_current_url(reg), subject, (int)ids[k]);
@@ -316,7 +321,10 @@ int lp_cmd_run(int argc, char **argv) {
         .cache_max_leads = (size_t)config->cache_max_leads,
         .timer_batch = (size_t)config->timers_batch,
         .log_dead_letters = true,
+        .handoff_fields = config->handoff_fields_mask,
+        .suppression_ttl_ms = config->suppression_ttl_ms,
     };
+    memcpy(eopts.suppression_key, config->suppression_key_bytes, sizeof(eopts.suppression_key));
     engine = lp_engine_new(&eopts, rules, store, codec, errstr, sizeof(errstr));
     if (engine == NULL) {
         LP_LOG(LP_LOG_ERROR, "run", "%s", errstr);
@@ -338,7 +346,10 @@ int lp_cmd_run(int argc, char **argv) {
         .in_topics = {config->topic_in[LP_EV_ENGAGEMENT], config->topic_in[LP_EV_PROFILE],
                       config->topic_in[LP_EV_FEEDBACK]},
         .in_format = {config->input_format[0], config->input_format[1], config->input_format[2]},
-        .out_topics = {config->topic_mql, config->topic_stale, config->topic_dlq},
+        .out_topics = {[LP_OUT_QUALIFIED] = config->topic_mql,
+                       [LP_OUT_STALE] = config->topic_stale,
+                       [LP_OUT_DLQ] = config->topic_dlq,
+                       [LP_OUT_ERASED] = config->topic_erased},
         .nkafka_props = config->nkafka,
         .kafka_props = props,
         .batch_max_events = (size_t)config->batch_max_events,

@@ -1,4 +1,4 @@
-/* LeadQualified and LeadStale: hand-written Avro binary in schema field order. */
+/* LeadQualified, LeadStale and LeadErased: hand-written Avro binary in schema field order. */
 #include <string.h>
 
 #include "codec/avro_internal.h"
@@ -47,10 +47,13 @@ static void wr_routing(lp_avro_wr_t *wr, const lp_profile_update_t *p) {
 static int check_fact(lp_avro_codec_t *codec, const lp_fact_t *fact) {
     const char *why = NULL;
 
-    if (fact->kind != LP_FACT_QUALIFIED && fact->kind != LP_FACT_STALE) {
+    if (fact->kind != LP_FACT_QUALIFIED && fact->kind != LP_FACT_STALE &&
+        fact->kind != LP_FACT_ERASED) {
         why = "unknown fact kind";
     } else if (fact->event_id[0] == '\0') {
         why = "event_id is empty";
+    } else if (fact->kind == LP_FACT_ERASED) {
+        /* LeadErased carries the ids, the time and the suppression only: nothing else to check. */
     } else if (fact->fit_grade < 'A' || fact->fit_grade > 'D') {
         why = "fit_grade is not A-D";
     } else if (fact->stage >= LP_STAGE__COUNT) {
@@ -75,7 +78,9 @@ static int check_fact(lp_avro_codec_t *codec, const lp_fact_t *fact) {
 size_t lp_avro_encode_fact(lp_avro_codec_t *codec, const lp_fact_t *fact, lp_framing_t framing,
                            uint8_t *buf, size_t size) {
     lp_avro_wr_t wr = {.buf = buf, .size = size};
-    int kind = fact->kind == LP_FACT_STALE ? LP_SCHEMA_STALE : LP_SCHEMA_QUALIFIED;
+    int kind = fact->kind == LP_FACT_STALE    ? LP_SCHEMA_STALE
+               : fact->kind == LP_FACT_ERASED ? LP_SCHEMA_ERASED
+                                              : LP_SCHEMA_QUALIFIED;
 
     if (check_fact(codec, fact) != LP_OK || lp_avro_wr_frame(codec, &wr, framing, kind) != LP_OK) {
         return 0;
@@ -83,6 +88,12 @@ size_t lp_avro_encode_fact(lp_avro_codec_t *codec, const lp_fact_t *fact, lp_fra
     WR_STR(&wr, fact->event_id);
     WR_STR(&wr, fact->lead_id);
     lp_avro_wr_long(&wr, fact->ts_ms);
+    if (kind == LP_SCHEMA_ERASED) {
+        /* No explanation, no profile: an erasure carries no personal data but the lead id. */
+        lp_avro_wr_bool(&wr, fact->had_state);
+        wr_opt_ts(&wr, fact->suppressed_until_ms);
+        return lp_avro_wr_finish(codec, &wr);
+    }
     if (kind == LP_SCHEMA_QUALIFIED) {
         wr_explanation(&wr, fact);
         wr_opt_ts(&wr, fact->sla_deadline_ms);
@@ -246,13 +257,15 @@ int lp_avro_decode_fact_as(lp_avro_codec_t *codec, const uint8_t *buf, size_t le
     int kind;
     int v;
 
-    if (lp_avro_unframe(codec, buf, len, expected, LP_SCHEMA_QUALIFIED, LP_SCHEMA_STALE, &kind,
+    if (lp_avro_unframe(codec, buf, len, expected, LP_SCHEMA_QUALIFIED, LP_SCHEMA_ERASED, &kind,
                         &rd.pos, errstr, errstr_size) != LP_OK) {
         return LP_ERR;
     }
     memset(fact, 0, sizeof(*fact));
     fact->profile.company_size = -1;
-    fact->kind = kind == LP_SCHEMA_STALE ? LP_FACT_STALE : LP_FACT_QUALIFIED;
+    fact->kind = kind == LP_SCHEMA_STALE    ? LP_FACT_STALE
+                 : kind == LP_SCHEMA_ERASED ? LP_FACT_ERASED
+                                            : LP_FACT_QUALIFIED;
     rd.field = "event_id";
     if (lp_avro_rd_string(&rd, fact->event_id, sizeof(fact->event_id)) != LP_OK) {
         return LP_ERR;
@@ -269,6 +282,14 @@ int lp_avro_decode_fact_as(lp_avro_codec_t *codec, const uint8_t *buf, size_t le
     rd.field = "ts";
     if (lp_avro_rd_long(&rd, &fact->ts_ms) != LP_OK) {
         return LP_ERR;
+    }
+    if (fact->kind == LP_FACT_ERASED) {
+        rd.field = "had_state";
+        if (lp_avro_rd_bool(&rd, &fact->had_state) != LP_OK ||
+            rd_opt_ts(&rd, "suppressed_until", &fact->suppressed_until_ms) != LP_OK) {
+            return LP_ERR;
+        }
+        return lp_avro_rd_end(&rd);
     }
     if (fact->kind == LP_FACT_QUALIFIED) {
         if (rd_explanation(&rd, fact) != LP_OK ||

@@ -19,6 +19,7 @@ static const uint64_t expected_fp[LP_SCHEMA__COUNT] = {
     0x630154691ce90ad8ULL, /* SalesFeedback */
     0x4918448006615417ULL, /* LeadQualified */
     0x28a9d2b974079b83ULL, /* LeadStale */
+    0x51952cd5a56aa05fULL, /* LeadErased */
 };
 
 uint64_t lp_avro_fingerprint64(const char *canonical, size_t len) {

@@ -13,7 +13,8 @@ const char *const lp_codec_stage_symbols[LP_STAGE__COUNT] = {
 const char *const lp_codec_stale_symbols[LP_CODEC_STALE_COUNT] = {"SLA_BREACHED", "INACTIVE",
                                                                   "COOLED"};
 const char *const lp_codec_schema_names[LP_SCHEMA__COUNT] = {
-    "EngagementEvent", "LeadProfileUpdated", "SalesFeedback", "LeadQualified", "LeadStale"};
+    "EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
+    "LeadQualified",   "LeadStale",          "LeadErased"};
 
 int lp_codec_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
     va_list ap;

@@ -1,5 +1,7 @@
 /* JSON lines input events: lp_json_decode_event and lp_json_encode_event. */
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "codec/json_internal.h"
@@ -120,10 +122,16 @@ static int read_field(lp_json_rd_t *rd, scratch_t *sc, const field_t *f) {
     }
 }
 
-static int parse_kind(const char *name) {
-    static const char *const names[] = {"engagement", "profile", "feedback"};
+/* Kinds 3 and 4 are requests, not events (docs/privacy.md): "erasure" and "unsuppress" lines
+ * carry lead_id, ts and optionally event_id, nothing else. */
+#define K_ERASURE 3
+#define K_UNSUPPRESS 4
 
-    for (int i = 0; i < 3; i++) {
+static int parse_kind(const char *name) {
+    static const char *const names[] = {"engagement", "profile", "feedback", "erasure",
+                                        "unsuppress"};
+
+    for (int i = 0; i < 5; i++) {
         if (strcmp(name, names[i]) == 0) {
             return i;
         }
@@ -176,6 +184,32 @@ static int read_member(lp_json_rd_t *rd, scratch_t *sc, const char *key) {
     return lp_json_skip(rd); /* unknown keys are ignored */
 }
 
+/* An erasure or unsuppress line: the request for the lead, at ts. */
+static int request(const scratch_t *sc, lp_event_t *event, char *errstr, size_t errstr_size) {
+    const char *what = sc->kind == K_ERASURE ? "erasure" : "unsuppress";
+    if (!sc->seen_lead_id || !sc->seen_ts) {
+        return lp_codec_err(errstr, errstr_size, "missing key \"%s\"",
+                            !sc->seen_lead_id ? "lead_id" : "ts");
+    }
+    for (size_t i = 0; i < NFIELDS; i++) {
+        if (sc->seen_fields[i]) {
+            return lp_codec_err(errstr, errstr_size,
+                                "key \"%s\": an %s line carries only event_id, lead_id and ts",
+                                fields[i].name, what);
+        }
+    }
+    lp_event_init(event, LP_EV_PROFILE);
+    event->op = sc->kind == K_ERASURE ? LP_OP_ERASE : LP_OP_UNSUPPRESS;
+    memcpy(event->lead_id, sc->common.lead_id, sizeof(event->lead_id));
+    event->ts_ms = sc->common.ts_ms;
+    if (sc->seen_event_id) {
+        memcpy(event->event_id, sc->common.event_id, sizeof(event->event_id));
+    } else {
+        snprintf(event->event_id, sizeof(event->event_id), "%s-%" PRId64, what, event->ts_ms);
+    }
+    return lp_codec_check_event(event, errstr, errstr_size);
+}
+
 int lp_json_decode_event(const char *buf, size_t len, lp_event_t *event, char *errstr,
                          size_t errstr_size) {
     lp_json_rd_t rd = {
@@ -210,6 +244,9 @@ int lp_json_decode_event(const char *buf, size_t len, lp_event_t *event, char *e
     }
     if (lp_json_end(&rd) != LP_OK) {
         return LP_ERR;
+    }
+    if (sc.kind == K_ERASURE || sc.kind == K_UNSUPPRESS) {
+        return request(&sc, event, errstr, errstr_size);
     }
     if (!sc.seen_event_id || !sc.seen_lead_id || !sc.seen_ts) {
         return lp_codec_err(errstr, errstr_size, "missing key \"%s\"",
@@ -252,6 +289,18 @@ size_t lp_json_encode_event(const lp_event_t *event, char *buf, size_t size) {
 
     if ((unsigned)event->kind > LP_EV_FEEDBACK) {
         return 0;
+    }
+    if (event->op == LP_OP_ERASE || event->op == LP_OP_UNSUPPRESS) {
+        lp_json_raw(&wr, event->op == LP_OP_ERASE ? "{\"kind\":\"erasure\""
+                                                  : "{\"kind\":\"unsuppress\"");
+        lp_json_key(&wr, "event_id", false);
+        lp_json_str(&wr, event->event_id, sizeof(event->event_id));
+        lp_json_key(&wr, "lead_id", false);
+        lp_json_str(&wr, event->lead_id, sizeof(event->lead_id));
+        lp_json_key(&wr, "ts", false);
+        lp_json_i64(&wr, event->ts_ms);
+        lp_json_raw(&wr, "}");
+        return lp_json_finish(&wr);
     }
     mask = 1 << event->kind;
     base = &event->u;

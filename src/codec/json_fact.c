@@ -1,5 +1,6 @@
-/* JSON form of LeadQualified / LeadStale: the Avro schema's fields in schema order plus "kind".
- * Times are integer ms (null when absent), enums lowercase, the fit grade a capital letter. */
+/* JSON form of LeadQualified / LeadStale / LeadErased: the Avro schema's fields in schema order
+ * plus "kind". Times are integer ms (null when absent), enums lowercase, the fit grade a capital
+ * letter. */
 #include <string.h>
 
 #include "codec/json_internal.h"
@@ -33,12 +34,34 @@ static void wr_opt_ts(lp_json_wr_t *wr, int64_t ts_ms) {
     }
 }
 
+/* LeadErased: the ids, the time and the suppression; no other personal data. */
+static size_t encode_erased(const lp_fact_t *fact, char *buf, size_t size) {
+    lp_json_wr_t wr = {.buf = buf, .size = size};
+
+    lp_json_raw(&wr, "{\"kind\":\"erased\"");
+    lp_json_key(&wr, "event_id", false);
+    lp_json_str(&wr, fact->event_id, sizeof(fact->event_id));
+    lp_json_key(&wr, "lead_id", false);
+    lp_json_str(&wr, fact->lead_id, sizeof(fact->lead_id));
+    lp_json_key(&wr, "ts", false);
+    lp_json_i64(&wr, fact->ts_ms);
+    lp_json_key(&wr, "had_state", false);
+    lp_json_raw(&wr, fact->had_state ? "true" : "false");
+    lp_json_key(&wr, "suppressed_until", false);
+    wr_opt_ts(&wr, fact->suppressed_until_ms);
+    lp_json_raw(&wr, "}");
+    return lp_json_finish(&wr);
+}
+
 size_t lp_json_encode_fact(const lp_fact_t *fact, char *buf, size_t size) {
     lp_json_wr_t wr = {.buf = buf, .size = size};
     const lp_profile_update_t *p = &fact->profile;
     char grade[2] = {fact->fit_grade, '\0'};
     bool stale = fact->kind == LP_FACT_STALE;
 
+    if (fact->kind == LP_FACT_ERASED) {
+        return encode_erased(fact, buf, size);
+    }
     if ((fact->kind != LP_FACT_QUALIFIED && !stale) || fact->stage >= LP_STAGE__COUNT ||
         fact->fit_grade < 'A' || fact->fit_grade > 'D' || fact->ntop < 0 || fact->ntop > LP_TOP_N ||
         (stale && (unsigned)fact->stale_reason >= LP_CODEC_STALE_COUNT) ||
@@ -206,6 +229,8 @@ enum {
     F_QUALIFIED_AT,
     F_SLA_DEADLINE,
     F_LAST_REJECT,
+    F_HAD_STATE,
+    F_SUPPRESSED_UNTIL,
     F_ROUTING,
     F__COUNT = F_ROUTING + NROUTING
 };
@@ -226,10 +251,12 @@ static const char *const fact_keys[F_ROUTING] = {"kind",
                                                  "qualification",
                                                  "qualified_at",
                                                  "sla_deadline",
-                                                 "last_reject_reason"};
+                                                 "last_reject_reason",
+                                                 "had_state",
+                                                 "suppressed_until"};
 
 static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
-    static const char *const kinds[] = {"qualified", "stale"};
+    static const char *const kinds[] = {"qualified", "stale", "erased"};
     static const char *const grades[] = {"A", "B", "C", "D"};
     int64_t v;
     int sym;
@@ -242,7 +269,7 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
     }
     switch (f) {
     case F_KIND:
-        return rd_symbol(rd, kinds, 2, kind);
+        return rd_symbol(rd, kinds, 3, kind);
     case F_EVENT_ID:
         return lp_json_string(rd, fact->event_id, sizeof(fact->event_id));
     case F_LEAD_ID:
@@ -293,6 +320,10 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
         return rd_opt_time(rd, &fact->mql_at_ms);
     case F_SLA_DEADLINE:
         return rd_opt_time(rd, &fact->sla_deadline_ms);
+    case F_HAD_STATE:
+        return lp_json_bool(rd, &fact->had_state);
+    case F_SUPPRESSED_UNTIL:
+        return rd_opt_time(rd, &fact->suppressed_until_ms);
     default: {
         int null = lp_json_null(rd);
         if (null != 0) {
@@ -309,6 +340,25 @@ static int rd_fact_member(lp_json_rd_t *rd, lp_fact_t *fact, int f, int *kind) {
         return LP_OK;
     }
     }
+}
+
+/* An erasure has event_id, lead_id, ts and had_state (suppressed_until may be left out: null),
+ * and none of the other kinds' fields: it must not carry personal data. */
+static int check_erased_keys(const bool seen[F__COUNT], lp_fact_t *fact, char *errstr,
+                             size_t errstr_size) {
+    for (int f = F_KIND; f < F__COUNT; f++) {
+        bool required = f <= F_TS || f == F_HAD_STATE;
+        bool allowed = required || f == F_SUPPRESSED_UNTIL;
+        const char *name = f < F_ROUTING ? fact_keys[f] : routing_keys[f - F_ROUTING];
+        if (!seen[f] && required) {
+            return lp_codec_err(errstr, errstr_size, "missing key \"%s\"", name);
+        }
+        if (seen[f] && !allowed) {
+            return lp_codec_err(errstr, errstr_size, "key \"%s\" is not a LeadErased field", name);
+        }
+    }
+    fact->kind = LP_FACT_ERASED;
+    return LP_OK;
 }
 
 int lp_json_decode_fact(const char *buf, size_t len, lp_fact_t *fact, char *errstr,
@@ -359,10 +409,21 @@ int lp_json_decode_fact(const char *buf, size_t len, lp_fact_t *fact, char *errs
     if (lp_json_end(&rd) != LP_OK) {
         return LP_ERR;
     }
-    for (int f = F_KIND; f <= F_QUALIFICATION; f++) {
+    if (!seen[F_KIND]) {
+        return lp_codec_err(errstr, errstr_size, "missing key \"kind\"");
+    }
+    if (kind == 2) {
+        return check_erased_keys(seen, fact, errstr, errstr_size);
+    }
+    for (int f = F_KIND; f < F__COUNT; f++) {
         bool stale_only = f == F_REASON || f == F_REMINDER;
-        if (!seen[f] && (!stale_only || kind == 1)) {
+        bool required = f <= F_QUALIFICATION && (!stale_only || kind == 1);
+        if (!seen[f] && required) {
             return lp_codec_err(errstr, errstr_size, "missing key \"%s\"", fact_keys[f]);
+        }
+        if (seen[f] && (f == F_HAD_STATE || f == F_SUPPRESSED_UNTIL)) {
+            return lp_codec_err(errstr, errstr_size, "key \"%s\" is a LeadErased field, not of %s",
+                                fact_keys[f], kind == 1 ? "LeadStale" : "LeadQualified");
         }
     }
     fact->kind = kind == 1 ? LP_FACT_STALE : LP_FACT_QUALIFIED;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config/config_table.h"
+#include "leadpulse/engine.h"
 #include "leadpulse/registry.h"
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "int fields are stored as int32_t");
@@ -21,6 +22,72 @@ static const char *const off_on[] = {"off", "on", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const false_true[] = {"false", "true", NULL};
 static const char *const subject_strategies[] = {"topic", "record", NULL};
+
+/* privacy.handoff_fields: names of LP_HANDOFF_* bits, "all" or "none". */
+static int check_handoff_fields(lp_config_t *config, const char *value, char *msg, size_t size) {
+    static const char *const names[] = {"email",   "company", "region", "country",
+                                        "segment", "persona", "title",  "owner"};
+    unsigned mask = 0;
+    if (strcmp(value, "all") == 0 || strcmp(value, "none") == 0) {
+        config->handoff_fields_mask = value[0] == 'a' ? LP_HANDOFF_ALL : 0;
+        return LP_OK;
+    }
+    for (const char *p = value; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        const char *name = p;
+        while (len > 0 && *name == ' ') {
+            name++;
+            len--;
+        }
+        while (len > 0 && name[len - 1] == ' ') {
+            len--;
+        }
+        int found = -1;
+        for (int i = 0; i < 8; i++) {
+            if (strlen(names[i]) == len && strncmp(names[i], name, len) == 0) {
+                found = i;
+            }
+        }
+        if (found < 0) {
+            snprintf(msg, size,
+                     "\"%.*s\" is not a hand-off field (email, company, region, country, "
+                     "segment, persona, title, owner; or all, none)",
+                     (int)len, name);
+            return LP_ERR;
+        }
+        mask |= 1u << found;
+        p += strcspn(p, ",");
+        if (*p == ',') {
+            p++;
+        }
+    }
+    config->handoff_fields_mask = mask;
+    return LP_OK;
+}
+
+/* privacy.suppression_key: "" or 32 hex digits (128 bits). */
+static int check_suppression_key(lp_config_t *config, const char *value, char *msg, size_t size) {
+    static const uint8_t builtin[16] = {0x6c, 0x65, 0x61, 0x64, 0x70, 0x75, 0x6c, 0x73,
+                                        0x65, 0x2d, 0x73, 0x75, 0x70, 0x70, 0x72, 0x73};
+    if (value[0] == '\0') {
+        memcpy(config->suppression_key_bytes, builtin, sizeof(builtin));
+        return LP_OK;
+    }
+    if (strlen(value) != 32) {
+        snprintf(msg, size, "must be 32 hex digits (128 bits), got %zu characters", strlen(value));
+        return LP_ERR;
+    }
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (!isxdigit((unsigned char)value[2 * i]) || !isxdigit((unsigned char)value[2 * i + 1]) ||
+            sscanf(value + 2 * i, "%2x", &v) != 1) {
+            snprintf(msg, size, "must be 32 hex digits (128 bits)");
+            return LP_ERR;
+        }
+        config->suppression_key_bytes[i] = (uint8_t)v;
+    }
+    return LP_OK;
+}
 
 /* "" or 1..8 comma-separated http(s):// base URLs. */
 static int check_registry_url(lp_config_t *config, const char *value, char *msg, size_t size) {
@@ -244,6 +311,8 @@ const lp_config_entry_t lp_config_table[] = {
         "Output: LeadQualified events."),
     STR("topics.stale", topic_stale, "leads.stale", "LEADPULSE_TOPICS_STALE", 0, check_topic,
         "Output: LeadStale events (SLA breach, inactivity, cooling)."),
+    STR("topics.erased", topic_erased, "leads.erased", "LEADPULSE_TOPICS_ERASED", 0, check_topic,
+        "Output: LeadErased events (a lead was erased on request; docs/privacy.md)."),
     STR("topics.dlq", topic_dlq, "leadpulse.dlq", "LEADPULSE_TOPICS_DLQ", 0, check_topic,
         "Output: dead letters (the original bytes, with the reason in headers)."),
     ENUM("format.engagement", input_format[LP_EV_ENGAGEMENT], "avro", input_formats,
@@ -266,6 +335,8 @@ const lp_config_entry_t lp_config_table[] = {
         "LEADPULSE_SCHEMA_ID_QUALIFIED", "Schema Registry id of LeadQualified (written)."),
     INT("schema_id.stale", schema_ids[LP_SCHEMA_STALE], "5", 1, INT32_MAX,
         "LEADPULSE_SCHEMA_ID_STALE", "Schema Registry id of LeadStale (written)."),
+    INT("schema_id.erased", schema_ids[LP_SCHEMA_ERASED], "6", 1, INT32_MAX,
+        "LEADPULSE_SCHEMA_ID_ERASED", "Schema Registry id of LeadErased (written)."),
     STR("schema_registry.url", registry_url, "", "LEADPULSE_SCHEMA_REGISTRY_URL", LP_CF_EMPTY_OK,
         check_registry_url,
         "Schema Registry base URL(s), comma-separated for failover (Confluent's API, e.g. "
@@ -358,6 +429,23 @@ const lp_config_entry_t lp_config_table[] = {
        "LEADPULSE_MAX_FUTURE_SKEW_MS",
        "Events stamped further than this in the future are dead-lettered (a wrong clock or unit "
        "would otherwise decay every other score of the lead to nothing)."),
+    STR("privacy.handoff_fields", handoff_fields, "region,country,segment,persona,owner",
+        "LEADPULSE_PRIVACY_HANDOFF_FIELDS", 0, check_handoff_fields,
+        "Profile fields copied into LeadQualified and LeadStale, comma-separated, from email, "
+        "company, region, country, segment, persona, title, owner; `all` or `none`. The others "
+        "are written as null. The default is what routing a lead to a sales team needs, without "
+        "the fields that identify the person (email, title) or their employer (company)."),
+    MS("privacy.suppression_ttl_ms", suppression_ttl_ms, "0", 0, 100LL * 365 * DAY_MS,
+       "LEADPULSE_PRIVACY_SUPPRESSION_TTL_MS",
+       "How long an erased lead stays suppressed, in event time: its events dated before the "
+       "erasure's time plus this are dropped (counted, not dead-lettered), later ones start it "
+       "afresh. 0 = until `leadpulse unsuppress` lifts it. Durations such as `730d` work."),
+    STR("privacy.suppression_key", suppression_key, "", "LEADPULSE_PRIVACY_SUPPRESSION_KEY",
+        LP_CF_EMPTY_OK | LP_CF_SECRET, check_suppression_key,
+        "32 hex digits: the key of the keyed hash (SipHash-2-4) that names suppression entries "
+        "instead of the lead id. Set it from a Secret; every worker of a deployment needs the same "
+        "key, and changing it forgets the existing entries. \"\" = a built-in key: entries then "
+        "hold no lead id, but one could test a guessed id against them."),
     {"clock.offset_ms", LP_CT_INT, F(clock_offset_ms), "0", -3650 * DAY_MS, 3650 * DAY_MS, 0, 0,
      NULL, "LEADPULSE_CLOCK_OFFSET_MS", LP_CF_TEST_ONLY, NULL,
      "TESTS ONLY: shifts the worker's wall clock (timers) by this many ms."},

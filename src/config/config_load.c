@@ -361,8 +361,9 @@ static int check_all(loader_t *l) {
                           "LEADPULSE_ALLOW_TEST_CLOCK=1; remove it");
         }
     }
-    /* Six distinct topics: an output topic that is also an input would feed the worker itself. */
-    for (int i = first; i < first + 6; i++) {
+    /* Seven distinct topics: an output topic that is also an input would feed the worker
+     * itself. (The topics.* entries are consecutive in the table.) */
+    for (int i = first; i < first + 7; i++) {
         const char *a = (const char *)c + lp_config_table[i].offset;
         for (int j = first; j < i; j++) {
             if (strcmp(a, (const char *)c + lp_config_table[j].offset) == 0) {

@@ -141,6 +141,8 @@ int lp_eng_poffs_set(lp_engine_t *engine, int32_t partition, const char *topic, 
 void lp_eng_batch_reset(batch_t *b) {
     b->nslots = 0;
     b->nouts = 0;
+    b->nerase = 0;
+    b->nsupp = 0;
     b->arena.len = 0;
     memset(b->map, -1, b->map_size * sizeof(int));
 }
@@ -160,6 +162,9 @@ int lp_eng_slot_for(batch_t *b, const char *lead_id) {
     memcpy(slot->id, lead_id, strlen(lead_id) + 1);
     slot->changed = false;
     slot->loaded = false;
+    slot->fresh = false;
+    slot->erased = false;
+    slot->hashed = false;
     b->map[i] = s;
     return s;
 }
@@ -215,10 +220,47 @@ int lp_eng_add_dead_letter(lp_engine_t *engine, batch_t *b, const lp_engine_msg_
 
 int lp_eng_add_facts(lp_engine_t *engine, batch_t *b) {
     uint8_t *buf = engine->fact_buf;
+    unsigned keep = engine->opts.handoff_fields;
     for (int i = 0; i < engine->facts.n; i++) {
         const lp_fact_t *fact = &engine->facts.fact[i];
+        lp_fact_t allowed;
         size_t len;
         char meta[256];
+        const char *type = fact->kind == LP_FACT_QUALIFIED ? "LeadQualified"
+                           : fact->kind == LP_FACT_STALE   ? "LeadStale"
+                           : fact->kind == LP_FACT_ERASED  ? "LeadErased"
+                                                           : NULL;
+        if (type == NULL) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "unknown fact kind %d for lead %s",
+                     (int)fact->kind, fact->lead_id);
+            return LP_ERR;
+        }
+        /* Privacy allow-list (privacy.handoff_fields): the profile fields not listed go out as
+         * null. On a copy: the fact is the scorer's. LeadErased carries no profile at all. */
+        if (fact->kind != LP_FACT_ERASED && (keep & LP_HANDOFF_ALL) != LP_HANDOFF_ALL) {
+            allowed = *fact;
+            lp_profile_update_t *p = &allowed.profile;
+            const struct {
+                unsigned bit;
+                char *value;
+                size_t size;
+            } fields[] = {
+                {LP_HANDOFF_EMAIL, p->email, sizeof(p->email)},
+                {LP_HANDOFF_COMPANY, p->company, sizeof(p->company)},
+                {LP_HANDOFF_REGION, p->region, sizeof(p->region)},
+                {LP_HANDOFF_COUNTRY, p->country, sizeof(p->country)},
+                {LP_HANDOFF_SEGMENT, p->segment, sizeof(p->segment)},
+                {LP_HANDOFF_PERSONA, p->persona, sizeof(p->persona)},
+                {LP_HANDOFF_TITLE, p->title, sizeof(p->title)},
+                {LP_HANDOFF_OWNER, p->owner, sizeof(p->owner)},
+            };
+            for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+                if ((keep & fields[f].bit) == 0) {
+                    memset(fields[f].value, 0, fields[f].size);
+                }
+            }
+            fact = &allowed;
+        }
         if (engine->opts.out_format == LP_FORMAT_JSON) {
             len = lp_json_encode_fact(fact, (char *)buf, FACT_MAX_BYTES);
         } else {
@@ -227,21 +269,23 @@ int lp_eng_add_facts(lp_engine_t *engine, batch_t *b) {
         }
         if (len == 0) {
             snprintf(engine->errstr, sizeof(engine->errstr), "cannot encode %s event for lead %s",
-                     fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale",
-                     fact->lead_id);
+                     type, fact->lead_id);
             return LP_ERR;
         }
         int n = snprintf(meta, sizeof(meta),
                          "event_type=%s\nmodel_id=%s\nmodel_version=%s\nevent_ts=%" PRId64 "\n",
-                         fact->kind == LP_FACT_QUALIFIED ? "LeadQualified" : "LeadStale",
-                         fact->model_id, fact->model_version, fact->ts_ms);
-        if (add_out(b, fact->kind == LP_FACT_QUALIFIED ? LP_OUT_QUALIFIED : LP_OUT_STALE,
-                    fact->lead_id, strlen(fact->lead_id), buf, len, meta, (size_t)n,
+                         type, fact->model_id, fact->model_version, fact->ts_ms);
+        int out = fact->kind == LP_FACT_QUALIFIED ? LP_OUT_QUALIFIED
+                  : fact->kind == LP_FACT_STALE   ? LP_OUT_STALE
+                                                  : LP_OUT_ERASED;
+        if (add_out(b, out, fact->lead_id, strlen(fact->lead_id), buf, len, meta, (size_t)n,
                     fact->event_id) != LP_OK) {
             return LP_ERR;
         }
         if (fact->kind == LP_FACT_QUALIFIED) {
             b->st.qualified++;
+        } else if (fact->kind == LP_FACT_ERASED) {
+            b->st.erased++;
         } else if ((unsigned)fact->stale_reason < 3) {
             b->st.stale[fact->stale_reason]++;
         }
@@ -298,6 +342,7 @@ int lp_eng_load_slots(lp_engine_t *engine, batch_t *b, int32_t partition) {
         }
         lp_lead_init(&slot->lead, engine->rules, slot->id);
         slot->loaded = true;
+        slot->fresh = loaded.data == NULL || i >= loaded.n || loaded.data[i] == NULL;
         /* A lead the store does not know has no timer; one it could not read may have. */
         slot->due_stored = loaded.data != NULL && i < loaded.n && loaded.data[i] != NULL ? -1 : 0;
         b->st.leads_created++;
@@ -398,6 +443,10 @@ int lp_eng_build_commit(lp_engine_t *engine, batch_t *b) {
         .offsets = b->store_offsets,
         .noutbox = b->nouts,
         .outbox = b->outbox,
+        .nerase = b->nerase,
+        .erase = b->erase_ids,
+        .nsuppress = b->nsupp,
+        .suppress = b->supp,
     };
     return LP_OK;
 }

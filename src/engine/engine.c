@@ -27,8 +27,9 @@ lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules
     engine->cache = lp_cache_new(opts->cache_max_leads);
     engine->epochs = calloc(LP_PARTITIONS_MAX, sizeof(int64_t));
     engine->poffs = calloc(LP_PARTITIONS_MAX, sizeof(part_offsets_t *));
+    engine->supp = calloc(LP_PARTITIONS_MAX, sizeof(supp_table_t *));
     if (engine->cache == NULL || engine->epochs == NULL || engine->poffs == NULL ||
-        lp_eng_ensure_capacity(&engine->bx[0], 1024) != LP_OK ||
+        engine->supp == NULL || lp_eng_ensure_capacity(&engine->bx[0], 1024) != LP_OK ||
         lp_eng_ensure_capacity(&engine->bx[1], 1024) != LP_OK) {
         snprintf(errstr, errstr_size, "out of memory");
         goto err;
@@ -65,7 +66,13 @@ void lp_engine_destroy(lp_engine_t *engine) {
         free(b->outbox);
         free(b->miss_ids);
         free(b->miss_slots);
+        free(b->erase_ids);
+        free(b->supp);
     }
+    for (int32_t p = 0; engine->supp != NULL && p < LP_PARTITIONS_MAX; p++) {
+        lp_eng_supp_drop(engine, p);
+    }
+    free(engine->supp);
     free(engine);
 }
 
@@ -121,6 +128,9 @@ int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
             return LP_ERR;
         }
     }
+    if (lp_eng_supp_load(engine, partition) != LP_OK) {
+        return LP_ERR;
+    }
     engine->epochs[partition] = epoch;
     return LP_OK;
 }
@@ -131,10 +141,39 @@ void lp_engine_revoke(lp_engine_t *engine, int32_t partition) {
     }
     engine->epochs[partition] = 0;
     lp_cache_drop_partition(engine->cache, partition);
+    lp_eng_supp_drop(engine, partition);
 }
 
 static const char *event_check(const lp_engine_t *engine, const lp_event_t *event, int64_t now_ms,
                                char *why, size_t why_size, bool scorer);
+
+/* A tombstone on the profiles topic: an erasure (or unsuppress) request for the lead its key
+ * names, at the record's timestamp (docs/privacy.md). The reason it is not one, or NULL. */
+static const char *tombstone(const lp_engine_msg_t *msg, lp_event_t *event, char *why,
+                             size_t why_size) {
+    if (msg->key == NULL || msg->key_len == 0) {
+        return "tombstone without a key: an erasure request names the lead id in its key";
+    }
+    if (msg->key_len > LP_ID_MAX || memchr(msg->key, '\0', msg->key_len) != NULL) {
+        snprintf(why, why_size, "tombstone key of %zu bytes is not a lead id (1..%d bytes, no NUL)",
+                 msg->key_len, LP_ID_MAX);
+        return why;
+    }
+    if (msg->op == LP_OP_INVALID) {
+        return "tombstone with an unknown leadpulse.op header (erase or unsuppress)";
+    }
+    if (msg->timestamp_ms <= 0) {
+        return "tombstone without a timestamp: the erasure's time is the record's timestamp";
+    }
+    lp_event_init(event, LP_EV_PROFILE);
+    event->op = msg->op == LP_OP_UNSUPPRESS ? LP_OP_UNSUPPRESS : LP_OP_ERASE;
+    memcpy(event->lead_id, msg->key, msg->key_len);
+    event->lead_id[msg->key_len] = '\0';
+    snprintf(event->event_id, sizeof(event->event_id), "%s-%" PRId64,
+             event->op == LP_OP_ERASE ? "erasure" : "unsuppress", msg->timestamp_ms);
+    event->ts_ms = msg->timestamp_ms;
+    return NULL;
+}
 
 /* The reason to dead-letter msg, or NULL. *wait is set (and why says why) when the record's
  * schema cannot be learned now (no registry answered): neither applied nor dead-lettered. */
@@ -144,7 +183,18 @@ static const char *decode_msg(lp_engine_t *engine, const lp_engine_msg_t *msg, l
     if (msg->decoded != NULL) {
         *event = *msg->decoded;
         rc = LP_OK;
-    } else if (msg->value == NULL || msg->value_len == 0) {
+    } else if (msg->value == NULL && msg->kind == LP_EV_PROFILE && !msg->any_kind) {
+        const char *reason = tombstone(msg, event, why, why_size);
+        if (reason != NULL) {
+            return reason;
+        }
+        return event_check(engine, event, now_ms, why, why_size, false);
+    } else if (msg->value == NULL) {
+        snprintf(why, why_size,
+                 "tombstone (null value) on %s: an erasure request goes to the profiles topic",
+                 msg->topic != NULL ? msg->topic : "?");
+        return why;
+    } else if (msg->value_len == 0) {
         return "empty record value";
     } else if (msg->format == LP_FORMAT_JSON) {
         rc = lp_json_decode_event((const char *)msg->value, msg->value_len, event, why, why_size);
@@ -199,7 +249,7 @@ static const char *event_check(const lp_engine_t *engine, const lp_event_t *even
                  event->ts_ms, event->ts_ms - now_ms, engine->opts.max_future_skew_ms);
         return why;
     }
-    return scorer ? lp_score_check(event, engine->rules) : NULL;
+    return scorer && event->op == LP_OP_APPLY ? lp_score_check(event, engine->rules) : NULL;
 }
 
 const char *lp_engine_check_event(const lp_engine_t *engine, const lp_event_t *event,
@@ -313,6 +363,17 @@ int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *b, const lp_engine_m
         slot_t *slot = &b->slots[b->event_slot[i]];
         const lp_event_t *event = &b->events[i];
         engine->facts.n = 0;
+        if (event->op != LP_OP_APPLY) {
+            if (lp_eng_apply_op(engine, b, slot, event) != LP_OK) {
+                goto fail;
+            }
+            b->st.applied++;
+            continue;
+        }
+        if (lp_eng_suppressed(engine, b, slot, event)) {
+            b->st.suppressed++;
+            continue;
+        }
         uint32_t rejects = slot->lead.reject_count;
         lp_apply_result_t res = lp_score_apply(&slot->lead, event, engine->rules, &engine->facts);
         if (res.outcome == LP_DEAD_LETTER) {
@@ -366,6 +427,9 @@ int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *b) {
         return LP_ERR;
     }
     int rc = lp_eng_commit_outcome(engine, b, lp_store_commit_recv(engine->store));
+    if (rc == LP_OK) {
+        lp_eng_supp_committed(engine, b);
+    }
     if (rc == LP_OK && b->of_timers) {
         b->st.timers_fired += b->nslots;
     }

@@ -23,6 +23,10 @@ typedef struct {
     lp_lead_t lead;
     bool changed;
     bool loaded;
+    bool fresh;         /* the store held no state of the lead (or it was erased in the batch) */
+    bool erased;        /* erased in this batch: listed in the commit's erasures */
+    bool hashed;        /* hash holds the lead id's keyed hash (suppression) */
+    uint8_t hash[16];   /* lp_siphash128 of the id under privacy.suppression_key */
     int64_t due_stored; /* the lead's timer in the store when loaded (0 none, -1 unknown) */
 } slot_t;
 
@@ -79,9 +83,25 @@ struct lp_engine_batch {
     lp_store_outbox_t *outbox;
     const char **miss_ids;
     size_t *miss_slots;
+    /* privacy.c: leads erased and suppression entries changed by this batch, in apply order */
+    const char **erase_ids;
+    size_t nerase, cap_erase;
+    lp_store_suppress_t *supp;
+    size_t nsupp, cap_supp;
 };
 
 typedef struct lp_engine_batch batch_t;
+
+/* A partition's suppression entries in memory (privacy.c): sorted by hash. */
+typedef struct {
+    uint8_t hash[16];
+    int64_t until_ms; /* 0: until lifted */
+} supp_entry_t;
+
+typedef struct {
+    supp_entry_t *e;
+    size_t n, cap;
+} supp_table_t;
 
 struct lp_engine {
     lp_engine_opts_t opts;
@@ -91,6 +111,7 @@ struct lp_engine {
     lp_cache_t *cache;
     int64_t *epochs;        /* per partition; 0 = not owned */
     part_offsets_t **poffs; /* per partition, allocated on assignment */
+    supp_table_t **supp;    /* per partition, loaded on assignment (privacy.c) */
     lp_engine_stats_t stats;
     char errstr[LP_ERRSTR * 2]; /* room for a store error plus context */
 
@@ -121,5 +142,17 @@ int lp_eng_load_slots(lp_engine_t *engine, batch_t *b, int32_t partition);
 int lp_eng_build_commit(lp_engine_t *engine, batch_t *b);
 void lp_eng_batch_end(lp_engine_t *engine, batch_t *b, bool committed);
 int lp_eng_commit_outcome(lp_engine_t *engine, batch_t *b, int rc);
+
+/* Erasure and suppression (privacy.c, docs/privacy.md). */
+int lp_eng_supp_load(lp_engine_t *engine, int32_t partition);
+void lp_eng_supp_drop(lp_engine_t *engine, int32_t partition);
+/* An erasure or unsuppress request (event->op) applied to slot. LP_OK or LP_ERR (errstr). */
+int lp_eng_apply_op(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_event_t *event);
+/* Whether the event is dropped because its lead is suppressed; an event dated at or past the
+ * entry's end lifts it (and is applied). */
+bool lp_eng_suppressed(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_event_t *event);
+/* After a committed (or duplicate) batch: its suppression changes into the partition's table,
+ * its erased leads out of the cache. */
+void lp_eng_supp_committed(lp_engine_t *engine, batch_t *b);
 
 #endif

@@ -53,6 +53,7 @@ typedef struct {
     uint8_t *key;   /* NULL if the record has none */
     uint8_t *value; /* NULL for a tombstone; key and value share one allocation */
     size_t key_len, value_len;
+    uint8_t op; /* a tombstone's request (lp_event_op_t from its leadpulse.op header) */
 } lp_rec_t;
 
 /* Fail-safe only: how long the merge waits for a topic that is behind or whose position is

@@ -33,6 +33,8 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
     X(QUALIFIED, "leadpulse_qualified_total", COUNTER, "", "", "LeadQualified hand-offs emitted.") \
     X(STALE, "leadpulse_stale_total", COUNTER, "reason", "",                                       \
       "LeadStale hand-offs emitted, by reason (sla_breached, inactive, cooled).")                  \
+    X(ERASED, "leadpulse_erased_total", COUNTER, "", "",                                           \
+      "Leads erased on request (LeadErased hand-offs committed).")                                 \
     X(REJECTIONS, "leadpulse_rejections_total", COUNTER, "reason", "",                             \
       "Sales rejections and recycles applied, by reason code.")                                    \
     X(BATCHES, "leadpulse_batches_total", COUNTER, "", "",                                         \
@@ -53,6 +55,11 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
       "Output records Kafka did not accept; they stay in the outbox and are sent again.")          \
     X(STORE_ERRORS, "leadpulse_store_errors_total", COUNTER, "", "",                               \
       "Store (Redis) calls that failed: commits, outbox reads and deletes, retried with backoff.") \
+    X(SUPPRESSED_EVENTS, "leadpulse_suppressed_events_total", COUNTER, "", "",                     \
+      "Events dropped because their lead was erased and is suppressed (docs/privacy.md); never "   \
+      "dead-lettered.")                                                                            \
+    X(UNSUPPRESSED, "leadpulse_unsuppressed_total", COUNTER, "", "",                               \
+      "Suppressions of erased leads lifted by `leadpulse unsuppress` requests.")                   \
     X(SCHEMA_WAITS, "leadpulse_schema_registry_waits_total", COUNTER, "", "",                      \
       "Batches held back because a record carried a schema id new to the worker and no Schema "    \
       "Registry answered; retried with backoff, nothing dead-lettered. Alert on a steady rise.")   \

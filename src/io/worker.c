@@ -118,6 +118,8 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
             .key_len = r->key_len,
             .value = r->value,
             .value_len = r->value_len,
+            .timestamp_ms = r->ts,
+            .op = (lp_event_op_t)r->op,
         };
     }
     memcpy(take, res.take, sizeof(size_t) * LP_EV__COUNT);

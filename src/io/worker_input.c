@@ -3,6 +3,25 @@
  * resume), and restarting a fetch that stalled in the client. */
 #include "io/worker_internal.h"
 
+/* What a tombstone asks (docs/privacy.md): header leadpulse.op "erase" (or none) erases the
+ * lead, "unsuppress" lifts its suppression; another value is LP_OP_INVALID (dead-lettered). */
+static uint8_t tombstone_op(rd_kafka_message_t *m) {
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+    size_t len = 0;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, "leadpulse.op", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return LP_OP_ERASE;
+    }
+    if (v != NULL && len == 5 && memcmp(v, "erase", 5) == 0) {
+        return LP_OP_ERASE;
+    }
+    if (v != NULL && len == 10 && memcmp(v, "unsuppress", 10) == 0) {
+        return LP_OP_UNSUPPRESS;
+    }
+    return LP_OP_INVALID;
+}
+
 part_t *lp_wk_part_get(lp_worker_t *worker, int32_t p) {
     if (p < 0 || p >= LP_PARTITIONS_MAX) {
         return NULL;
@@ -205,6 +224,7 @@ void lp_wk_add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
         .value = m->payload != NULL ? buf + klen : NULL,
         .key_len = klen,
         .value_len = vlen,
+        .op = m->payload == NULL ? tombstone_op(m) : LP_OP_APPLY,
     };
     part->qlen[t]++;
     part->expect[t] = r->offset + 1;

@@ -81,6 +81,9 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
     case LP_M_QUALIFIED:
         v = (double)st->qualified;
         break;
+    case LP_M_ERASED:
+        v = (double)st->erased;
+        break;
     case LP_M_BATCHES:
         v = (double)st->batches;
         break;
@@ -107,6 +110,12 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
         break;
     case LP_M_STORE_ERRORS:
         v = (double)worker->store_errors;
+        break;
+    case LP_M_SUPPRESSED_EVENTS:
+        v = (double)st->suppressed;
+        break;
+    case LP_M_UNSUPPRESSED:
+        v = (double)st->unsuppressed;
         break;
     case LP_M_SCHEMA_WAITS:
         v = (double)worker->schema_waits;

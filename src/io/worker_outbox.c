@@ -45,7 +45,12 @@ static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
         d->partition = p;
         snprintf(d->id, sizeof(d->id), "%s", e->id);
         if (e->kind < 0 || e->kind >= LP_OUT__COUNT) {
-            d->done = true; /* unknown kind: nothing to send; acknowledged (dropped) */
+            /* Unknown kind (written by another leadpulse version?): no topic to send it to;
+             * acknowledged (dropped), and said so. */
+            LP_LOG(LP_LOG_WARN, "worker",
+                   "outbox of partition %" PRId32 ": entry %s has unknown output kind %d; dropped",
+                   p, e->id, e->kind);
+            d->done = true;
             continue;
         }
         hdr_ctx_t h = {rd_kafka_headers_new(6), 0};

@@ -24,6 +24,14 @@ int64_t lp_worker_now_ms(const lp_worker_t *worker) {
 
 lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp_store_t *store,
                            char *errstr, size_t errstr_size) {
+    /* Every output kind needs its topic: the outbox holds entries of each (an entry whose topic
+     * were missing could be neither sent nor dropped). */
+    for (int k = 0; k < LP_OUT__COUNT; k++) {
+        if (opts->out_topics[k] == NULL || opts->out_topics[k][0] == '\0') {
+            snprintf(errstr, errstr_size, "no output topic for output kind %d", k);
+            return NULL;
+        }
+    }
     lp_worker_t *worker = calloc(1, sizeof(*worker));
     rd_kafka_conf_t *conf = NULL;
     if (worker == NULL) {

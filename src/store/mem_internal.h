@@ -37,6 +37,8 @@ typedef struct {
     size_t out_len;
     size_t out_cap;
     uint64_t next_seq;
+    lp_store_suppress_t *supp; /* suppression entries, unordered */
+    size_t nsupp, supp_cap;
 } mem_part_t;
 
 typedef struct {

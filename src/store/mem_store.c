@@ -78,6 +78,7 @@ static void part_free(mem_part_t *part) {
         free(part->outbox[i].buf);
     }
     free(part->outbox);
+    free(part->supp);
     free(part);
 }
 
@@ -213,7 +214,9 @@ static int commit_reserve(mem_store_t *ms, mem_part_t *part, const lp_store_batc
         }
     }
     if (lp_mem_grow(&part->offsets, &part->offsets_cap, part->noffsets + batch->noffsets,
-                    sizeof(mem_offset_t)) != LP_OK) {
+                    sizeof(mem_offset_t)) != LP_OK ||
+        lp_mem_grow(&part->supp, &part->supp_cap, part->nsupp + batch->nsuppress,
+                    sizeof(*part->supp)) != LP_OK) {
         goto err;
     }
     for (i = 0; i < batch->noutbox; i++, done++) {
@@ -233,11 +236,57 @@ err:
                          (int)batch->partition);
 }
 
+/* Erasures, before the batch's writes: state and timer gone, undelivered entries keyed by the
+ * lead dropped (marked acked: reads skip them, the head compaction frees them). */
+static void commit_erase(mem_part_t *part, const lp_store_batch_t *batch) {
+    for (size_t i = 0; i < batch->nerase; i++) {
+        const char *id = batch->erase[i];
+        size_t id_len = strlen(id);
+        mem_lead_t *lead = lp_mem_table_find(&part->leads, id, id_len, lp_mem_hash(id, id_len));
+        if (lead != NULL) {
+            free(lead->data);
+            lead->data = NULL;
+            lead->len = 0;
+            lp_mem_heap_set(&part->timers, lead, 0);
+        }
+        for (size_t k = part->out_head; k < part->out_head + part->out_len; k++) {
+            mem_entry_t *e = &part->outbox[k];
+            /* LeadErased records (kind 3) stay: one per erasure request. */
+            if (!e->acked && e->kind != 3 && e->key_len == id_len &&
+                memcmp(e->buf, id, id_len) == 0) {
+                e->acked = 1;
+            }
+        }
+    }
+}
+
+/* Suppression entries set or removed (room reserved by commit_reserve). */
+static void commit_suppress(mem_part_t *part, const lp_store_batch_t *batch) {
+    for (size_t i = 0; i < batch->nsuppress; i++) {
+        const lp_store_suppress_t *e = &batch->suppress[i];
+        size_t k = 0;
+        while (k < part->nsupp && strcmp(part->supp[k].hash, e->hash) != 0) {
+            k++;
+        }
+        if (e->until_ms < 0) {
+            if (k < part->nsupp) {
+                part->supp[k] = part->supp[--part->nsupp];
+            }
+        } else {
+            if (k == part->nsupp) {
+                part->nsupp++;
+            }
+            part->supp[k] = *e;
+        }
+    }
+}
+
 static void commit_apply(mem_store_t *ms, mem_part_t *part, const lp_store_batch_t *batch) {
     size_t nids = batch->nleads + batch->ntimers;
     size_t total = nids + batch->nleads + batch->noffsets + batch->noutbox;
     size_t i;
 
+    commit_erase(part, batch);
     for (i = 0; i < nids; i++) {
         const char *id = batch_item_id(batch, i);
         size_t id_len = strlen(id);
@@ -303,6 +352,7 @@ static void commit_apply(mem_store_t *ms, mem_part_t *part, const lp_store_batch
         }
         p[e->meta_len] = '\0';
     }
+    commit_suppress(part, batch);
 }
 
 static int mem_commit(lp_store_t *store, const lp_store_batch_t *batch) {
@@ -410,6 +460,24 @@ static void mem_destroy(lp_store_t *store) {
     free(ms);
 }
 
+static int mem_suppressed(lp_store_t *store, int32_t partition, size_t *n,
+                          const lp_store_suppress_t **entries) {
+    mem_store_t *ms = (mem_store_t *)store;
+    mem_part_t *part;
+
+    *n = 0;
+    *entries = NULL;
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    part = lp_mem_part_get(ms, partition, 0);
+    if (part != NULL) {
+        *n = part->nsupp;
+        *entries = part->supp;
+    }
+    return LP_OK;
+}
+
 static const lp_store_ops_t mem_ops = {
     .name = "mem",
     .fence = mem_fence,
@@ -419,6 +487,7 @@ static const lp_store_ops_t mem_ops = {
     .due = mem_due,
     .outbox_read = lp_mem_outbox_read,
     .outbox_ack = lp_mem_outbox_ack,
+    .suppressed = mem_suppressed,
     .destroy = mem_destroy,
     .scan = lp_mem_scan,
 };

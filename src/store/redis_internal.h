@@ -13,7 +13,7 @@
 #define LP_REDIS_PREFIX_MAX 64
 #define LP_REDIS_KEY_MAX (LP_REDIS_PREFIX_MAX + 32)
 
-enum { RK_LEADS = 0, RK_TIMERS, RK_OFFSETS, RK_OUTBOX, RK_EPOCH, RK_COUNT };
+enum { RK_LEADS = 0, RK_TIMERS, RK_OFFSETS, RK_OUTBOX, RK_EPOCH, RK_SUPPRESSED, RK_COUNT };
 
 typedef struct {
     lp_store_t base;
@@ -40,6 +40,8 @@ typedef struct {
     size_t due_cap;
     lp_store_outbox_t *read;
     size_t read_cap;
+    lp_store_suppress_t *suppress;
+    size_t suppress_cap;
 } redis_store_t;
 
 /* How a command may be retried after the connection dropped under it. */

@@ -8,7 +8,8 @@
 #include "store/redis_internal.h"
 
 void lp_redis_set_keys(redis_store_t *rs, int32_t partition) {
-    static const char *const names[RK_COUNT] = {"leads", "timers", "offsets", "outbox", "epoch"};
+    static const char *const names[RK_COUNT] = {"leads",  "timers", "offsets",
+                                                "outbox", "epoch",  "suppressed"};
     int k;
 
     for (k = 0; k < RK_COUNT; k++) {
@@ -176,8 +177,8 @@ static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
     if (lp_store_batch_check(store, batch) != LP_OK) {
         return 0;
     }
-    need = 2 + 1 + RK_COUNT + 5 + 2 * batch->nleads + 2 * batch->ntimers + 3 * batch->noffsets +
-           5 * batch->noutbox;
+    need = 2 + 1 + RK_COUNT + 7 + 2 * batch->nleads + 2 * batch->ntimers + 3 * batch->noffsets +
+           5 * batch->noutbox + batch->nerase + 2 * batch->nsuppress;
     if (lp_redis_reserve_argv(rs, need) != LP_OK) {
         lp_store_fail(store, "store redis: partition %d: commit: out of memory",
                       (int)batch->partition);
@@ -193,6 +194,8 @@ static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->ntimers);
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->noffsets);
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->noutbox);
+    lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->nerase);
+    lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->nsuppress);
     for (i = 0; i < batch->nleads; i++) {
         lp_redis_push(rs, &argc, batch->leads[i].lead_id, strlen(batch->leads[i].lead_id));
         lp_redis_push(rs, &argc, batch->leads[i].data, batch->leads[i].len);
@@ -214,6 +217,13 @@ static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
         lp_redis_push(rs, &argc, e->value, e->value_len);
         lp_redis_push(rs, &argc, e->event_id, e->event_id == NULL ? 0 : strlen(e->event_id));
         lp_redis_push(rs, &argc, e->meta, e->meta_len);
+    }
+    for (i = 0; i < batch->nerase; i++) {
+        lp_redis_push(rs, &argc, batch->erase[i], strlen(batch->erase[i]));
+    }
+    for (i = 0; i < batch->nsuppress; i++) {
+        lp_redis_push(rs, &argc, batch->suppress[i].hash, strlen(batch->suppress[i].hash));
+        lp_redis_push_num(rs, &argc, &nnum, batch->suppress[i].until_ms);
     }
     return argc;
 }
@@ -363,7 +373,59 @@ static void redis_destroy(lp_store_t *store) {
     free(rs->loaded_len);
     free(rs->due_ids);
     free(rs->read);
+    free(rs->suppress);
     free(rs);
+}
+
+/* HGETALL of the partition's suppression hash: field = keyed hash, value = until_ms. */
+static int redis_suppressed(lp_store_t *store, int32_t partition, size_t *n,
+                            const lp_store_suppress_t **entries) {
+    redis_store_t *rs = (redis_store_t *)store;
+    const char *argv[2] = {"HGETALL", NULL};
+    size_t argvlen[2] = {7, 0};
+    redisReply *reply;
+
+    *n = 0;
+    *entries = NULL;
+    if (lp_store_check_partition(store, partition) != LP_OK) {
+        return LP_ERR;
+    }
+    lp_redis_set_keys(rs, partition);
+    argv[1] = rs->keys[RK_SUPPRESSED];
+    argvlen[1] = strlen(argv[1]);
+    reply = lp_redis_command(rs, 2, argv, argvlen, RC_RETRY);
+    if (reply == NULL) {
+        return LP_ERR;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0) {
+        return lp_redis_bad_reply(rs, "HGETALL (suppressed)", partition, reply);
+    }
+    size_t count = reply->elements / 2;
+    if (count > rs->suppress_cap) {
+        lp_store_suppress_t *grown = realloc(rs->suppress, count * sizeof(*grown));
+        if (grown == NULL) {
+            return lp_store_fail(store, "store redis: partition %d: out of memory", (int)partition);
+        }
+        rs->suppress = grown;
+        rs->suppress_cap = count;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const redisReply *f = reply->element[2 * i], *v = reply->element[2 * i + 1];
+        int64_t until;
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len != 32 ||
+            lp_redis_parse_i64(v->str, v->len, &until) != LP_OK) {
+            return lp_store_fail(store,
+                                 "store redis: partition %d: %s holds an entry that is not a "
+                                 "suppression entry (32 hex digits -> ms)",
+                                 (int)partition, rs->keys[RK_SUPPRESSED]);
+        }
+        memcpy(rs->suppress[i].hash, f->str, 32);
+        rs->suppress[i].hash[32] = '\0';
+        rs->suppress[i].until_ms = until;
+    }
+    *n = count;
+    *entries = rs->suppress;
+    return LP_OK;
 }
 
 static const lp_store_ops_t redis_ops = {
@@ -377,6 +439,7 @@ static const lp_store_ops_t redis_ops = {
     .due = redis_due,
     .outbox_read = lp_redis_outbox_read,
     .outbox_ack = lp_redis_outbox_ack,
+    .suppressed = redis_suppressed,
     .destroy = redis_destroy,
     .scan = lp_redis_scan,
 };

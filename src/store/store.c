@@ -44,6 +44,27 @@ int lp_store_batch_check(lp_store_t *store, const lp_store_batch_t *batch) {
         return lp_store_fail(store, "store %s: partition %d: batch larger than %d items per kind",
                              name, (int)batch->partition, LP_STORE_BATCH_MAX);
     }
+    if (batch->nerase > LP_STORE_BATCH_MAX || batch->nsuppress > LP_STORE_BATCH_MAX ||
+        (batch->nerase > 0 && batch->erase == NULL) ||
+        (batch->nsuppress > 0 && batch->suppress == NULL)) {
+        return lp_store_fail(store, "store %s: partition %d: bad erasure or suppression list", name,
+                             (int)batch->partition);
+    }
+    for (i = 0; i < batch->nerase; i++) {
+        if (batch->erase[i] == NULL || batch->erase[i][0] == '\0') {
+            return lp_store_fail(store, "store %s: partition %d: erasure %zu has no lead id", name,
+                                 (int)batch->partition, i);
+        }
+    }
+    for (i = 0; i < batch->nsuppress; i++) {
+        const char *h = batch->suppress[i].hash;
+        if (strlen(h) != 32 || strspn(h, "0123456789abcdef") != 32) {
+            return lp_store_fail(store,
+                                 "store %s: partition %d: suppression entry %zu is not 32 hex "
+                                 "digits",
+                                 name, (int)batch->partition, i);
+        }
+    }
     if ((batch->nleads > 0 && batch->leads == NULL) ||
         (batch->ntimers > 0 && batch->timers == NULL) ||
         (batch->noffsets > 0 && batch->offsets == NULL) ||

@@ -1,6 +1,7 @@
-/* lp_avro_decode_fact / lp_avro_decode_fact_as over arbitrary bytes (LeadQualified, LeadStale:
- * what a downstream consumer of leads.mql / leads.stale reads). Properties: no crash or UB; a
- * failure gives a reason; an accepted fact is in range and re-encodes to the same fact. */
+/* lp_avro_decode_fact / lp_avro_decode_fact_as over arbitrary bytes (LeadQualified, LeadStale,
+ * LeadErased: what a downstream consumer of leads.mql / leads.stale / leads.erased reads).
+ * Properties: no crash or UB; a failure gives a reason; an accepted fact is in range and
+ * re-encodes to the same fact; an accepted erasure holds nothing but its own fields. */
 #include "fuzz_util.h"
 
 static void check_fact(const lp_fact_t *fact) {
@@ -9,6 +10,22 @@ static void check_fact(const lp_fact_t *fact) {
     FUZZ_CHECK_STR(fact->model_id);
     FUZZ_CHECK_STR(fact->model_version);
     FUZZ_CHECK_STR(fact->profile.title);
+    if (fact->kind == LP_FACT_ERASED) {
+        lp_fact_t only;
+        memset(&only, 0, sizeof(only));
+        only.profile.company_size = -1;
+        only.kind = LP_FACT_ERASED;
+        memcpy(only.event_id, fact->event_id, sizeof(only.event_id));
+        memcpy(only.lead_id, fact->lead_id, sizeof(only.lead_id));
+        only.ts_ms = fact->ts_ms;
+        only.had_state = fact->had_state;
+        only.suppressed_until_ms = fact->suppressed_until_ms;
+        if (fact->event_id[0] == '\0' || memcmp(&only, fact, sizeof(only)) != 0) {
+            fuzz_fail("an erasure holds more than event_id, lead_id, ts, had_state and "
+                      "suppressed_until");
+        }
+        return;
+    }
     if (fact->kind != LP_FACT_QUALIFIED && fact->kind != LP_FACT_STALE) {
         fuzz_fail("kind %d", (int)fact->kind);
     }
@@ -26,7 +43,7 @@ static void check_fact(const lp_fact_t *fact) {
 static void roundtrip(lp_avro_codec_t *codec, const lp_fact_t *fact) {
     static const lp_framing_t framings[] = {LP_FRAMING_CONFLUENT, LP_FRAMING_SINGLE_OBJECT,
                                             LP_FRAMING_RAW};
-    int kind = fact->kind == LP_FACT_STALE ? LP_SCHEMA_STALE : LP_SCHEMA_QUALIFIED;
+    int kind = LP_SCHEMA_QUALIFIED + (int)fact->kind;
     uint8_t buf[8192];
 
     for (size_t i = 0; i < sizeof(framings) / sizeof(framings[0]); i++) {
@@ -48,7 +65,7 @@ static void roundtrip(lp_avro_codec_t *codec, const lp_fact_t *fact) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const int expected[] = {-1, LP_SCHEMA_QUALIFIED, LP_SCHEMA_STALE};
+    static const int expected[] = {-1, LP_SCHEMA_QUALIFIED, LP_SCHEMA_STALE, LP_SCHEMA_ERASED};
     lp_avro_codec_t *codec = fuzz_codec();
 
     for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {

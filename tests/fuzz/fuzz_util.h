@@ -15,7 +15,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_SCHEMA_IDS                                                                            \
-    { 101, 102, 103, 201, 202 }
+    { 101, 102, 103, 201, 202, 203 }
 
 static void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fuzz_fail(const char *fmt, ...) {

@@ -119,7 +119,7 @@ static void avro(lp_avro_codec_t *codec) {
         }
     }
     avro_event_bad(codec);
-    for (int kind = 0; kind <= LP_FACT_STALE; kind++) {
+    for (int kind = 0; kind <= LP_FACT_ERASED; kind++) {
         for (int variant = 0; variant < 2; variant++) {
             for (int fr = 0; fr < 3; fr++) {
                 lp_fact_t fact;

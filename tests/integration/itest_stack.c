@@ -86,7 +86,8 @@ static void test_kafka_round_trip(void **state) {
 
 static void test_stack_topics(void **state) {
     static const char *const inputs[] = {"engagement.events", "lead.profiles", "sales.feedback"};
-    static const char *const outputs[] = {"leads.mql", "leads.stale", "leadpulse.dlq"};
+    static const char *const outputs[] = {"leads.mql", "leads.stale", "leads.erased",
+                                          "leadpulse.dlq"};
     int partitions = lp_it_topic_partitions(inputs[0]);
 
     (void)state;

@@ -259,7 +259,7 @@ class Ctx:
         tag = f"{name}-{os.getpid()}-{random.randrange(1 << 30):x}"
         self.partitions = partitions
         self.topics = {k: f"it.{tag}.{k}" for k in
-                       ("engagement", "profiles", "feedback", "mql", "stale", "dlq")}
+                       ("engagement", "profiles", "feedback", "mql", "stale", "erased", "dlq")}
         self.group = f"it-{tag}"
         self.prefix = f"it{name.replace('_', '')}{os.getpid()}x{random.randrange(1 << 20):x}"
         self.rules = rules or os.path.join(self.env.src, "config", "rules.yaml")
@@ -272,7 +272,8 @@ class Ctx:
         create_topics(self.env.brokers, {
             self.topics["engagement"]: partitions, self.topics["profiles"]: partitions,
             self.topics["feedback"]: partitions, self.topics["mql"]: partitions,
-            self.topics["stale"]: partitions, self.topics["dlq"]: partitions})
+            self.topics["stale"]: partitions, self.topics["erased"]: partitions,
+            self.topics["dlq"]: partitions})
         log(f"{name}: topics it.{tag}.* ({partitions} partitions) created in "
             f"{time.monotonic() - t0:.1f} s; redis prefix {self.prefix}; work dir {self.dir}")
 
@@ -287,6 +288,7 @@ class Ctx:
             "LEADPULSE_TOPICS_FEEDBACK": self.topics["feedback"],
             "LEADPULSE_TOPICS_MQL": self.topics["mql"],
             "LEADPULSE_TOPICS_STALE": self.topics["stale"],
+            "LEADPULSE_TOPICS_ERASED": self.topics["erased"],
             "LEADPULSE_TOPICS_DLQ": self.topics["dlq"],
             "LEADPULSE_REDIS_URL": self.env.redis_url,
             "LEADPULSE_REDIS_PREFIX": self.prefix,
@@ -595,6 +597,9 @@ def qualified_key(h):
 
 def handoff_key(h):
     """What identifies a hand-off's content in both the consumer's and replay's JSON."""
+    if h.get("type") == "LeadErased" or h.get("kind") == "erased":
+        return ("erased", h["event_id"], h["lead_id"], h["ts"], h["had_state"],
+                h.get("suppressed_until"))
     kind = "qualified" if h.get("type") == "LeadQualified" or h.get("kind") == "qualified" \
         else "stale"
     reason = (h.get("reason") or "").lower() if kind == "stale" else ""

@@ -10,7 +10,7 @@
 #include "leadpulse/codec.h"
 
 #define FIX_SCHEMA_IDS                                                                             \
-    { 101, 102, 103, 201, 202 }
+    { 101, 102, 103, 201, 202, 203 }
 
 static inline void fix_fill(char *dst, size_t n, char c) {
     memset(dst, c, n);
@@ -64,6 +64,17 @@ static inline void fix_fact(lp_fact_t *f, lp_fact_kind_t kind, int variant) {
     f->event_id[LP_EVENT_ID_HEX - 1] = (char)('0' + variant);
     snprintf(f->lead_id, sizeof(f->lead_id), "lead-%d", variant);
     f->ts_ms = 1795600800000LL + variant;
+    if (kind == LP_FACT_ERASED) {
+        /* Only what LeadErased carries: variant 0 held no state and is suppressed until lifted,
+         * variant 1 held state and is suppressed for two years (a lead id at its length limit). */
+        if (variant == 1) {
+            fix_fill(f->lead_id, LP_ID_MAX, 'l');
+            memcpy(f->lead_id, "lead-\xc3\xa9", 7);
+            f->had_state = true;
+            f->suppressed_until_ms = f->ts_ms + 730LL * 86400000LL;
+        }
+        return;
+    }
     f->score = variant == 1 ? 87.25000000000001 : 0.1;
     f->fit_grade = variant == 1 ? 'D' : 'A';
     f->stage = variant == 1 ? LP_STAGE_CLOSED_LOST : LP_STAGE_MQL;

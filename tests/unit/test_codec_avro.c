@@ -109,7 +109,7 @@ static char *slurp(const char *path, size_t *len) {
 /* Reference values computed by fastavro (tests/unit/data/codec/make_reference.py). */
 static void test_schemas_match_reference(void **state) {
     static const char *names[] = {"EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
-                                  "LeadQualified", "LeadStale"};
+                                  "LeadQualified",   "LeadStale",          "LeadErased"};
     char path[1024];
     size_t len;
     char *fps;
@@ -138,7 +138,7 @@ static void test_schemas_match_reference(void **state) {
             fix_event(&ev, (lp_event_kind_t)k, 0);
             n = lp_avro_encode_event(codec, &ev, LP_FRAMING_SINGLE_OBJECT, buf, sizeof(buf));
         } else {
-            fix_fact(&fact, k == LP_SCHEMA_STALE ? LP_FACT_STALE : LP_FACT_QUALIFIED, 0);
+            fix_fact(&fact, (lp_fact_kind_t)(k - LP_SCHEMA_QUALIFIED), 0);
             n = lp_avro_encode_fact(codec, &fact, LP_FRAMING_SINGLE_OBJECT, buf, sizeof(buf));
         }
         assert_true(n > 10);
@@ -198,12 +198,12 @@ static void test_fact_roundtrip(void **state) {
     char err[LP_ERRSTR];
     (void)state;
 
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = LP_FACT_QUALIFIED; kind <= LP_FACT_ERASED; kind++) {
         for (int variant = 0; variant < 2; variant++) {
             for (size_t f = 0; f < 3; f++) {
                 lp_fact_t in, out;
                 size_t n;
-                int expected = kind == LP_FACT_STALE ? LP_SCHEMA_STALE : LP_SCHEMA_QUALIFIED;
+                int expected = LP_SCHEMA_QUALIFIED + kind;
                 fix_fact(&in, (lp_fact_kind_t)kind, variant);
                 n = lp_avro_encode_fact(codec, &in, framings[f], buf, sizeof(buf));
                 assert_true(n > 0);
@@ -411,6 +411,91 @@ static void test_fact_reason_blocks(void **state) {
     assert_non_null(strstr(err, "enum index 4 out of range for fit_grade"));
 }
 
+/* LeadErased byte for byte: event_id, lead_id, ts, had_state, suppressed_until (a union). */
+static void test_erased_wire(void **state) {
+    /* raw: "e1", "l1", ts 1000 (zig-zag 2000 = d0 0f), true, branch 1 + 5000 (90 4e) */
+    const uint8_t raw[] = {4, 'e', '1', 4, 'l', '1', 0xd0, 0x0f, 1, 2, 0x90, 0x4e};
+    const uint8_t null_until[] = {4, 'e', '1', 4, 'l', '1', 0xd0, 0x0f, 0, 0};
+    const uint8_t bad_bool[] = {4, 'e', '1', 4, 'l', '1', 0xd0, 0x0f, 2, 0};
+    const uint8_t bad_union[] = {4, 'e', '1', 4, 'l', '1', 0xd0, 0x0f, 0, 4};
+    const uint8_t trailing[] = {4, 'e', '1', 4, 'l', '1', 0xd0, 0x0f, 0, 0, 0};
+    const uint8_t erased_id[] = {0, 0, 0, 0, 203, 4, 'e', '1', 4, 'l', '1', 0xd0, 0x0f, 0, 0};
+    lp_fact_t in, out;
+    lp_event_t ev;
+    uint8_t buf[256];
+    char err[LP_ERRSTR];
+    size_t n;
+    (void)state;
+
+    memset(&in, 0, sizeof(in));
+    in.profile.company_size = -1;
+    in.kind = LP_FACT_ERASED;
+    snprintf(in.event_id, sizeof(in.event_id), "e1");
+    snprintf(in.lead_id, sizeof(in.lead_id), "l1");
+    in.ts_ms = 1000;
+    in.had_state = true;
+    in.suppressed_until_ms = 5000;
+    /* Only the schema's fields are written: a profile or an explanation in the fact is not. */
+    snprintf(in.profile.email, sizeof(in.profile.email), "ana@example.com");
+    snprintf(in.model_id, sizeof(in.model_id), "default");
+    in.score = 99;
+    n = lp_avro_encode_fact(codec, &in, LP_FRAMING_RAW, buf, sizeof(buf));
+    assert_int_equal(n, sizeof(raw));
+    assert_memory_equal(buf, raw, sizeof(raw));
+    assert_int_equal(
+        lp_avro_decode_fact_as(codec, raw, sizeof(raw), LP_SCHEMA_ERASED, &out, err, sizeof(err)),
+        LP_OK);
+    assert_int_equal(out.kind, LP_FACT_ERASED);
+    assert_string_equal(out.event_id, "e1");
+    assert_string_equal(out.lead_id, "l1");
+    assert_int_equal(out.ts_ms, 1000);
+    assert_true(out.had_state);
+    assert_int_equal(out.suppressed_until_ms, 5000);
+    assert_string_equal(out.profile.email, "");
+    assert_string_equal(out.model_id, "");
+    assert_true(out.score == 0);
+
+    assert_int_equal(lp_avro_decode_fact_as(codec, null_until, sizeof(null_until), LP_SCHEMA_ERASED,
+                                            &out, err, sizeof(err)),
+                     LP_OK);
+    assert_false(out.had_state);
+    assert_int_equal(out.suppressed_until_ms, 0);
+    /* Confluent id 203 (configured for LeadErased) is recognised without `expected`. */
+    assert_int_equal(
+        lp_avro_decode_fact(codec, erased_id, sizeof(erased_id), &out, err, sizeof(err)), LP_OK);
+    assert_int_equal(out.kind, LP_FACT_ERASED);
+    n = lp_avro_encode_fact(codec, &out, LP_FRAMING_CONFLUENT, buf, sizeof(buf));
+    assert_int_equal(n, sizeof(erased_id));
+    assert_memory_equal(buf, erased_id, sizeof(erased_id));
+
+    assert_int_equal(lp_avro_decode_fact_as(codec, bad_bool, sizeof(bad_bool), LP_SCHEMA_ERASED,
+                                            &out, err, sizeof(err)),
+                     LP_ERR);
+    assert_non_null(strstr(err, "boolean byte 2 at byte 8 (field had_state)"));
+    assert_int_equal(lp_avro_decode_fact_as(codec, bad_union, sizeof(bad_union), LP_SCHEMA_ERASED,
+                                            &out, err, sizeof(err)),
+                     LP_ERR);
+    assert_non_null(strstr(err, "suppressed_until"));
+    assert_int_equal(lp_avro_decode_fact_as(codec, trailing, sizeof(trailing), LP_SCHEMA_ERASED,
+                                            &out, err, sizeof(err)),
+                     LP_ERR);
+    assert_non_null(strstr(err, "trailing bytes"));
+    for (size_t len = 0; len < sizeof(raw); len++) {
+        assert_int_equal(
+            lp_avro_decode_fact_as(codec, raw, len, LP_SCHEMA_ERASED, &out, err, sizeof(err)),
+            LP_ERR);
+    }
+    /* An erasure is an output: the input decoder refuses its id. */
+    assert_int_equal(
+        lp_avro_decode_event(codec, erased_id, sizeof(erased_id), -1, &ev, err, sizeof(err)),
+        LP_ERR);
+    assert_non_null(strstr(err, "schema id 203 is LeadErased, not expected here"));
+    /* An empty event_id is refused on both sides (raw framing detection relies on it). */
+    in.event_id[0] = '\0';
+    assert_int_equal(lp_avro_encode_fact(codec, &in, LP_FRAMING_RAW, buf, sizeof(buf)), 0);
+    assert_non_null(strstr(lp_avro_codec_errstr(codec), "event_id is empty"));
+}
+
 /* ---- schema loading ---- */
 
 static void write_text(const char *path, const char *text) {
@@ -422,18 +507,18 @@ static void write_text(const char *path, const char *text) {
 
 static void test_codec_new_errors(void **state) {
     const char *names[] = {"EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
-                           "LeadQualified", "LeadStale"};
+                           "LeadQualified",   "LeadStale",          "LeadErased"};
     char dir[] = "/tmp/lp_codec_schemas_XXXXXX";
     char path[512], src[512];
     char err[LP_ERRSTR];
-    const int32_t dup[LP_SCHEMA__COUNT] = {1, 2, 3, 4, 1};
+    const int32_t dup[LP_SCHEMA__COUNT] = {1, 2, 3, 4, 5, 1};
     size_t len;
     (void)state;
 
     assert_null(lp_avro_codec_new("/nonexistent/schemas", NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "/nonexistent/schemas/EngagementEvent.avsc"));
     assert_null(lp_avro_codec_new(LP_SCHEMA_DIR, dup, err, sizeof(err)));
-    assert_non_null(strstr(err, "schema id 1 configured for both EngagementEvent and LeadStale"));
+    assert_non_null(strstr(err, "schema id 1 configured for both EngagementEvent and LeadErased"));
 
     assert_non_null(mkdtemp(dir));
     for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
@@ -493,6 +578,7 @@ int main(void) {
         cmocka_unit_test(test_no_ids),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_fact_reason_blocks),
+        cmocka_unit_test(test_erased_wire),
         cmocka_unit_test(test_codec_new_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

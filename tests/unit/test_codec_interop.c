@@ -13,7 +13,7 @@
 
 static lp_avro_codec_t *codec;
 static const char *names[] = {"EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
-                              "LeadQualified", "LeadStale"};
+                              "LeadQualified",   "LeadStale",          "LeadErased"};
 
 static int setup(void **state) {
     (void)state;
@@ -118,6 +118,11 @@ static int fact_fields(const lp_fact_t *f, fv_t *fv) {
     fv[n++] = FV_S("event_id", 'S', f->event_id);
     fv[n++] = FV_S("lead_id", 'S', f->lead_id);
     fv[n++] = FV_I("ts", 'L', f->ts_ms);
+    if (f->kind == LP_FACT_ERASED) {
+        fv[n++] = FV_I("had_state", 'B', f->had_state);
+        fv[n++] = FV_I("suppressed_until", 'T', f->suppressed_until_ms);
+        return n;
+    }
     if (f->kind == LP_FACT_STALE) {
         fv[n++] = FV_I("reason", 'E', f->stale_reason);
         fv[n++] = FV_I("reminder", 'I', f->reminder);
@@ -344,11 +349,11 @@ static void test_facts_interop(void **state) {
     fv_t fv[32];
     (void)state;
 
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = LP_FACT_QUALIFIED; kind <= LP_FACT_ERASED; kind++) {
         for (int variant = 0; variant < 2; variant++) {
             lp_fact_t fact, out;
             size_t n, theirs_len;
-            int schema = kind == LP_FACT_STALE ? LP_SCHEMA_STALE : LP_SCHEMA_QUALIFIED;
+            int schema = LP_SCHEMA_QUALIFIED + kind;
             fix_fact(&fact, (lp_fact_kind_t)kind, variant);
             n = lp_avro_encode_fact(codec, &fact, LP_FRAMING_RAW, ours, sizeof(ours));
             assert_true(n > 0);

@@ -243,7 +243,7 @@ static void test_fact_encode_stable_and_roundtrip(void **state) {
     char err[LP_ERRSTR];
     (void)state;
 
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = LP_FACT_QUALIFIED; kind <= LP_FACT_ERASED; kind++) {
         for (int variant = 0; variant < 2; variant++) {
             lp_fact_t in, copy, out;
             size_t n;
@@ -292,6 +292,67 @@ static void test_fact_encode_shape(void **state) {
     assert_int_equal(lp_json_encode_fact(&f, buf, sizeof(buf)), 0);
 }
 
+/* LeadErased: the schema's fields only, in schema order; nothing of the profile or the score. */
+static void test_erased_shape_and_errors(void **state) {
+    lp_fact_t f, out;
+    char buf[4096];
+    char err[LP_ERRSTR];
+    (void)state;
+
+    fix_fact(&f, LP_FACT_ERASED, 0);
+    snprintf(f.model_id, sizeof(f.model_id), "default"); /* for headers only: not written */
+    snprintf(f.profile.email, sizeof(f.profile.email), "ana@example.com");
+    assert_true(lp_json_encode_fact(&f, buf, sizeof(buf)) > 0);
+    assert_string_equal(buf,
+                        "{\"kind\":\"erased\",\"event_id\":\"0123456789abcdef0123456789abcde0\","
+                        "\"lead_id\":\"lead-0\",\"ts\":1795600800000,\"had_state\":false,"
+                        "\"suppressed_until\":null}");
+    f.had_state = true;
+    f.suppressed_until_ms = 1858672800000LL;
+    assert_true(lp_json_encode_fact(&f, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"had_state\":true,\"suppressed_until\":1858672800000}"));
+    assert_int_equal(lp_json_decode_fact(buf, strlen(buf), &out, err, sizeof(err)), LP_OK);
+    assert_int_equal(out.kind, LP_FACT_ERASED);
+    assert_true(out.had_state);
+    assert_int_equal(out.suppressed_until_ms, 1858672800000LL);
+    assert_string_equal(out.profile.email, "");
+
+    /* suppressed_until may be left out (null); RFC 3339 times are read as for the other kinds. */
+    const char *lean = "{\"ts\":\"2026-11-25T10:00:00Z\",\"kind\":\"ERASED\",\"lead_id\":\"l1\","
+                       "\"event_id\":\"e1\",\"had_state\":false}";
+    assert_int_equal(lp_json_decode_fact(lean, strlen(lean), &out, err, sizeof(err)), LP_OK);
+    assert_int_equal(out.kind, LP_FACT_ERASED);
+    assert_int_equal(out.ts_ms, 1795600800000LL);
+    assert_int_equal(out.suppressed_until_ms, 0);
+
+    const char *no_flag = "{\"kind\":\"erased\",\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1}";
+    assert_int_equal(lp_json_decode_fact(no_flag, strlen(no_flag), &out, err, sizeof(err)), LP_ERR);
+    assert_string_equal(err, "missing key \"had_state\"");
+    /* Personal data or another kind's fields have no place in an erasure. */
+    const char *with_email = "{\"kind\":\"erased\",\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,"
+                             "\"had_state\":true,\"email\":\"ana@example.com\"}";
+    assert_int_equal(lp_json_decode_fact(with_email, strlen(with_email), &out, err, sizeof(err)),
+                     LP_ERR);
+    assert_string_equal(err, "key \"email\" is not a LeadErased field");
+    const char *with_score = "{\"kind\":\"erased\",\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,"
+                             "\"had_state\":true,\"score\":3}";
+    assert_int_equal(lp_json_decode_fact(with_score, strlen(with_score), &out, err, sizeof(err)),
+                     LP_ERR);
+    assert_string_equal(err, "key \"score\" is not a LeadErased field");
+    const char *bad_flag = "{\"kind\":\"erased\",\"event_id\":\"e1\",\"lead_id\":\"l1\",\"ts\":1,"
+                           "\"had_state\":1}";
+    assert_int_equal(lp_json_decode_fact(bad_flag, strlen(bad_flag), &out, err, sizeof(err)),
+                     LP_ERR);
+    assert_non_null(strstr(err, "had_state"));
+    /* ... and the erasure's fields none in the other kinds. */
+    fix_fact(&f, LP_FACT_STALE, 0);
+    size_t n = lp_json_encode_fact(&f, buf, sizeof(buf));
+    assert_true(n > 0);
+    memcpy(buf + n - 1, ",\"had_state\":true}", 18);
+    assert_int_equal(lp_json_decode_fact(buf, n + 17, &out, err, sizeof(err)), LP_ERR);
+    assert_string_equal(err, "key \"had_state\" is a LeadErased field, not of LeadStale");
+}
+
 static void test_fact_decode_errors(void **state) {
     lp_fact_t f;
     char buf[4096];
@@ -324,6 +385,7 @@ int main(void) {
         cmocka_unit_test(test_fact_encode_stable_and_roundtrip),
         cmocka_unit_test(test_fact_encode_shape),
         cmocka_unit_test(test_fact_decode_errors),
+        cmocka_unit_test(test_erased_shape_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

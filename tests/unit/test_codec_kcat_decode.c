@@ -27,7 +27,8 @@ static const char COMPARE[] =
     "assert len(ref) == len(dec), (len(ref), len(dec))\n"
     "for n, (r, d) in enumerate(zip(ref, dec)):\n"
     "    kind = r.pop('kind')\n"
-    "    assert d['type'] == {'qualified': 'LeadQualified', 'stale': 'LeadStale'}[kind], d\n"
+    "    assert d['type'] == {'qualified': 'LeadQualified', 'stale': 'LeadStale',\n"
+    "                         'erased': 'LeadErased'}[kind], d\n"
     "    assert d['key'] == r['lead_id'] and d['offset'] == n, d\n"
     "    for k, v in r.items():\n"
     "        got = d.get(k, 'MISSING')\n"
@@ -65,7 +66,7 @@ static lp_fact_t fact_of(lp_fact_kind_t kind, const char *lead_id, int ntop) {
 
 static void test_decoder_matches_encoder(void **state) {
     (void)state;
-    const int32_t ids[LP_SCHEMA__COUNT] = {1, 2, 3, 4, 5}; /* the configuration defaults */
+    const int32_t ids[LP_SCHEMA__COUNT] = {1, 2, 3, 4, 5, 6}; /* the configuration defaults */
     char err[LP_ERRSTR] = "";
     char dir[] = "/tmp/lp-kcat-XXXXXX";
     char path[4][512], cmd[2048];
@@ -76,7 +77,7 @@ static void test_decoder_matches_encoder(void **state) {
     snprintf(path[1], sizeof(path[1]), "%s/ref.jsonl", dir);
     snprintf(path[2], sizeof(path[2]), "%s/dec.jsonl", dir);
 
-    lp_fact_t facts[4];
+    lp_fact_t facts[6];
     facts[0] = fact_of(LP_FACT_QUALIFIED, "lead-1", LP_TOP_N);
     facts[0].sla_deadline_ms = 1772582400000LL;
     facts[0].last_reject_reason = LP_REJ_NOT_DECISION_MAKER;
@@ -94,19 +95,33 @@ static void test_decoder_matches_encoder(void **state) {
     snprintf(facts[2].profile.title, sizeof(facts[2].profile.title), "VP Sales");
     facts[3] = fact_of(LP_FACT_STALE, "lead-3", 1);
     facts[3].stale_reason = LP_STALE_COOLED;
+    /* Erasures: only the ids, the time, had_state and suppressed_until (null: until lifted). */
+    for (int i = 4; i < 6; i++) {
+        memset(&facts[i], 0, sizeof(facts[i]));
+        facts[i].kind = LP_FACT_ERASED;
+        snprintf(facts[i].lead_id, sizeof(facts[i].lead_id), "lead-%d", i - 3);
+        facts[i].ts_ms = 1772409700000LL + i;
+        lp_event_id_derive(facts[i].event_id, facts[i].lead_id, "erased",
+                           (uint32_t)((uint64_t)facts[i].ts_ms >> 32), (uint32_t)facts[i].ts_ms);
+    }
+    facts[4].had_state = true;
+    facts[4].suppressed_until_ms = facts[4].ts_ms + 730LL * 86400000LL;
 
     FILE *bin = fopen(path[0], "wb");
     FILE *ref = fopen(path[1], "w");
     assert_non_null(bin);
     assert_non_null(ref);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         uint8_t buf[8192];
         char json[8192];
         size_t n = lp_avro_encode_fact(codec, &facts[i], LP_FRAMING_CONFLUENT, buf, sizeof(buf));
         size_t j = lp_json_encode_fact(&facts[i], json, sizeof(json));
         assert_true(n > 5 && j > 0);
-        fprintf(bin, "%s 0 %d %zu %zu\n%s", i < 2 ? "leads.mql" : "leads.stale", i,
-                strlen(facts[i].lead_id), n, facts[i].lead_id);
+        fprintf(bin, "%s 0 %d %zu %zu\n%s",
+                i < 2   ? "leads.mql"
+                : i < 4 ? "leads.stale"
+                        : "leads.erased",
+                i, strlen(facts[i].lead_id), n, facts[i].lead_id);
         assert_int_equal(fwrite(buf, 1, n, bin), n);
         fprintf(ref, "%.*s%s", (int)j, json, json[j - 1] == '\n' ? "" : "\n");
     }

@@ -522,7 +522,7 @@ static void write_file(const char *dir, const char *name, const char *text) {
  * canonical form, so the codec accepts them. */
 static lp_avro_codec_t *alias_codec(void) {
     static const char *names[] = {"EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
-                                  "LeadQualified", "LeadStale"};
+                                  "LeadQualified",   "LeadStale",          "LeadErased"};
     const int32_t ids[LP_SCHEMA__COUNT] = FIX_SCHEMA_IDS;
     lp_avro_codec_t *c;
     char err[LP_ERRSTR];
@@ -553,7 +553,7 @@ static lp_avro_codec_t *alias_codec(void) {
 
 static void remove_alias_dir(void) {
     static const char *names[] = {"EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
-                                  "LeadQualified", "LeadStale"};
+                                  "LeadQualified",   "LeadStale",          "LeadErased"};
     char path[512];
 
     for (int k = 0; k < LP_SCHEMA__COUNT; k++) {

@@ -93,6 +93,7 @@ static void test_defaults(void **state) {
     assert_string_equal(config->topic_in[LP_EV_FEEDBACK], "sales.feedback");
     assert_string_equal(config->topic_mql, "leads.mql");
     assert_string_equal(config->topic_stale, "leads.stale");
+    assert_string_equal(config->topic_erased, "leads.erased");
     assert_string_equal(config->topic_dlq, "leadpulse.dlq");
     for (int i = 0; i < LP_EV__COUNT; i++) {
         assert_int_equal(config->input_format[i], LP_FORMAT_AVRO);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "core/core_internal.h"
+#include "leadpulse/hash.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dULL;
 
@@ -142,6 +143,50 @@ static void ref_event_id(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, con
 
 /* Emitted ids without snprintf: the same bytes for every length of lead id and kind (up to past
  * the 192-byte buffer, where both cut the input) and for the extreme sequence numbers. */
+/* SipHash-2-4-128: the reference's vectors_sip128 (key 00..0f, message 00..len-1). */
+static void test_siphash128_reference_vectors(void **state) {
+    (void)state;
+    static const struct {
+        size_t len;
+        uint8_t want[16];
+    } v[] = {
+        {0,
+         {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02,
+          0x93}},
+        {1,
+         {0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44, 0x34, 0x76, 0x59, 0x11, 0x9b, 0x22, 0xfc,
+          0x45}},
+        {2,
+         {0x81, 0x77, 0x22, 0x8d, 0xa4, 0xa4, 0x5d, 0xc7, 0xfc, 0xa3, 0x8b, 0xde, 0xf6, 0x0a, 0xff,
+          0xe4}},
+        {3,
+         {0x9c, 0x70, 0xb6, 0x0c, 0x52, 0x67, 0xa9, 0x4e, 0x5f, 0x33, 0xb6, 0xb0, 0x29, 0x85, 0xed,
+          0x51}},
+        {4,
+         {0xf8, 0x81, 0x64, 0xc1, 0x2d, 0x9c, 0x8f, 0xaf, 0x7d, 0x0f, 0x6e, 0x7c, 0x7b, 0xcd, 0x55,
+          0x79}},
+        {5,
+         {0x13, 0x68, 0x87, 0x59, 0x80, 0x77, 0x6f, 0x88, 0x54, 0x52, 0x7a, 0x07, 0x69, 0x0e, 0x96,
+          0x27}},
+        {15,
+         {0x54, 0x93, 0xe9, 0x99, 0x33, 0xb0, 0xa8, 0x11, 0x7e, 0x08, 0xec, 0x0f, 0x97, 0xcf, 0xc3,
+          0xd9}},
+    };
+    uint8_t key[16], msg[16], out[16];
+    for (int i = 0; i < 16; i++) {
+        key[i] = (uint8_t)i;
+        msg[i] = (uint8_t)i;
+    }
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        lp_siphash128(key, msg, v[i].len, out);
+        assert_memory_equal(out, v[i].want, 16);
+    }
+    /* a different key gives a different value */
+    key[0] ^= 1;
+    lp_siphash128(key, msg, 0, out);
+    assert_memory_not_equal(out, v[0].want, 16);
+}
+
 static void test_event_id_matches_snprintf(void **state) {
     (void)state;
     static const uint32_t seqs[] = {0, 1, 9, 10, 99, 100, 4294967295u, 1000000000u};
@@ -270,6 +315,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_matches_reference),
         cmocka_unit_test(test_hash_pinned_values),
+        cmocka_unit_test(test_siphash128_reference_vectors),
         cmocka_unit_test(test_event_id_matches_snprintf),
         cmocka_unit_test(test_activity_index_matches_strcmp),
         cmocka_unit_test(test_activity_index_edges),

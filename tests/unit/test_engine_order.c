@@ -322,8 +322,10 @@ static int cmp_str(const void *a, const void *b) {
 
 static void run(fx_t *fx, result_t *res) {
     lp_store_t *store = lp_store_mem_new();
-    const lp_engine_opts_t opts = {
-        .out_format = LP_FORMAT_JSON, .cache_max_leads = 4096, .timer_batch = 100};
+    const lp_engine_opts_t opts = {.out_format = LP_FORMAT_JSON,
+                                   .cache_max_leads = 4096,
+                                   .timer_batch = 100,
+                                   .handoff_fields = LP_HANDOFF_ALL};
     char err[LP_ERRSTR] = "";
     const char *topics[1] = {"events"};
     int64_t offsets[1];

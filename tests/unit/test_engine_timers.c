@@ -56,7 +56,8 @@ static lp_engine_t *new_engine(fx_t *fx) {
                                    .out_framing = LP_FRAMING_CONFLUENT,
                                    .max_future_skew_ms = 0,
                                    .cache_max_leads = 16,
-                                   .timer_batch = 100};
+                                   .timer_batch = 100,
+                                   .handoff_fields = LP_HANDOFF_ALL};
     char err[LP_ERRSTR] = "";
     lp_engine_t *engine = lp_engine_new(&opts, fx->rules, fx->store, NULL, err, sizeof(err));
     if (engine == NULL) {

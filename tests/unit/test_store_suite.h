@@ -377,6 +377,104 @@ static void test_outbox_read_ack(void **state) {
     assert_int_equal(list.n, 1);
 }
 
+/* Erasure: the erased leads' state, timer and outbox entries (but LeadErased, kind 3) go first,
+ * then the batch's own writes and entries land (a lead erased and written again in one batch
+ * keeps the new state); suppression entries are set, replaced and removed. */
+static void test_erase_and_suppress(void **state) {
+    lp_store_t *store = *state;
+    int64_t epoch;
+    lp_store_lead_t leads[] = {{"gone", (const uint8_t *)"g1", 2},
+                               {"kept", (const uint8_t *)"k1", 2},
+                               {"again", (const uint8_t *)"a1", 2}};
+    lp_store_timer_t timers[] = {{"gone", 500}, {"kept", 600}, {"again", 700}};
+    lp_store_outbox_t outs[] = {
+        out_entry(0, "gone", "q", 1, "11111111111111111111111111111111", ""),
+        out_entry(1, "kept", "s", 1, "22222222222222222222222222222222", ""),
+        out_entry(2, "gone", "bad", 3, "", "reason=x\n"),
+        out_entry(3, "gone", "e", 1, "33333333333333333333333333333333", ""),
+        out_entry(0, "again", "q", 1, "44444444444444444444444444444444", ""),
+    };
+    lp_store_batch_t batch = {.partition = 5,
+                              .nleads = 3,
+                              .leads = leads,
+                              .ntimers = 3,
+                              .timers = timers,
+                              .noutbox = 5,
+                              .outbox = outs};
+    assert_int_equal(lp_store_fence(store, 5, &epoch), LP_OK);
+    batch.epoch = epoch;
+    assert_int_equal(lp_store_commit(store, &batch), LP_OK);
+
+    const char *erase[] = {"gone", "again"};
+    lp_store_lead_t again[] = {{"again", (const uint8_t *)"a2", 2}};
+    lp_store_timer_t again_timer[] = {{"again", 800}};
+    lp_store_outbox_t erased[] = {
+        out_entry(3, "gone", "E", 1, "55555555555555555555555555555555", ""),
+        out_entry(0, "again", "q2", 2, "66666666666666666666666666666666", "")};
+    lp_store_suppress_t supp[] = {{"0123456789abcdef0123456789abcdef", 0},
+                                  {"fedcba9876543210fedcba9876543210", 1234}};
+    lp_store_batch_t b2 = {.partition = 5,
+                           .epoch = epoch,
+                           .nleads = 1,
+                           .leads = again,
+                           .ntimers = 1,
+                           .timers = again_timer,
+                           .noutbox = 2,
+                           .outbox = erased,
+                           .nerase = 2,
+                           .erase = erase,
+                           .nsuppress = 2,
+                           .suppress = supp};
+    assert_int_equal(lp_store_commit(store, &b2), LP_OK);
+
+    const char *ids[] = {"gone", "kept", "again"};
+    lp_store_loaded_t loaded;
+    assert_int_equal(lp_store_load(store, 5, 3, ids, &loaded), LP_OK);
+    assert_null(loaded.data[0]);
+    assert_memory_equal(loaded.data[1], "k1", 2);
+    assert_memory_equal(loaded.data[2], "a2", 2);
+    const char *due[] = {"kept", "again"};
+    assert_due(store, 5, 10000, 10, 2, due);
+
+    lp_store_outbox_list_t list;
+    assert_int_equal(lp_store_outbox_read(store, 5, 10, &list), LP_OK);
+    assert_int_equal(list.n, 4); /* kept's, the old LeadErased, then the batch's two */
+    assert_entry(&list.entries[0], &outs[1]);
+    assert_entry(&list.entries[1], &outs[3]);
+    assert_entry(&list.entries[2], &erased[0]);
+    assert_entry(&list.entries[3], &erased[1]);
+
+    size_t n = 0;
+    const lp_store_suppress_t *got = NULL;
+    assert_int_equal(store->ops->suppressed(store, 5, &n, &got), LP_OK);
+    assert_int_equal(n, 2);
+    int64_t until[2] = {-1, -1};
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 2; k++) {
+            if (strcmp(got[i].hash, supp[k].hash) == 0) {
+                until[k] = got[i].until_ms;
+            }
+        }
+    }
+    assert_int_equal(until[0], 0);
+    assert_int_equal(until[1], 1234);
+    /* replace one, remove the other */
+    lp_store_suppress_t change[] = {{"0123456789abcdef0123456789abcdef", 99},
+                                    {"fedcba9876543210fedcba9876543210", -1}};
+    lp_store_batch_t b3 = {.partition = 5, .epoch = epoch, .nsuppress = 2, .suppress = change};
+    assert_int_equal(lp_store_commit(store, &b3), LP_OK);
+    assert_int_equal(store->ops->suppressed(store, 5, &n, &got), LP_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].hash, change[0].hash);
+    assert_int_equal(got[0].until_ms, 99);
+    assert_int_equal(store->ops->suppressed(store, 6, &n, &got), LP_OK);
+    assert_int_equal(n, 0);
+    /* a malformed entry is refused, nothing written */
+    lp_store_suppress_t bad[] = {{"not-hex", 1}};
+    lp_store_batch_t b4 = {.partition = 5, .epoch = epoch, .nsuppress = 1, .suppress = bad};
+    assert_int_equal(lp_store_commit(store, &b4), LP_ERR);
+}
+
 /* A zombie (old epoch) writes nothing at all: no lead, timer, offset or outbox entry. */
 static void test_stale_epoch_commit_refused(void **state) {
     lp_store_t *store = *state;
@@ -562,6 +660,7 @@ static void test_unfenced_epoch_zero(void **state) {
         cmocka_unit_test_setup_teardown(test_bad_batch_writes_nothing, suite_setup,                \
                                         suite_teardown),                                           \
         cmocka_unit_test_setup_teardown(test_unfenced_epoch_zero, suite_setup, suite_teardown),    \
-        cmocka_unit_test_setup_teardown(test_split_commit, suite_setup, suite_teardown)
+        cmocka_unit_test_setup_teardown(test_split_commit, suite_setup, suite_teardown),           \
+        cmocka_unit_test_setup_teardown(test_erase_and_suppress, suite_setup, suite_teardown)
 
 #endif
