@@ -196,28 +196,19 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
         part->fenced_at_ms = now;
         return LP_OK;
     }
-    if (rc == LP_ENGINE_SCHEMA_WAIT) {
-        /* A record of a schema id new to the worker and no registry to ask: keep the records
-         * (nothing was applied, nothing is dead-lettered) and ask again with backoff. */
-        memcpy(part->retry_take, f->take, sizeof(part->retry_take));
-        part->retry_pending = true;
-        worker->schema_waits++;
-        lp_status_set(worker->opts.status, LP_READY_REGISTRY, false);
-        part->backoff_ms = part->backoff_ms == 0                   ? BACKOFF_MIN_MS
-                           : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                                   : part->backoff_ms * 2;
-        part->retry_at_ms = now + part->backoff_ms;
-        LP_LOG(LP_LOG_WARN, "worker", "%s; partition %" PRId32 ": retry in %d ms",
-               lp_engine_errstr(worker->engine), p, part->backoff_ms);
-        return LP_ERR;
-    }
-    /* Store trouble: keep the records and retry with backoff. No pause: the records in hand are
-     * bounded by lp_wk_backlog_check, and the merge must not trust watermarks of a paused
-     * partition. */
+    /* A record of a schema id new to the worker and no registry to ask (nothing was applied,
+     * nothing is dead-lettered), or store trouble: keep the records and retry with backoff. No
+     * pause: the records in hand are bounded by lp_wk_backlog_check, and the merge must not trust
+     * watermarks of a paused partition. */
+    bool schema = rc == LP_ENGINE_SCHEMA_WAIT;
     memcpy(part->retry_take, f->take, sizeof(part->retry_take));
     part->retry_pending = true;
-    worker->store_errors++;
-    lp_status_set(worker->opts.status, LP_READY_STORE, false);
+    if (schema) {
+        worker->schema_waits++;
+    } else {
+        worker->store_errors++;
+    }
+    lp_status_set(worker->opts.status, schema ? LP_READY_REGISTRY : LP_READY_STORE, false);
     part->backoff_ms = part->backoff_ms == 0                   ? BACKOFF_MIN_MS
                        : part->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                                : part->backoff_ms * 2;
