@@ -55,13 +55,15 @@ typedef struct {
     int registry_auto_register;    /* 0 false, 1 true */
     int registry_subject_strategy; /* 0 topic (<topic>-value), 1 record (full name) */
 
-    /* redis: the URL as given, and its parts */
+    /* redis: the URL (list) as given, and the first URL's parts */
+    int redis_cluster; /* redis.mode: 0 standalone, 1 cluster */
+    int redis_nurls;   /* URLs in redis_url (several: cluster seed nodes) */
     char redis_url[LP_CONFIG_STR_MAX + 1];
     char redis_host[256];
     int redis_port;
     char redis_user[128];     /* "" = none (Redis 6 ACL user) */
     char redis_password[256]; /* "" = no AUTH */
-    int redis_db;
+    int redis_db;             /* the largest database any URL names */
     char redis_prefix[64];
     int redis_timeout_ms;
 

@@ -148,10 +148,12 @@ typedef struct {
 
 struct lp_store {
     const lp_store_ops_t *ops;
-    char errstr[LP_ERRSTR]; /* last error */
-    uint64_t round_trips;   /* requests sent to the backend (for the bench) */
-    int inflight;           /* commits sent and not yet received (0 or 1) */
-    int inflight_rc;        /* outcome kept by lp_store_commit_send without commit_send */
+    char errstr[LP_ERRSTR];  /* last error */
+    uint64_t round_trips;    /* requests sent to the backend (for the bench) */
+    uint64_t redirects;      /* Redis Cluster MOVED and ASK replies followed */
+    uint64_t slot_refreshes; /* Redis Cluster slot maps fetched (CLUSTER SLOTS) */
+    int inflight;            /* commits sent and not yet received (0 or 1) */
+    int inflight_rc;         /* outcome kept by lp_store_commit_send without commit_send */
 };
 
 /* In-memory store. Caller frees with lp_store_destroy(). */
@@ -163,6 +165,20 @@ lp_store_t *lp_store_mem_new(void);
  * Returns NULL with a reason in errstr. Caller frees with lp_store_destroy(). */
 lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,
                                size_t errstr_size);
+
+/* Redis Cluster store (redis.mode: cluster). urls: comma-separated seed nodes, each
+ * redis://[[user]:password@]host[:port] (no /db: a cluster has database 0 only); the first URL's
+ * credentials are used for every node. The slot map comes from CLUSTER SLOTS of the first seed
+ * that answers; each partition's commands go to the master of its slot (one connection per
+ * node), following MOVED (map refreshed) and ASK. Same operations and guarantees as the
+ * standalone store. NULL with a reason in errstr (e.g. no seed answers, or one is not a cluster
+ * node). */
+lp_store_t *lp_store_redis_cluster_new(const char *urls, const char *prefix, int timeout_ms,
+                                       char *errstr, size_t errstr_size);
+
+/* lp_store_redis_cluster_new if cluster, else lp_store_redis_new. */
+lp_store_t *lp_store_redis_open(int cluster, const char *url, const char *prefix, int timeout_ms,
+                                char *errstr, size_t errstr_size);
 
 /* Frees the store and everything it owns (loaded leads, read outbox entries). Accepts NULL. */
 void lp_store_destroy(lp_store_t *store);

@@ -99,8 +99,8 @@ int lp_cmd_inspect(int argc, char **argv) {
         fprintf(stderr, "leadpulse inspect: %s\n", errstr);
         goto done;
     }
-    store = lp_store_redis_new(config->redis_url, config->redis_prefix, config->redis_timeout_ms,
-                               errstr, sizeof(errstr));
+    store = lp_store_redis_open(config->redis_cluster, config->redis_url, config->redis_prefix,
+                                config->redis_timeout_ms, errstr, sizeof(errstr));
     if (store == NULL || lead == NULL) {
         fprintf(stderr, "leadpulse inspect: redis: %s\n", errstr);
         goto done;

@@ -52,8 +52,9 @@ static lp_store_t *wait_for_redis(const lp_config_t *config, lp_status_t *status
     char errstr[LP_ERRSTR];
     int backoff_ms = 1000;
     for (int attempt = 1;; attempt++) {
-        lp_store_t *store = lp_store_redis_new(config->redis_url, config->redis_prefix,
-                                               config->redis_timeout_ms, errstr, sizeof(errstr));
+        lp_store_t *store =
+            lp_store_redis_open(config->redis_cluster, config->redis_url, config->redis_prefix,
+                                config->redis_timeout_ms, errstr, sizeof(errstr));
         lp_status_set(status, LP_READY_STORE, store != NULL);
         if (store != NULL) {
             if (attempt > 1) {
@@ -275,6 +276,7 @@ int lp_cmd_run(int argc, char **argv) {
             .leads = config->http_leads != 0,
             .token = config->http_token,
             .redis_url = config->redis_url,
+            .redis_cluster = config->redis_cluster,
             .redis_prefix = config->redis_prefix,
             .redis_timeout_ms = config->redis_timeout_ms,
             .rules_path = config->rules_path,

@@ -22,6 +22,7 @@ static const char *const off_on[] = {"off", "on", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const false_true[] = {"false", "true", NULL};
 static const char *const subject_strategies[] = {"topic", "record", NULL};
+static const char *const redis_modes[] = {"standalone", "cluster", NULL};
 
 /* privacy.handoff_fields: names of LP_HANDOFF_* bits, "all" or "none". */
 static int check_handoff_fields(lp_config_t *config, const char *value, char *msg, size_t size) {
@@ -190,7 +191,7 @@ static int check_listen(lp_config_t *config, const char *value, char *msg, size_
 }
 
 /* redis://[[user]:password@]host[:port][/db] -> the parts in config. */
-static int check_redis_url(lp_config_t *config, const char *value, char *msg, size_t size) {
+static int check_one_redis_url(lp_config_t *config, const char *value, char *msg, size_t size) {
     static const char scheme[] = "redis://";
     const char *p, *at, *slash, *host_end, *port_colon = NULL;
     char port_buf[8];
@@ -282,6 +283,63 @@ static int check_redis_url(lp_config_t *config, const char *value, char *msg, si
     return LP_OK;
 }
 
+/* One URL, or (redis.mode: cluster) a comma-separated list of seed nodes; the parts in config
+ * are the first URL's, redis_nurls counts them and redis_db is the largest database named. */
+static int check_redis_url(lp_config_t *config, const char *value, char *msg, size_t size) {
+    char host[sizeof(config->redis_host)] = "";
+    char user[sizeof(config->redis_user)] = "";
+    char password[sizeof(config->redis_password)] = "";
+    int port = 0, max_db = 0;
+
+    config->redis_nurls = 0;
+    for (const char *p = value;;) {
+        size_t len = strcspn(p, ",");
+        char one[LP_CONFIG_STR_MAX + 1];
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (len == 0) {
+            snprintf(msg, size, "an empty URL in the list (several URLs: comma-separated)");
+            return LP_ERR;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (check_one_redis_url(config, one, msg, size) != LP_OK) {
+            if (config->redis_nurls > 0) {
+                char why[LP_ERRSTR];
+                snprintf(why, sizeof(why), "%s", msg);
+                snprintf(msg, size, "URL %d of the list: %s", config->redis_nurls + 1, why);
+            }
+            return LP_ERR;
+        }
+        if (config->redis_db > max_db) {
+            max_db = config->redis_db;
+        }
+        if (config->redis_nurls++ == 0) {
+            memcpy(host, config->redis_host, sizeof(host));
+            memcpy(user, config->redis_user, sizeof(user));
+            memcpy(password, config->redis_password, sizeof(password));
+            port = config->redis_port;
+        }
+        p += strcspn(p, ",");
+        if (*p != ',') {
+            break;
+        }
+        p++;
+    }
+    memcpy(config->redis_host, host, sizeof(host));
+    memcpy(config->redis_user, user, sizeof(user));
+    memcpy(config->redis_password, password, sizeof(password));
+    config->redis_port = port;
+    config->redis_db = max_db;
+    return LP_OK;
+}
+
 #define F(field) offsetof(lp_config_t, field), sizeof(((lp_config_t *)0)->field)
 #define STR(key, field, def, env, flags, check, desc)                                              \
     { key, LP_CT_STR, F(field), def, 0, 0, 0, 0, NULL, env, flags, check, desc }
@@ -368,10 +426,17 @@ const lp_config_entry_t lp_config_table[] = {
          "Subject of each output schema: topic = `<topic>-value` (Confluent's "
          "TopicNameStrategy, the default of its serializers); record = the record's full name, "
          "e.g. `io.leadpulse.LeadQualified` (RecordNameStrategy)."),
+    ENUM("redis.mode", redis_cluster, "standalone", redis_modes, "LEADPULSE_REDIS_MODE",
+         "standalone: one Redis server (or a primary behind a stable endpoint). cluster: Redis "
+         "Cluster; `redis.url` lists seed nodes, each partition's commands go to the master of "
+         "its slot (docs/redis-layout.md, Redis Cluster)."),
     STR("redis.url", redis_url, "redis://127.0.0.1:6379", "LEADPULSE_REDIS_URL", LP_CF_SECRET,
         check_redis_url,
-        "Redis server: `redis://[[user]:password@]host[:port][/db]`. The password is masked in "
-        "dumps; prefer the environment variable to keep it out of files."),
+        "Redis server: `redis://[[user]:password@]host[:port][/db]`. With `redis.mode: cluster`, "
+        "comma-separated seed nodes `redis://[[user]:password@]host:port,redis://host:port,...` "
+        "(any live node will do; the first URL's credentials are used for every node; no /db: "
+        "a cluster has database 0 only; escape a comma in a password as %2C). The password is "
+        "masked in dumps; prefer the environment variable to keep it out of files."),
     STR("redis.prefix", redis_prefix, "lp", "LEADPULSE_REDIS_PREFIX", 0, check_prefix,
         "Prefix of every Redis key (`<prefix>:{<partition>}:...`)."),
     MS("redis.timeout_ms", redis_timeout_ms, "2000", 1, 600000, "LEADPULSE_REDIS_TIMEOUT_MS",

@@ -361,6 +361,16 @@ static int check_all(loader_t *l) {
                           "LEADPULSE_ALLOW_TEST_CLOCK=1; remove it");
         }
     }
+    /* Several Redis URLs are a cluster's seeds; a cluster has database 0 only. */
+    if (!c->redis_cluster && c->redis_nurls > 1) {
+        return err_at(l, (size_t)find_entry("redis.url"),
+                      "several URLs are Redis Cluster seed nodes: set redis.mode: cluster, or "
+                      "give one URL");
+    }
+    if (c->redis_cluster && c->redis_db != 0) {
+        return err_at(l, (size_t)find_entry("redis.url"),
+                      "names a database (/N); a Redis Cluster has database 0 only");
+    }
     /* Seven distinct topics: an output topic that is also an input would feed the worker
      * itself. (The topics.* entries are consecutive in the table.) */
     for (int i = first; i < first + 7; i++) {

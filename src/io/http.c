@@ -149,8 +149,9 @@ static bool token_ok(const char *want, const char *got) {
 static int find_lead(lp_http_t *http, const char *id, char *buf, size_t size, size_t *len,
                      char *why, size_t why_size) {
     if (http->store == NULL) {
-        http->store = lp_store_redis_new(http->redis_url, http->redis_prefix,
-                                         http->opts.redis_timeout_ms, why, why_size);
+        http->store =
+            lp_store_redis_open(http->opts.redis_cluster, http->redis_url, http->redis_prefix,
+                                http->opts.redis_timeout_ms, why, why_size);
         if (http->store == NULL) {
             return -1;
         }

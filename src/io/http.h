@@ -19,6 +19,7 @@ typedef struct {
     bool leads;                /* serve /leads/<id> */
     const char *token;         /* bearer token /leads requires; "" = none */
     const char *redis_url;     /* /leads: the store to read */
+    int redis_cluster;         /* redis.mode: cluster */
     const char *redis_prefix;
     int redis_timeout_ms;
     const char *rules_path; /* /leads: the rules, reloaded when the worker reloads its own */

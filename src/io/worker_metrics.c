@@ -123,6 +123,12 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
     case LP_M_STORE_ROUND_TRIPS:
         v = (double)worker->store->round_trips;
         break;
+    case LP_M_REDIS_REDIRECTS:
+        v = (double)worker->store->redirects;
+        break;
+    case LP_M_REDIS_SLOT_MAP_REFRESHES:
+        v = (double)worker->store->slot_refreshes;
+        break;
     case LP_M_STORE_LOST_WRITES:
         v = (double)worker->lost_writes;
         break;

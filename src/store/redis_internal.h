@@ -3,6 +3,7 @@
 #define LP_STORE_REDIS_INTERNAL_H
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/time.h>
 
@@ -12,20 +13,42 @@
 
 #define LP_REDIS_PREFIX_MAX 64
 #define LP_REDIS_KEY_MAX (LP_REDIS_PREFIX_MAX + 32)
+#define LP_REDIS_SLOTS 16384
+#define LP_REDIS_HOST_MAX 256
+#define LP_REDIS_NODES_MAX 1024 /* nodes known in cluster mode (seeds and discovered) */
+#define LP_REDIS_REDIRECTS_MAX 5 /* MOVED/ASK followed per call before giving up */
 
 enum { RK_LEADS = 0, RK_TIMERS, RK_OFFSETS, RK_OUTBOX, RK_EPOCH, RK_SUPPRESSED, RK_COUNT };
 
+/* One Redis server: the only one in standalone mode, a seed or a discovered node in cluster
+ * mode (one connection each). */
+typedef struct {
+    char host[LP_REDIS_HOST_MAX];
+    int port;
+    redisContext *ctx; /* NULL while disconnected */
+} redis_node_t;
+
 typedef struct {
     lp_store_t base;
-    lp_store_redis_url_t url;
+    lp_store_redis_url_t url; /* the first URL: credentials (all nodes) and db (standalone) */
     char prefix[LP_REDIS_PREFIX_MAX + 1];
     struct timeval timeout;
-    redisContext *ctx; /* NULL while disconnected */
+    int cluster;         /* redis.mode: cluster */
+    redis_node_t *nodes; /* standalone: nodes[0]; cluster: seeds first, then discovered */
+    size_t nnodes;
+    size_t nodes_cap;
+    int16_t *slots; /* cluster: slot -> index in nodes of its master, -1 unknown */
+    int map_stale;  /* cluster: refresh the slot map before the next command */
+    int slot;       /* cluster: slot of the current partition's keys (lp_redis_set_keys) */
+    int cur;        /* index in nodes of the node the current command goes to */
     char commit_sha[41];
     char ack_sha[41];
     redisReply *reply; /* last reply: backs what load/due/outbox_read hand out */
     size_t pipe_argc;  /* commit sent by commit_send, its arguments in argv; 0 = none */
     int32_t pipe_partition;
+    int sent_argc; /* the command sent by lp_redis_send (resent after a redirection) */
+    const char **sent_argv;
+    const size_t *sent_argvlen;
     char keys[RK_COUNT][LP_REDIS_KEY_MAX]; /* keys of the partition of the current call */
     /* Scratch, grown on demand. */
     const char **argv;
@@ -50,8 +73,50 @@ typedef enum {
     RC_RETRY = 1 /* safe to resend once on a fresh connection (reads, INCR for fencing, XDEL) */
 } redis_retry_t;
 
-/* Opens the connection (connect, AUTH, SELECT). LP_OK or LP_ERR with rs->base.errstr set. */
+/* Opens the connection of the current node (connect, AUTH, SELECT, SCRIPT LOAD of both
+ * scripts). LP_OK or LP_ERR with rs->base.errstr set. */
 int lp_redis_connect(redis_store_t *rs);
+
+/* 0 if the connection is broken or has unread bytes (the server closed it): reconnect. */
+int lp_redis_usable(redisContext *ctx);
+
+/* Cluster mode: the index of host:port among the known nodes, added if new; -1 if full. */
+int lp_redis_add_node(redis_store_t *rs, const char *host, int port);
+
+/* Cluster mode: asks the known nodes for CLUSTER SLOTS until one answers and installs its slot
+ * map. LP_OK or LP_ERR with errstr set. */
+int lp_redis_refresh_slots(redis_store_t *rs);
+
+/* ---- Redis Cluster, the pure parts (redis_cluster.c) ---- */
+
+/* CRC16-CCITT (XModem), the hash of Redis Cluster key slots. */
+uint16_t lp_redis_crc16(const void *buf, size_t len);
+
+/* The slot of a key: CRC16 of its hash tag (the text between the first '{' and the next '}',
+ * if not empty), else of the whole key, mod 16384. */
+int lp_redis_key_slot(const char *key, size_t len);
+
+/* The slot of every key of a partition (hash tag "{<partition>}"). */
+int lp_redis_partition_slot(int32_t partition);
+
+/* A MOVED or ASK error reply: "MOVED <slot> <host>:<port>" / "ASK <slot> <host>:<port>". */
+typedef struct {
+    int ask; /* 0 MOVED (the slot's owner changed), 1 ASK (this command only) */
+    int slot;
+    char host[LP_REDIS_HOST_MAX];
+    int port;
+} lp_redis_redirect_t;
+
+/* 1 and *out filled if str[0..len) is a well-formed redirection, else 0 (any other error, such
+ * as the commit script's own refusals). */
+int lp_redis_parse_redirect(const char *str, size_t len, lp_redis_redirect_t *out);
+
+/* Walks a CLUSTER SLOTS reply: fn(arg, first, last, host, port) for each range and its master
+ * (an empty host means asked_host). LP_OK, or LP_ERR with a reason (a malformed reply, a node
+ * that is not in cluster mode, fn failing). */
+typedef int (*lp_redis_slot_range_fn)(void *arg, int first, int last, const char *host, int port);
+int lp_redis_parse_slots(const redisReply *reply, const char *asked_host, lp_redis_slot_range_fn fn,
+                         void *arg, char *errstr, size_t errstr_size);
 
 /* Frees the previous reply, makes sure a connection is up (reconnecting at most once per call),
  * sends argv and waits for the reply (a round trip). Returns the reply (owned by rs, freed on the

@@ -7,7 +7,7 @@
 #include "store/store_internal.h"
 
 const char lp_store_commit_lua[] =
-    "-- leadpulse commit v4\n"
+    "-- leadpulse commit v5\n"
     "-- KEYS: 1 leads (hash), 2 timers (zset), 3 offsets (hash), 4 outbox (stream), 5 epoch,\n"
     "--   6 suppressed (hash)\n"
     "-- ARGV: epoch, nleads, ntimers, noffsets, noutbox, nerase, nsuppress, then nleads x (id, "
@@ -72,7 +72,7 @@ const char lp_store_commit_lua[] =
     "  end\n"
     "  if moved then\n"
     "    if dup and progress then return -1 end\n"
-    "    return redis.error_reply('MOVED stored offsets are not where the writer believes')\n"
+    "    return redis.error_reply('LOSTWRITES stored offsets are not where the writer believes')\n"
     "  end\n"
     "end\n"
     "-- Checked: from here on every write succeeds.\n"

@@ -16,6 +16,7 @@ void lp_redis_set_keys(redis_store_t *rs, int32_t partition) {
         snprintf(rs->keys[k], sizeof(rs->keys[k]), "%s:{%d}:%s", rs->prefix, (int)partition,
                  names[k]);
     }
+    rs->slot = lp_redis_partition_slot(partition);
 }
 
 int lp_redis_parse_i64(const char *s, size_t len, int64_t *out) {
@@ -242,7 +243,7 @@ static int commit_outcome(redis_store_t *rs, int32_t partition, const redisReply
                       (int)partition, reply->str);
         return LP_STORE_FENCED;
     }
-    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "MOVED", 5) == 0) {
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "LOSTWRITES", 10) == 0) {
         lp_store_fail(store,
                       "store redis: partition %d: commit refused: %s (Redis lost acknowledged "
                       "writes?)",
@@ -366,6 +367,8 @@ static void redis_destroy(lp_store_t *store) {
     redis_store_t *rs = (redis_store_t *)store;
 
     lp_redis_disconnect(rs);
+    free(rs->nodes);
+    free(rs->slots);
     free(rs->argv);
     free(rs->argvlen);
     free(rs->nums);
@@ -444,9 +447,10 @@ static const lp_store_ops_t redis_ops = {
     .scan = lp_redis_scan,
 };
 
-lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,
-                               size_t errstr_size) {
-    redis_store_t *rs = NULL;
+/* What both constructors share: the prefix and timeout checked, the struct allocated. */
+static redis_store_t *redis_alloc(const char *prefix, int timeout_ms, char *errstr,
+                                  size_t errstr_size) {
+    redis_store_t *rs;
 
     if (prefix == NULL || prefix[0] == '\0' || strlen(prefix) > LP_REDIS_PREFIX_MAX ||
         strpbrk(prefix, "{} \t\r\n") != NULL) {
@@ -455,37 +459,126 @@ lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_
                  "store redis: key prefix must be 1..%d characters without "
                  "braces or spaces",
                  LP_REDIS_PREFIX_MAX);
-        goto err;
+        return NULL;
     }
     if (timeout_ms <= 0) {
         snprintf(errstr, errstr_size, "store redis: timeout_ms must be positive, got %d",
                  timeout_ms);
-        goto err;
+        return NULL;
     }
     rs = calloc(1, sizeof(*rs));
     if (rs == NULL) {
         snprintf(errstr, errstr_size, "store redis: out of memory");
-        goto err;
+        return NULL;
     }
     rs->base.ops = &redis_ops;
-    if (lp_store_redis_url_parse(url, &rs->url, errstr, errstr_size) != LP_OK) {
-        goto err;
-    }
     memcpy(rs->prefix, prefix, strlen(prefix) + 1);
     rs->timeout.tv_sec = timeout_ms / 1000;
     rs->timeout.tv_usec = (timeout_ms % 1000) * 1000;
-    /* Connect and load both scripts now: a wrong url, password or a Redis without Lua shows up
-     * at start-up rather than at the first commit. */
-    if (lp_redis_connect(rs) != LP_OK ||
-        lp_redis_script_load(rs, lp_store_commit_lua, rs->commit_sha) != LP_OK ||
-        lp_redis_script_load(rs, lp_store_ack_lua, rs->ack_sha) != LP_OK) {
+    return rs;
+}
+
+lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_ms, char *errstr,
+                               size_t errstr_size) {
+    redis_store_t *rs = redis_alloc(prefix, timeout_ms, errstr, errstr_size);
+
+    if (rs == NULL) {
+        return NULL;
+    }
+    if (lp_store_redis_url_parse(url, &rs->url, errstr, errstr_size) != LP_OK) {
+        goto err;
+    }
+    if (lp_redis_add_node(rs, rs->url.host, rs->url.port) != 0) {
+        snprintf(errstr, errstr_size, "store redis: out of memory");
+        goto err;
+    }
+    /* Connect (which loads both scripts) now: a wrong url, password or a Redis without Lua
+     * shows up at start-up rather than at the first commit. */
+    if (lp_redis_connect(rs) != LP_OK) {
         snprintf(errstr, errstr_size, "%s", rs->base.errstr);
         goto err;
     }
     return &rs->base;
 err:
-    if (rs != NULL) {
-        redis_destroy(&rs->base);
-    }
+    redis_destroy(&rs->base);
     return NULL;
+}
+
+lp_store_t *lp_store_redis_cluster_new(const char *urls, const char *prefix, int timeout_ms,
+                                       char *errstr, size_t errstr_size) {
+    redis_store_t *rs = redis_alloc(prefix, timeout_ms, errstr, errstr_size);
+    const char *p = urls;
+    size_t seeds = 0;
+
+    if (rs == NULL) {
+        return NULL;
+    }
+    rs->cluster = 1;
+    rs->slots = malloc(LP_REDIS_SLOTS * sizeof(*rs->slots));
+    if (rs->slots == NULL) {
+        snprintf(errstr, errstr_size, "store redis: out of memory");
+        goto err;
+    }
+    for (int s = 0; s < LP_REDIS_SLOTS; s++) {
+        rs->slots[s] = -1;
+    }
+    while (p != NULL && *p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char one[1024];
+        lp_store_redis_url_t url;
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (len >= sizeof(one)) {
+            snprintf(errstr, errstr_size, "store redis cluster: seed URL %zu too long", seeds + 1);
+            goto err;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (lp_store_redis_url_parse(one, &url, errstr, errstr_size) != LP_OK) {
+            goto err;
+        }
+        if (url.db != 0) {
+            snprintf(errstr, errstr_size,
+                     "store redis cluster: seed URL %zu names database %d; a Redis Cluster has "
+                     "database 0 only",
+                     seeds + 1, url.db);
+            goto err;
+        }
+        if (seeds == 0) {
+            rs->url = url;
+        }
+        if (lp_redis_add_node(rs, url.host, url.port) < 0) {
+            snprintf(errstr, errstr_size, "store redis cluster: too many seed URLs");
+            goto err;
+        }
+        seeds++;
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    if (seeds == 0) {
+        snprintf(errstr, errstr_size, "store redis cluster: no seed URL");
+        goto err;
+    }
+    /* The slot map now: an unreachable cluster, a wrong password or a node that is not in
+     * cluster mode shows up at start-up. */
+    if (lp_redis_refresh_slots(rs) != LP_OK) {
+        snprintf(errstr, errstr_size, "%s", rs->base.errstr);
+        goto err;
+    }
+    return &rs->base;
+err:
+    redis_destroy(&rs->base);
+    return NULL;
+}
+
+lp_store_t *lp_store_redis_open(int cluster, const char *url, const char *prefix, int timeout_ms,
+                                char *errstr, size_t errstr_size) {
+    return cluster ? lp_store_redis_cluster_new(url, prefix, timeout_ms, errstr, errstr_size)
+                   : lp_store_redis_new(url, prefix, timeout_ms, errstr, errstr_size);
 }

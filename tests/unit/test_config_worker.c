@@ -345,6 +345,19 @@ static void test_bounds_and_types(void **state) {
     expect_error("redis: {url: \"redis://h:99999\"}\n", "t.yaml:1: redis.url: port must be");
     expect_error("redis: {url: \"redis://h:6379/x\"}\n", "t.yaml:1: redis.url: database must");
     expect_error("redis: {prefix: \"lp{x}\"}\n", "t.yaml:1: redis.prefix: must not contain");
+    /* Redis Cluster: seed lists need the mode, and a cluster has database 0 only. */
+    expect_error("redis: {url: \"redis://a:7000,redis://b:7001\"}\n",
+                 "t.yaml:1: redis.url: several URLs are Redis Cluster seed nodes: set "
+                 "redis.mode: cluster");
+    expect_error("redis:\n  mode: cluster\n  url: \"redis://a:7000,redis://b:7001/3\"\n",
+                 "t.yaml:3: redis.url: names a database (/N); a Redis Cluster has database 0 "
+                 "only");
+    expect_error("redis: {mode: cluster, url: \"redis://a:7000,,redis://b:1\"}\n",
+                 "t.yaml:1: redis.url: an empty URL in the list");
+    expect_error("redis: {mode: cluster, url: \"redis://a:7000, b:7001\"}\n",
+                 "t.yaml:1: redis.url: URL 2 of the list: must look like redis://");
+    expect_error("redis: {mode: sharded}\n",
+                 "t.yaml:1: redis.mode: must be one of standalone, cluster");
     expect_error("http: {listen: localhost}\n", "t.yaml:1: http.listen: must be host:port");
     expect_error("http: {listen: \"h:70000\"}\n", "t.yaml:1: http.listen: must be host:port");
 
@@ -372,6 +385,25 @@ static void test_redis_url_parts(void **state) {
     assert_string_equal(config->redis_host, "::1");
     assert_int_equal(config->redis_port, 7000);
     assert_int_equal(config->redis_db, 12);
+    assert_int_equal(config->redis_cluster, 0);
+    assert_int_equal(config->redis_nurls, 1);
+    lp_config_destroy(config);
+
+    /* A cluster's seeds: the parts are the first URL's (its credentials serve every node). */
+    config = load_str("redis:\n  mode: cluster\n"
+                      "  url: \"redis://u:pw@10.0.0.1:7000, redis://10.0.0.2:7001,redis://h3\"\n",
+                      err, sizeof(err));
+    if (!config) {
+        print_error("%s\n", err);
+    }
+    assert_non_null(config);
+    assert_int_equal(config->redis_cluster, 1);
+    assert_int_equal(config->redis_nurls, 3);
+    assert_string_equal(config->redis_host, "10.0.0.1");
+    assert_int_equal(config->redis_port, 7000);
+    assert_string_equal(config->redis_user, "u");
+    assert_string_equal(config->redis_password, "pw");
+    assert_int_equal(config->redis_db, 0);
     lp_config_destroy(config);
 }
 
