@@ -69,7 +69,7 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
       "Redis Cluster MOVED and ASK replies followed (redis.mode: cluster). A burst during a "      \
       "resharding or failover is normal; a steady rate means the slot map keeps going stale.")     \
     X(REDIS_SLOT_MAP_REFRESHES, "leadpulse_redis_slot_map_refreshes_total", COUNTER, "", "",       \
-      "Redis Cluster slot maps fetched (CLUSTER SLOTS): at start, after MOVED, CLUSTERDOWN or a "   \
+      "Redis Cluster slot maps fetched (CLUSTER SLOTS): at start, after MOVED, CLUSTERDOWN or a "  \
       "node that stopped answering.")                                                              \
     X(STORE_LOST_WRITES, "leadpulse_store_lost_writes_total", COUNTER, "", "",                     \
       "Partitions taken again from the store because it came back behind what it had "             \

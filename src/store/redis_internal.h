@@ -15,7 +15,7 @@
 #define LP_REDIS_KEY_MAX (LP_REDIS_PREFIX_MAX + 32)
 #define LP_REDIS_SLOTS 16384
 #define LP_REDIS_HOST_MAX 256
-#define LP_REDIS_NODES_MAX 1024 /* nodes known in cluster mode (seeds and discovered) */
+#define LP_REDIS_NODES_MAX 1024  /* nodes known in cluster mode (seeds and discovered) */
 #define LP_REDIS_REDIRECTS_MAX 5 /* MOVED/ASK followed per call before giving up */
 
 enum { RK_LEADS = 0, RK_TIMERS, RK_OFFSETS, RK_OUTBOX, RK_EPOCH, RK_SUPPRESSED, RK_COUNT };
