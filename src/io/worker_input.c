@@ -77,7 +77,7 @@ void lp_wk_topic_pause(lp_worker_t *worker, int32_t p, int t, bool pause) {
     part->tpaused[t] = pause;
     worker->input_pauses += pause;
     if (!pause) {
-        part->unsettled_until_ms[t] = lp_wk_mono_ms() + RESUME_SETTLE_MS;
+        part->settle_from_ms[t] = lp_wk_mono_ms();
         part->seen[t] = false;
         part->rx_at[t] = lp_wk_mono_ms();
     }
@@ -138,14 +138,26 @@ lp_topic_state_t lp_wk_topic_state(lp_worker_t *worker, int32_t p, int t) {
         return LP_TOPIC_UNKNOWN;
     }
     /* Cached watermarks are only as fresh as the last fetch: while the brokers were recently
-     * unreachable, or after an assignment or a resume until the fetcher delivered a record
-     * (or a settling time passed), "nothing more to fetch" may just mean "nothing fetched
-     * yet". An end-of-partition event is no such proof: one from before the assignment can
-     * still be in the queue (taken as one, it made a rebalanced worker apply feedback before
-     * activities). */
+     * unreachable, "nothing more to fetch" may just mean "nothing fetched yet". An
+     * end-of-partition event is no such proof: one from before the assignment can still be in
+     * the queue (taken as one, it made a rebalanced worker apply feedback before activities). */
     int64_t now = lp_wk_mono_ms();
-    if (now < worker->unsettled_until_ms || (!part->seen[t] && now < part->unsettled_until_ms[t]) ||
-        part->tpaused[t]) {
+    if (now < worker->unsettled_until_ms || part->tpaused[t]) {
+        return next < hi ? LP_TOPIC_BEHIND : LP_TOPIC_UNKNOWN;
+    }
+    if (!part->seen[t]) {
+        /* Nothing of t fetched since it was assigned, resumed or restarted: its cached watermark
+         * may be left from an earlier assignment (librdkafka keeps it), and equal our position
+         * while the broker holds more: another owner applied exactly what this worker once
+         * fetched. Trusting it after a settling time (2 s, before) made a worker whose fetch of
+         * a feedback partition started late apply that partition's later activities first (the
+         * fencing itest: a LeadStale that replay does not emit). Only the broker says: an end
+         * probe sent since then. Until it answers, the position is unknown. */
+        int64_t end = -1;
+        if (lp_wk_ends_since(worker, p, t, part->settle_from_ms[t], &end)) {
+            return next >= (end > hi ? end : hi) ? LP_TOPIC_CAUGHT_UP : LP_TOPIC_BEHIND;
+        }
+        worker->ends_wanted = true;
         return next < hi ? LP_TOPIC_BEHIND : LP_TOPIC_UNKNOWN;
     }
     return next >= hi ? LP_TOPIC_CAUGHT_UP : LP_TOPIC_BEHIND;
@@ -256,7 +268,7 @@ static void fetch_restart(lp_worker_t *worker, int32_t p, int t, int64_t hi, int
            topic, p, now - part->rx_at[t], hi, part->expect[t]);
     part->rx_at[t] = now;
     part->seen[t] = false;
-    part->unsettled_until_ms[t] = now + RESUME_SETTLE_MS;
+    part->settle_from_ms[t] = now;
 }
 
 void lp_wk_stall_check(lp_worker_t *worker, int64_t now) {

@@ -30,9 +30,6 @@
  * outage too and deliver their backlog partition by partition, so a topic-partition whose
  * records are still in a producer's hands looks caught up (docs/architecture.md, item 8). */
 #define UNSETTLED_MS 15000
-/* After an assignment or a resume, cached watermarks are trusted once the fetcher delivered a
- * record of the topic, or after this (an idle topic delivers none). */
-#define RESUME_SETTLE_MS 2000
 #define HELD_POLL_MS 2      /* poll wait while records are held back by the merge */
 #define STALL_MS 5000       /* no record of a topic-partition this long: ask the broker... */
 #define STALL_IDLE_MS 30000 /* ...or this long while its whole partition is idle */
@@ -71,11 +68,13 @@ typedef struct {
     size_t qhead[LP_EV__COUNT], qlen[LP_EV__COUNT], qcap[LP_EV__COUNT];
     int64_t waiting_since_ms; /* merge waits for a topic that may still have older records */
     bool seen[LP_EV__COUNT];  /* a record since assignment or resume */
-    /* Per topic: just resumed, restarted or assigned, its cached watermark may be old. Per
-     * topic, not per partition: a topic paused and resumed again and again (bounded buffering)
-     * kept its partition's other topics "unknown" 2 s after every resume, and a partition
-     * crawled at one batch per 2 s (fencing itest, batch.max_events=10). */
-    int64_t unsettled_until_ms[LP_EV__COUNT];
+    /* Per topic: when it was last assigned, resumed or restarted (monotonic ms). Until the
+     * fetcher delivers a record of it, its cached watermark may be older than that (librdkafka
+     * keeps a partition's watermarks across assignments), and only an end probe sent since
+     * says whether it is caught up (lp_wk_topic_state). Per topic, not per partition: a topic
+     * paused and resumed again and again (bounded buffering) must not keep its partition's
+     * other topics "unknown" (fencing itest, batch.max_events=10). */
+    int64_t settle_from_ms[LP_EV__COUNT];
     size_t retry_take[LP_EV__COUNT]; /* a failed batch is retried exactly as it was chosen */
     bool retry_pending;
     bool outbox_dirty;
@@ -199,6 +198,7 @@ void lp_wk_consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *
 void lp_wk_ends_tick(lp_worker_t *worker, int64_t now);
 bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_EV__COUNT],
                         bool caught[LP_EV__COUNT]);
+bool lp_wk_ends_since(const lp_worker_t *worker, int32_t p, int t, int64_t since_ms, int64_t *end);
 
 /* worker_input.c */
 part_t *lp_wk_part_get(lp_worker_t *worker, int32_t p);

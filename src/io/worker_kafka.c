@@ -262,6 +262,25 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
     worker->ends_next_ms = now + (every < 2 ? 2 : every > 50 ? 50 : every);
 }
 
+/* The end of topic t of p from the newest end probe that covers p and was sent at or after
+ * since_ms (the probes of the ring are in send order). False when there is none. */
+bool lp_wk_ends_since(const lp_worker_t *worker, int32_t p, int t, int64_t since_ms, int64_t *end) {
+    const lp_part_ends_t *ends = &worker->parts[p].ends;
+    for (uint64_t i = 0; i < LP_END_RING && i < worker->end_seq; i++) {
+        uint64_t seq = worker->end_seq - i;
+        size_t slot = seq % LP_END_RING;
+        const lp_end_probe_t *probe = &worker->end_probes[slot];
+        if (probe->seq != seq || probe->send_ms < since_ms) {
+            return false;
+        }
+        if (ends->seq[slot] == seq && ends->end[slot][t] >= 0) {
+            *end = ends->end[slot][t];
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The grace hold below, made exact for a backlog (lp_merge_release, io/merge.h): records
  * appended grace before a later end probe found the partition's empty topics at our position
  * need no hold. A record that arrived within grace of its append (a live stream) gains nothing;

@@ -28,7 +28,7 @@ static int take_partition(lp_worker_t *worker, int32_t p, int64_t offsets[LP_EV_
 
 /* The books of a partition just taken (fenced, offsets read from the store): owned, its outbox
  * to deliver (what a previous owner left behind), fetch positions expected at offsets, cached
- * watermarks distrusted until the fetcher delivers (RESUME_SETTLE_MS). */
+ * watermarks distrusted until the fetcher delivers or an end probe answers (lp_wk_topic_state). */
 static void part_taken(part_t *part, const int64_t offsets[LP_EV__COUNT]) {
     int64_t now = lp_wk_mono_ms();
     part->owned = true;
@@ -38,7 +38,7 @@ static void part_taken(part_t *part, const int64_t offsets[LP_EV__COUNT]) {
     part->fenced_at_ms = 0;
     memset(part->seen, 0, sizeof(part->seen));
     for (int t = 0; t < LP_EV__COUNT; t++) {
-        part->unsettled_until_ms[t] = now + RESUME_SETTLE_MS;
+        part->settle_from_ms[t] = now;
         part->rx_at[t] = now;
         part->probe_at[t] = 0;
         part->expect[t] = offsets[t];

@@ -169,12 +169,19 @@ static void wait_cluster_ok(void) {
     node_t nodes[32];
     int n = cluster_nodes(nodes, 32);
 
-    for (int tries = 0; tries < 200; tries++) {
+    for (int tries = 0; tries < 400; tries++) {
         int ok = 1;
         for (int i = 0; i < n && ok; i++) {
             redisContext *ctx = connect_node(nodes[i].host, nodes[i].port);
             redisReply *r = cmd(ctx, "CLUSTER INFO");
             ok = r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok") != NULL;
+            freeReplyObject(r);
+            /* A replica counts once its link to the master is up (synced): the next test, or
+             * the next test program, may kill that master. */
+            r = cmd(ctx, "INFO replication");
+            if (ok && r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave") != NULL) {
+                ok = strstr(r->str, "master_link_status:up") != NULL;
+            }
             freeReplyObject(r);
             redisFree(ctx);
         }

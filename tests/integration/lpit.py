@@ -5,6 +5,12 @@ deploy/local/stack (LP_KAFKA_BROKERS, LP_REDIS_URL), read the hand-offs back wit
 CRM consumer (handoff-consumer) and compare with `leadpulse replay`, the in-memory reference.
 Every test gets its own topics, consumer group and Redis prefix, so tests never see each
 other's data. Waits are conditions with deadlines, never bare sleeps.
+
+Redis Cluster: `Ctx(name, cluster=True)` runs against the stack's cluster (LP_REDIS_CLUSTER_URL,
+started by `LP_STACK_REDIS_CLUSTER=1 deploy/local/stack up`; the test is skipped without it):
+ctx.redis is then a ClusterRedis and the workers get LEADPULSE_REDIS_MODE=cluster. Cluster
+helpers: slot_of, ClusterRedis (masters, node, scan_all), cluster_nodes, cluster_wait, stop_node,
+start_node, kill_master_of_partition, migrate_slot (also as Ctx methods).
 """
 
 import json
@@ -33,26 +39,48 @@ def source_dir():
         os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def stack_script():
+    return os.path.join(source_dir(), "deploy", "local", "stack")
+
+
+def _read_stack_env():
+    """Copies the `export NAME=value` lines of `deploy/local/stack env` (LP_STACK_DIR's stack)
+    into os.environ. False if there is no stack."""
+    try:
+        out = subprocess.run([stack_script(), "env"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[7:].partition("=")
+            os.environ[name] = value.strip("'\"")
+    return out.returncode == 0
+
+
 def _stack_env():
     """The stack's settings: from the environment (scripts/test exports them) or from
     `deploy/local/stack env` of LP_STACK_DIR."""
     brokers, redis_url = os.environ.get("LP_KAFKA_BROKERS"), os.environ.get("LP_REDIS_URL")
     if brokers and redis_url:
         return brokers, redis_url
-    script = os.path.join(source_dir(), "deploy", "local", "stack")
-    try:
-        out = subprocess.run([script, "env"], capture_output=True, text=True, timeout=30)
-    except OSError:
+    if not _read_stack_env():
         return None, None
-    for line in out.stdout.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[7:].partition("=")
-            os.environ[name] = value.strip("'\"")
     return os.environ.get("LP_KAFKA_BROKERS"), os.environ.get("LP_REDIS_URL")
 
 
+def _stack_cluster_url():
+    """LP_REDIS_CLUSTER_URL (the stack's Redis Cluster, every node a seed): from the environment
+    or from `deploy/local/stack env`; None if the stack runs no cluster."""
+    if not os.environ.get("LP_REDIS_CLUSTER_URL"):
+        _read_stack_env()
+    return os.environ.get("LP_REDIS_CLUSTER_URL") or None
+
+
 class Env:
-    def __init__(self):
+    """The stack's settings and the built tools. cluster=True also needs the stack's Redis
+    Cluster (redis_cluster_url); without it the test is skipped (exit SKIP)."""
+
+    def __init__(self, cluster=False):
         self.src = source_dir()
         self.bin = os.environ.get("LP_BIN") or os.path.join(self.src, "build", "leadpulse")
         self.consumer = os.environ.get("LP_CONSUMER") or os.path.join(
@@ -65,6 +93,11 @@ class Env:
                 sys.exit(2)
         if not self.brokers or not self.redis_url:
             log("SKIP: no stack (run `eval \"$(deploy/local/stack up)\"` or scripts/test)")
+            sys.exit(SKIP)
+        self.redis_cluster_url = _stack_cluster_url() if cluster else None
+        if cluster and not self.redis_cluster_url:
+            log("SKIP: the stack runs no Redis Cluster (no LP_REDIS_CLUSTER_URL; start it with "
+                "`LP_STACK_REDIS_CLUSTER=1 deploy/local/stack up`, as scripts/test does)")
             sys.exit(SKIP)
         self.schemas = os.path.join(self.src, "schemas")
         self.gen = os.path.join(self.src, "scripts", "gen_events.py")
@@ -114,17 +147,33 @@ def free_port():
 
 # ---- Redis (RESP, enough for the tests' reads) ----------------------------------------------
 
+class RedisError(RuntimeError):
+    """An error reply; .reply is its text (e.g. "MOVED 3999 127.0.0.1:7002")."""
+
+    def __init__(self, reply):
+        super().__init__("redis: " + reply)
+        self.reply = reply
+
+
+def _parse_redis_url(url):
+    """redis://[[user]:password@]host[:port][/db] -> (host, port, user, password)."""
+    rest = url.strip().split("://", 1)[1]
+    auth, _, hostport = rest.rpartition("@")
+    hostport = hostport.split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    user, _, password = auth.partition(":")
+    return host.strip("[]") or "127.0.0.1", int(port or 6379), user, password
+
+
 class Redis:
+    """One connection to one Redis server (RESP2); command(*args) returns the decoded reply and
+    raises RedisError for an error reply."""
+
     def __init__(self, url):
-        rest = url.split("://", 1)[1]
-        auth, _, hostport = rest.rpartition("@")
-        hostport = hostport.split("/", 1)[0]
-        host, _, port = hostport.rpartition(":")
-        self.sock = socket.create_connection((host.strip("[]") or "127.0.0.1", int(port or 6379)),
-                                             timeout=10)
+        self.host, self.port, user, password = _parse_redis_url(url)
+        self.sock = socket.create_connection((self.host, self.port), timeout=10)
         self.buf = b""
-        if auth:
-            user, _, password = auth.partition(":")
+        if password or user:
             self.command(*(["AUTH", user, password] if user else ["AUTH", password]))
 
     def close(self):
@@ -154,7 +203,7 @@ class Redis:
         if kind == b"+":
             return rest.decode()
         if kind == b"-":
-            raise RuntimeError("redis: " + rest.decode())
+            raise RedisError(rest.decode(errors="replace"))
         if kind == b":":
             return int(rest)
         if kind == b"$":
@@ -172,6 +221,381 @@ class Redis:
             out.append(b"$%d\r\n%s\r\n" % (len(a), a))
         self.sock.sendall(b"".join(out))
         return self._reply()
+
+    def scan_all(self, match="*", count=1000):
+        """Every key matching the pattern (SCAN to the end), as bytes."""
+        keys, cursor = set(), b"0"
+        while True:
+            cursor, batch = self.command("SCAN", cursor, "MATCH", match, "COUNT", count)
+            keys.update(batch)
+            if cursor == b"0":
+                return sorted(keys)
+
+
+# ---- Redis Cluster ------------------------------------------------------------------------------
+
+HASH_SLOTS = 16384
+
+
+def _crc16_table():
+    table = []
+    for i in range(256):
+        crc = i << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+        table.append(crc)
+    return table
+
+
+_CRC16 = _crc16_table()
+
+
+def crc16(data):
+    """CRC16/XMODEM (polynomial 0x1021, initial value 0): Redis Cluster's key hash."""
+    crc = 0
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def slot_of(key):
+    """The hash slot of a key: CRC16 of its hash tag (the text between the first `{` and the next
+    `}`, if not empty), else of the whole key, mod 16384. slot_of(f"{{{p}}}") is the slot of
+    partition p's keys (`<prefix>:{p}:...`)."""
+    k = key if isinstance(key, bytes) else str(key).encode()
+    start = k.find(b"{")
+    if start >= 0:
+        end = k.find(b"}", start + 1)
+        if end > start + 1:
+            k = k[start + 1:end]
+    return crc16(k) % HASH_SLOTS
+
+
+def _addr(hostport):
+    """b"127.0.0.1:7001" or "127.0.0.1:7001" -> ("127.0.0.1", 7001)."""
+    if isinstance(hostport, bytes):
+        hostport = hostport.decode()
+    host, _, port = hostport.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+# Commands with no key (sent to one master), or whose keys are not argument 1.
+_ANY_NODE = {"PING", "ECHO", "TIME", "INFO", "CLUSTER", "COMMAND", "CONFIG", "LASTSAVE",
+             "READONLY", "READWRITE"}
+_MULTI_KEY = {"DEL", "UNLINK", "EXISTS", "TOUCH"}
+
+
+class ClusterRedis:
+    """A small Redis Cluster client for tests, with Redis's command(*args) and close().
+
+    seeds: "redis://h:p,redis://h:p,..." (LP_REDIS_CLUSTER_URL) or a list of URLs; any live one
+    will do, the first URL's credentials are used for every node. The slot map comes from
+    CLUSTER SLOTS and is refreshed on MOVED; ASK is followed once, with ASKING, on the node it
+    names; TRYAGAIN, CLUSTERDOWN and connection errors are retried (map refreshed, 0.1 s apart)
+    for up to retry_s seconds. Routing: by argument 1 (GET, SET, HGETALL, XLEN, ZCARD, TYPE, ...);
+    EVAL/EVALSHA/FCALL by their first key; DEL/UNLINK/EXISTS/TOUCH with several keys are split
+    by slot and the counts added; DBSIZE is summed over the masters; WAIT goes to every master
+    this client has a connection to and returns the smallest count (so `WAIT 1 1000` after writes
+    means every write so far reached a replica); PING/INFO/CLUSTER/... go to one master. SCAN is
+    per node: use scan_all. Counters of redirections seen: .redirects {"MOVED", "ASK",
+    "TRYAGAIN", "CLUSTERDOWN", "CONNECTION"}. Not thread-safe: one client per thread.
+    """
+
+    def __init__(self, seeds, retry_s=5.0):
+        urls = [u.strip() for u in (seeds.split(",") if isinstance(seeds, str) else seeds)
+                if u.strip()]
+        if not urls:
+            raise ValueError("ClusterRedis: no seed URL")
+        self.urls = urls
+        _, _, self.user, self.password = _parse_redis_url(urls[0])
+        self.seeds = [_parse_redis_url(u)[:2] for u in urls]
+        self.retry_s = retry_s
+        self.conns = {}
+        self.slots = [None] * HASH_SLOTS
+        self.redirects = {"MOVED": 0, "ASK": 0, "TRYAGAIN": 0, "CLUSTERDOWN": 0, "CONNECTION": 0}
+        self.refresh()
+
+    # -- connections --
+    def _url(self, host, port):
+        auth = ""
+        if self.password or self.user:
+            auth = f"{self.user}:{self.password}@" if self.user else f":{self.password}@"
+        return f"redis://{auth}{host}:{port}"
+
+    def node(self, host, port):
+        """A new plain Redis connection to one node (for CLUSTER commands, or to look at one
+        node's keys); the caller closes it."""
+        return Redis(self._url(host, port))
+
+    def _conn(self, addr):
+        c = self.conns.get(addr)
+        if c is None:
+            c = self.conns[addr] = self.node(*addr)
+        return c
+
+    def _drop(self, addr):
+        c = self.conns.pop(addr, None)
+        if c is not None:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        for addr in list(self.conns):
+            self._drop(addr)
+
+    # -- slot map --
+    def refresh(self):
+        """Reloads the slot map from CLUSTER SLOTS of the first node that answers (known masters
+        first, then the seeds). Raises ConnectionError if none does."""
+        tried, errors = [], []
+        for addr in self.masters(cached=True) + self.seeds:
+            if addr in tried:
+                continue
+            tried.append(addr)
+            try:
+                reply = self._conn(addr).command("CLUSTER", "SLOTS")
+            except (OSError, RedisError) as e:
+                self._drop(addr)
+                errors.append(f"{addr[0]}:{addr[1]}: {e}")
+                continue
+            slots = [None] * HASH_SLOTS
+            for entry in reply:
+                start, end, master = entry[0], entry[1], entry[2]
+                host = master[0].decode() if master[0] else addr[0]
+                owner = (host, int(master[1]))
+                for s in range(start, end + 1):
+                    slots[s] = owner
+            self.slots = slots
+            return
+        raise ConnectionError("no cluster node answered CLUSTER SLOTS: " + "; ".join(errors))
+
+    def masters(self, cached=False):
+        """The masters serving slots, as (host, port), in slot order (the map is refreshed
+        first unless cached)."""
+        if not cached:
+            self.refresh()
+        out = []
+        for owner in self.slots:
+            if owner is not None and owner not in out:
+                out.append(owner)
+        return out
+
+    def owner(self, slot):
+        """(host, port) of the master serving slot, per the current map."""
+        if self.slots[slot] is None:
+            self.refresh()
+        if self.slots[slot] is None:
+            raise RedisError(f"CLUSTERDOWN slot {slot} is not served (per CLUSTER SLOTS)")
+        return self.slots[slot]
+
+    # -- commands --
+    def _routed(self, slot, args):
+        deadline = time.monotonic() + self.retry_s
+        ask, redirects = None, 0
+        while True:
+            try:
+                addr = ask or self.owner(slot)
+            except (RedisError, ConnectionError):
+                # No map (no node answers, or the slot is not served): like CLUSTERDOWN.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+                continue
+            try:
+                conn = self._conn(addr)
+                if ask:
+                    ask = None
+                    conn.command("ASKING")
+                return conn.command(*args)
+            except RedisError as e:
+                kind, _, rest = e.reply.partition(" ")
+                if kind in ("MOVED", "ASK") and redirects < 16:
+                    redirects += 1
+                    self.redirects[kind] += 1
+                    target = _addr(rest.split()[1])
+                    if kind == "ASK":
+                        ask = target
+                    else:
+                        self.slots[int(rest.split()[0])] = target
+                        try:
+                            self.refresh()
+                        except ConnectionError:
+                            pass
+                        # The node that answered MOVED knows best, whatever a lagging map says.
+                        self.slots[int(rest.split()[0])] = target
+                    continue
+                if kind not in ("TRYAGAIN", "CLUSTERDOWN") or time.monotonic() >= deadline:
+                    raise
+                self.redirects[kind] += 1
+            except OSError as e:
+                self._drop(addr)
+                self.redirects["CONNECTION"] += 1
+                if time.monotonic() >= deadline:
+                    raise ConnectionError(f"{addr[0]}:{addr[1]}: {e}") from e
+            time.sleep(0.1)
+            try:
+                self.refresh()
+            except ConnectionError:
+                pass
+
+    def command(self, *args):
+        name = (args[0].decode() if isinstance(args[0], bytes) else str(args[0])).upper()
+        if name in _MULTI_KEY and len(args) > 2:
+            by_slot = {}
+            for key in args[1:]:
+                by_slot.setdefault(slot_of(key), []).append(key)
+            return sum(self._routed(s, (args[0], *keys)) for s, keys in by_slot.items())
+        if name == "DBSIZE":
+            return sum(self._on_node(m, args) for m in self.masters())
+        if name == "WAIT":
+            masters = self.masters(cached=True)
+            return min((self._on_node(a, args) for a in list(self.conns) if a in masters),
+                       default=0)
+        if name in ("EVAL", "EVALSHA", "FCALL", "FCALL_RO") and len(args) > 3 \
+                and int(args[2]) > 0:
+            return self._routed(slot_of(args[3]), args)
+        if name in _ANY_NODE or len(args) < 2:
+            masters = self.masters(cached=True)
+            return self._on_node(masters[0] if masters else self.seeds[0], args)
+        return self._routed(slot_of(args[1]), args)
+
+    def _on_node(self, addr, args):
+        try:
+            return self._conn(addr).command(*args)
+        except OSError:
+            self._drop(addr)
+            raise
+
+    def scan_all(self, match="*", count=1000):
+        """Every key matching the pattern on every master (SCAN on each), as bytes."""
+        keys = set()
+        for addr in self.masters():
+            keys.update(self._conn(addr).scan_all(match, count))
+        return sorted(keys)
+
+
+def stack(*args, timeout=None):
+    """Runs `deploy/local/stack ARGS...` (LP_STACK_DIR's stack); returns its stdout. Raises with
+    its stderr if it fails. timeout: LP_STACK_TIMEOUT for the command (its own waits)."""
+    env = dict(os.environ)
+    if timeout is not None:
+        env["LP_STACK_TIMEOUT"] = str(int(timeout))
+    r = subprocess.run([stack_script(), *map(str, args)], capture_output=True, text=True,
+                       env=env, timeout=(timeout or 120) + 60)
+    if r.returncode != 0:
+        raise RuntimeError(f"stack {' '.join(map(str, args))} failed ({r.returncode}): "
+                           f"{r.stderr.strip()[-2000:]}")
+    return r.stdout
+
+
+def _slot_ranges(text):
+    """"0-5460,10923" -> [(0, 5460), (10923, 10923)]; "-" -> []."""
+    out = []
+    for part in ([] if text == "-" else text.split(",")):
+        a, _, b = part.partition("-")
+        out.append((int(a), int(b or a)))
+    return out
+
+
+def cluster_nodes():
+    """The stack's cluster nodes as the cluster sees them (`deploy/local/stack cluster-nodes`):
+    a list, in the stack's port order, of dicts {"port": int, "role": "master" | "replica",
+    "down": bool (not running, or flagged as failing), "master": port of its master or None,
+    "slots": [(first, last), ...]}."""
+    nodes = []
+    for line in stack("cluster-nodes").splitlines():
+        port, role, master, slots = line.split()
+        nodes.append({"port": int(port), "role": role.split(",")[0], "down": ",down" in role,
+                      "master": None if master in ("-", "?") else int(master),
+                      "slots": _slot_ranges(slots)})
+    return nodes
+
+
+def cluster_wait(timeout=30):
+    """Until every running node says cluster_state:ok, every slot is served by a running master,
+    all agree on the slot map and every running replica's link is up
+    (`deploy/local/stack cluster-wait`). Returns the seconds waited; raises after timeout."""
+    t0 = time.monotonic()
+    stack("cluster-wait", timeout=timeout)
+    return time.monotonic() - t0
+
+
+def stop_node(port, kill=False):
+    """Stops one cluster node (SIGTERM; kill=True: SIGKILL, a crash)."""
+    stack("stop-redis-node", port, *(["--kill"] if kill else []))
+
+
+def start_node(port):
+    """Starts a stopped cluster node again (same port, data and nodes.conf): it rejoins, after
+    a failover as a replica of the promoted node. Returns when it answers PING; cluster_wait()
+    then waits until the cluster has taken it back."""
+    stack("start-redis-node", port)
+
+
+def kill_master_of_partition(redis, p):
+    """SIGKILLs the master that serves partition p's keys (slot of hash tag {p}) per a fresh
+    CLUSTER SLOTS through redis (a ClusterRedis); returns its port."""
+    redis.refresh()
+    _, port = redis.owner(slot_of(f"{{{p}}}"))
+    stop_node(port, kill=True)
+    return port
+
+
+def migrate_slot(seeds, slot, to_port, pause_s=0.0, batch=1):
+    """Moves one hash slot, with its keys, to the master listening on to_port, by the manual
+    resharding protocol: CLUSTER SETSLOT slot IMPORTING <source id> on the target, SETSLOT
+    MIGRATING <target id> on the source, then CLUSTER GETKEYSINSLOT slot <batch> and
+    MIGRATE host port "" 0 5000 KEYS ... until the source holds none (sleeping pause_s between
+    chunks, so a test can send traffic while the slot is half migrated: the source answers ASK
+    for keys it no longer has, the target TRYAGAIN for multi-key commands on split keys), then
+    CLUSTER SETSLOT slot NODE <target id> on the target, the source and the other masters.
+
+    seeds: a ClusterRedis (its seeds are used) or seed URLs; the function opens its own
+    connections, so it may run in a thread while the caller's client carries traffic. Returns the
+    number of keys moved (0 if the target already serves the slot)."""
+    admin = ClusterRedis(seeds.urls if isinstance(seeds, ClusterRedis) else seeds)
+    conns = []
+    try:
+        masters = admin.masters()
+        src = admin.owner(slot)
+        dst = next((m for m in masters if m[1] == int(to_port)), None)
+        if dst is None:
+            raise RuntimeError(f"migrate_slot: no master on port {to_port} (masters {masters})")
+        if dst == src:
+            return 0
+        s, d = admin.node(*src), admin.node(*dst)
+        conns += [s, d]
+        src_id = s.command("CLUSTER", "MYID").decode()
+        dst_id = d.command("CLUSTER", "MYID").decode()
+        d.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        s.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        auth = []
+        if admin.password:
+            auth = ["AUTH2", admin.user, admin.password] if admin.user else ["AUTH",
+                                                                          admin.password]
+        moved = 0
+        while True:
+            keys = s.command("CLUSTER", "GETKEYSINSLOT", slot, max(1, int(batch)))
+            if not keys:
+                break
+            s.command("MIGRATE", dst[0], dst[1], "", 0, 5000, *auth, "KEYS", *keys)
+            moved += len(keys)
+            if pause_s > 0:
+                time.sleep(pause_s)
+        d.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        s.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        for m in masters:
+            if m not in (src, dst):
+                o = admin.node(*m)
+                conns.append(o)
+                o.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        return moved
+    finally:
+        for c in conns:
+            c.close()
+        admin.close()
 
 
 # ---- Kafka: topics (CreateTopics v2 over the wire: milliseconds, no JVM per topic) ---------------
@@ -251,10 +675,15 @@ def now_ms():
 
 
 class Ctx:
-    """One test's world: topics, group, Redis prefix, work folder, and the tools."""
+    """One test's world: topics, group, Redis prefix, work folder, and the tools.
 
-    def __init__(self, name, partitions=3, rules=None):
-        self.env = Env()
+    cluster=True: Redis is the stack's Redis Cluster (skipped without one): self.redis is a
+    ClusterRedis on LP_REDIS_CLUSTER_URL and workers get LEADPULSE_REDIS_MODE=cluster with that
+    URL; the cluster helpers below are then available as methods."""
+
+    def __init__(self, name, partitions=3, rules=None, cluster=False):
+        self.env = Env(cluster=cluster)
+        self.cluster = cluster
         self.name = name
         tag = f"{name}-{os.getpid()}-{random.randrange(1 << 30):x}"
         self.partitions = partitions
@@ -267,7 +696,8 @@ class Ctx:
         self.dir = os.path.join(base, "itest-work", tag)
         os.makedirs(self.dir, exist_ok=True)
         self.workers = []
-        self.redis = Redis(self.env.redis_url)
+        self.redis = (ClusterRedis(self.env.redis_cluster_url) if cluster
+                      else Redis(self.env.redis_url))
         t0 = time.monotonic()
         create_topics(self.env.brokers, {
             self.topics["engagement"]: partitions, self.topics["profiles"]: partitions,
@@ -296,6 +726,9 @@ class Ctx:
             "LEADPULSE_HTTP_LISTEN": "",
             "LEADPULSE_LOG_LEVEL": "info",
         })
+        if self.cluster:
+            env["LEADPULSE_REDIS_MODE"] = "cluster"
+            env["LEADPULSE_REDIS_URL"] = self.env.redis_cluster_url
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -412,18 +845,33 @@ class Ctx:
     def worker(self, name="w", clock_offset_ms=None, clock_scale=None, **extra):
         return Worker(self, name, clock_offset_ms, clock_scale, extra)
 
+    # -- Redis Cluster (cluster=True) --
+    def cluster_nodes(self):
+        """See cluster_nodes()."""
+        return cluster_nodes()
+
+    def cluster_wait(self, timeout=30):
+        """See cluster_wait(): seconds waited."""
+        return cluster_wait(timeout)
+
+    def start_node(self, port):
+        """See start_node()."""
+        start_node(port)
+
+    def kill_master_of_partition(self, p):
+        """SIGKILLs the master serving partition p's keys ({p}); returns its port."""
+        return kill_master_of_partition(self.redis, p)
+
+    def migrate_slot(self, slot, to_port, pause_s=0.0, batch=1):
+        """See migrate_slot() (own connections: may run in a thread while self.redis is used)."""
+        return migrate_slot(self.redis, slot, to_port, pause_s, batch)
+
     def cleanup(self):
         for w in self.workers:
             w.kill()
         try:
-            keys = []
-            cursor = b"0"
-            while True:
-                cursor, batch = self.redis.command("SCAN", cursor, "MATCH", self.prefix + ":*",
-                                                   "COUNT", 1000)
-                keys += batch
-                if cursor == b"0":
-                    break
+            # On a cluster scan_all scans every master and DEL is split by slot.
+            keys = self.redis.scan_all(self.prefix + ":*")
             for i in range(0, len(keys), 500):
                 self.redis.command("DEL", *keys[i:i + 500])
             self.redis.close()
