@@ -247,6 +247,35 @@ static void migrate_slot(int slot, const node_t *src, const node_t *dst) {
     migration_end(slot, dst);
 }
 
+/* Deletes the keys of the current test's prefix on every master (SCAN is per node). */
+static int cluster_teardown(void **state) {
+    node_t nodes[32];
+    char match[80];
+    int n = cluster_nodes(nodes, 32);
+
+    suite_teardown(state);
+    snprintf(match, sizeof(match), "%s:*", cur_prefix);
+    for (int i = 0; i < n; i++) {
+        if (!nodes[i].master) {
+            continue;
+        }
+        redisContext *c = connect_node(nodes[i].host, nodes[i].port);
+        char cursor[32] = "0";
+        do {
+            redisReply *r = cmd(c, "SCAN %s MATCH %s COUNT 1000", cursor, match);
+            assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+            snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+            for (size_t k = 0; k < r->element[1]->elements; k++) {
+                redisReply *key = r->element[1]->element[k];
+                freeReplyObject(cmd(c, "DEL %b", key->str, key->len));
+            }
+            freeReplyObject(r);
+        } while (strcmp(cursor, "0") != 0);
+        redisFree(c);
+    }
+    return 0;
+}
+
 /* ---- the tests ---- */
 
 static void put(lp_store_t *store, int32_t p, int64_t epoch, const char *id, const char *data,
@@ -464,6 +493,10 @@ static void test_seeds(void **state) {
     int64_t epoch;
     assert_int_equal(lp_store_fence(store, 0, &epoch), LP_OK);
     lp_store_destroy(store);
+    node_t owner = slot_owner(lp_redis_partition_slot(0));
+    redisContext *c = connect_node(owner.host, owner.port);
+    freeReplyObject(cmd(c, "DEL lpclseed:{0}:epoch"));
+    redisFree(c);
     assert_null(
         lp_store_redis_cluster_new("redis://127.0.0.1:1", "lpclseed", 500, err, sizeof(err)));
     assert_non_null(strstr(err, "no node answered CLUSTER SLOTS"));
@@ -474,15 +507,18 @@ static void test_seeds(void **state) {
     }
 }
 
+/* The shared suite's tests clean up after themselves too. */
+#define suite_teardown cluster_teardown
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         STORE_SUITE_TESTS,
         cmocka_unit_test_setup_teardown(test_partitions_on_every_master, suite_setup,
-                                        suite_teardown),
-        cmocka_unit_test_setup_teardown(test_slot_moved, suite_setup, suite_teardown),
-        cmocka_unit_test_setup_teardown(test_slot_half_migrated, suite_setup, suite_teardown),
-        cmocka_unit_test_setup_teardown(test_noscript_per_node, suite_setup, suite_teardown),
-        cmocka_unit_test_setup_teardown(test_manual_failover, suite_setup, suite_teardown),
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_slot_moved, suite_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_slot_half_migrated, suite_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_noscript_per_node, suite_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_manual_failover, suite_setup, cluster_teardown),
         cmocka_unit_test(test_seeds),
     };
 
