@@ -1,5 +1,5 @@
 /* leadpulse <command>: run, replay, inspect, check-config, produce, health, erase,
- * unsuppress. */
+ * unsuppress, cluster-place. */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +17,8 @@ static void usage(FILE *out) {
             "  produce       send a JSON-lines event file to the input topics (Avro)\n"
             "  health        ask a running worker's /healthz or /readyz (exit 0 if 200)\n"
             "  erase         ask the workers to erase leads (GDPR Art. 17; docs/privacy.md)\n"
-            "  unsuppress    lift the suppression of erased leads that opted in again\n\n"
+            "  unsuppress    lift the suppression of erased leads that opted in again\n"
+            "  cluster-place spread the partitions' slots evenly over a Redis Cluster's masters\n\n"
             "'leadpulse <command> --help' describes each command.\n",
             LP_VERSION);
 }
@@ -27,10 +28,15 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } commands[] = {
-        {"replay", lp_cmd_replay},   {"run", lp_cmd_run},
-        {"inspect", lp_cmd_inspect}, {"check-config", lp_cmd_check_config},
-        {"produce", lp_cmd_produce}, {"health", lp_cmd_health},
-        {"erase", lp_cmd_erase},     {"unsuppress", lp_cmd_unsuppress},
+        {"replay", lp_cmd_replay},
+        {"run", lp_cmd_run},
+        {"inspect", lp_cmd_inspect},
+        {"check-config", lp_cmd_check_config},
+        {"produce", lp_cmd_produce},
+        {"health", lp_cmd_health},
+        {"erase", lp_cmd_erase},
+        {"unsuppress", lp_cmd_unsuppress},
+        {"cluster-place", lp_cmd_cluster_place},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "leadpulse/common.h"
 
@@ -179,6 +180,14 @@ lp_store_t *lp_store_redis_cluster_new(const char *urls, const char *prefix, int
 /* lp_store_redis_cluster_new if cluster, else lp_store_redis_new. */
 lp_store_t *lp_store_redis_open(int cluster, const char *url, const char *prefix, int timeout_ms,
                                 char *errstr, size_t errstr_size);
+
+/* Redis Cluster: moves the slots of partitions 0..partitions-1 so that every master holds an even
+ * share (floor or ceil of partitions / masters) with the fewest slot moves, by Redis's slot
+ * migration protocol (safe while workers run: a partition pauses while its slot moves). urls:
+ * seed URLs as for lp_store_redis_cluster_new. Prints the plan and each move to out; dry_run
+ * only prints. Returns the number of partitions moved (or to move), -1 with a reason. */
+int lp_store_redis_cluster_place(const char *urls, int timeout_ms, int32_t partitions, int dry_run,
+                                 FILE *out, char *errstr, size_t errstr_size);
 
 /* Frees the store and everything it owns (loaded leads, read outbox entries). Accepts NULL. */
 void lp_store_destroy(lp_store_t *store);

@@ -186,4 +186,25 @@ int lp_redis_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, siz
 int lp_redis_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
                   lp_store_scan_t *out);
 
+/* ---- Redis Cluster: placing the partitions' slots (redis_place.c) ---- */
+
+#define LP_REDIS_PLACE_MASTERS 256
+
+typedef struct {
+    char id[48];
+    char host[LP_REDIS_HOST_MAX];
+    int port;
+} lp_redis_master_t;
+
+/* The connected masters of a CLUSTER NODES reply (text is modified) and owner[slot] = index of
+ * its master (-1: none; slots being migrated count for their current owner). Returns the number
+ * of masters, or -1 with a reason. */
+int lp_redis_parse_nodes(char *text, lp_redis_master_t *masters, int max, int16_t *owner,
+                         char *errstr, size_t errstr_size);
+
+/* Given cur[p] (the master of partition p's slot, -1 none), sets target[p] so that every master
+ * holds floor or ceil(partitions / nmasters) partitions with the fewest moves (the masters
+ * holding most keep the rounded-up quotas). Returns the number of moves, -1 out of memory. */
+int lp_redis_place_plan(const int *cur, int32_t partitions, int nmasters, int *target);
+
 #endif

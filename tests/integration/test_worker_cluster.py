@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Issue 16: the worker on a real Redis Cluster (3 masters + 3 replicas, deploy/local/stack with
-LP_STACK_REDIS_CLUSTER=1), under the two things a cluster does to its clients, mid-stream:
+LP_STACK_REDIS_CLUSTER=1), under the two things a cluster does to its clients, mid-stream
+(after `leadpulse cluster-place` has evened out the partitions over the masters, also while the
+worker runs):
 
 1. The slot of the busiest partition is migrated to another master while the worker applies the
    stream (the manual resharding protocol, one key at a time with pauses, so the slot stays half
@@ -17,7 +19,9 @@ Afterwards: the final state equals `leadpulse replay` for every lead, every hand
 on the output topics (duplicates with the same event id and content are allowed and counted), no
 hand-off replay lacks, and the partitions' keys live on more than one master.
 """
+import collections
 import os
+import subprocess
 import sys
 import time
 
@@ -46,6 +50,20 @@ def main():
         total = sum(1 for line in open(sc.path) if line.strip())
         sc.start_stream()
         w = sc.worker("c0", LEADPULSE_BATCH_MAX_EVENTS=200)
+        sc.wait_applied_at_least(int(total * 0.05))
+
+        # 0. `leadpulse cluster-place` evens out the partitions over the masters while the
+        # worker runs (on a new cluster the 6 partitions' slots fall 1/3/2).
+        r = subprocess.run([ctx.env.bin, "cluster-place", "--config", ctx.config(),
+                            "--partitions", str(PARTITIONS)], env=ctx.base_env(),
+                           capture_output=True, text=True, timeout=120, cwd=ctx.env.src)
+        ctx.redis.refresh()
+        per = collections.Counter(ctx.redis.owner(lpit.slot_of(f"{{{p}}}"))
+                                  for p in range(PARTITIONS))
+        summary = (r.stderr.strip().splitlines() or ["?"])[-1]
+        checks.check(r.returncode == 0 and sorted(per.values()) == [2, 2, 2],
+                     f"cluster-place while the worker runs: exit {r.returncode}, '{summary}'; "
+                     f"partitions per master now {sorted(per.values())}")
         sc.wait_applied_at_least(int(total * 0.15))
 
         # 1. A busy partition's slot migrated under the worker.
@@ -95,9 +113,20 @@ def main():
                      f"of waiting)")
         ctx.start_node(port)
         ctx.cluster_wait(timeout=60)
-        roles = {n["port"]: n["role"] for n in ctx.cluster_nodes()}
-        checks.check(roles.get(port) == "replica",
-                     f"the killed node :{port} came back as a replica ({roles.get(port)})")
+        # A master restarted after losing its slots turns replica when the cluster's newer
+        # configuration reaches it (gossip): seconds, not at once.
+        t0 = time.monotonic()
+
+        def role():
+            return {n["port"]: n["role"] for n in ctx.cluster_nodes()}.get(port)
+        try:
+            lpit.wait_until(lambda: role() == "replica", 60, f"node :{port} to turn replica",
+                            interval=0.5)
+        except TimeoutError:
+            pass
+        checks.check(role() == "replica",
+                     f"the killed node :{port} came back as a replica ({role()}, after "
+                     f"{time.monotonic() - t0:.1f} s)")
 
         sc.finish_stream()
         sc.wait_applied_at_least(total, timeout=180)

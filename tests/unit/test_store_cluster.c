@@ -261,11 +261,106 @@ static void test_cluster_new_refuses(void **state) {
     assert_non_null(strstr(err, "prefix"));
 }
 
+/* CLUSTER NODES as redis-server 7 writes it: masters (myself or not), replicas, a failed master,
+ * a slot being migrated. */
+static void test_cluster_nodes(void **state) {
+    char text[] =
+        "6c5f9133 127.0.0.1:60743@35181 master - 0 1796396252091 50 connected 5461-5648 "
+        "5650-10922\n"
+        "20dc783b 127.0.0.1:53555@56141 master - 0 1796396252091 56 connected 247 4310 "
+        "10923-16383 [5649->-6c5f9133]\n"
+        "26e3abcf 127.0.0.1:42359@52555 myself,slave bddb116f 0 1796396252000 55 connected\n"
+        "9999aaaa 127.0.0.1:42000@52000 master,fail - 0 1796396252000 12 disconnected\n"
+        "bddb116f 10.1.2.3:50661@50209,redis-2.internal myself,master - 0 0 55 connected 0-246 "
+        "248-4309 4311-5460 5649\n";
+    lp_redis_master_t m[8];
+    int16_t *owner = malloc(LP_REDIS_SLOTS * sizeof(*owner));
+    char err[LP_ERRSTR];
+
+    (void)state;
+    assert_non_null(owner);
+    assert_int_equal(lp_redis_parse_nodes(text, m, 8, owner, err, sizeof(err)), 3);
+    assert_string_equal(m[0].id, "6c5f9133");
+    assert_string_equal(m[0].host, "127.0.0.1");
+    assert_int_equal(m[0].port, 60743);
+    assert_int_equal(m[2].port, 50661);
+    assert_string_equal(m[2].host, "10.1.2.3");
+    assert_int_equal(owner[0], 2);
+    assert_int_equal(owner[247], 1);
+    assert_int_equal(owner[248], 2);
+    assert_int_equal(owner[4310], 1);
+    assert_int_equal(owner[5649], 2);
+    assert_int_equal(owner[5650], 0);
+    assert_int_equal(owner[16383], 1);
+    char bad[] = "x 127.0.0.1:1@2 master - 0 0 1 connected 9-3\n";
+    assert_int_equal(lp_redis_parse_nodes(bad, m, 8, owner, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "bad slot range"));
+    char none[] = "x 127.0.0.1:1@2 slave y 0 0 1 connected\n";
+    assert_int_equal(lp_redis_parse_nodes(none, m, 8, owner, err, sizeof(err)), -1);
+    free(owner);
+}
+
+/* The plan: every master ends with floor or ceil(P/M), partitions already in place stay, and the
+ * number of moves is the least possible (the surplus above the quotas, the masters holding most
+ * keeping the rounded-up ones, plus unowned partitions). Random layouts, seeded. */
+static void test_place_plan(void **state) {
+    unsigned seed = 42;
+    int cur[200], target[200];
+
+    (void)state;
+    for (int round = 0; round < 2000; round++) {
+        int nm = 1 + (int)(rand_r(&seed) % 9);
+        int32_t np = 1 + (int32_t)(rand_r(&seed) % 200);
+        int count[10] = {0}, after[10] = {0}, sorted[10];
+        int skew = (int)(rand_r(&seed) % 3);
+        int unowned = 0;
+        for (int32_t p = 0; p < np; p++) {
+            int r = (int)(rand_r(&seed) % 100);
+            cur[p] = r < 2 ? -1 : (skew == 0 ? r % nm : (r % (nm + skew)) % nm);
+            if (cur[p] < 0) {
+                unowned++;
+            } else {
+                count[cur[p]]++;
+            }
+        }
+        int moves = lp_redis_place_plan(cur, np, nm, target);
+        /* least moves: masters sorted by count, the first P%M get the ceiling */
+        memcpy(sorted, count, sizeof(sorted));
+        for (int i = 1; i < nm; i++) {
+            for (int j = i; j > 0 && sorted[j] > sorted[j - 1]; j--) {
+                int t = sorted[j];
+                sorted[j] = sorted[j - 1];
+                sorted[j - 1] = t;
+            }
+        }
+        int least = unowned;
+        for (int i = 0; i < nm; i++) {
+            int q = (int)(np / nm) + (i < (int)(np % nm));
+            least += sorted[i] > q ? sorted[i] - q : 0;
+        }
+        assert_int_equal(moves, least);
+        int changed = 0;
+        for (int32_t p = 0; p < np; p++) {
+            assert_true(target[p] >= 0 && target[p] < nm);
+            after[target[p]]++;
+            changed += target[p] != cur[p];
+        }
+        assert_int_equal(changed, moves);
+        for (int i = 0; i < nm; i++) {
+            assert_true(after[i] == np / nm || after[i] == np / nm + 1);
+        }
+    }
+    /* Already even: nothing moves. */
+    int even[6] = {0, 1, 2, 0, 1, 2};
+    assert_int_equal(lp_redis_place_plan(even, 6, 3, target), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc16_and_slots),     cmocka_unit_test(test_partitions_spread),
         cmocka_unit_test(test_redirects),           cmocka_unit_test(test_cluster_slots),
-        cmocka_unit_test(test_cluster_new_refuses),
+        cmocka_unit_test(test_cluster_new_refuses), cmocka_unit_test(test_cluster_nodes),
+        cmocka_unit_test(test_place_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
