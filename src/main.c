@@ -1,5 +1,5 @@
 /* leadpulse <command>: run, replay, inspect, check-config, produce, health, erase,
- * unsuppress, cluster-place. */
+ * unsuppress, cluster-place, repartition. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +18,8 @@ static void usage(FILE *out) {
             "  health        ask a running worker's /healthz or /readyz (exit 0 if 200)\n"
             "  erase         ask the workers to erase leads (GDPR Art. 17; docs/privacy.md)\n"
             "  unsuppress    lift the suppression of erased leads that opted in again\n"
-            "  cluster-place spread the partitions' slots evenly over a Redis Cluster's masters\n\n"
+            "  cluster-place spread the partitions' slots evenly over a Redis Cluster's masters\n"
+            "  repartition   move the leads' state after input partitions were added\n\n"
             "'leadpulse <command> --help' describes each command.\n",
             LP_VERSION);
 }
@@ -37,6 +38,7 @@ int main(int argc, char **argv) {
         {"erase", lp_cmd_erase},
         {"unsuppress", lp_cmd_unsuppress},
         {"cluster-place", lp_cmd_cluster_place},
+        {"repartition", lp_cmd_repartition},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);

@@ -18,6 +18,7 @@ int lp_cmd_health(int argc, char **argv);
 int lp_cmd_erase(int argc, char **argv);
 int lp_cmd_cluster_place(int argc, char **argv);
 int lp_cmd_unsuppress(int argc, char **argv);
+int lp_cmd_repartition(int argc, char **argv);
 
 /* Parses "1764064800000" (ms) or "2026-11-25T10:00:00Z" / "...T10:00:00.123Z". LP_OK or LP_ERR. */
 int lp_cli_parse_time(const char *s, int64_t *ms);

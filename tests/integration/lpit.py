@@ -650,6 +650,51 @@ def create_topics(brokers, specs, timeout=60):
     wait_until(leaders_ready, timeout, "topic leaders", interval=0.3)
 
 
+def create_partitions(brokers, specs, timeout=60):
+    """specs: {name: new total partition count}. Adds partitions to existing topics (Kafka's
+    CreatePartitions v0, API key 37, over the wire as create_topics; what `kafka-topics.sh --alter
+    --partitions N` sends) and waits until every partition has a leader."""
+    host, port = brokers.split(",")[0].rsplit(":", 1)
+    body = struct.pack(">i", len(specs))
+    for name, parts in specs.items():
+        body += _kstr(name) + struct.pack(">ii", parts, -1)  # count, assignments: null
+    body += struct.pack(">ib", 30000, 0)  # timeout_ms, validate_only
+    header = struct.pack(">hhi", 37, 0, 1) + _kstr("lpit")
+    req = header + body
+    with socket.create_connection((host, int(port)), timeout=35) as s:
+        s.sendall(struct.pack(">i", len(req)) + req)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("kafka closed the connection")
+            data += chunk
+    pos = 4 + 4 + 4  # size, correlation id, throttle time
+    (n,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(n):
+        (ln,) = struct.unpack_from(">h", data, pos)
+        name = data[pos + 2:pos + 2 + ln].decode()
+        pos += 2 + ln
+        (err,) = struct.unpack_from(">h", data, pos)
+        pos += 2
+        (ml,) = struct.unpack_from(">h", data, pos)
+        msg = data[pos + 2:pos + 2 + ml].decode() if ml > 0 else ""
+        pos += 2 + max(ml, 0)
+        if err != 0:
+            raise RuntimeError(f"adding partitions to {name}: error {err} {msg}")
+
+    def leaders_ready():
+        for name, parts in specs.items():
+            out = subprocess.run(["kcat", "-L", "-b", brokers, "-t", name, "-m", "5"],
+                                 capture_output=True, text=True, timeout=15).stdout
+            if out.count(", leader 1,") != parts:
+                return False
+        return True
+
+    wait_until(leaders_ready, timeout, "leaders of the added partitions", interval=0.3)
+
+
 def end_offsets(brokers, topic, partitions):
     """High watermarks of a topic's partitions (kcat -Q with timestamp -1 = end)."""
     args = ["kcat", "-Q", "-b", brokers]
