@@ -85,17 +85,19 @@ int lp_cli_send_request(rd_kafka_t *rk, const lp_config_t *config, const char *l
 }
 
 static void produce_usage(FILE *out) {
-    fprintf(out, "usage: leadpulse produce [--config FILE] [--json] [--rate N] [--now]\n"
-                 "                         [--ordered-ms N] [FILE|-]\n\n"
-                 "Sends each JSON line of FILE to the topic of its kind (engagement, profile,\n"
-                 "feedback), keyed by lead id, Avro-encoded with the configured framing (--json:\n"
-                 "as JSON). --rate N paces to N events/s; --now sets each event's ts to the\n"
-                 "send time. --ordered-ms N waits, every N ms, until every record sent so far is\n"
-                 "acknowledged, so records of different topics reach the brokers in the order\n"
-                 "they were sent (give or take N ms) even across a broker restart. Brokers and\n"
-                 "topics come from the configuration; with schema_registry.url set, the input\n"
-                 "schemas are registered under their subjects and records carry the registry's\n"
-                 "ids (as Confluent's serializers do).\n");
+    fprintf(out,
+            "usage: leadpulse produce [--config FILE] [--json] [--rate N] [--now]\n"
+            "                         [--ordered-ms N] [FILE|-]\n\n"
+            "Sends each JSON line of FILE to the topic of its kind (engagement, profile,\n"
+            "feedback), keyed by lead id, Avro-encoded with the configured framing (--json:\n"
+            "as JSON). --rate N paces to N events/s (after a stall, such as a broker outage,\n"
+            "it goes on at N events/s: no burst to catch up); --now sets each event's ts to\n"
+            "the send time. --ordered-ms N waits, every N ms, until every record sent so far is\n"
+            "acknowledged, so records of different topics reach the brokers in the order\n"
+            "they were sent (give or take N ms) even across a broker restart. Brokers and\n"
+            "topics come from the configuration; with schema_registry.url set, the input\n"
+            "schemas are registered under their subjects and records carry the registry's\n"
+            "ids (as Confluent's serializers do).\n");
 }
 
 int lp_cmd_produce(int argc, char **argv) {
@@ -276,11 +278,25 @@ int lp_cmd_produce(int argc, char **argv) {
             }
         }
         if (rate > 0) {
-            /* Pace: the sent-th event is due at t0 + sent / rate. */
+            /* Pace: the sent-th event is due at t0 + sent / rate. Behind by more than 100 ms (a
+             * stall: a broker outage, a flush of --ordered-ms) the schedule moves on instead of
+             * bursting to catch up: a burst after an outage is seconds of all three topics at
+             * full speed, delivered partition by partition as the broker brings its partitions
+             * back, which is the cross-topic disorder --ordered-ms is there to bound. */
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
             double elapsed = (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9;
             double due = (double)sent / rate;
+            if (elapsed - due > 0.1) {
+                double shift = elapsed - due;
+                long sec = (long)shift;
+                t0.tv_sec += sec;
+                t0.tv_nsec += (long)((shift - (double)sec) * 1e9);
+                if (t0.tv_nsec >= 1000000000L) {
+                    t0.tv_sec++;
+                    t0.tv_nsec -= 1000000000L;
+                }
+            }
             if (due > elapsed) {
                 double wait = due - elapsed;
                 struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
