@@ -605,17 +605,11 @@ def _kstr(s):
     return struct.pack(">h", len(b)) + b
 
 
-def create_topics(brokers, specs, timeout=60):
-    """specs: {name: partitions}. Creates them (existing ones are fine) and waits until every
-    partition has a leader (kcat metadata). deploy/local/stack create-topics does the same with
-    the Kafka tools."""
+def _kafka_admin(brokers, api_key, version, body, what, ok_errors=(0,)):
+    """One admin request over the wire (CreateTopics, CreatePartitions: their v0-v2 replies are
+    [name, error code, error message] per topic); raises on an error code not in ok_errors."""
     host, port = brokers.split(",")[0].rsplit(":", 1)
-    body = struct.pack(">i", len(specs))
-    for name, parts in specs.items():
-        body += _kstr(name) + struct.pack(">ihii", parts, 1, 0, 0)
-    body += struct.pack(">ib", 30000, 0)
-    header = struct.pack(">hhi", 19, 2, 1) + _kstr("lpit")
-    req = header + body
+    req = struct.pack(">hhi", api_key, version, 1) + _kstr("lpit") + body
     with socket.create_connection((host, int(port)), timeout=35) as s:
         s.sendall(struct.pack(">i", len(req)) + req)
         data = b""
@@ -636,9 +630,12 @@ def create_topics(brokers, specs, timeout=60):
         (ml,) = struct.unpack_from(">h", data, pos)
         msg = data[pos + 2:pos + 2 + ml].decode() if ml > 0 else ""
         pos += 2 + max(ml, 0)
-        if err not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS
-            raise RuntimeError(f"creating topic {name}: error {err} {msg}")
+        if err not in ok_errors:
+            raise RuntimeError(f"{what} {name}: error {err} {msg}")
 
+
+def _wait_leaders(brokers, specs, timeout):
+    """Until every partition of every topic in specs ({name: partitions}) has a leader."""
     def leaders_ready():
         for name, parts in specs.items():
             out = subprocess.run(["kcat", "-L", "-b", brokers, "-t", name, "-m", "5"],
@@ -650,49 +647,29 @@ def create_topics(brokers, specs, timeout=60):
     wait_until(leaders_ready, timeout, "topic leaders", interval=0.3)
 
 
+def create_topics(brokers, specs, timeout=60):
+    """specs: {name: partitions}. Creates them (existing ones are fine) and waits until every
+    partition has a leader (kcat metadata). deploy/local/stack create-topics does the same with
+    the Kafka tools."""
+    body = struct.pack(">i", len(specs))
+    for name, parts in specs.items():
+        body += _kstr(name) + struct.pack(">ihii", parts, 1, 0, 0)
+    body += struct.pack(">ib", 30000, 0)
+    # CreateTopics v2; 36: TOPIC_ALREADY_EXISTS
+    _kafka_admin(brokers, 19, 2, body, "creating topic", ok_errors=(0, 36))
+    _wait_leaders(brokers, specs, timeout)
+
+
 def create_partitions(brokers, specs, timeout=60):
     """specs: {name: new total partition count}. Adds partitions to existing topics (Kafka's
     CreatePartitions v0, API key 37, over the wire as create_topics; what `kafka-topics.sh --alter
     --partitions N` sends) and waits until every partition has a leader."""
-    host, port = brokers.split(",")[0].rsplit(":", 1)
     body = struct.pack(">i", len(specs))
     for name, parts in specs.items():
         body += _kstr(name) + struct.pack(">ii", parts, -1)  # count, assignments: null
     body += struct.pack(">ib", 30000, 0)  # timeout_ms, validate_only
-    header = struct.pack(">hhi", 37, 0, 1) + _kstr("lpit")
-    req = header + body
-    with socket.create_connection((host, int(port)), timeout=35) as s:
-        s.sendall(struct.pack(">i", len(req)) + req)
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("kafka closed the connection")
-            data += chunk
-    pos = 4 + 4 + 4  # size, correlation id, throttle time
-    (n,) = struct.unpack_from(">i", data, pos)
-    pos += 4
-    for _ in range(n):
-        (ln,) = struct.unpack_from(">h", data, pos)
-        name = data[pos + 2:pos + 2 + ln].decode()
-        pos += 2 + ln
-        (err,) = struct.unpack_from(">h", data, pos)
-        pos += 2
-        (ml,) = struct.unpack_from(">h", data, pos)
-        msg = data[pos + 2:pos + 2 + ml].decode() if ml > 0 else ""
-        pos += 2 + max(ml, 0)
-        if err != 0:
-            raise RuntimeError(f"adding partitions to {name}: error {err} {msg}")
-
-    def leaders_ready():
-        for name, parts in specs.items():
-            out = subprocess.run(["kcat", "-L", "-b", brokers, "-t", name, "-m", "5"],
-                                 capture_output=True, text=True, timeout=15).stdout
-            if out.count(", leader 1,") != parts:
-                return False
-        return True
-
-    wait_until(leaders_ready, timeout, "leaders of the added partitions", interval=0.3)
+    _kafka_admin(brokers, 37, 0, body, "adding partitions to")
+    _wait_leaders(brokers, specs, timeout)
 
 
 def end_offsets(brokers, topic, partitions):
