@@ -331,22 +331,17 @@ int lp_store_redis_cluster_place(const char *urls, int timeout_ms, int32_t parti
         snprintf(errstr, errstr_size, "partitions must be 1..%d", LP_PARTITIONS_MAX);
         goto done;
     }
+    lp_store_redis_url_t seeds[LP_REDIS_SEEDS_MAX];
+    int nseeds = lp_store_redis_seeds_parse(urls, seeds, LP_REDIS_SEEDS_MAX, errstr, errstr_size);
+    if (nseeds < 0) {
+        goto done;
+    }
+    pl.url = seeds[0]; /* its credentials serve every node, as in the store */
     /* The first seed that answers CLUSTER NODES. */
-    for (const char *p = urls; p != NULL && *p != '\0' && nmasters < 0;) {
-        size_t len = strcspn(p, ",");
-        char one[1024];
+    for (int i = 0; i < nseeds && nmasters < 0; i++) {
         redisReply *r;
 
-        while (len > 0 && *p == ' ') {
-            p++;
-            len--;
-        }
-        snprintf(one, sizeof(one), "%.*s", (int)len, p);
-        p = p[strcspn(p, ",")] == ',' ? p + strcspn(p, ",") + 1 : NULL;
-        if (lp_store_redis_url_parse(one, &pl.url, errstr, errstr_size) != LP_OK) {
-            goto done;
-        }
-        if ((c = node_open(&pl, pl.url.host, pl.url.port)) == NULL) {
+        if ((c = node_open(&pl, seeds[i].host, seeds[i].port)) == NULL) {
             continue;
         }
         r = redisCommand(c, "CLUSTER NODES");
@@ -354,7 +349,7 @@ int lp_store_redis_cluster_place(const char *urls, int timeout_ms, int32_t parti
             nmasters = lp_redis_parse_nodes(r->str, masters, LP_REDIS_PLACE_MASTERS, owner, errstr,
                                             errstr_size);
         } else {
-            snprintf(errstr, errstr_size, "%s:%d: CLUSTER NODES: %s", pl.url.host, pl.url.port,
+            snprintf(errstr, errstr_size, "%s:%d: CLUSTER NODES: %s", seeds[i].host, seeds[i].port,
                      r != NULL && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
         }
         freeReplyObject(r);

@@ -507,8 +507,6 @@ err:
 lp_store_t *lp_store_redis_cluster_new(const char *urls, const char *prefix, int timeout_ms,
                                        char *errstr, size_t errstr_size) {
     redis_store_t *rs = redis_alloc(prefix, timeout_ms, errstr, errstr_size);
-    const char *p = urls;
-    size_t seeds = 0;
 
     if (rs == NULL) {
         return NULL;
@@ -522,48 +520,17 @@ lp_store_t *lp_store_redis_cluster_new(const char *urls, const char *prefix, int
     for (int s = 0; s < LP_REDIS_SLOTS; s++) {
         rs->slots[s] = -1;
     }
-    while (p != NULL && *p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        char one[1024];
-        lp_store_redis_url_t url;
-
-        while (len > 0 && (*p == ' ' || *p == '\t')) {
-            p++;
-            len--;
-        }
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
-            len--;
-        }
-        if (len >= sizeof(one)) {
-            snprintf(errstr, errstr_size, "store redis cluster: seed URL %zu too long", seeds + 1);
-            goto err;
-        }
-        memcpy(one, p, len);
-        one[len] = '\0';
-        if (lp_store_redis_url_parse(one, &url, errstr, errstr_size) != LP_OK) {
-            goto err;
-        }
-        if (url.db != 0) {
-            snprintf(errstr, errstr_size,
-                     "store redis cluster: seed URL %zu names database %d; a Redis Cluster has "
-                     "database 0 only",
-                     seeds + 1, url.db);
-            goto err;
-        }
-        if (seeds == 0) {
-            rs->url = url;
-        }
-        if (lp_redis_add_node(rs, url.host, url.port) < 0) {
-            snprintf(errstr, errstr_size, "store redis cluster: too many seed URLs");
-            goto err;
-        }
-        seeds++;
-        p = comma != NULL ? comma + 1 : NULL;
-    }
-    if (seeds == 0) {
-        snprintf(errstr, errstr_size, "store redis cluster: no seed URL");
+    lp_store_redis_url_t seeds[LP_REDIS_SEEDS_MAX];
+    int nseeds = lp_store_redis_seeds_parse(urls, seeds, LP_REDIS_SEEDS_MAX, errstr, errstr_size);
+    if (nseeds < 0) {
         goto err;
+    }
+    rs->url = seeds[0]; /* its credentials serve every node */
+    for (int i = 0; i < nseeds; i++) {
+        if (lp_redis_add_node(rs, seeds[i].host, seeds[i].port) < 0) {
+            snprintf(errstr, errstr_size, "store redis cluster: out of memory");
+            goto err;
+        }
     }
     /* The slot map now: an unreachable cluster, a wrong password or a node that is not in
      * cluster mode shows up at start-up. */

@@ -157,3 +157,46 @@ bad_host:
     snprintf(errstr, errstr_size, "redis url: missing or bad host");
     return LP_ERR;
 }
+
+int lp_store_redis_seeds_parse(const char *urls, lp_store_redis_url_t *out, int max, char *errstr,
+                               size_t errstr_size) {
+    int n = 0;
+
+    for (const char *p = urls; p != NULL && *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        const char *next = p[len] == ',' ? p + len + 1 : NULL;
+        char one[1024];
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (n == max || len >= sizeof(one)) {
+            snprintf(errstr, errstr_size, "redis cluster: %s",
+                     n == max ? "too many seed URLs" : "a seed URL too long");
+            return -1;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (lp_store_redis_url_parse(one, &out[n], errstr, errstr_size) != LP_OK) {
+            return -1;
+        }
+        if (out[n].db != 0) {
+            snprintf(errstr, errstr_size,
+                     "redis cluster: seed URL %d names database %d; a Redis Cluster has "
+                     "database 0 only",
+                     n + 1, out[n].db);
+            return -1;
+        }
+        n++;
+        p = next;
+    }
+    if (n == 0) {
+        snprintf(errstr, errstr_size, "redis cluster: no seed URL");
+        return -1;
+    }
+    return n;
+}

@@ -34,6 +34,12 @@ typedef struct {
 int lp_store_redis_url_parse(const char *url, lp_store_redis_url_t *out, char *errstr,
                              size_t errstr_size);
 
+/* Redis Cluster seed nodes: comma-separated redis:// URLs (spaces around them ignored; no /db).
+ * Returns how many were parsed into out (at most max), or -1 with a reason in errstr. */
+#define LP_REDIS_SEEDS_MAX 64
+int lp_store_redis_seeds_parse(const char *urls, lp_store_redis_url_t *out, int max, char *errstr,
+                               size_t errstr_size);
+
 /* The Lua scripts, embedded at build time (src/store/redis_scripts.c). */
 extern const char lp_store_commit_lua[];
 extern const char lp_store_ack_lua[];
