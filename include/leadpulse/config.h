@@ -66,6 +66,7 @@ typedef struct {
     int redis_db;             /* the largest database any URL names */
     char redis_prefix[64];
     int redis_timeout_ms;
+    int redis_lead_buckets; /* lead buckets per partition (docs/redis-layout.md) */
 
     char rules_path[LP_CONFIG_STR_MAX + 1];
 

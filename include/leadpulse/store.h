@@ -177,6 +177,23 @@ lp_store_t *lp_store_redis_new(const char *url, const char *prefix, int timeout_
 lp_store_t *lp_store_redis_cluster_new(const char *urls, const char *prefix, int timeout_ms,
                                        char *errstr, size_t errstr_size);
 
+/* Lead buckets (docs/redis-layout.md): a partition's leads are spread over this many small
+ * hashes, which Redis keeps in its compact listpack encoding when hash-max-listpack-entries and
+ * hash-max-listpack-value allow. A partition fenced by a store with another count (or written
+ * by a version before lead buckets) has its leads moved when it is fenced. Sets the count of a
+ * Redis store (default LP_STORE_REDIS_LEAD_BUCKETS); LP_ERR if buckets is out of range or the
+ * store is not a Redis store. Readers (load, scan) use the count each partition holds. */
+#define LP_STORE_REDIS_LEAD_BUCKETS 256
+#define LP_STORE_REDIS_LEAD_BUCKETS_MAX 1048576
+int lp_store_redis_set_lead_buckets(lp_store_t *store, int32_t buckets);
+
+/* Whether the Redis node holding the partition keeps lead buckets compact: 1 if its
+ * hash-max-listpack-entries and -value are at least these, 0 if not and -1 if it cannot tell
+ * (CONFIG refused), with what to do in msg. 1 for a store that is not a Redis store. */
+#define LP_STORE_REDIS_LISTPACK_ENTRIES 512
+#define LP_STORE_REDIS_LISTPACK_VALUE 1024
+int lp_store_redis_listpack_check(lp_store_t *store, int32_t partition, char *msg, size_t msg_size);
+
 /* lp_store_redis_cluster_new if cluster, else lp_store_redis_new. */
 lp_store_t *lp_store_redis_open(int cluster, const char *url, const char *prefix, int timeout_ms,
                                 char *errstr, size_t errstr_size);

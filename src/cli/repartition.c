@@ -166,6 +166,7 @@ int lp_cmd_repartition(int argc, char **argv) {
         fprintf(stderr, "leadpulse repartition: redis: %s\n", errstr);
         goto done;
     }
+    lp_store_redis_set_lead_buckets(store, config->redis_lead_buckets);
     if (!skip_kafka) {
         int problems = kafka_check(config, store, o.from, o.to);
         if (problems < 0 || (problems > 0 && !o.dry_run)) {

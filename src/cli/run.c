@@ -57,8 +57,14 @@ static lp_store_t *wait_for_redis(const lp_config_t *config, lp_status_t *status
                                 config->redis_timeout_ms, errstr, sizeof(errstr));
         lp_status_set(status, LP_READY_STORE, store != NULL);
         if (store != NULL) {
+            char msg[LP_ERRSTR];
             if (attempt > 1) {
                 LP_LOG(LP_LOG_INFO, "run", "redis: connected (attempt %d)", attempt);
+            }
+            lp_store_redis_set_lead_buckets(store, config->redis_lead_buckets);
+            /* Checked once, on the node of partition 0: a hint, not a requirement. */
+            if (lp_store_redis_listpack_check(store, 0, msg, sizeof(msg)) != 1) {
+                LP_LOG(LP_LOG_WARN, "run", "redis: %s", msg);
             }
             return store;
         }

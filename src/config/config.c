@@ -441,6 +441,13 @@ const lp_config_entry_t lp_config_table[] = {
         "Prefix of every Redis key (`<prefix>:{<partition>}:...`)."),
     MS("redis.timeout_ms", redis_timeout_ms, "2000", 1, 600000, "LEADPULSE_REDIS_TIMEOUT_MS",
        "Connect and command timeout."),
+    INT("redis.lead_buckets", redis_lead_buckets, "256", 1, 1048576, "LEADPULSE_REDIS_LEAD_BUCKETS",
+        "Hashes each partition's leads are spread over (`<prefix>:{<partition>}:leads:<b>`), so "
+        "that Redis keeps each in its compact listpack encoding: aim at about 100 leads per "
+        "bucket (leads per partition / 100), with Redis's `hash-max-listpack-entries 512` and "
+        "`hash-max-listpack-value 1024` (docs/redis-layout.md, Lead buckets). Every worker must "
+        "use the same value. A partition stored with another count (or by a version before lead "
+        "buckets) has its leads moved when a worker takes it."),
     STR("rules.path", rules_path, "config/rules.yaml", "LEADPULSE_RULES_PATH", 0, NULL,
         "Scoring rules file (docs/rules.md), relative to the working directory."),
     MS("rules.check_ms", rules_check_ms, "5000", 0, 3600000, "LEADPULSE_RULES_CHECK_MS",

@@ -98,7 +98,7 @@ static int setup_command(redis_store_t *rs, const redis_node_t *n, redisContext 
     return LP_OK;
 }
 
-/* Connects node idx: connect, timeout, keep-alive, AUTH, SELECT (standalone), and both scripts
+/* Connects node idx: connect, timeout, keep-alive, AUTH, SELECT (standalone), and the scripts
  * loaded, so a node new to this worker (after a failover or a slot migration) has them before
  * the first EVALSHA. */
 static int node_connect(redis_store_t *rs, int idx) {
@@ -149,9 +149,14 @@ static int node_connect(redis_store_t *rs, int idx) {
     {
         const char *commit[] = {"SCRIPT", "LOAD", lp_store_commit_lua};
         const char *ack[] = {"SCRIPT", "LOAD", lp_store_ack_lua};
+        const char *load[] = {"SCRIPT", "LOAD", lp_store_load_lua};
+        const char *rebucket[] = {"SCRIPT", "LOAD", lp_store_rebucket_lua};
 
         if (setup_command(rs, n, ctx, 3, commit, "SCRIPT LOAD (commit)", rs->commit_sha) != LP_OK ||
-            setup_command(rs, n, ctx, 3, ack, "SCRIPT LOAD (outbox ack)", rs->ack_sha) != LP_OK) {
+            setup_command(rs, n, ctx, 3, ack, "SCRIPT LOAD (outbox ack)", rs->ack_sha) != LP_OK ||
+            setup_command(rs, n, ctx, 3, load, "SCRIPT LOAD (load)", rs->load_sha) != LP_OK ||
+            setup_command(rs, n, ctx, 3, rebucket, "SCRIPT LOAD (rebucket)", rs->rebucket_sha) !=
+                LP_OK) {
             goto err;
         }
     }

@@ -18,7 +18,21 @@
 #define LP_REDIS_NODES_MAX 1024  /* nodes known in cluster mode (seeds and discovered) */
 #define LP_REDIS_REDIRECTS_MAX 5 /* MOVED/ASK followed per call before giving up */
 
-enum { RK_LEADS = 0, RK_TIMERS, RK_OFFSETS, RK_OUTBOX, RK_EPOCH, RK_SUPPRESSED, RK_COUNT };
+/* The partition's keys. RK_LEADS names the legacy single hash of a partition's leads and is the
+ * prefix of its lead buckets (<leads>:<b>, docs/redis-layout.md); RK_BUCKETS holds the bucket
+ * count (missing: the legacy hash). */
+enum {
+    RK_LEADS = 0,
+    RK_TIMERS,
+    RK_OFFSETS,
+    RK_OUTBOX,
+    RK_EPOCH,
+    RK_SUPPRESSED,
+    RK_BUCKETS,
+    RK_COUNT
+};
+
+#define LP_REDIS_RUN_MAX 500 /* ids per bucket run in the load and commit scripts */
 
 /* One Redis server: the only one in standalone mode, a seed or a discovered node in cluster
  * mode (one connection each). */
@@ -43,6 +57,14 @@ typedef struct {
     int cur;        /* index in nodes of the node the current command goes to */
     char commit_sha[41];
     char ack_sha[41];
+    char load_sha[41];
+    char rebucket_sha[41];
+    int32_t lead_buckets; /* bucket count partitions get when fenced (redis.lead_buckets) */
+    int32_t *layout;      /* partition -> its bucket count as last seen; -1 unknown, 0 legacy */
+    size_t layout_cap;
+    uint64_t *order; /* scratch of load and commit: bucket << 32 | lead index, sorted */
+    uint32_t *bucket_of;
+    size_t order_cap;
     redisReply *reply; /* last reply: backs what load/due/outbox_read hand out */
     size_t pipe_argc;  /* commit sent by commit_send, its arguments in argv; 0 = none */
     int32_t pipe_partition;
@@ -86,6 +108,35 @@ int lp_redis_add_node(redis_store_t *rs, const char *host, int port);
 /* Cluster mode: asks the known nodes for CLUSTER SLOTS until one answers and installs its slot
  * map. LP_OK or LP_ERR with errstr set. */
 int lp_redis_refresh_slots(redis_store_t *rs);
+
+/* ---- Lead buckets (redis_buckets.c) ---- */
+
+/* The bucket of a lead: FNV-1a (32 bits) of its id's bytes, modulo the partition's bucket count
+ * (docs/redis-layout.md). */
+uint32_t lp_redis_lead_bucket(const char *id, size_t len, uint32_t buckets);
+
+/* The partition's bucket count (0: the legacy single hash), read from Redis unless cached.
+ * LP_ERR with errstr set, also while the partition is being re-bucketed. */
+int lp_redis_layout(redis_store_t *rs, int32_t partition, int32_t *buckets);
+
+/* Forgets the cached bucket count of a partition (after a LAYOUT refusal). */
+void lp_redis_layout_forget(redis_store_t *rs, int32_t partition);
+
+/* After fencing at epoch: moves the partition's leads into rs->lead_buckets buckets if it holds
+ * another count (or the legacy hash), finishing an interrupted move first; caches the count.
+ * LP_OK, LP_STORE_FENCED, or LP_ERR with errstr set. */
+int lp_redis_rebucket(redis_store_t *rs, int32_t partition, int64_t epoch);
+
+/* Sorting a batch's leads by bucket: reserve room for n, fill rs->bucket_of[0..n), then sort:
+ * rs->order[0..n) becomes bucket << 32 | index, by bucket and then batch order. */
+int lp_redis_order_reserve(redis_store_t *rs, size_t n);
+void lp_redis_order_sort(redis_store_t *rs, size_t n);
+
+/* Pushes the sorted ids (or, leads given, the (id, data) pairs) as runs (bucket, count, items)
+ * of at most LP_REDIS_RUN_MAX items each; returns the number of runs. Room: 2 arguments and 2
+ * numbers per item. */
+size_t lp_redis_push_runs(redis_store_t *rs, size_t *argc, size_t *nnum, size_t n,
+                          const char *const *ids, const lp_store_lead_t *leads);
 
 /* ---- Redis Cluster, the pure parts (redis_cluster.c) ---- */
 

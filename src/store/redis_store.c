@@ -8,8 +8,8 @@
 #include "store/redis_internal.h"
 
 void lp_redis_set_keys(redis_store_t *rs, int32_t partition) {
-    static const char *const names[RK_COUNT] = {"leads",  "timers", "offsets",
-                                                "outbox", "epoch",  "suppressed"};
+    static const char *const names[RK_COUNT] = {"leads", "timers",     "offsets", "outbox",
+                                                "epoch", "suppressed", "buckets"};
     int k;
 
     for (k = 0; k < RK_COUNT; k++) {
@@ -62,7 +62,9 @@ static int redis_fence(lp_store_t *store, int32_t partition, int64_t *epoch) {
         return lp_redis_bad_reply(rs, "fence (INCR epoch)", partition, reply);
     }
     *epoch = reply->integer;
-    return LP_OK;
+    /* The partition is ours from here: bring its leads to the configured bucket count. */
+    int rc = lp_redis_rebucket(rs, partition, *epoch);
+    return rc == LP_STORE_FENCED ? LP_ERR : rc;
 }
 
 static int redis_get_offset(lp_store_t *store, int32_t partition, const char *topic,
@@ -101,7 +103,8 @@ static int redis_load(lp_store_t *store, int32_t partition, size_t n, const char
                       lp_store_loaded_t *out) {
     redis_store_t *rs = (redis_store_t *)store;
     redisReply *reply;
-    size_t i;
+    int32_t buckets;
+    size_t i, argc = 2, nnum = 0;
 
     if (lp_store_check_partition(store, partition) != LP_OK) {
         return LP_ERR;
@@ -126,35 +129,46 @@ static int redis_load(lp_store_t *store, int32_t partition, size_t n, const char
         rs->loaded_len = len;
         rs->loaded_cap = n;
     }
-    if (lp_redis_reserve_argv(rs, n + 2) != LP_OK) {
+    if (lp_redis_layout(rs, partition, &buckets) != LP_OK) {
+        return LP_ERR;
+    }
+    if (lp_redis_reserve_argv(rs, 6 + 4 * n) != LP_OK || lp_redis_order_reserve(rs, n) != LP_OK) {
         goto oom;
     }
     lp_redis_set_keys(rs, partition);
-    rs->argv[0] = "HMGET";
-    rs->argvlen[0] = 5;
-    rs->argv[1] = rs->keys[RK_LEADS];
-    rs->argvlen[1] = strlen(rs->keys[RK_LEADS]);
     for (i = 0; i < n; i++) {
-        rs->argv[i + 2] = lead_ids[i];
-        rs->argvlen[i + 2] = strlen(lead_ids[i]);
+        rs->bucket_of[i] =
+            lp_redis_lead_bucket(lead_ids[i], strlen(lead_ids[i]), (uint32_t)buckets);
     }
-    /* One HMGET for the whole batch: one round trip however many leads. */
-    reply = lp_redis_command(rs, (int)(n + 2), rs->argv, rs->argvlen, RC_RETRY);
+    lp_redis_order_sort(rs, n);
+    lp_redis_push(rs, &argc, "2", 1);
+    lp_redis_push(rs, &argc, rs->keys[RK_LEADS], strlen(rs->keys[RK_LEADS]));
+    lp_redis_push(rs, &argc, rs->keys[RK_BUCKETS], strlen(rs->keys[RK_BUCKETS]));
+    lp_redis_push_num(rs, &argc, &nnum, buckets);
+    lp_redis_push_runs(rs, &argc, &nnum, n, lead_ids, NULL);
+    /* One script for the whole batch (an HMGET per bucket): one round trip however many
+     * leads. */
+    reply = lp_redis_evalsha(rs, lp_store_load_lua, rs->load_sha, (int)argc, rs->argv, rs->argvlen,
+                             RC_RETRY);
     if (reply == NULL) {
         return LP_ERR;
     }
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "LAYOUT", 6) == 0) {
+        lp_redis_layout_forget(rs, partition);
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
-        return lp_redis_bad_reply(rs, "load (HMGET leads)", partition, reply);
+        return lp_redis_bad_reply(rs, "load (lead buckets)", partition, reply);
     }
     for (i = 0; i < n; i++) {
         const redisReply *el = reply->element[i];
+        uint32_t k = (uint32_t)rs->order[i];
 
         if (el->type == REDIS_REPLY_STRING && el->len > 0) {
-            rs->loaded_data[i] = (const uint8_t *)el->str;
-            rs->loaded_len[i] = el->len;
+            rs->loaded_data[k] = (const uint8_t *)el->str;
+            rs->loaded_len[k] = el->len;
         } else {
-            rs->loaded_data[i] = NULL;
-            rs->loaded_len[i] = 0;
+            rs->loaded_data[k] = NULL;
+            rs->loaded_len[k] = 0;
         }
     }
     out->n = n;
@@ -174,33 +188,52 @@ static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
     size_t nnum = 0;
     size_t need;
     size_t i;
+    int32_t buckets;
 
     if (lp_store_batch_check(store, batch) != LP_OK) {
         return 0;
     }
-    need = 2 + 1 + RK_COUNT + 7 + 2 * batch->nleads + 2 * batch->ntimers + 3 * batch->noffsets +
-           5 * batch->noutbox + batch->nerase + 2 * batch->nsuppress;
-    if (lp_redis_reserve_argv(rs, need) != LP_OK) {
+    if (lp_redis_layout(rs, batch->partition, &buckets) != LP_OK) {
+        return 0;
+    }
+    if (buckets == 0) {
+        /* No bucket count stored: a partition never written (the script records the count), or
+         * one of an older version not fenced yet (the script refuses: LAYOUT). */
+        buckets = rs->lead_buckets;
+        rs->layout[batch->partition] = buckets; /* forgotten again on a LAYOUT refusal */
+    }
+    need = 2 + 1 + RK_COUNT + 9 + 4 * batch->nleads + 2 * batch->ntimers + 3 * batch->noffsets +
+           5 * batch->noutbox + 2 * batch->nerase + 2 * batch->nsuppress;
+    if (lp_redis_reserve_argv(rs, need) != LP_OK ||
+        lp_redis_order_reserve(rs, batch->nleads) != LP_OK) {
         lp_store_fail(store, "store redis: partition %d: commit: out of memory",
                       (int)batch->partition);
         return 0;
     }
     lp_redis_set_keys(rs, batch->partition);
+    for (i = 0; i < batch->nleads; i++) {
+        const char *id = batch->leads[i].lead_id;
+        rs->bucket_of[i] = lp_redis_lead_bucket(id, strlen(id), (uint32_t)buckets);
+    }
+    lp_redis_order_sort(rs, batch->nleads);
     lp_redis_push_num(rs, &argc, &nnum, RK_COUNT);
     for (i = 0; i < RK_COUNT; i++) {
         lp_redis_push(rs, &argc, rs->keys[i], strlen(rs->keys[i]));
     }
     lp_redis_push_num(rs, &argc, &nnum, batch->epoch);
+    lp_redis_push_num(rs, &argc, &nnum, buckets);
+    size_t runs_at = argc;
+    lp_redis_push(rs, &argc, "", 0); /* the number of runs, filled below */
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->nleads);
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->ntimers);
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->noffsets);
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->noutbox);
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->nerase);
     lp_redis_push_num(rs, &argc, &nnum, (int64_t)batch->nsuppress);
-    for (i = 0; i < batch->nleads; i++) {
-        lp_redis_push(rs, &argc, batch->leads[i].lead_id, strlen(batch->leads[i].lead_id));
-        lp_redis_push(rs, &argc, batch->leads[i].data, batch->leads[i].len);
-    }
+    size_t runs = lp_redis_push_runs(rs, &argc, &nnum, batch->nleads, NULL, batch->leads);
+    int w = snprintf(rs->nums[nnum], sizeof(rs->nums[0]), "%zu", runs);
+    rs->argv[runs_at] = rs->nums[nnum++];
+    rs->argvlen[runs_at] = (size_t)w;
     for (i = 0; i < batch->ntimers; i++) {
         lp_redis_push(rs, &argc, batch->timers[i].lead_id, strlen(batch->timers[i].lead_id));
         lp_redis_push_num(rs, &argc, &nnum, batch->timers[i].due_ms);
@@ -220,7 +253,10 @@ static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
         lp_redis_push(rs, &argc, e->meta, e->meta_len);
     }
     for (i = 0; i < batch->nerase; i++) {
-        lp_redis_push(rs, &argc, batch->erase[i], strlen(batch->erase[i]));
+        const char *id = batch->erase[i];
+        lp_redis_push_num(rs, &argc, &nnum,
+                          lp_redis_lead_bucket(id, strlen(id), (uint32_t)buckets));
+        lp_redis_push(rs, &argc, id, strlen(id));
     }
     for (i = 0; i < batch->nsuppress; i++) {
         lp_redis_push(rs, &argc, batch->suppress[i].hash, strlen(batch->suppress[i].hash));
@@ -242,6 +278,9 @@ static int commit_outcome(redis_store_t *rs, int32_t partition, const redisReply
                       "to another worker)",
                       (int)partition, reply->str);
         return LP_STORE_FENCED;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "LAYOUT", 6) == 0) {
+        lp_redis_layout_forget(rs, partition);
     }
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "LOSTWRITES", 10) == 0) {
         lp_store_fail(store,
@@ -377,6 +416,9 @@ static void redis_destroy(lp_store_t *store) {
     free(rs->due_ids);
     free(rs->read);
     free(rs->suppress);
+    free(rs->layout);
+    free(rs->order);
+    free(rs->bucket_of);
     free(rs);
 }
 
@@ -472,6 +514,7 @@ static redis_store_t *redis_alloc(const char *prefix, int timeout_ms, char *errs
         return NULL;
     }
     rs->base.ops = &redis_ops;
+    rs->lead_buckets = LP_STORE_REDIS_LEAD_BUCKETS;
     memcpy(rs->prefix, prefix, strlen(prefix) + 1);
     rs->timeout.tv_sec = timeout_ms / 1000;
     rs->timeout.tv_usec = (timeout_ms % 1000) * 1000;
@@ -548,4 +591,13 @@ lp_store_t *lp_store_redis_open(int cluster, const char *url, const char *prefix
                                 char *errstr, size_t errstr_size) {
     return cluster ? lp_store_redis_cluster_new(url, prefix, timeout_ms, errstr, errstr_size)
                    : lp_store_redis_new(url, prefix, timeout_ms, errstr, errstr_size);
+}
+
+int lp_store_redis_set_lead_buckets(lp_store_t *store, int32_t buckets) {
+    if (store == NULL || store->ops != &redis_ops || buckets < 1 ||
+        buckets > LP_STORE_REDIS_LEAD_BUCKETS_MAX) {
+        return LP_ERR;
+    }
+    ((redis_store_t *)store)->lead_buckets = buckets;
+    return LP_OK;
 }

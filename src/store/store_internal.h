@@ -43,5 +43,7 @@ int lp_store_redis_seeds_parse(const char *urls, lp_store_redis_url_t *out, int 
 /* The Lua scripts, embedded at build time (src/store/redis_scripts.c). */
 extern const char lp_store_commit_lua[];
 extern const char lp_store_ack_lua[];
+extern const char lp_store_load_lua[];
+extern const char lp_store_rebucket_lua[];
 
 #endif

@@ -18,7 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "../unit/test_store_suite.h"
-#include "store/store_internal.h"
+#include "store/redis_internal.h"
 
 extern char **environ;
 
@@ -271,6 +271,11 @@ static void test_wrong_type_writes_nothing(void **state) {
     assert_non_null(strstr(store->errstr, "WRONGTYPE"));
     snprintf(key, sizeof(key), "%s:{3}:leads", prefix);
     assert_int_equal(raw_int(raw, "EXISTS %s", key), 0);
+    snprintf(key, sizeof(key), "%s:{3}:buckets", prefix);
+    assert_int_equal(raw_int(raw, "EXISTS %s", key), 0);
+    snprintf(key, sizeof(key), "%s:{3}:leads:%u", prefix,
+             lp_redis_lead_bucket("w", 1, LP_STORE_REDIS_LEAD_BUCKETS));
+    assert_int_equal(raw_int(raw, "EXISTS %s", key), 0);
     snprintf(key, sizeof(key), "%s:{3}:timers", prefix);
     assert_int_equal(raw_int(raw, "EXISTS %s", key), 0);
     snprintf(key, sizeof(key), "%s:{3}:offsets", prefix);
@@ -285,8 +290,11 @@ static void test_wrong_type_writes_nothing(void **state) {
 static void test_key_layout(void **state) {
     lp_store_t *store = *state;
     redisContext *raw = raw_connect(redis_url);
-    static const char *const names[] = {"leads", "timers", "offsets", "outbox", "epoch"};
-    static const char *const types[] = {"hash", "zset", "hash", "stream", "string"};
+    char bucket[32];
+    const char *const names[] = {bucket,  "timers", "offsets", "outbox",
+                                 "epoch", "leads",  "buckets"};
+    static const char *const types[] = {"hash",   "zset",   "hash",  "stream",
+                                        "string", "string", "string"};
     lp_store_lead_t lead = {"k", (const uint8_t *)"d", 1};
     lp_store_timer_t timer = {"k", 5};
     lp_store_offset_t off = {"t", 3, -1};
@@ -305,10 +313,12 @@ static void test_key_layout(void **state) {
     size_t i;
 
     assert_non_null(raw);
+    snprintf(bucket, sizeof(bucket), "leads:%u",
+             lp_redis_lead_bucket("k", 1, LP_STORE_REDIS_LEAD_BUCKETS));
     assert_int_equal(lp_store_fence(store, 42, &batch.epoch), LP_OK);
     assert_int_equal(lp_store_commit(store, &batch), LP_OK);
     store_prefix(prefix, sizeof(prefix));
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 7; i++) {
         redisReply *reply;
 
         snprintf(key, sizeof(key), "%s:{42}:%s", prefix, names[i]);
@@ -515,10 +525,29 @@ static void test_memory_per_lead(void **state) {
     double per_lead;
     double per_lead_timer;
 
+    char msg[LP_ERRSTR];
+    double per_lead_default;
+
     private_start_or_skip(r);
     raw = raw_connect(r->url);
     store = new_store_at(r->url);
     assert_non_null(raw);
+    assert_non_null(store);
+    /* Redis's default listpack limits (128 entries, 64-byte values): the check says so, and the
+     * buckets are plain hash tables. */
+    assert_int_equal(lp_store_redis_listpack_check(store, 0, msg, sizeof(msg)), 0);
+    assert_non_null(strstr(msg, "hash-max-listpack-value 64"));
+    m0 = used_memory(raw);
+    fill(store, N, 0, "d");
+    per_lead_default = (double)(used_memory(raw) - m0) / N;
+    /* The recommended limits: every bucket stays a listpack. */
+    freeReplyObject(redisCommand(raw, "CONFIG SET hash-max-ziplist-entries %d",
+                                 LP_STORE_REDIS_LISTPACK_ENTRIES));
+    freeReplyObject(
+        redisCommand(raw, "CONFIG SET hash-max-ziplist-value %d", LP_STORE_REDIS_LISTPACK_VALUE));
+    assert_int_equal(lp_store_redis_listpack_check(store, 0, msg, sizeof(msg)), 1);
+    lp_store_destroy(store);
+    store = new_store_at(r->url);
     assert_non_null(store);
     m0 = used_memory(raw);
     fill(store, N, 0, "m");
@@ -527,12 +556,151 @@ static void test_memory_per_lead(void **state) {
     m2 = used_memory(raw);
     per_lead = (double)(m1 - m0) / N;
     per_lead_timer = (double)(m2 - m1) / N;
-    printf("redis memory: %.1f bytes per lead (100-byte state, 15-character id, %d leads); "
-           "%.1f bytes per lead with its timer\n",
-           per_lead, N, per_lead_timer);
+    {
+        char key[128], prefix[64];
+        snprintf(key, sizeof(key), "%s:{0}:leads:7", store_prefix(prefix, sizeof(prefix)));
+        redisReply *enc = redisCommand(raw, "OBJECT ENCODING %s", key);
+        assert_non_null(enc);
+        assert_string_equal(enc->str, "listpack");
+        freeReplyObject(enc);
+    }
+    printf("redis memory: %.1f bytes per lead (100-byte state, 15-character id, %d leads, %d "
+           "lead buckets per partition); %.1f bytes per lead with its timer; %.1f bytes per "
+           "lead with Redis's default listpack limits\n",
+           per_lead, N, LP_STORE_REDIS_LEAD_BUCKETS, per_lead_timer, per_lead_default);
     /* The layout's target (docs/redis-layout.md). */
-    assert_true(per_lead > 0 && per_lead <= 200.0);
+    assert_true(per_lead > 0 && per_lead <= 150.0);
     lp_store_destroy(store);
+    redisFree(raw);
+}
+
+/* Every lead of partition p through the store (load) and by hand: each in the bucket
+ * FNV-1a(id) % buckets, the count stored, no other bucket key, the old hash a marker string. */
+static void check_buckets(redisContext *raw, lp_store_t *store, int32_t p, int n, uint32_t buckets,
+                          char ids[][16], const char *prefix) {
+    char key[128];
+    const char *idp[1];
+    lp_store_loaded_t loaded;
+    long long total = 0;
+
+    snprintf(key, sizeof(key), "%s:{%d}:buckets", prefix, (int)p);
+    redisReply *reply = redisCommand(raw, "GET %s", key);
+    assert_int_equal(reply->type, REDIS_REPLY_STRING);
+    assert_int_equal(strtol(reply->str, NULL, 10), buckets);
+    freeReplyObject(reply);
+    snprintf(key, sizeof(key), "%s:{%d}:leads", prefix, (int)p);
+    reply = redisCommand(raw, "TYPE %s", key);
+    assert_string_equal(reply->str, "string");
+    freeReplyObject(reply);
+    for (int i = 0; i < n; i++) {
+        idp[0] = ids[i];
+        assert_int_equal(lp_store_load(store, p, 1, idp, &loaded), LP_OK);
+        assert_non_null(loaded.data[0]);
+        assert_int_equal(loaded.len[0], strlen(ids[i]) + 1);
+        assert_memory_equal(loaded.data[0] + 1, ids[i], strlen(ids[i]));
+        snprintf(key, sizeof(key), "%s:{%d}:leads:%u", prefix, (int)p,
+                 lp_redis_lead_bucket(ids[i], strlen(ids[i]), buckets));
+        reply = redisCommand(raw, "HEXISTS %s %s", key, ids[i]);
+        assert_int_equal(reply->integer, 1);
+        freeReplyObject(reply);
+    }
+    char match[128], cursor[32] = "0";
+    snprintf(match, sizeof(match), "%s:{%d}:leads:*", prefix, (int)p);
+    do {
+        reply = redisCommand(raw, "SCAN %s MATCH %s COUNT 1000", cursor, match);
+        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+        for (size_t k = 0; k < reply->element[1]->elements; k++) {
+            const char *name = reply->element[1]->element[k]->str;
+            assert_true(strtoul(strrchr(name, ':') + 1, NULL, 10) < buckets);
+            total += raw_int(raw, "HLEN %s", name);
+        }
+        freeReplyObject(reply);
+    } while (strcmp(cursor, "0") != 0);
+    assert_int_equal(total, n);
+    /* The scan (inspect --all, repartition) walks every bucket. */
+    uint64_t cur = 0;
+    int scanned = 0;
+    do {
+        lp_store_scan_t page;
+        assert_int_equal(lp_store_scan(store, p, &cur, 100, &page), LP_OK);
+        scanned += (int)page.n;
+    } while (cur != 0);
+    assert_int_equal(scanned, n);
+}
+
+/* A partition written by an older version (one hash), then the bucket count changed twice, one
+ * move interrupted: each fence moves the leads, none is lost, and the older layout is refused
+ * to older workers (WRONGTYPE on the marker). */
+static void test_rebucket(void **state) {
+    enum { N = 3000 };
+    lp_store_t *store = *state;
+    redisContext *raw = raw_connect(redis_url);
+    static char ids[N][16];
+    char prefix[64], key[128];
+    int64_t epoch;
+    const int32_t p = 9;
+
+    assert_non_null(raw);
+    store_prefix(prefix, sizeof(prefix));
+    snprintf(key, sizeof(key), "%s:{%d}:leads", prefix, (int)p);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "old-%05d", i);
+        /* value = one byte then the id: checkable after every move */
+        redisAppendCommand(raw, "HSET %s %s x%s", key, ids[i], ids[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        redisReply *reply;
+        assert_int_equal(redisGetReply(raw, (void **)&reply), REDIS_OK);
+        freeReplyObject(reply);
+    }
+    /* A tool's store reads the older layout as it is (no fence, nothing moved). */
+    const char *one[] = {ids[17]};
+    lp_store_loaded_t loaded;
+    assert_int_equal(lp_store_load(store, p, 1, one, &loaded), LP_OK);
+    assert_memory_equal(loaded.data[0], "xold-00017", 10);
+
+    assert_int_equal(lp_store_redis_set_lead_buckets(store, 16), LP_OK);
+    assert_int_equal(lp_store_fence(store, p, &epoch), LP_OK);
+    check_buckets(raw, store, p, N, 16, ids, prefix);
+    redisReply *reply = redisCommand(raw, "HMGET %s x", key);
+    assert_int_equal(reply->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(reply->str, "WRONGTYPE"));
+    freeReplyObject(reply);
+
+    assert_int_equal(lp_store_redis_set_lead_buckets(store, 64), LP_OK);
+    assert_int_equal(lp_store_fence(store, p, &epoch), LP_OK);
+    check_buckets(raw, store, p, N, 64, ids, prefix);
+
+    /* A move from 64 to 8 buckets interrupted after the first 20 buckets (as a worker killed
+     * in the middle leaves it); the next owner wants 32: it finishes 64 -> 8, then 8 -> 32. */
+    snprintf(key, sizeof(key), "%s:{%d}:buckets", prefix, (int)p);
+    freeReplyObject(redisCommand(raw, "SET %s 64>8", key));
+    for (int i = 0; i < N; i++) {
+        uint32_t from = lp_redis_lead_bucket(ids[i], strlen(ids[i]), 64);
+        uint32_t to = lp_redis_lead_bucket(ids[i], strlen(ids[i]), 8);
+        if (from < 20 && from != to) {
+            char src[128], dst[128];
+            snprintf(src, sizeof(src), "%s:{%d}:leads:%u", prefix, (int)p, from);
+            snprintf(dst, sizeof(dst), "%s:{%d}:leads:%u", prefix, (int)p, to);
+            freeReplyObject(redisCommand(raw, "HSET %s %s x%s", dst, ids[i], ids[i]));
+            freeReplyObject(redisCommand(raw, "HDEL %s %s", src, ids[i]));
+        }
+    }
+    char err[LP_ERRSTR];
+    lp_store_t *other = lp_store_redis_new(redis_url, prefix, 2000, err, sizeof(err));
+    assert_non_null(other);
+    /* Readers refuse a partition in the middle of a move. */
+    assert_int_equal(lp_store_load(other, p, 1, one, &loaded), LP_ERR);
+    assert_non_null(strstr(other->errstr, "being moved from 64 to 8"));
+    lp_store_destroy(other);
+    assert_int_equal(lp_store_redis_set_lead_buckets(store, 32), LP_OK);
+    assert_int_equal(lp_store_fence(store, p, &epoch), LP_OK);
+    check_buckets(raw, store, p, N, 32, ids, prefix);
+
+    /* A writer fenced out meanwhile cannot write into the moved layout. */
+    lp_store_lead_t lead = {ids[0], (const uint8_t *)"y", 1};
+    lp_store_batch_t b = {.partition = p, .epoch = epoch - 1, .nleads = 1, .leads = &lead};
+    assert_int_equal(lp_store_commit(store, &b), LP_STORE_FENCED);
     redisFree(raw);
 }
 
@@ -603,6 +771,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_key_layout, suite_setup, suite_teardown),
         cmocka_unit_test_setup_teardown(test_retry_is_idempotent, suite_setup, suite_teardown),
         cmocka_unit_test_setup_teardown(test_big_batch, suite_setup, suite_teardown),
+        cmocka_unit_test_setup_teardown(test_rebucket, suite_setup, suite_teardown),
         cmocka_unit_test_setup_teardown(test_restart, private_setup, private_teardown),
         cmocka_unit_test_setup_teardown(test_memory_per_lead, private_setup, private_teardown),
         cmocka_unit_test_setup_teardown(test_bench_commit, suite_setup, suite_teardown),

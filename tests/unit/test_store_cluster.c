@@ -57,6 +57,30 @@ static void test_partitions_spread(void **state) {
     assert_true(on[0] > 0 && on[1] > 0 && on[2] > 0);
 }
 
+/* Lead buckets: FNV-1a (32 bits) of the id, pinned by the published vectors (tools outside C,
+ * such as the tests' Python helpers, compute the same), and an even spread. */
+static void test_lead_buckets(void **state) {
+    (void)state;
+    assert_int_equal(lp_redis_lead_bucket("", 0, 0xffffffffu), 0x811c9dc5u % 0xffffffffu);
+    assert_int_equal(lp_redis_lead_bucket("a", 1, 0xffffffffu), 0xe40c292cu);
+    assert_int_equal(lp_redis_lead_bucket("foobar", 6, 0xffffffffu), 0xbf9cf968u);
+    assert_int_equal(lp_redis_lead_bucket("a", 1, 256), 0x2c);
+    assert_int_equal(lp_redis_lead_bucket("foobar", 6, 1), 0);
+    assert_int_equal(lp_redis_lead_bucket("foobar", 6, 0), 0);
+
+    enum { N = 256, LEADS = 256 * 100 };
+    static int count[N];
+    char id[32];
+    for (int i = 0; i < LEADS; i++) {
+        int len = snprintf(id, sizeof(id), "lead-%07d", i * 7919);
+        count[lp_redis_lead_bucket(id, (size_t)len, N)]++;
+    }
+    for (int b = 0; b < N; b++) {
+        /* Poisson(100): 60..140 holds every bucket but with probability about 1e-4. */
+        assert_in_range(count[b], 60, 140);
+    }
+}
+
 static void test_redirects(void **state) {
     lp_redis_redirect_t r;
     const char *s;
@@ -360,7 +384,7 @@ int main(void) {
         cmocka_unit_test(test_crc16_and_slots),     cmocka_unit_test(test_partitions_spread),
         cmocka_unit_test(test_redirects),           cmocka_unit_test(test_cluster_slots),
         cmocka_unit_test(test_cluster_new_refuses), cmocka_unit_test(test_cluster_nodes),
-        cmocka_unit_test(test_place_plan),
+        cmocka_unit_test(test_place_plan),          cmocka_unit_test(test_lead_buckets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
