@@ -11,6 +11,10 @@ started by `LP_STACK_REDIS_CLUSTER=1 deploy/local/stack up`; the test is skipped
 ctx.redis is then a ClusterRedis and the workers get LEADPULSE_REDIS_MODE=cluster. Cluster
 helpers: slot_of, ClusterRedis (masters, node, scan_all), cluster_nodes, cluster_wait, stop_node,
 start_node, kill_master_of_partition, migrate_slot (also as Ctx methods).
+
+Leads in Redis (docs/redis-layout.md, "Lead buckets": each partition's leads are spread over the
+hashes <prefix>:{p}:leads:<b>): lead_bucket, lead_buckets, bucket_keys, lead_key,
+partition_leads, partition_lead_count; they work with Redis and ClusterRedis alike.
 """
 
 import json
@@ -474,6 +478,81 @@ class ClusterRedis:
         for addr in self.masters():
             keys.update(self._conn(addr).scan_all(match, count))
         return sorted(keys)
+
+
+# ---- lead buckets (docs/redis-layout.md, "Lead buckets") ---------------------------------------
+# A partition's leads are in the hashes <prefix>:{p}:leads:<b> (field = lead id, value = encoded
+# lead), b = FNV-1a-32(lead id) mod N, N in <prefix>:{p}:buckets ("A>B" while the partition is
+# being re-bucketed, missing before its first write); <prefix>:{p}:leads is a marker string. All
+# carry the hash tag {p}: on a cluster they live on the master owning slot_of("{p}"), and both
+# Redis and ClusterRedis reach them by plain keyed commands.
+
+def fnv1a32(data):
+    """FNV-1a, 32 bits, of bytes (a str is UTF-8 encoded)."""
+    h = 2166136261
+    for b in data.encode() if isinstance(data, str) else data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def lead_bucket(lead_id, n):
+    """The bucket of a lead among n: FNV-1a-32 of its id's bytes mod n (0 when n <= 1)."""
+    return fnv1a32(lead_id) % n if n > 1 else 0
+
+
+def lead_buckets(redis, prefix, p):
+    """Partition p's lead bucket count (<prefix>:{p}:buckets). 0 when the key is missing: nothing
+    written yet, or written by a version before lead buckets (whose single hash is
+    <prefix>:{p}:leads). Raises RuntimeError while the partition is being re-bucketed ("A>B")
+    or if the key holds anything else."""
+    v = redis.command("GET", f"{prefix}:{{{p}}}:buckets")
+    if v is None:
+        return 0
+    text = v.decode(errors="replace")
+    if not text.isdigit() or int(text) < 1:
+        raise RuntimeError(f"{prefix}:{{{p}}}:buckets holds {text!r}, not a bucket count"
+                           + (" (the partition is being re-bucketed)" if ">" in text else ""))
+    return int(text)
+
+
+def bucket_keys(redis, prefix, p, n=None):
+    """The names of partition p's lead hashes: <prefix>:{p}:leads:0 .. :<N-1> (N read unless
+    given); [<prefix>:{p}:leads] for N = 0 (nothing written, or an older version's hash)."""
+    n = lead_buckets(redis, prefix, p) if n is None else n
+    if n == 0:
+        return [f"{prefix}:{{{p}}}:leads"]
+    return [f"{prefix}:{{{p}}}:leads:{b}" for b in range(n)]
+
+
+def lead_key(redis, prefix, p, lead_id, n=None):
+    """The hash that holds (or would hold) the lead in partition p (N read unless given)."""
+    n = lead_buckets(redis, prefix, p) if n is None else n
+    if n == 0:
+        return f"{prefix}:{{{p}}}:leads"
+    return f"{prefix}:{{{p}}}:leads:{lead_bucket(lead_id, n)}"
+
+
+def partition_leads(redis, prefix, p):
+    """Every lead of partition p: {lead id (str): stored bytes}, HGETALL of each of its N
+    buckets. Raises RuntimeError if a lead is in a bucket other than its own or in two."""
+    n = lead_buckets(redis, prefix, p)
+    out = {}
+    for b, key in enumerate(bucket_keys(redis, prefix, p, n)):
+        h = redis.command("HGETALL", key) or []
+        for i in range(0, len(h), 2):
+            lead = h[i].decode()
+            if n and lead_bucket(h[i], n) != b:
+                raise RuntimeError(f"lead {lead!r} in {key}, its bucket of {n} is "
+                                   f"{lead_bucket(h[i], n)}")
+            if lead in out:
+                raise RuntimeError(f"lead {lead!r} twice in partition {p}'s buckets")
+            out[lead] = h[i + 1]
+    return out
+
+
+def partition_lead_count(redis, prefix, p):
+    """The number of leads of partition p: HLEN summed over its buckets."""
+    return sum(int(redis.command("HLEN", k) or 0) for k in bucket_keys(redis, prefix, p))
 
 
 def stack(*args, timeout=None):

@@ -36,12 +36,11 @@ def snapshot(ctx, partitions):
     partition."""
     leads, supp = {}, {}
     for p in range(partitions):
-        h = ctx.redis.command("HGETALL", f"{ctx.prefix}:{{{p}}}:leads") or []
+        h = lpit.partition_leads(ctx.redis, ctx.prefix, p)
         t = ctx.redis.command("ZRANGE", f"{ctx.prefix}:{{{p}}}:timers", 0, -1, "WITHSCORES") or []
         timers = {t[i].decode(): int(float(t[i + 1])) for i in range(0, len(t), 2)}
-        for i in range(0, len(h), 2):
-            lead = h[i].decode()
-            leads.setdefault(lead, []).append((p, h[i + 1], timers.get(lead)))
+        for lead, data in h.items():
+            leads.setdefault(lead, []).append((p, data, timers.get(lead)))
         s = ctx.redis.command("HGETALL", f"{ctx.prefix}:{{{p}}}:suppressed") or []
         supp[p] = {s[i]: s[i + 1] for i in range(0, len(s), 2)}
     return leads, supp

@@ -34,8 +34,8 @@ PARTITIONS = 6
 
 
 def busiest(ctx, exclude=()):
-    """The partition with the most leads stored so far (HLEN of its leads hash)."""
-    sizes = {p: int(ctx.redis.command("HLEN", f"{ctx.prefix}:{{{p}}}:leads") or 0)
+    """The partition with the most leads stored so far (HLEN summed over its lead buckets)."""
+    sizes = {p: lpit.partition_lead_count(ctx.redis, ctx.prefix, p)
              for p in range(PARTITIONS) if p not in exclude}
     return max(sizes, key=sizes.get), sizes
 

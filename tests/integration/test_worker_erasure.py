@@ -98,7 +98,7 @@ def main():
         supp = 0
         for p in range(ctx.partitions):
             for lead in erased[3:]:
-                if r.command("HEXISTS", f"{ctx.prefix}:{{{p}}}:leads", lead) or \
+                if r.command("HEXISTS", lpit.lead_key(r, ctx.prefix, p, lead), lead) or \
                         r.command("ZSCORE", f"{ctx.prefix}:{{{p}}}:timers", lead) is not None:
                     left.append(lead)
             fields = r.command("HKEYS", f"{ctx.prefix}:{{{p}}}:suppressed") or []
