@@ -46,6 +46,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("leadpulse %s\n", LP_VERSION);
+        printf("librdkafka %s\n", rd_kafka_version_str());
         return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
