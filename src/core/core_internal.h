@@ -154,4 +154,8 @@ void lp_core_update_timers(lp_lead_t *lead, const lp_rules_t *rules);
 bool lp_core_fire_timers(lp_lead_t *lead, const lp_rules_t *rules, int64_t now, lp_facts_t *facts,
                          int reserve);
 
+/* The de-duplication ring keeps 48 bits of each event id's hash (docs/rules.md, dedup_window;
+ * lead format 4 stores 6 bytes each, older values are cut to 48 bits when read). */
+#define LP_SEEN_MASK ((UINT64_C(1) << 48) - 1)
+
 #endif

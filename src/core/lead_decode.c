@@ -1,4 +1,4 @@
-/* The reader of the lead format (core/lead_format.h): versions 1 to 3; trusts nothing. */
+/* The reader of the lead format (core/lead_format.h): versions 1 to 4; trusts nothing. */
 #include "core/lead_format.h"
 
 /* ---- readers ----------------------------------------------------------------------------- */
@@ -76,20 +76,22 @@ static int decode_acts(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     return LP_OK;
 }
 
-static int decode_seen(reader_t *r, lp_lead_t *lead) {
+/* width: bytes per entry (8 before version 4, 6 from it); entries are cut to 48 bits. */
+static int decode_seen(reader_t *r, lp_lead_t *lead, int width) {
     if (get_count(r, &lead->nseen, LP_DEDUP_MAX) != LP_OK || lead->nseen == 0 ||
         get_count(r, &lead->seen_pos, LP_DEDUP_MAX) != LP_OK) {
         return LP_ERR;
     }
     for (int i = 0; i < lead->nseen; i++) {
         uint8_t tmp[8];
-        if (get_bytes(r, tmp, 8) != LP_OK) {
+        if (get_bytes(r, tmp, (size_t)width) != LP_OK) {
             return LP_ERR;
         }
         lead->seen[i] = 0;
-        for (int k = 0; k < 8; k++) {
+        for (int k = 0; k < width; k++) {
             lead->seen[i] |= (uint64_t)tmp[k] << (8 * k);
         }
+        lead->seen[i] &= LP_SEEN_MASK;
     }
     return LP_OK;
 }
@@ -186,7 +188,7 @@ static int decode_v1(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules) {
     if ((f & F_ACTS) && decode_acts(r, lead, rules) != LP_OK) {
         return LP_ERR;
     }
-    if ((f & F_SEEN) && decode_seen(r, lead) != LP_OK) {
+    if ((f & F_SEEN) && decode_seen(r, lead, 8) != LP_OK) {
         return LP_ERR;
     }
     return r->pos == r->len ? LP_OK : LP_ERR;
@@ -392,7 +394,7 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, cons
     if ((f & G_ACTS) && decode_acts(r, lead, rules) != LP_OK) {
         return LP_ERR;
     }
-    if ((f & G_SEEN) && decode_seen(r, lead) != LP_OK) {
+    if ((f & G_SEEN) && decode_seen(r, lead, version >= LEAD_FORMAT_V4 ? 6 : 8) != LP_OK) {
         return LP_ERR;
     }
     if (version >= LEAD_FORMAT_V3 && !(f & G_SCORE)) {
@@ -423,6 +425,7 @@ static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, co
         return decode_v1(r, lead, rules);
     case LEAD_FORMAT_V2:
     case LEAD_FORMAT_V3:
+    case LEAD_FORMAT_V4:
         return decode_v2(r, lead, rules, key, version);
     default:
         return LP_ERR;

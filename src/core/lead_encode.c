@@ -153,7 +153,7 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
     uint8_t grade = (uint8_t)(lead->fit_grade - 'A');
     bool valid = grade < 4 && lead->stage < LP_STAGE__COUNT;
 
-    put_u8(&w, LEAD_FORMAT_V3);
+    put_u8(&w, LEAD_FORMAT_V4);
     put_uvarint(&w, f);
     put_svarint(&w, ref);
     put_u8(&w, valid ? (uint8_t)(lead->stage << 2 | grade) : 0xff);
@@ -256,7 +256,11 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
         put_uvarint(&w, (uint64_t)nseen);
         put_uvarint(&w, (uint64_t)(lead->seen_pos < 0 ? 0 : lead->seen_pos));
         for (int i = 0; i < nseen; i++) {
-            put_u64le(&w, lead->seen[i]);
+            uint8_t b6[6];
+            for (int k = 0; k < 6; k++) {
+                b6[k] = (uint8_t)(lead->seen[i] >> (8 * k));
+            }
+            put_bytes(&w, b6, sizeof(b6));
         }
     }
     put_payload(&w, &strs);

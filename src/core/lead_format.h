@@ -36,7 +36,11 @@
  * as version 3 without them.
  *
  * The decoder trusts nothing: every length, enum and count is checked against the buffer and the
- * struct, and trailing bytes are an error. */
+ * struct, and trailing bytes are an error.
+ *
+ * Version 4 (written): version 3 with each de-duplication entry in 6 bytes (little-endian) instead
+ * of 8: the ring holds 48-bit hashes of event ids (LP_SEEN_MASK). Versions 1 to 3 are read with
+ * their entries cut to 48 bits, so a redelivery after an upgrade is still recognised. */
 #ifndef LEADPULSE_CORE_LEAD_FORMAT_H
 #define LEADPULSE_CORE_LEAD_FORMAT_H
 
@@ -51,6 +55,7 @@
 #define LEAD_FORMAT_V1 1
 #define LEAD_FORMAT_V2 2
 #define LEAD_FORMAT_V3 3
+#define LEAD_FORMAT_V4 4
 
 /* Presence flags of version 1. */
 enum {

@@ -474,7 +474,8 @@ lp_apply_result_t lp_score_apply(lp_lead_t *lead, const lp_event_t *event, const
         worth = engagement_worth(rules, idx, &event->u.engagement, t);
     }
     if (window > 0) {
-        h = lp_hash64(event->event_id, strnlen(event->event_id, LP_ID_MAX), LP_CORE_SEED_DEDUP);
+        h = lp_hash64(event->event_id, strnlen(event->event_id, LP_ID_MAX), LP_CORE_SEED_DEDUP) &
+            LP_SEEN_MASK;
         if (seen_contains(lead, h)) {
             res.duplicate = true;
             return res;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/core_internal.h"
 #include "core_fixture.h"
 
 #define LV_COUNT 5
@@ -40,8 +41,8 @@ static inline void lv_lead(lp_lead_t *lead, const lp_rules_t *rules, int i) {
         lead->act[6].cap_count = 2;
         lead->nseen = 3;
         lead->seen_pos = 3;
-        lead->seen[0] = 0x0123456789abcdefULL;
-        lead->seen[1] = 0xfedcba9876543210ULL;
+        lead->seen[0] = 0x0123456789abcdefULL & LP_SEEN_MASK;
+        lead->seen[1] = 0xfedcba9876543210ULL & LP_SEEN_MASK;
         lead->seen[2] = 42;
         snprintf(p->email, sizeof(p->email), "dmitri.fischer@openlogic.example");
         snprintf(p->title, sizeof(p->title), "Director of Engineering");
@@ -86,7 +87,7 @@ static inline void lv_lead(lp_lead_t *lead, const lp_rules_t *rules, int i) {
         lead->nseen = 5;
         lead->seen_pos = 1;
         for (int k = 0; k < 5; k++) {
-            lead->seen[k] = 0x9e3779b97f4a7c15ULL * (uint64_t)(k + 1);
+            lead->seen[k] = (0x9e3779b97f4a7c15ULL * (uint64_t)(k + 1)) & LP_SEEN_MASK;
         }
         break;
     case 3: /* the largest values: full ring, longest strings, extreme times and counts */
@@ -127,7 +128,7 @@ static inline void lv_lead(lp_lead_t *lead, const lp_rules_t *rules, int i) {
         lead->nseen = LP_DEDUP_MAX;
         lead->seen_pos = LP_DEDUP_MAX - 1;
         for (int k = 0; k < LP_DEDUP_MAX; k++) {
-            lead->seen[k] = UINT64_MAX - (uint64_t)k;
+            lead->seen[k] = (UINT64_MAX - (uint64_t)k) & LP_SEEN_MASK;
         }
         break;
     default: /* non-ASCII profile, zero company size, a recycled lead */

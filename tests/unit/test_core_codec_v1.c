@@ -197,10 +197,10 @@ static void test_v1_vectors_decode(void **state) {
         assert_int_equal(lp_lead_decode(&back, &rules, v1_vectors[i].data, v1_vectors[i].len),
                          LP_OK);
         assert_leads_equal(&want, &back, rules.nactivities);
-        /* a format-1 lead is written back as format 3, and reads the same */
+        /* a format-1 lead is written back as format 4, and reads the same */
         size_t len = lp_lead_encode(&back, &rules, buf, sizeof(buf));
         assert_true(len > 0);
-        assert_int_equal(buf[0], 3);
+        assert_int_equal(buf[0], 4);
         assert_int_equal(lp_lead_decode(&again, &rules, buf, len), LP_OK);
         assert_leads_equal(&want, &again, rules.nactivities);
         print_message("vector %d: format 1 %zu bytes, format 2 %zu bytes\n", i, v1_vectors[i].len,

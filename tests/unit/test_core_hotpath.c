@@ -13,7 +13,7 @@
 #include "core_fixture.h"
 
 static uint64_t dedup_hash(const char *event_id) {
-    return lp_hash64(event_id, strlen(event_id), LP_CORE_SEED_DEDUP);
+    return lp_hash64(event_id, strlen(event_id), LP_CORE_SEED_DEDUP) & LP_SEEN_MASK;
 }
 
 /* A ring of n ids, none equal to h, where `near` ones share h's low or high 32 bits. */
