@@ -325,7 +325,9 @@ void lp_redis_order_sort(redis_store_t *rs, size_t n) {
     for (size_t i = 0; i < n; i++) {
         rs->order[i] = (uint64_t)rs->bucket_of[i] << 32 | (uint32_t)i;
     }
-    qsort(rs->order, n, sizeof(*rs->order), by_key);
+    if (n > 1) {
+        qsort(rs->order, n, sizeof(*rs->order), by_key);
+    }
 }
 
 size_t lp_redis_push_runs(redis_store_t *rs, size_t *argc, size_t *nnum, size_t n,
