@@ -183,9 +183,7 @@ static int move_source(redis_store_t *rs, int32_t partition, int64_t epoch, int3
         if (reply == NULL) {
             return LP_ERR;
         }
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-            reply->element[0]->type != REDIS_REPLY_STRING ||
-            reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[1]->elements % 2 != 0) {
+        if (!lp_redis_hscan_page(reply)) {
             return lp_redis_bad_reply(rs, "re-bucketing (HSCAN)", partition, reply);
         }
         /* Detach the reply: the script call below frees the kept one. */

@@ -229,13 +229,18 @@ int lp_redis_parse_i64(const char *s, size_t len, int64_t *out);
 int lp_redis_bad_reply(redis_store_t *rs, const char *what, int32_t partition,
                        const redisReply *reply);
 
-/* The store operations of redis_outbox.c (lp_store_ops_t's outbox_read, outbox_ack, scan). */
+/* The store operations of redis_outbox.c (lp_store_ops_t's outbox_read, outbox_ack). */
 int lp_redis_outbox_read(lp_store_t *store, int32_t partition, size_t max,
                          lp_store_outbox_list_t *out);
 int lp_redis_outbox_ack(lp_store_t *store, int32_t partition, int64_t epoch, size_t n,
                         const char *const *ids);
+/* The lead reads of redis_leads.c (lp_store_ops_t's load and scan), and the shape of an HSCAN
+ * reply both it and the re-bucketing walk: [cursor, [field, value, ...]]. */
+int lp_redis_load(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
+                  lp_store_loaded_t *out);
 int lp_redis_scan(lp_store_t *store, int32_t partition, uint64_t *cursor, size_t count,
                   lp_store_scan_t *out);
+int lp_redis_hscan_page(const redisReply *reply);
 
 /* ---- Redis Cluster: placing the partitions' slots (redis_place.c) ---- */
 

@@ -99,87 +99,6 @@ static int redis_get_offset(lp_store_t *store, int32_t partition, const char *to
     return LP_OK;
 }
 
-static int redis_load(lp_store_t *store, int32_t partition, size_t n, const char *const *lead_ids,
-                      lp_store_loaded_t *out) {
-    redis_store_t *rs = (redis_store_t *)store;
-    redisReply *reply;
-    int32_t buckets;
-    size_t i, argc = 2, nnum = 0;
-
-    if (lp_store_check_partition(store, partition) != LP_OK) {
-        return LP_ERR;
-    }
-    out->n = 0;
-    out->data = rs->loaded_data;
-    out->len = rs->loaded_len;
-    if (n == 0) {
-        return LP_OK;
-    }
-    if (n > rs->loaded_cap) {
-        const uint8_t **data = realloc(rs->loaded_data, n * sizeof(*data));
-
-        if (data == NULL) {
-            goto oom;
-        }
-        rs->loaded_data = data;
-        size_t *len = realloc(rs->loaded_len, n * sizeof(*len));
-        if (len == NULL) {
-            goto oom;
-        }
-        rs->loaded_len = len;
-        rs->loaded_cap = n;
-    }
-    if (lp_redis_layout(rs, partition, &buckets) != LP_OK) {
-        return LP_ERR;
-    }
-    if (lp_redis_reserve_argv(rs, 6 + 4 * n) != LP_OK || lp_redis_order_reserve(rs, n) != LP_OK) {
-        goto oom;
-    }
-    lp_redis_set_keys(rs, partition);
-    for (i = 0; i < n; i++) {
-        rs->bucket_of[i] =
-            lp_redis_lead_bucket(lead_ids[i], strlen(lead_ids[i]), (uint32_t)buckets);
-    }
-    lp_redis_order_sort(rs, n);
-    lp_redis_push(rs, &argc, "2", 1);
-    lp_redis_push(rs, &argc, rs->keys[RK_LEADS], strlen(rs->keys[RK_LEADS]));
-    lp_redis_push(rs, &argc, rs->keys[RK_BUCKETS], strlen(rs->keys[RK_BUCKETS]));
-    lp_redis_push_num(rs, &argc, &nnum, buckets);
-    lp_redis_push_runs(rs, &argc, &nnum, n, lead_ids, NULL);
-    /* One script for the whole batch (an HMGET per bucket): one round trip however many
-     * leads. */
-    reply = lp_redis_evalsha(rs, lp_store_load_lua, rs->load_sha, (int)argc, rs->argv, rs->argvlen,
-                             RC_RETRY);
-    if (reply == NULL) {
-        return LP_ERR;
-    }
-    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "LAYOUT", 6) == 0) {
-        lp_redis_layout_forget(rs, partition);
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
-        return lp_redis_bad_reply(rs, "load (lead buckets)", partition, reply);
-    }
-    for (i = 0; i < n; i++) {
-        const redisReply *el = reply->element[i];
-        uint32_t k = (uint32_t)rs->order[i];
-
-        if (el->type == REDIS_REPLY_STRING && el->len > 0) {
-            rs->loaded_data[k] = (const uint8_t *)el->str;
-            rs->loaded_len[k] = el->len;
-        } else {
-            rs->loaded_data[k] = NULL;
-            rs->loaded_len[k] = 0;
-        }
-    }
-    out->n = n;
-    out->data = rs->loaded_data;
-    out->len = rs->loaded_len;
-    return LP_OK;
-oom:
-    return lp_store_fail(store, "store redis: partition %d: load of %zu leads: out of memory",
-                         (int)partition, n);
-}
-
 /* Fills rs->argv with the commit script's arguments (argv[0..1], EVALSHA and the SHA, are left to
  * the caller). Returns the argument count, or 0 with errstr set. */
 static size_t commit_argv(redis_store_t *rs, const lp_store_batch_t *batch) {
@@ -477,7 +396,7 @@ static const lp_store_ops_t redis_ops = {
     .name = "redis",
     .fence = redis_fence,
     .get_offset = redis_get_offset,
-    .load = redis_load,
+    .load = lp_redis_load,
     .commit = redis_commit,
     .commit_send = redis_commit_send,
     .commit_recv = redis_commit_recv,
