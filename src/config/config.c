@@ -463,12 +463,14 @@ const lp_config_entry_t lp_config_table[] = {
         "Leads kept in memory; a miss loads from Redis. Bounds the worker's memory."),
     MS("merge.grace_ms", merge_grace_ms, "20", 0, 60000, "LEADPULSE_MERGE_GRACE_MS",
        "The three input topics are applied merged by record timestamp. While one of them has "
-       "nothing buffered (it is caught up), a record is held this long after it arrived, so a "
-       "record with an older timestamp still on its way on that topic is applied first. "
-       "Assumes a record sent before another reaches the brokers at most this much later. In "
-       "a backlog, end probes (ListOffsets, at most every grace/4 while records are held) "
-       "release records appended this long before the topic was found caught up. 0 = no wait "
-       "(lowest latency, order across topics then depends on arrival)."),
+       "nothing buffered, a record is held until an end probe (ListOffsets, one at a time, at "
+       "most every grace/8, 2-25 ms, while records are held) sent this long after the record "
+       "was appended finds that topic at the worker's position, so a record with an older "
+       "timestamp still on its way on that topic is applied first. Assumes a record sent "
+       "before another reaches the brokers at most this much later. A live record waits this "
+       "long after its arrival plus one probe; a backlog is released this long after one "
+       "probe. 0 = no hold and no probes (lowest latency, order across topics then depends on "
+       "arrival)."),
     MS("timers.interval_ms", timers_interval_ms, "1000", 10, 3600000,
        "LEADPULSE_TIMERS_INTERVAL_MS", "How often due SLA and inactivity timers are fired."),
     INT("timers.batch", timers_batch, "1000", 1, 1000000, "LEADPULSE_TIMERS_BATCH",

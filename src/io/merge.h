@@ -27,18 +27,17 @@ typedef struct {
     uint64_t seq[LP_END_RING];
 } lp_part_ends_t;
 
-/* The rule rests on the grace hold's assumption (merge.grace_ms): a record sent to one topic
- * before a record of another reaches the brokers no later than grace_ms after it.
- * Probe k, answered at r_k, says every record below its end e_k[t] was appended before r_k. A
- * later probe m, sent at s_m >= r_k + grace_ms, counts every record of any topic sent before
- * those. So a topic u with nothing buffered whose end e_m[u] is at or below our position next[u]
- * holds nothing older than the records of t below e_k[t]: they need no hold for u.
- * Sets rel[t] (records of t at offsets below it may be released; 0: none) from the newest such k
- * and caught[u] from the newest probe m; next[u] < 0 (position unknown) is never caught.
- * Returns false when no probe covers the partition (rel and caught then say nothing). */
-bool lp_merge_release(const lp_end_probe_t ring[LP_END_RING], uint64_t last_seq,
-                      const lp_part_ends_t *ends, const int64_t next[LP_EV__COUNT], int grace_ms,
-                      int64_t rel[LP_EV__COUNT], bool caught[LP_EV__COUNT]);
+/* One answered end probe as seen by one partition: when it was sent and answered (monotonic ms)
+ * and the end offset it found for each input topic (-1: no answer for that topic). */
+typedef struct {
+    int64_t send_ms, recv_ms;
+    int64_t end[LP_EV__COUNT];
+} lp_probe_view_t;
+
+/* The answered probes of the ring that cover the partition, newest first, into out (room for
+ * LP_END_RING); returns how many. */
+size_t lp_merge_probes(const lp_end_probe_t ring[LP_END_RING], uint64_t last_seq,
+                       const lp_part_ends_t *ends, lp_probe_view_t out[LP_END_RING]);
 
 /* What a topic with nothing buffered may still hold, from its watermarks (worker.c topic_state):
  * caught up (nothing older can come), behind (records to fetch) or unknown (not fetched yet,
@@ -73,9 +72,9 @@ typedef struct {
     int64_t now;                          /* monotonic ms */
     int grace_ms;                         /* merge.grace_ms */
     bool kafka_unsettled;                 /* Kafka was unreachable lately: no fail-safe clock */
-    bool probed;                          /* lp_merge_release answered: rel and caught hold */
-    int64_t rel[LP_EV__COUNT];
-    bool caught[LP_EV__COUNT];
+    const lp_probe_view_t *probes;        /* end probes covering the partition, newest first */
+    size_t nprobes;
+    int64_t next[LP_EV__COUNT]; /* our position per topic (next offset to fetch; -1 unknown) */
 } lp_merge_in_t;
 
 /* What the partition remembers of a wait between merges (in and out). */
@@ -93,14 +92,25 @@ typedef struct {
     bool gave_up;          /* the wait passed LP_MERGE_MAX_WAIT_MS now: report it (once) */
     int64_t ended_wait_ms; /* a wait that ended with this merge lasted this long (0: none) */
     bool want_probe;       /* a record is held that an end probe may release */
-    size_t early;          /* records an end probe released from the grace hold */
+    size_t early;          /* records released before grace_ms had passed since their arrival */
 } lp_merge_out_t;
 
 /* Merges the snapshot's records by timestamp (ties: profiles, engagement, feedback), as Kafka
  * Streams does, into seq (room for in->max). It stops before a record while a topic with nothing
  * buffered may still hold older ones (behind or unknown; given up after LP_MERGE_MAX_WAIT_MS
- * while Kafka answers), and while a record is younger than grace_ms and another topic is empty
- * (a record sent just before on that topic may be on its way), unless an end probe released it. */
+ * while Kafka answers), and holds a record while another topic has nothing buffered until an
+ * end probe shows that no older record of that topic can still come (the grace hold).
+ *
+ * The grace hold rests on merge.grace_ms's assumption: a record sent to one topic before a
+ * record r of another reaches the brokers no later than grace_ms after r was appended. r was
+ * appended before it arrived (r->at), and before the answer of any probe whose end for its topic
+ * is past r's offset. A probe sent grace_ms or more after that counts every record sent before
+ * r on any topic: if it found each topic that has nothing buffered at or below our position
+ * (end <= next), nothing older than r can come from it, and r is released. The position of a
+ * topic is only ever proven by such a probe, never by the consumer's cached watermarks (which
+ * are as old as the last fetch of that topic-partition, and a topic-partition the client has
+ * stopped fetching keeps a stale one). A record due (its grace passed) and not yet released is a
+ * wait for that topic, under the same fail-safe. */
 void lp_merge_select(const lp_merge_in_t *in, lp_merge_wait_t *wait, lp_merge_out_t *out, int *seq);
 
 #endif

@@ -72,8 +72,12 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
                        ? hi
                        : -1;
     }
-    in.probed =
-        in.grace_ms > 0 && limit == NULL && lp_wk_ends_release(worker, p, in.rel, in.caught);
+    lp_probe_view_t probes[LP_END_RING];
+    if (in.grace_ms > 0 && limit == NULL) {
+        lp_wk_positions(worker, p, in.next);
+        in.nprobes = lp_merge_probes(worker->end_probes, worker->end_seq, &part->ends, probes);
+        in.probes = probes;
+    }
     lp_merge_wait_t wait = {part->waiting_since_ms, part->wait_logged};
     lp_merge_out_t res;
     int *seq = worker->merge_seq;
@@ -525,6 +529,8 @@ int lp_worker_run(lp_worker_t *worker) {
         int64_t now = lp_wk_mono_ms();
         lp_wk_ends_tick(worker, now);
         apply_input(worker, now);
+        /* A probe the merge asked for goes out now, not a loop later. */
+        lp_wk_ends_tick(worker, lp_wk_mono_ms());
         phase_end(worker, PH_OTHER);
         deliver_output(worker, now);
         phase_end(worker, PH_OUTPUT);

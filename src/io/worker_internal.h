@@ -113,7 +113,7 @@ typedef struct {
 } prober_t;
 
 /* Asks the brokers for the end offsets of every owned input topic-partition (one ListOffsets
- * request per broker), off the main loop, for the merge's grace hold (see lp_wk_ends_release). */
+ * request per broker), off the main loop, for the merge's grace hold (io/merge.h). */
 typedef struct {
     helper_t h;
     rd_kafka_topic_partition_list_t *ask;    /* handed to the thread; NULL: nothing asked */
@@ -196,8 +196,7 @@ int lp_wk_apply_props(rd_kafka_conf_t *conf, const lp_worker_opts_t *opts, bool 
 void lp_wk_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 void lp_wk_consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void lp_wk_ends_tick(lp_worker_t *worker, int64_t now);
-bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_EV__COUNT],
-                        bool caught[LP_EV__COUNT]);
+void lp_wk_positions(lp_worker_t *worker, int32_t p, int64_t next[LP_EV__COUNT]);
 bool lp_wk_ends_since(const lp_worker_t *worker, int32_t p, int t, int64_t since_ms, int64_t *end);
 
 /* worker_input.c */

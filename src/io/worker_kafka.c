@@ -196,7 +196,7 @@ void lp_wk_consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *
 }
 
 /* Takes the end prober's answer into the ring and, while the merge holds records that an
- * answer may release, asks again (every merge.grace_ms / 4, 2 to 50 ms). */
+ * answer may release, asks again (at most every merge.grace_ms / 8, 2 to 25 ms, one at a time). */
 void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
     ends_prober_t *ep = &worker->ends;
     if (!ep->h.started) {
@@ -258,8 +258,8 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
     ep->busy = true;
     pthread_cond_signal(&ep->h.cv);
     pthread_mutex_unlock(&ep->h.mu);
-    int every = worker->opts.merge_grace_ms / 4;
-    worker->ends_next_ms = now + (every < 2 ? 2 : every > 50 ? 50 : every);
+    int every = worker->opts.merge_grace_ms / 8;
+    worker->ends_next_ms = now + (every < 2 ? 2 : every > 25 ? 25 : every);
 }
 
 /* The end of topic t of p from the newest end probe that covers p and was sent at or after
@@ -281,18 +281,14 @@ bool lp_wk_ends_since(const lp_worker_t *worker, int32_t p, int t, int64_t since
     return false;
 }
 
-/* The grace hold below, made exact for a backlog (lp_merge_release, io/merge.h): records
- * appended grace before a later end probe found the partition's empty topics at our position
- * need no hold. A record that arrived within grace of its append (a live stream) gains nothing;
- * this releases backlogs, which the hold paced at one fetch per grace. */
-bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_EV__COUNT],
-                        bool caught[LP_EV__COUNT]) {
+/* Our position in each input topic of p, for the merge's grace hold (io/merge.h): the offset
+ * after the last record fetched, or the low watermark while nothing was fetched since the
+ * assignment (which started at the beginning); -1 when unknown. */
+void lp_wk_positions(lp_worker_t *worker, int32_t p, int64_t next[LP_EV__COUNT]) {
     part_t *part = &worker->parts[p];
-    int64_t next[LP_EV__COUNT];
     for (int t = 0; t < LP_EV__COUNT; t++) {
         next[t] = part->expect[t];
         if (next[t] < 0) {
-            /* Nothing fetched since the assignment, which started at the beginning. */
             int64_t lo = -1, hi = -1;
             if (rd_kafka_get_watermark_offsets(worker->consumer, worker->opts.in_topics[t], p, &lo,
                                                &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -300,6 +296,4 @@ bool lp_wk_ends_release(lp_worker_t *worker, int32_t p, int64_t rel[LP_EV__COUNT
             }
         }
     }
-    return lp_merge_release(worker->end_probes, worker->end_seq, &part->ends, next,
-                            worker->opts.merge_grace_ms, rel, caught);
 }
