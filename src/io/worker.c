@@ -478,7 +478,7 @@ static void housekeeping(lp_worker_t *worker, int64_t now) {
     if (now >= worker->next_timers_ms) {
         fire_timers(worker);
         worker->next_timers_ms =
-            now + (worker->opts.timers_interval_ms > 0 ? worker->opts.timers_interval_ms : 1000);
+            now + (worker->opts.timers_interval_ms > 0 ? worker->opts.timers_interval_ms : 100);
     }
     for (int32_t p = 0; p < worker->max_part; p++) {
         part_t *part = &worker->parts[p];

@@ -113,7 +113,7 @@ static void test_defaults(void **state) {
     assert_int_equal(config->batch_max_events, 5000);
     assert_int_equal(config->batch_max_wait_ms, 20);
     assert_int_equal(config->cache_max_leads, 200000);
-    assert_int_equal(config->timers_interval_ms, 1000);
+    assert_int_equal(config->timers_interval_ms, 100);
     assert_int_equal(config->timers_batch, 1000);
     assert_int_equal(config->outbox_batch, 1000);
     assert_int_equal(config->shutdown_timeout_ms, 10000);
