@@ -10,7 +10,11 @@
 #define LP_MAX_CONDITIONS 8 /* conditional point overrides per activity */
 #define LP_MAX_FIT_RULES 32
 #define LP_MAX_DQ_RULES 16
-#define LP_MAX_MATCH_VALUES 16 /* values in one `in:` / `contains:` list */
+#define LP_MAX_MATCH_VALUES 16        /* values in one `in:` / `contains:` list */
+#define LP_MAX_ROLE_RULES 16          /* accounts.roles */
+#define LP_MAX_FREE_MAIL 128          /* accounts.free_mail_domains */
+#define LP_MAX_ROLE_GROUPS 6          /* accounts.mqa.required_roles groups (of 1..6 roles) */
+#define LP_ACCOUNT_MEMBERS_MAX 100000 /* accounts.max_members */
 
 /* A conditional override of an activity's points: the first matching condition wins. */
 typedef struct {
@@ -54,6 +58,17 @@ typedef enum {
     LP_MATCH_RANGE,    /* numeric field within [min, max] (company_size) */
 } lp_match_op_t;
 
+/* Buying-committee roles of an account's members (accounts.roles), in the order of the docs. */
+typedef enum {
+    LP_ROLE_DECISION_MAKER = 0,
+    LP_ROLE_APPROVER,
+    LP_ROLE_INFLUENCER,
+    LP_ROLE_RECOMMENDER,
+    LP_ROLE_USER,
+    LP_ROLE_BLOCKER,
+    LP_ROLE__COUNT
+} lp_role_t;
+
 typedef struct {
     lp_field_t field;
     lp_match_op_t op;
@@ -62,7 +77,33 @@ typedef struct {
     int64_t min, max;             /* for LP_MATCH_RANGE; max = INT64_MAX when open */
     double points;                /* fit rules: points added when matched */
     char reason[LP_NAME_MAX + 1]; /* disqualify rules: reason name, e.g. "competitor" */
+    lp_role_t role;               /* accounts.roles: the role a match gives */
 } lp_match_rule_t;
+
+/* The `accounts:` section (docs/rules.md "accounts"): how leads map to accounts, members' roles
+ * and when an account qualifies (MQA). Loaded and validated; the account evaluation itself
+ * arrives with the stage-2 worker. All zero (enabled false) when the section is absent. */
+typedef struct {
+    bool enabled; /* the section is present */
+    /* email domains that name no company (case-insensitive; a subdomain of one is free mail too) */
+    int nfree_mail;
+    char free_mail[LP_MAX_FREE_MAIL][LP_STR_MAX + 1];
+    int nroles; /* role rules, first match wins; each rule's .role */
+    lp_match_rule_t roles[LP_MAX_ROLE_RULES];
+    lp_role_t default_role;                /* role of a member no rule matches */
+    double member_cap;                     /* a member adds at most this to the account; > 0 */
+    double engaged_score;                  /* engaged: member score >= this; >= 0 */
+    double role_points[LP_ROLE__COUNT];    /* added once per role an engaged member covers */
+    double mqa_score;                      /* MQA threshold; > 0 */
+    int mqa_engaged_members;               /* 1..1000, <= max_members */
+    int nrequired;                         /* 0..LP_MAX_ROLE_GROUPS */
+    unsigned required[LP_MAX_ROLE_GROUPS]; /* each group a mask of 1u << lp_role_t, non-empty */
+    char mqa_min_fit;                      /* 'A'..'D', an engaged member this good; 0 = none */
+    double mqa_rearm;                      /* re-arm below this; < mqa_score */
+    int64_t quiet_after_ms;                /* stale `committee_quiet`; 0 = off */
+    int64_t accept_within_ms;              /* stale `account_sla_breached`; 0 = off */
+    int max_members;                       /* members tracked per account, 1..100000 */
+} lp_account_rules_t;
 
 typedef enum { LP_RECYCLE_RESET = 0, LP_RECYCLE_KEEP = 1, LP_RECYCLE_SCALE = 2 } lp_recycle_mode_t;
 
@@ -106,6 +147,8 @@ typedef struct {
     double recycle_scale; /* for LP_RECYCLE_SCALE: score *= scale */
 
     int dedup_window; /* event ids remembered per lead (1..LP_DEDUP_MAX) */
+
+    lp_account_rules_t accounts; /* account-level qualification; accounts.enabled false = off */
 } lp_rules_t;
 
 #define LP_DEDUP_MAX 64

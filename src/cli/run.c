@@ -227,8 +227,9 @@ int lp_cmd_check_config(int argc, char **argv) {
         return 1;
     }
     lp_config_dump(config, stdout);
-    printf("# rules: %s (model %s version %s, %d activities)\n", config->rules_path,
-           rules->model_id, rules->model_version, rules->nactivities);
+    printf("# rules: %s (model %s version %s, %d activities%s)\n", config->rules_path,
+           rules->model_id, rules->model_version, rules->nactivities,
+           rules->accounts.enabled ? "; accounts: valid, not evaluated yet" : "");
     lp_avro_codec_destroy(codec);
     lp_rules_destroy(rules);
     lp_config_destroy(config);

@@ -1,5 +1,6 @@
 /* The rules loader: the whole file, and its scalar sections (model, score, machine, sla,
- * inactivity, recycle, dedup_window). Activities and profile rules live in their own files. */
+ * inactivity, recycle, dedup_window). Activities, profile rules and accounts live in their own
+ * files. */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 static const char *const top_keys[] = {"model",   "score",        "activities", "machine",
                                        "fit",     "disqualify",   "sla",        "inactivity",
-                                       "recycle", "dedup_window", NULL};
+                                       "recycle", "dedup_window", "accounts",   NULL};
 
 /* Lines of the score keys, for messages about how they relate to each other. */
 typedef struct {
@@ -62,6 +63,19 @@ static int parse_model(lp_yaml_t *y, yaml_node_t *node, int line, lp_rules_t *ru
         lp_rules_check_name(y, v, "model.version", rules->model_version) != LP_OK) {
         return LP_ERR;
     }
+    return LP_OK;
+}
+
+int lp_rules_parse_grade(lp_yaml_t *y, yaml_node_t *node, const char *path, char *out) {
+    const char *g = lp_yaml_scalar(node);
+
+    if (!g || strlen(g) != 1 || toupper((unsigned char)g[0]) < 'A' ||
+        toupper((unsigned char)g[0]) > 'D') {
+        return lp_yaml_err(y, lp_yaml_line(node), path,
+                           "must be one of A, B, C, D (D = no fit gate), got \"%s\"",
+                           g ? g : lp_yaml_kind_name(node));
+    }
+    *out = (char)toupper((unsigned char)g[0]);
     return LP_OK;
 }
 
@@ -120,15 +134,9 @@ static int parse_score(lp_yaml_t *y, yaml_node_t *node, int line, lp_rules_t *ru
         opt_double(y, node, "rearm", "score.rearm", &rules->rearm_level, &sl->rearm) != LP_OK) {
         return LP_ERR;
     }
-    if ((v = lp_yaml_get(y, node, "min_fit_grade", &sl->grade))) {
-        const char *g = lp_yaml_scalar(v);
-        if (!g || strlen(g) != 1 || toupper((unsigned char)g[0]) < 'A' ||
-            toupper((unsigned char)g[0]) > 'D') {
-            return lp_yaml_err(y, lp_yaml_line(v), "score.min_fit_grade",
-                               "must be one of A, B, C, D (D = no fit gate), got \"%s\"",
-                               g ? g : lp_yaml_kind_name(v));
-        }
-        rules->min_fit_grade = (char)toupper((unsigned char)g[0]);
+    if ((v = lp_yaml_get(y, node, "min_fit_grade", &sl->grade)) &&
+        lp_rules_parse_grade(y, v, "score.min_fit_grade", &rules->min_fit_grade) != LP_OK) {
+        return LP_ERR;
     }
     return LP_OK;
 }
@@ -382,6 +390,10 @@ static int parse_root(lp_yaml_t *y, lp_rules_t *rules) {
             return LP_ERR;
         }
         rules->dedup_window = (int)n;
+    }
+    if ((v = lp_yaml_get(y, root, "accounts", &line)) &&
+        lp_rules_parse_accounts(y, v, line, rules) != LP_OK) {
+        return LP_ERR;
     }
     return check_score(y, rules, &sl);
 }

@@ -1,5 +1,5 @@
-/* Profile rules: `fit:` (points and grade thresholds) and `disqualify:`. Both use the same
- * matcher: a field and exactly one of in / contains / suffix / range. */
+/* Profile rules: `fit:` (points and grade thresholds), `disqualify:` and `accounts.roles`. All use
+ * the same matcher: a field and exactly one of in / contains / suffix / range. */
 #include <stdio.h>
 #include <string.h>
 
@@ -88,19 +88,57 @@ static int parse_range(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_mat
     return LP_OK;
 }
 
-/* A rule: `field`, one operator, and `points` (fit) or `reason` (disqualify). */
-static int parse_rule(lp_yaml_t *y, yaml_node_t *node, const char *path, bool is_fit,
+/* A rule's key besides its match: `points` (fit), `reason` (disqualify), `role` (accounts). */
+static int parse_rule_extra(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_rule_kind_t kind,
+                            lp_match_rule_t *rule) {
+    char sub[LP_YAML_PATH_MAX];
+    yaml_node_t *v;
+
+    if (kind == LP_RULE_FIT) {
+        lp_yaml_path(sub, sizeof(sub), "%s.points", path);
+        if (!(v = lp_yaml_get(y, node, "points", NULL))) {
+            return lp_yaml_err(y, lp_yaml_line(node), sub,
+                               "missing; say how many fit points a match adds");
+        }
+        return lp_yaml_double(y, v, sub, &rule->points);
+    }
+    if (kind == LP_RULE_ROLE) {
+        lp_yaml_path(sub, sizeof(sub), "%s.role", path);
+        if (!(v = lp_yaml_get(y, node, "role", NULL))) {
+            return lp_yaml_err(y, lp_yaml_line(node), sub,
+                               "missing; name the role a match gives, e.g. decision_maker");
+        }
+        return lp_rules_parse_role(y, v, sub, &rule->role);
+    }
+    lp_yaml_path(sub, sizeof(sub), "%s.reason", path);
+    if (!(v = lp_yaml_get(y, node, "reason", NULL))) {
+        return lp_yaml_err(y, lp_yaml_line(node), sub,
+                           "missing; name the reason sales will see, e.g. competitor");
+    }
+    if (lp_yaml_str(y, v, sub, rule->reason, sizeof(rule->reason)) != LP_OK) {
+        return LP_ERR;
+    }
+    return lp_rules_check_name(y, v, sub, rule->reason);
+}
+
+/* A rule: `field`, one operator, and the key of its kind (parse_rule_extra). */
+static int parse_rule(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_rule_kind_t kind,
                       lp_match_rule_t *rule) {
     static const char *const fit_keys[] = {"field", "in",     "contains", "suffix",
                                            "range", "points", NULL};
     static const char *const dq_keys[] = {"field", "in",     "contains", "suffix",
                                           "range", "reason", NULL};
+    static const char *const role_keys[] = {"field", "in",   "contains", "suffix",
+                                            "range", "role", NULL};
     char sub[LP_YAML_PATH_MAX];
     yaml_node_t *v, *opv = NULL;
     const char *f;
     int field = 0, op = -1;
 
-    if (lp_yaml_check_map(y, node, path, is_fit ? fit_keys : dq_keys) != LP_OK) {
+    if (lp_yaml_check_map(y, node, path,
+                          kind == LP_RULE_FIT  ? fit_keys
+                          : kind == LP_RULE_DQ ? dq_keys
+                                               : role_keys) != LP_OK) {
         return LP_ERR;
     }
     lp_yaml_path(sub, sizeof(sub), "%s.field", path);
@@ -146,27 +184,11 @@ static int parse_rule(lp_yaml_t *y, yaml_node_t *node, const char *path, bool is
                                     : parse_values(y, opv, sub, rule)) != LP_OK) {
         return LP_ERR;
     }
-    if (is_fit) {
-        lp_yaml_path(sub, sizeof(sub), "%s.points", path);
-        if (!(v = lp_yaml_get(y, node, "points", NULL))) {
-            return lp_yaml_err(y, lp_yaml_line(node), sub,
-                               "missing; say how many fit points a match adds");
-        }
-        return lp_yaml_double(y, v, sub, &rule->points);
-    }
-    lp_yaml_path(sub, sizeof(sub), "%s.reason", path);
-    if (!(v = lp_yaml_get(y, node, "reason", NULL))) {
-        return lp_yaml_err(y, lp_yaml_line(node), sub,
-                           "missing; name the reason sales will see, e.g. competitor");
-    }
-    if (lp_yaml_str(y, v, sub, rule->reason, sizeof(rule->reason)) != LP_OK) {
-        return LP_ERR;
-    }
-    return lp_rules_check_name(y, v, sub, rule->reason);
+    return parse_rule_extra(y, node, path, kind, rule);
 }
 
-static int parse_rule_list(lp_yaml_t *y, yaml_node_t *node, const char *path, bool is_fit,
-                           lp_match_rule_t *rules, int max, int *n) {
+int lp_rules_parse_rule_list(lp_yaml_t *y, yaml_node_t *node, const char *path, lp_rule_kind_t kind,
+                             lp_match_rule_t *rules, int max, int *n) {
     char sub[LP_YAML_PATH_MAX];
 
     if (node->type != YAML_SEQUENCE_NODE) {
@@ -183,7 +205,7 @@ static int parse_rule_list(lp_yaml_t *y, yaml_node_t *node, const char *path, bo
             return lp_yaml_err(y, lp_yaml_line(r), sub, "too many rules (at most %d); merge some",
                                max);
         }
-        if (parse_rule(y, r, sub, is_fit, &rules[*n]) != LP_OK) {
+        if (parse_rule(y, r, sub, kind, &rules[*n]) != LP_OK) {
             return LP_ERR;
         }
         (*n)++;
@@ -228,8 +250,8 @@ int lp_rules_parse_fit(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) {
         return LP_ERR;
     }
     if ((v = lp_yaml_get(y, node, "rules", NULL)) &&
-        parse_rule_list(y, v, "fit.rules", true, rules->fit, LP_MAX_FIT_RULES, &rules->nfit) !=
-            LP_OK) {
+        lp_rules_parse_rule_list(y, v, "fit.rules", LP_RULE_FIT, rules->fit, LP_MAX_FIT_RULES,
+                                 &rules->nfit) != LP_OK) {
         return LP_ERR;
     }
     if ((v = lp_yaml_get(y, node, "grades", NULL)) && parse_grades(y, v, rules) != LP_OK) {
@@ -239,5 +261,6 @@ int lp_rules_parse_fit(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) {
 }
 
 int lp_rules_parse_disqualify(lp_yaml_t *y, yaml_node_t *node, lp_rules_t *rules) {
-    return parse_rule_list(y, node, "disqualify", false, rules->dq, LP_MAX_DQ_RULES, &rules->ndq);
+    return lp_rules_parse_rule_list(y, node, "disqualify", LP_RULE_DQ, rules->dq, LP_MAX_DQ_RULES,
+                                    &rules->ndq);
 }

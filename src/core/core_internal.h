@@ -62,6 +62,10 @@ char lp_core_fit_grade(const lp_rules_t *rules, double points);
 const lp_match_rule_t *lp_core_dq_match(const lp_rules_t *rules,
                                         const lp_profile_update_t *profile);
 
+/* First accounts.roles rule the profile matches, or NULL. */
+const lp_match_rule_t *lp_core_role_match(const lp_rules_t *rules,
+                                          const lp_profile_update_t *profile);
+
 /* ---- small helpers shared by score.c, timers.c and facts.c (inline: they sit on the hot path) */
 
 /* later - earlier for later > earlier, without signed overflow. */

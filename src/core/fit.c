@@ -1,5 +1,6 @@
-/* Profile side of the core: merging profile updates, fit points and grade, disqualify rules, and
- * the activity-rule lookup. Pure functions over the rules and the current profile. */
+/* Profile side of the core: merging profile updates, fit points and grade, disqualify rules,
+ * account roles, and the activity-rule lookup. Pure functions over the rules and the current
+ * profile. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -228,6 +229,17 @@ const lp_match_rule_t *lp_core_dq_match(const lp_rules_t *rules,
     for (int i = 0; i < n; i++) {
         if (rule_matches(&rules->dq[i], profile)) {
             return &rules->dq[i];
+        }
+    }
+    return NULL;
+}
+
+const lp_match_rule_t *lp_core_role_match(const lp_rules_t *rules,
+                                          const lp_profile_update_t *profile) {
+    int n = rules->accounts.nroles < LP_MAX_ROLE_RULES ? rules->accounts.nroles : LP_MAX_ROLE_RULES;
+    for (int i = 0; i < n; i++) {
+        if (rule_matches(&rules->accounts.roles[i], profile)) {
+            return &rules->accounts.roles[i];
         }
     }
     return NULL;

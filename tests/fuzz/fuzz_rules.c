@@ -6,7 +6,63 @@
 #include <math.h>
 
 #include "fuzz_util.h"
+#include "leadpulse/account.h"
 #include "leadpulse/score.h"
+
+/* The `accounts:` section: counts, bounds and the relations the loader checks. */
+static void check_accounts(const lp_rules_t *rules) {
+    const lp_account_rules_t *acc = &rules->accounts;
+
+    if (!acc->enabled) {
+        return;
+    }
+    if (acc->nroles < 0 || acc->nroles > LP_MAX_ROLE_RULES || acc->nfree_mail < 0 ||
+        acc->nfree_mail > LP_MAX_FREE_MAIL || acc->nrequired < 0 ||
+        acc->nrequired > LP_MAX_ROLE_GROUPS || (unsigned)acc->default_role >= LP_ROLE__COUNT) {
+        fuzz_fail("accounts: counts out of range");
+    }
+    if (!(acc->mqa_score > 0) || !(acc->mqa_rearm < acc->mqa_score) || !(acc->member_cap > 0) ||
+        !(acc->engaged_score >= 0) || acc->max_members < 1 ||
+        acc->max_members > LP_ACCOUNT_MEMBERS_MAX || acc->mqa_engaged_members < 1 ||
+        acc->mqa_engaged_members > acc->max_members || acc->quiet_after_ms < 0 ||
+        acc->accept_within_ms < 0) {
+        fuzz_fail("accounts: values out of range");
+    }
+    if (acc->mqa_min_fit != 0 && (acc->mqa_min_fit < 'A' || acc->mqa_min_fit > 'D')) {
+        fuzz_fail("accounts: min_fit %d", acc->mqa_min_fit);
+    }
+    for (int i = 0; i < acc->nroles; i++) {
+        if ((unsigned)acc->roles[i].role >= LP_ROLE__COUNT ||
+            (unsigned)acc->roles[i].field >= LP_FIELD__COUNT || acc->roles[i].nvalues < 0 ||
+            acc->roles[i].nvalues > LP_MAX_MATCH_VALUES) {
+            fuzz_fail("accounts: role rule %d out of range", i);
+        }
+    }
+    for (int g = 0; g < acc->nrequired; g++) {
+        if (acc->required[g] == 0 || acc->required[g] >= (1u << LP_ROLE__COUNT)) {
+            fuzz_fail("accounts: required_roles[%d] mask %#x", g, acc->required[g]);
+        }
+    }
+    for (int i = 0; i < acc->nfree_mail; i++) {
+        FUZZ_CHECK_STR(acc->free_mail[i]);
+        if (!lp_account_free_mail(rules, acc->free_mail[i])) {
+            fuzz_fail("accounts: %s is not free mail", acc->free_mail[i]);
+        }
+    }
+}
+
+/* A member's account key and role for the lead's profile: never longer than the buffer. */
+static void check_account_of(const lp_rules_t *rules, const lp_profile_update_t *profile) {
+    char key[LP_ACCOUNT_KEY_MAX + 1];
+    const char *k = lp_account_of(rules, profile->company, profile->email, key, sizeof(key));
+
+    if (k != NULL && (k != key || strlen(key) > LP_ACCOUNT_KEY_MAX)) {
+        fuzz_fail("account key");
+    }
+    if ((unsigned)lp_account_role(rules, profile) >= LP_ROLE__COUNT) {
+        fuzz_fail("account role");
+    }
+}
 
 static void check_rules(const lp_rules_t *rules) {
     if (!(rules->half_life_ms > 0) || !isfinite(rules->half_life_ms)) {
@@ -25,6 +81,7 @@ static void check_rules(const lp_rules_t *rules) {
     if (rules->dedup_window < 1 || rules->dedup_window > LP_DEDUP_MAX) {
         fuzz_fail("dedup_window %d", rules->dedup_window);
     }
+    check_accounts(rules);
     FUZZ_CHECK_STR(rules->model_id);
     FUZZ_CHECK_STR(rules->model_version);
     for (int i = 0; i < rules->nactivities; i++) {
@@ -105,6 +162,7 @@ static void drive_core(const lp_rules_t *rules) {
         snprintf(ev.u.profile.title, sizeof(ev.u.profile.title), "VP Engineering");
         ev.u.profile.company_size = round == 0 ? 5 : 5000;
         apply(&lead, rules, &ev);
+        check_account_of(rules, &lead.profile);
         lp_event_init(&ev, LP_EV_FEEDBACK);
         snprintf(ev.event_id, sizeof(ev.event_id), "f%d", round);
         snprintf(ev.lead_id, sizeof(ev.lead_id), "lead-fuzz");

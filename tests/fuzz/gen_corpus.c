@@ -190,10 +190,12 @@ static void json(void) {
 }
 
 static void rules_seeds(void) {
-    static const char *const files[] = {"config/rules.yaml", "tests/unit/data/rules/minimal.yaml",
+    static const char *const files[] = {"config/rules.yaml",
+                                        "tests/unit/data/rules/minimal.yaml",
                                         "tests/unit/data/rules/bad_rearm.yaml",
                                         "tests/unit/data/rules/bad_typo.yaml",
-                                        "tests/cli/data/fixture_rules.yaml"};
+                                        "tests/cli/data/fixture_rules.yaml",
+                                        "tests/unit/data/rules/bad_accounts.yaml"};
     static const char *const bad[] = {
         "",
         "model: {id: x, version: \"1\"}\n",
@@ -206,6 +208,11 @@ static void rules_seeds(void) {
         "\t- tab\n",
         "%YAML 1.1\n---\n!!binary AAAA\n",
         "--- a\n--- b\n",
+        "model: {id: x, version: \"1\"}\nscore: {half_life: 1d, mql: 10}\nactivities: {a: 1}\n"
+        "accounts:\n  free_mail_domains: [x.io]\n  roles:\n"
+        "    - {role: approver, field: title, contains: [cfo]}\n  role_points: {approver: 5}\n"
+        "  mqa: {score: 5, required_roles: [[approver, user]], rearm: 1}\n"
+        "  stale: {quiet_after: 1d}\n",
     };
     char path[1024];
 
