@@ -85,7 +85,7 @@ static int check_domain(lp_yaml_t *y, yaml_node_t *node, const char *path, const
 static int parse_free_mail(lp_yaml_t *y, yaml_node_t *node, lp_account_rules_t *acc) {
     char sub[LP_YAML_PATH_MAX];
     yaml_node_item_t one[1];
-    yaml_node_item_t *start, *top;
+    yaml_node_item_t *start = NULL, *top = NULL;
 
     if (list_items(y, node, "accounts.free_mail_domains", "domains", one, &start, &top) != LP_OK) {
         return LP_ERR;
@@ -133,7 +133,7 @@ static int parse_role_points(lp_yaml_t *y, yaml_node_t *node, lp_account_rules_t
 static int parse_group(lp_yaml_t *y, yaml_node_t *node, const char *path, unsigned *mask) {
     char sub[LP_YAML_PATH_MAX];
     yaml_node_item_t one[1];
-    yaml_node_item_t *start, *top;
+    yaml_node_item_t *start = NULL, *top = NULL;
     int i = 0;
 
     if (list_items(y, node, path, "roles", one, &start, &top) != LP_OK) {
