@@ -86,9 +86,12 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
     X(END_PROBES, "leadpulse_end_probes_total", COUNTER, "", "",                                   \
       "End-offset requests the merge sent while it held records.")                                 \
     X(END_PROBE_ERRORS, "leadpulse_end_probe_errors_total", COUNTER, "", "",                       \
-      "End-offset requests that failed (the merge's hold is then not lifted early).")              \
+      "End-offset requests that failed (records held by the merge wait for the next answer).")     \
+    X(END_PROBE_SECONDS, "leadpulse_end_probe_seconds", HISTOGRAM, "", "seconds",                  \
+      "How long the brokers took to answer an end probe (a held record waits for one).")           \
     X(MERGE_EARLY_RELEASES, "leadpulse_merge_early_releases_total", COUNTER, "", "",               \
-      "Records of a backlog that an end probe released from the merge's grace hold.")              \
+      "Records an end probe released from the merge's grace hold before their grace from "         \
+      "arrival had passed (a backlog).")                                                           \
     X(CONSUMER_LAG, "leadpulse_consumer_lag_records", GAUGE, "topic,partition", "records",         \
       "Records of an owned input topic-partition not applied yet: its high watermark (as last "    \
       "fetched) minus the next offset to apply. Alert when it keeps growing.")                     \

@@ -120,6 +120,7 @@ typedef struct {
     rd_kafka_topic_partition_list_t *answer; /* handed back; NULL: nothing answered */
     bool busy;                               /* asked and not yet taken back */
     int64_t send_ms, recv_ms;                /* monotonic: before the request, after the reply */
+    int64_t rtt_ns;                          /* the reply's wait, in ns */
 } ends_prober_t;
 
 struct lp_worker {
@@ -128,6 +129,7 @@ struct lp_worker {
     lp_store_t *store;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
+    rd_kafka_t *probe_rk;                     /* the end prober's own client (ListOffsets only) */
     rd_kafka_topic_t *out_rkt[LP_OUT__COUNT]; /* held so their metadata is fetched at start */
     part_t *parts;
     int32_t max_part; /* highest partition index seen + 1 */
@@ -155,7 +157,7 @@ struct lp_worker {
     } rules_file;           /* the rules file as last seen */
     int64_t status_next_ms; /* next metrics publication */
     char *status_buf;
-    lp_histogram_t apply_seconds, commit_seconds, handoff_latency;
+    lp_histogram_t apply_seconds, commit_seconds, handoff_latency, end_probe_seconds;
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */

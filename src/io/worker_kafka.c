@@ -75,9 +75,12 @@ void *lp_wk_ends_main(void *arg) {
         pthread_mutex_unlock(&ep->h.mu);
         /* The "timestamp" -1 asks for each partition's end (RD_KAFKA_OFFSET_END): the high
          * watermark, or the last stable offset under read_committed, as the consumer fetches. */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int64_t send_ms = lp_wk_mono_ms();
         rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(ep->h.rk, list, 2000);
         int64_t recv_ms = lp_wk_mono_ms();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             for (int i = 0; i < list->cnt; i++) {
                 list->elems[i].err = err;
@@ -86,6 +89,7 @@ void *lp_wk_ends_main(void *arg) {
         pthread_mutex_lock(&ep->h.mu);
         ep->send_ms = send_ms;
         ep->recv_ms = recv_ms;
+        ep->rtt_ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
         ep->answer = list;
     }
     pthread_mutex_unlock(&ep->h.mu);
@@ -204,7 +208,7 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
     }
     pthread_mutex_lock(&ep->h.mu);
     rd_kafka_topic_partition_list_t *answer = ep->answer;
-    int64_t send_ms = ep->send_ms, recv_ms = ep->recv_ms;
+    int64_t send_ms = ep->send_ms, recv_ms = ep->recv_ms, rtt_ns = ep->rtt_ns;
     if (answer != NULL) {
         ep->answer = NULL;
         ep->busy = false;
@@ -217,6 +221,7 @@ void lp_wk_ends_tick(lp_worker_t *worker, int64_t now) {
         worker->end_probes[slot] =
             (lp_end_probe_t){.seq = seq, .send_ms = send_ms, .recv_ms = recv_ms};
         worker->end_probes_total++;
+        lp_histogram_observe(&worker->end_probe_seconds, (double)rtt_ns * 1e-9);
         bool failed = false;
         for (int i = 0; i < answer->cnt; i++) {
             const rd_kafka_topic_partition_t *e = &answer->elems[i];
