@@ -129,7 +129,6 @@ struct lp_worker {
     lp_store_t *store;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
-    rd_kafka_t *probe_rk;                     /* the end prober's own client (ListOffsets only) */
     rd_kafka_topic_t *out_rkt[LP_OUT__COUNT]; /* held so their metadata is fetched at start */
     part_t *parts;
     int32_t max_part; /* highest partition index seen + 1 */

@@ -82,18 +82,7 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         snprintf(errstr, errstr_size, "cannot start the watermark prober thread");
         goto err;
     }
-    /* The end prober has a client of its own: on the consumer's connections its ListOffsets
-     * waited behind the outstanding fetch (a long poll), and a held record waits for it. */
-    conf = lp_wk_base_conf(opts, errstr, errstr_size);
-    if (conf == NULL || lp_wk_apply_props(conf, opts, true, errstr, errstr_size) != LP_OK) {
-        goto err;
-    }
-    worker->probe_rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
-    if (worker->probe_rk == NULL) {
-        goto err;
-    }
-    conf = NULL;
-    if (lp_wk_helper_start(&worker->ends.h, worker->probe_rk, lp_wk_ends_main, &worker->ends) !=
+    if (lp_wk_helper_start(&worker->ends.h, worker->consumer, lp_wk_ends_main, &worker->ends) !=
         LP_OK) {
         snprintf(errstr, errstr_size, "cannot start the end prober thread");
         goto err;
@@ -162,9 +151,6 @@ void lp_worker_destroy(lp_worker_t *worker) {
     }
     lp_wk_helper_stop(&worker->prober.h);
     lp_wk_ends_stop(&worker->ends);
-    if (worker->probe_rk != NULL) {
-        rd_kafka_destroy(worker->probe_rk);
-    }
     if (worker->consumer != NULL) {
         rd_kafka_destroy(worker->consumer);
     }
