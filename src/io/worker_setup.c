@@ -88,11 +88,13 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
         goto err;
     }
 
-    /* Producer: idempotent (no duplicates or reordering from its own retries). */
+    /* Producer: idempotent (no duplicates or reordering from its own retries). No linger: an
+     * outbox round is produced in one go already, and lingering only delayed every hand-off
+     * (2 ms before; docs/benchmarks.md). */
     conf = lp_wk_base_conf(opts, errstr, errstr_size);
     if (conf == NULL ||
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
-        rd_kafka_conf_set(conf, "linger.ms", "2", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "message.timeout.ms", "10000", errstr, errstr_size) ||
         lp_wk_apply_props(conf, opts, false, errstr, errstr_size) != LP_OK) {
         goto err;
