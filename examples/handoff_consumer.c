@@ -1,6 +1,8 @@
 /* handoff-consumer: what a CRM team writes to receive leadpulse hand-offs.
  *
- * Reads LeadQualified / LeadStale / LeadErased records from the output topics, checks the
+ * Reads LeadQualified / LeadStale / LeadErased records from the output topics (and, with
+ * --accounts, the account hand-offs AccountQualified / AccountStale from leads.mqa and
+ * leads.account_stale: docs/schemas.md, "Account hand-offs"), checks the
  * Confluent framing (magic byte 0, 4-byte big-endian schema id), decodes the Avro body (avro-c
  * generic API) and prints each hand-off as one JSON line. It uses only librdkafka, avro-c, libcurl
  * and the schema files: nothing from leadpulse itself. Two ways to know the writer schema of a
@@ -8,7 +10,8 @@
  *
  *   - fixed ids (default): the schemas are loaded from the .avsc files and the id in the framing
  *     picks one (--id-qualified, --id-stale, --id-erased: the worker's schema_id.*, default 4, 5
- *     and 6);
+ *     and 6; with --accounts also AccountQualified.avsc and AccountStale.avsc:
+ *     --id-account-qualified and --id-account-stale, default 7 and 8);
  *
  *       handoff-consumer --brokers HOST:PORT --schemas schemas/ --from-beginning \
  *           --exit-when-idle 2000
@@ -17,7 +20,8 @@
  *     seen, the consumer asks GET <url>/schemas/ids/<id> (libcurl; the next URL on a connection
  *     failure or a 5xx answer), parses the answer's "schema" with avro-c and decodes the body with
  *     that writer schema, as Confluent's deserializers do; schemas are cached per id. A record
- *     whose writer schema is not LeadQualified, LeadStale or LeadErased, or whose id the registry
+ *     whose writer schema is not one of the five hand-offs (LeadQualified, LeadStale,
+ *     LeadErased, AccountQualified, AccountStale), or whose id the registry
  *     does not know (404: "schema id N unknown to the registry"), is an error line; while no URL
  *     answers, the record is retried with backoff and becomes an error line after
  *     REGISTRY_ATTEMPTS attempts (never silently skipped). Basic auth: --registry-user and
@@ -28,7 +32,9 @@
  *
  * Duplicates (the same event_id after a worker crash) are printed as they arrive: de-duplicate by
  * event_id downstream (see examples/README-consumers.md). A LeadErased record ("type":
- * "LeadErased") asks the CRM to erase or anonymise the person: this example only prints it. */
+ * "LeadErased") asks the CRM to erase or anonymise the person: this example only prints it. An
+ * account hand-off is keyed by the account ("domain:acme.com", "id:ACME-7"), not by a lead; its
+ * "members" array names the leads (lead_id) sales should contact first. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -45,7 +51,8 @@
 #include <librdkafka/rdkafka.h>
 
 #define MAX_TOPICS 16
-#define MAX_SCHEMAS 3
+#define MAX_SCHEMAS 5 /* the three lead hand-offs, then the two account hand-offs */
+#define FIRST_ACCOUNT_SCHEMA 3
 #define MAX_URLS 16
 /* Schema Registry requests: per URL (connect and answer), the most an answer may hold, and how
  * often a record is tried while no URL answers (waits of 0.5, 1, 2, 4 s in between). */
@@ -55,7 +62,7 @@
 #define REGISTRY_FIRST_WAIT_MS 500
 
 typedef struct {
-    const char *file; /* LeadQualified.avsc, LeadStale.avsc, LeadErased.avsc */
+    const char *file; /* LeadQualified.avsc, LeadStale.avsc, LeadErased.avsc, Account*.avsc */
     const char *type; /* printed as "type" */
     int32_t id;       /* Schema Registry id the worker writes (schema_id.* in its config) */
     avro_schema_t schema;
@@ -91,8 +98,9 @@ typedef struct {
     int idle_ms;       /* exit after this long without a record; 0 = never */
     long count;        /* exit after this many records; 0 = never */
     bool raw;          /* print records undecoded (value as hex): for the dead-letter topic */
+    bool accounts;     /* --accounts: the account hand-offs too */
     schema_t schemas[MAX_SCHEMAS];
-    bool fixed_ids_set; /* --id-qualified / --id-stale / --id-erased given */
+    bool fixed_ids_set; /* --id-qualified / --id-stale / --id-erased / --id-account-* given */
     registry_t reg;     /* reg.nurls > 0: --registry, the ids are the registry's */
 } opts_t;
 
@@ -346,7 +354,10 @@ static void schema_free(schema_t *s) {
 }
 
 static int load_schemas(opts_t *o) {
-    for (int i = 0; i < MAX_SCHEMAS; i++) {
+    /* The account schemas only with --accounts: a schema folder of a release before them works
+     * for the lead hand-offs. */
+    int n = o->accounts ? MAX_SCHEMAS : FIRST_ACCOUNT_SCHEMA;
+    for (int i = 0; i < n; i++) {
         schema_t *s = &o->schemas[i];
         char path[4096];
         size_t len = 0;
@@ -719,6 +730,18 @@ static long registry_get(registry_t *r, int32_t id, answer_t *out, char *errstr,
     return 0;
 }
 
+/* Whether a writer record name is one of the hand-offs this consumer prints. */
+static bool is_handoff(const char *name) {
+    static const char *const names[] = {"LeadQualified", "LeadStale", "LeadErased",
+                                        "AccountQualified", "AccountStale"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* A new cache entry for id from the registry's 200 answer: the writer schema, or the reason its
  * records are error lines (the schema of an id never changes). NULL only when out of memory. */
 static cached_t *registry_remember(registry_t *r, int32_t id, const answer_t *a) {
@@ -748,13 +771,11 @@ static cached_t *registry_remember(registry_t *r, int32_t id, const answer_t *a)
         e->s.schema = NULL;
         snprintf(why, sizeof(why), "writer schema of id %" PRId32 " does not parse: %.300s", id,
                  avro_strerror());
-    } else if (!is_avro_record(e->s.schema) ||
-               (strcmp(avro_schema_name(e->s.schema), "LeadQualified") != 0 &&
-                strcmp(avro_schema_name(e->s.schema), "LeadStale") != 0 &&
-                strcmp(avro_schema_name(e->s.schema), "LeadErased") != 0)) {
+    } else if (!is_avro_record(e->s.schema) || !is_handoff(avro_schema_name(e->s.schema))) {
         snprintf(why, sizeof(why),
                  "writer schema of id %" PRId32
-                 " is %.100s, not LeadQualified, LeadStale or LeadErased",
+                 " is %.100s, not LeadQualified, LeadStale, LeadErased, AccountQualified or "
+                 "AccountStale",
                  id,
                  is_avro_record(e->s.schema) ? avro_schema_name(e->s.schema)
                                              : avro_schema_type_name(e->s.schema));
@@ -889,7 +910,7 @@ static int handle(opts_t *o, const rd_kafka_message_t *msg) {
             }
         } else {
             for (int i = 0; i < MAX_SCHEMAS; i++) {
-                if (o->schemas[i].id == id) {
+                if (o->schemas[i].have_value && o->schemas[i].id == id) {
                     s = &o->schemas[i];
                 }
             }
@@ -1012,16 +1033,25 @@ static void usage(FILE *out) {
     fprintf(
         out,
         "usage: handoff-consumer --brokers HOST:PORT [--schemas DIR] [--topics T1,T2]\n"
+        "                        [--accounts] [--account-topics T1,T2]\n"
         "                        [--group G | --from-beginning] [--exit-when-idle MS]\n"
         "                        [--count N] [--id-qualified N] [--id-stale N]\n"
-        "                        [--id-erased N] [--raw]\n"
+        "                        [--id-erased N] [--id-account-qualified N]\n"
+        "                        [--id-account-stale N] [--raw]\n"
         "                        [--registry URL[,URL...] [--registry-user U]\n"
         "                         [--registry-ca FILE]]\n\n"
-        "Prints each LeadQualified / LeadStale / LeadErased record as one JSON line on stdout.\n"
+        "Prints each LeadQualified / LeadStale / LeadErased record (with --accounts also\n"
+        "AccountQualified / AccountStale) as one JSON line on stdout.\n"
         "  --schemas DIR        folder with LeadQualified.avsc, LeadStale.avsc and\n"
-        "                       LeadErased.avsc (schemas); not read with --registry\n"
+        "                       LeadErased.avsc (schemas), with --accounts also\n"
+        "                       AccountQualified.avsc and AccountStale.avsc; not read with\n"
+        "                       --registry\n"
         "  --topics LIST        comma-separated output topics\n"
         "                       (leads.mql,leads.stale,leads.erased)\n"
+        "  --accounts           also read the account hand-offs, from the topics of\n"
+        "                       --account-topics\n"
+        "  --account-topics LIST  the account hand-offs' topics, added to --topics\n"
+        "                       (leads.mqa,leads.account_stale); implies --accounts\n"
         "  --group G            consume as member of group G (commits its position)\n"
         "  --from-beginning     no group: read every partition from the start (default)\n"
         "  --exit-when-idle MS  exit when no record arrived for MS milliseconds\n"
@@ -1029,14 +1059,15 @@ static void usage(FILE *out) {
         "  --id-qualified N     schema id of LeadQualified in the framing (default 4)\n"
         "  --id-stale N         schema id of LeadStale (default 5)\n"
         "  --id-erased N        schema id of LeadErased (default 6)\n"
+        "  --id-account-qualified N  schema id of AccountQualified (default 7)\n"
+        "  --id-account-stale N schema id of AccountStale (default 8)\n"
         "  --registry URLS      read the writer schema of each schema id from a Schema\n"
         "                       Registry (Confluent's API, e.g. http://registry:8081 or\n"
         "                       Apicurio's .../apis/ccompat/v7): GET URL/schemas/ids/ID, cached\n"
         "                       per id; comma-separated URLs are tried in turn (connection\n"
         "                       failure or 5xx: the next one; 10 s timeout each); while none\n"
         "                       answers a record is tried 5 times (0.5-4 s apart), then\n"
-        "                       printed as an error line. Not with --id-qualified,\n"
-        "                       --id-stale or --id-erased\n"
+        "                       printed as an error line. Not with the --id-* options\n"
         "  --registry-user U    HTTP basic auth user (e.g. an API key); the password is read\n"
         "                       from the environment variable HANDOFF_REGISTRY_PASSWORD\n"
         "  --registry-ca FILE   PEM CA bundle that verifies an https:// registry (default: the\n"
@@ -1086,15 +1117,36 @@ static int parse_registry(opts_t *o, const char *list) {
         return -1;
     }
     if (o->fixed_ids_set) {
-        fprintf(stderr, "handoff-consumer: --id-qualified / --id-stale / --id-erased are the fixed "
-                        "ids of the mode without --registry: with it, the ids are the "
-                        "registry's\n");
+        fprintf(stderr, "handoff-consumer: --id-qualified / --id-stale / --id-erased / "
+                        "--id-account-qualified / --id-account-stale are the fixed ids of the "
+                        "mode without --registry: with it, the ids are the registry's\n");
         return -1;
     }
     r->password = getenv("HANDOFF_REGISTRY_PASSWORD");
     if (r->password != NULL && r->user == NULL) {
         fprintf(stderr, "handoff-consumer: HANDOFF_REGISTRY_PASSWORD is set but --registry-user "
                         "is not: no authentication is sent\n");
+    }
+    return 0;
+}
+
+/* Long options without a short form. */
+enum { OPT_ACCOUNTS = 256, OPT_ACCOUNT_TOPICS, OPT_ID_ACCOUNT_QUALIFIED, OPT_ID_ACCOUNT_STALE };
+
+/* Appends the comma-separated topics of list (a copy kept in buf) to o->topics. */
+static int add_topics(opts_t *o, const char *list, char *buf, size_t size) {
+    if (strlen(list) >= size) {
+        fprintf(stderr, "handoff-consumer: topic list longer than %zu bytes\n", size - 1);
+        return -1;
+    }
+    strcpy(buf, list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (o->ntopics == MAX_TOPICS) {
+            fprintf(stderr, "handoff-consumer: at most %d topics\n", MAX_TOPICS);
+            return -1;
+        }
+        o->topics[o->ntopics++] = tok;
     }
     return 0;
 }
@@ -1111,6 +1163,10 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"id-qualified", required_argument, NULL, 'Q'},
         {"id-stale", required_argument, NULL, 'S'},
         {"id-erased", required_argument, NULL, 'E'},
+        {"accounts", no_argument, NULL, OPT_ACCOUNTS},
+        {"account-topics", required_argument, NULL, OPT_ACCOUNT_TOPICS},
+        {"id-account-qualified", required_argument, NULL, OPT_ID_ACCOUNT_QUALIFIED},
+        {"id-account-stale", required_argument, NULL, OPT_ID_ACCOUNT_STALE},
         {"raw", no_argument, NULL, 'r'},
         {"registry", required_argument, NULL, 'R'},
         {"registry-user", required_argument, NULL, 'U'},
@@ -1118,8 +1174,9 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static char topics_buf[1024];
+    static char topics_buf[1024], account_topics_buf[1024];
     const char *topics = "leads.mql,leads.stale,leads.erased";
+    const char *account_topics = "leads.mqa,leads.account_stale";
     const char *registry = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "b:s:t:g:fi:c:Q:S:E:rR:U:C:h", longopts, NULL)) != -1) {
@@ -1157,6 +1214,21 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             o->schemas[2].id = atoi(optarg);
             o->fixed_ids_set = true;
             break;
+        case OPT_ACCOUNTS:
+            o->accounts = true;
+            break;
+        case OPT_ACCOUNT_TOPICS:
+            account_topics = optarg;
+            o->accounts = true;
+            break;
+        case OPT_ID_ACCOUNT_QUALIFIED:
+            o->schemas[3].id = atoi(optarg);
+            o->fixed_ids_set = true;
+            break;
+        case OPT_ID_ACCOUNT_STALE:
+            o->schemas[4].id = atoi(optarg);
+            o->fixed_ids_set = true;
+            break;
         case 'r':
             o->raw = true;
             break;
@@ -1177,18 +1249,14 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             return -1;
         }
     }
-    if (o->brokers == NULL || strlen(topics) >= sizeof(topics_buf)) {
+    if (o->brokers == NULL) {
         usage(stderr);
         return -1;
     }
-    strcpy(topics_buf, topics);
-    for (char *save = NULL, *tok = strtok_r(topics_buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (o->ntopics == MAX_TOPICS) {
-            fprintf(stderr, "handoff-consumer: at most %d topics\n", MAX_TOPICS);
-            return -1;
-        }
-        o->topics[o->ntopics++] = tok;
+    if (add_topics(o, topics, topics_buf, sizeof(topics_buf)) != 0 ||
+        (o->accounts &&
+         add_topics(o, account_topics, account_topics_buf, sizeof(account_topics_buf)) != 0)) {
+        return -1;
     }
     if (registry != NULL && parse_registry(o, registry) != 0) {
         return -1;
@@ -1203,9 +1271,13 @@ static int parse_args(int argc, char **argv, opts_t *o) {
 int main(int argc, char **argv) {
     opts_t o = {
         .schema_dir = "schemas",
+        /* The lead hand-offs with the worker's schema_id.* defaults, then the account
+         * hand-offs (7 and 8: the ids to give them in a registry-less deployment). */
         .schemas = {{.file = "LeadQualified.avsc", .type = "LeadQualified", .id = 4},
                     {.file = "LeadStale.avsc", .type = "LeadStale", .id = 5},
-                    {.file = "LeadErased.avsc", .type = "LeadErased", .id = 6}},
+                    {.file = "LeadErased.avsc", .type = "LeadErased", .id = 6},
+                    {.file = "AccountQualified.avsc", .type = "AccountQualified", .id = 7},
+                    {.file = "AccountStale.avsc", .type = "AccountStale", .id = 8}},
     };
     rd_kafka_t *rk = NULL;
     int status = 2;

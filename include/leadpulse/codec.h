@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "leadpulse/account.h"
 #include "leadpulse/event.h"
 #include "leadpulse/score.h"
 
@@ -39,7 +40,14 @@ typedef enum {
     LP_SCHEMA_QUALIFIED,
     LP_SCHEMA_STALE,
     LP_SCHEMA_ERASED,
-    LP_SCHEMA__COUNT
+    LP_SCHEMA__COUNT, /* the kinds of the configured schema ids (schema_ids[], schema_id.*) */
+    /* The account hand-offs (AccountQualified, AccountStale): loaded and checked by
+     * lp_avro_codec_new when their files are present, encoded by lp_avro_encode_account_fact.
+     * Not in the schema_ids[] table above (the worker writes no account hand-off yet): their
+     * Confluent ids are set with lp_avro_codec_set_schema_id. */
+    LP_SCHEMA_ACCOUNT_QUALIFIED = LP_SCHEMA__COUNT,
+    LP_SCHEMA_ACCOUNT_STALE,
+    LP_SCHEMA__ALL
 } lp_schema_kind_t;
 
 typedef struct lp_avro_codec lp_avro_codec_t;
@@ -48,7 +56,9 @@ typedef struct lp_avro_codec lp_avro_codec_t;
  * schema_ids[k] is the Schema Registry id used for Confluent framing of schema kind k
  * (inputs: accepted ids; outputs: the id written); an id < 0, or schema_ids NULL, means none.
  * Fails if a schema file's canonical form differs from the one the hand-written codec implements.
- * Caller frees with lp_avro_codec_destroy(). */
+ * AccountQualified.avsc and AccountStale.avsc are checked alike when dir has them; without them
+ * the codec loads, and cannot encode account hand-offs. Caller frees with
+ * lp_avro_codec_destroy(). */
 lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir,
                                    const int32_t schema_ids[LP_SCHEMA__COUNT], char *errstr,
                                    size_t errstr_size);
@@ -72,6 +82,40 @@ size_t lp_avro_encode_event(lp_avro_codec_t *codec, const lp_event_t *event, lp_
 size_t lp_avro_encode_fact(lp_avro_codec_t *codec, const lp_fact_t *fact, lp_framing_t framing,
                            uint8_t *buf, size_t size);
 
+/* ---- Account hand-offs (docs/schemas.md "Account hand-offs") ---- */
+
+/* Bytes an encoded account hand-off takes at most, framing included (Avro), and with the NUL
+ * (JSON, every string escaped at its worst). */
+#define LP_AVRO_ACCOUNT_FACT_MAX 8192
+#define LP_JSON_ACCOUNT_FACT_MAX 32768
+
+/* Sets the Confluent schema id written for kind LP_SCHEMA_ACCOUNT_QUALIFIED or
+ * LP_SCHEMA_ACCOUNT_STALE (id < 0: none, the default: Confluent framing is then refused). LP_ERR
+ * with errstr for another kind, or an id the codec knows for another schema (configured or
+ * added). */
+int lp_avro_codec_set_schema_id(lp_avro_codec_t *codec, lp_schema_kind_t kind, int32_t id,
+                                char *errstr, size_t errstr_size);
+
+/* Encodes an account hand-off as AccountQualified / AccountStale (by fact->kind), Avro binary in
+ * the schema's field order after the framing (Confluent: the id set above; single-object: the
+ * schema file's fingerprint). Returns bytes written, or 0 if buf is too small, the schema file
+ * was not loaded, or a value is outside the schema or the format's rules (see
+ * lp_avro_codec_errstr): an empty event_id, an account key not "id:..." / "domain:...", counts
+ * below 0, engaged_members above members_total, nmembers other than min(members_total,
+ * LP_ACCOUNT_FACT_MEMBERS), qualification outside 1..INT32_MAX, roles_missing in an
+ * AccountQualified, an empty or unknown role group, an unknown role, grade, stage, reason or kind,
+ * a member without lead_id or with a negative last_activity. The order of members is the
+ * caller's (lp_account_members_sort). */
+size_t lp_avro_encode_account_fact(lp_avro_codec_t *codec, const lp_account_fact_t *fact,
+                                   lp_framing_t framing, uint8_t *buf, size_t size);
+
+/* The same hand-off as one JSON object (no newline), as lp_json_encode_fact writes lead
+ * hand-offs: "kind" ("account_qualified" or "account_stale") then the schema's fields in schema
+ * order; times integer ms (null when absent), the member stage lowercase, the fit grade its
+ * capital letter, doubles shortest round-trip. Returns the length, or 0 if it does not fit or a
+ * value is refused as by lp_avro_encode_account_fact. */
+size_t lp_json_encode_account_fact(const lp_account_fact_t *fact, char *buf, size_t size);
+
 /* Decodes an output record back into a fact (consumers, tests). */
 int lp_avro_decode_fact(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, lp_fact_t *fact,
                         char *errstr, size_t errstr_size);
@@ -86,7 +130,8 @@ uint64_t lp_avro_fingerprint64(const char *canonical, size_t len);
 const char *lp_avro_codec_errstr(const lp_avro_codec_t *codec);
 
 /* Parsing Canonical Form of the loaded schema of `kind` (owned by the codec, valid until destroy)
- * and its CRC-64-AVRO fingerprint (the value; single-object framing writes it little-endian). */
+ * and its CRC-64-AVRO fingerprint (the value; single-object framing writes it little-endian).
+ * Any kind below LP_SCHEMA__ALL; NULL and 0 for an account kind whose file was not there. */
 const char *lp_avro_codec_canonical(const lp_avro_codec_t *codec, lp_schema_kind_t kind);
 uint64_t lp_avro_codec_fingerprint(const lp_avro_codec_t *codec, lp_schema_kind_t kind);
 

@@ -14,17 +14,19 @@
 /* Schema ids learnt at run time and their resolution programs (avro_resolve.c). */
 typedef struct lp_avro_resolver lp_avro_resolver_t;
 
+/* Every array is indexed by lp_schema_kind_t, the account kinds included (their entries stay -1,
+ * 0 and NULL when their files were not in the schema folder). */
 struct lp_avro_codec {
-    int32_t ids[LP_SCHEMA__COUNT];     /* Confluent schema ids, -1 = none */
-    uint64_t fp[LP_SCHEMA__COUNT];     /* CRC-64-AVRO of the canonical forms */
-    char *canonical[LP_SCHEMA__COUNT]; /* Parsing Canonical Forms */
-    char errstr[LP_ERRSTR];            /* why the last encode failed */
+    int32_t ids[LP_SCHEMA__ALL];     /* Confluent schema ids, -1 = none */
+    uint64_t fp[LP_SCHEMA__ALL];     /* CRC-64-AVRO of the canonical forms */
+    char *canonical[LP_SCHEMA__ALL]; /* Parsing Canonical Forms */
+    char errstr[LP_ERRSTR];          /* why the last encode failed */
     /* lp_event_init() of each input kind, copied into every decoded event (see avro_event.c). */
     lp_event_t blank[LP_SCHEMA_FEEDBACK + 1];
     /* The schema files as read: resolution needs the defaults and aliases that the canonical
      * form drops. */
-    char *text[LP_SCHEMA__COUNT];
-    size_t text_len[LP_SCHEMA__COUNT];
+    char *text[LP_SCHEMA__ALL];
+    size_t text_len[LP_SCHEMA__ALL];
     lp_avro_resolver_t *resolver; /* NULL until the first lp_avro_codec_add_schema */
     lp_avro_fetch_fn fetch;       /* NULL: unknown ids are errors */
     void *fetch_ctx;

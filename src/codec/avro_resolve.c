@@ -172,7 +172,7 @@ static int classify(lp_avro_codec_t *codec, lp_avro_resolver_t *res, const char 
 }
 
 static int configured_kind(const lp_avro_codec_t *codec, int32_t id) {
-    for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
+    for (int k = 0; k < LP_SCHEMA__ALL; k++) {
         if (codec->ids[k] >= 0 && codec->ids[k] == id) {
             return k;
         }

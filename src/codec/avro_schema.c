@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec/avro_internal.h"
 
@@ -13,13 +14,15 @@
 /* Fingerprints of the canonical forms the hand-written encoder/decoder implements. A schema file
  * that differs in anything but docs, defaults and logical types is refused at start, because the
  * binary layout would no longer match the code. */
-static const uint64_t expected_fp[LP_SCHEMA__COUNT] = {
+static const uint64_t expected_fp[LP_SCHEMA__ALL] = {
     0xb428e8998daad41fULL, /* EngagementEvent */
     0x41e7dcab3fa6e35cULL, /* LeadProfileUpdated */
     0x630154691ce90ad8ULL, /* SalesFeedback */
     0x4918448006615417ULL, /* LeadQualified */
     0x28a9d2b974079b83ULL, /* LeadStale */
     0x51952cd5a56aa05fULL, /* LeadErased */
+    0xa64bf5583b327b6fULL, /* AccountQualified */
+    0xb1d25448beda2a78ULL, /* AccountStale */
 };
 
 uint64_t lp_avro_fingerprint64(const char *canonical, size_t len) {
@@ -307,6 +310,11 @@ static int load_schema(lp_avro_codec_t *codec, const char *dir, int kind, char *
     int rc = LP_ERR;
 
     snprintf(path, sizeof(path), "%s/%s.avsc", dir, lp_codec_schema_names[kind]);
+    if (kind >= LP_SCHEMA__COUNT && access(path, F_OK) != 0 && errno == ENOENT) {
+        /* An account hand-off schema: optional until the worker writes account hand-offs (a
+         * schema folder of an older release still loads); present, it is checked as the others. */
+        return LP_OK;
+    }
     text = read_file(path, &len, errstr, errstr_size);
     if (text == NULL) {
         goto err;
@@ -363,8 +371,8 @@ lp_avro_codec_t *lp_avro_codec_new(const char *schema_dir,
     for (int k = 0; k <= LP_SCHEMA_FEEDBACK; k++) {
         lp_event_init(&codec->blank[k], (lp_event_kind_t)k);
     }
-    for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
-        codec->ids[k] = schema_ids != NULL ? schema_ids[k] : -1;
+    for (int k = 0; k < LP_SCHEMA__ALL; k++) {
+        codec->ids[k] = schema_ids != NULL && k < LP_SCHEMA__COUNT ? schema_ids[k] : -1;
         for (int j = 0; j < k; j++) {
             if (codec->ids[k] >= 0 && codec->ids[k] == codec->ids[j]) {
                 lp_codec_err(errstr, errstr_size, "schema id %d configured for both %s and %s",
@@ -387,7 +395,7 @@ void lp_avro_codec_destroy(lp_avro_codec_t *codec) {
     if (codec == NULL) {
         return;
     }
-    for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
+    for (int k = 0; k < LP_SCHEMA__ALL; k++) {
         free(codec->canonical[k]);
         free(codec->text[k]);
     }
@@ -400,9 +408,34 @@ const char *lp_avro_codec_errstr(const lp_avro_codec_t *codec) {
 }
 
 const char *lp_avro_codec_canonical(const lp_avro_codec_t *codec, lp_schema_kind_t kind) {
-    return (unsigned)kind < LP_SCHEMA__COUNT ? codec->canonical[kind] : NULL;
+    return (unsigned)kind < LP_SCHEMA__ALL ? codec->canonical[kind] : NULL;
 }
 
 uint64_t lp_avro_codec_fingerprint(const lp_avro_codec_t *codec, lp_schema_kind_t kind) {
-    return (unsigned)kind < LP_SCHEMA__COUNT ? codec->fp[kind] : 0;
+    return (unsigned)kind < LP_SCHEMA__ALL ? codec->fp[kind] : 0;
+}
+
+int lp_avro_codec_set_schema_id(lp_avro_codec_t *codec, lp_schema_kind_t kind, int32_t id,
+                                char *errstr, size_t errstr_size) {
+    lp_schema_kind_t other;
+
+    if (kind != LP_SCHEMA_ACCOUNT_QUALIFIED && kind != LP_SCHEMA_ACCOUNT_STALE) {
+        return lp_codec_err(errstr, errstr_size,
+                            "schema kind %d: only the account hand-offs' ids are set this way "
+                            "(the others are lp_avro_codec_new's)",
+                            (int)kind);
+    }
+    if (id >= 0 && id != codec->ids[kind]) {
+        lp_avro_id_state_t state = lp_avro_codec_id_state(codec, id, &other);
+        if (state == LP_AVRO_ID_DIRECT) {
+            return lp_codec_err(errstr, errstr_size, "schema id %d is configured for %s already",
+                                (int)id, lp_codec_schema_names[other]);
+        }
+        if (state != LP_AVRO_ID_UNKNOWN) {
+            return lp_codec_err(errstr, errstr_size,
+                                "schema id %d was learnt for another writer schema", (int)id);
+        }
+    }
+    codec->ids[kind] = id < 0 ? -1 : id;
+    return LP_OK;
 }

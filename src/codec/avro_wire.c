@@ -345,7 +345,7 @@ int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len
         }
         id = (int32_t)(((uint32_t)buf[1] << 24) | ((uint32_t)buf[2] << 16) |
                        ((uint32_t)buf[3] << 8) | buf[4]);
-        for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
+        for (int k = 0; k < LP_SCHEMA__ALL; k++) {
             if (codec->ids[k] >= 0 && codec->ids[k] == id) {
                 return confluent_kind(id, k, LP_OK, first, last, kind, body, errstr, errstr_size);
             }

@@ -12,9 +12,9 @@ const char *const lp_codec_stage_symbols[LP_STAGE__COUNT] = {
     "RECYCLED", "DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"};
 const char *const lp_codec_stale_symbols[LP_CODEC_STALE_COUNT] = {"SLA_BREACHED", "INACTIVE",
                                                                   "COOLED"};
-const char *const lp_codec_schema_names[LP_SCHEMA__COUNT] = {
-    "EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
-    "LeadQualified",   "LeadStale",          "LeadErased"};
+const char *const lp_codec_schema_names[LP_SCHEMA__ALL] = {
+    "EngagementEvent", "LeadProfileUpdated", "SalesFeedback",    "LeadQualified",
+    "LeadStale",       "LeadErased",         "AccountQualified", "AccountStale"};
 
 int lp_codec_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
     va_list ap;

@@ -45,7 +45,11 @@ int lp_codec_symbol_find(const char *const *symbols, int n, const char *name);
 /* Writes the lowercase form of a symbol into out (size >= LP_NAME_MAX + 1). */
 void lp_codec_lower(const char *symbol, char *out, size_t out_size);
 
+/* Why an account hand-off cannot be encoded (a static string), or NULL: the checks the Avro and
+ * JSON encoders share (lp_avro_encode_account_fact lists them). */
+const char *lp_codec_account_fact_invalid(const lp_account_fact_t *fact);
+
 /* Record name (without namespace) of each schema kind, as in the .avsc files. */
-extern const char *const lp_codec_schema_names[LP_SCHEMA__COUNT];
+extern const char *const lp_codec_schema_names[LP_SCHEMA__ALL];
 
 #endif

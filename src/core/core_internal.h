@@ -17,6 +17,11 @@
 #define LP_CORE_SEED_ID_HI 0x9ae16a3b2f90404fULL
 #define LP_CORE_SEED_ID_LO 0xc3a5c85c97cb3127ULL
 
+/* An emitted event id: 32 lowercase hex characters (+ NUL), lp_hash64 of text[0..len) with
+ * LP_CORE_SEED_ID_HI, then with LP_CORE_SEED_ID_LO. lp_event_id_derive and lp_account_event_id
+ * hash their joined parts with it. */
+void lp_core_event_id_of(const char *text, size_t len, char out[LP_EVENT_ID_HEX + 1]);
+
 /* Index of the activity rule named `type` (exact match), or -1. Pure: no lookup tables. `type`
  * is a whole char[LP_NAME_MAX + 1] array (an event's type): all of it may be read. */
 int lp_core_activity_index(const lp_rules_t *rules, const char *type);

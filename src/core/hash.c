@@ -123,7 +123,6 @@ static size_t id_put_u32(char *buf, size_t cap, size_t pos, uint32_t v) {
 
 void lp_event_id_derive(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, const char *kind,
                         uint32_t seq1, uint32_t seq2) {
-    static const char hex[] = "0123456789abcdef";
     char buf[LP_ID_MAX + 2 * LP_NAME_MAX + 64];
     const size_t cap = sizeof(buf) - 1;
     /* "%s\x1f%s\x1f%u\x1f%u" as snprintf would write it, cut to the buffer alike: an id is
@@ -135,10 +134,14 @@ void lp_event_id_derive(char out[LP_EVENT_ID_HEX + 1], const char *lead_id, cons
     pos = id_put_u32(buf, cap, pos, seq1);
     pos = id_put_str(buf, cap, pos, "\x1f");
     pos = id_put_u32(buf, cap, pos, seq2);
-    size_t len = pos < cap ? pos : cap;
+    lp_core_event_id_of(buf, pos < cap ? pos : cap, out);
+}
+
+void lp_core_event_id_of(const char *text, size_t len, char out[LP_EVENT_ID_HEX + 1]) {
+    static const char hex[] = "0123456789abcdef";
     /* Two hashes with unrelated seeds give the 128 bits. */
-    uint64_t half[2] = {lp_hash64(buf, len, LP_CORE_SEED_ID_HI),
-                        lp_hash64(buf, len, LP_CORE_SEED_ID_LO)};
+    uint64_t half[2] = {lp_hash64(text, len, LP_CORE_SEED_ID_HI),
+                        lp_hash64(text, len, LP_CORE_SEED_ID_LO)};
 
     for (int h = 0; h < 2; h++) {
         for (int i = 0; i < 16; i++) {

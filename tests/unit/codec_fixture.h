@@ -108,6 +108,104 @@ static inline void fix_fact(lp_fact_t *f, lp_fact_kind_t kind, int variant) {
     }
 }
 
+/* Account hand-offs. Variant 0: no member at all (members_total 0, nothing covered). Variant 1:
+ * the limits: 50 members listed of 10000, strings at their length limits (multi-byte UTF-8,
+ * quotes, backslashes, control characters), the largest qualification, an AccountStale with
+ * three unmet role groups, null and present last_activity. Variant 2: a small realistic account
+ * (three members, one of them not engaged). Members are in hand-off order. */
+static inline void fix_account_fact(lp_account_fact_t *f, lp_account_fact_kind_t kind,
+                                    int variant) {
+    static const lp_stage_t stages[] = {LP_STAGE_MQL, LP_STAGE_WARM, LP_STAGE_SQL,
+                                        LP_STAGE_CLOSED_LOST, LP_STAGE_SUSPECT};
+
+    memset(f, 0, sizeof(*f));
+    f->kind = kind;
+    f->stale_reason = kind == LP_ACCOUNT_FACT_STALE && variant != 1
+                          ? LP_ACCOUNT_STALE_SLA_BREACHED
+                          : LP_ACCOUNT_STALE_COMMITTEE_QUIET;
+    memcpy(f->event_id, "fedcba9876543210fedcba987654321a", LP_EVENT_ID_HEX + 1);
+    f->event_id[LP_EVENT_ID_HEX - 1] = (char)('0' + variant);
+    snprintf(f->account, sizeof(f->account), "domain:acme-%d.example", variant);
+    f->ts_ms = 1795600800000LL + variant;
+    f->qualified_at_ms = kind == LP_ACCOUNT_FACT_STALE ? f->ts_ms - 7 * 86400000LL : f->ts_ms;
+    snprintf(f->model_id, sizeof(f->model_id), "default");
+    snprintf(f->model_version, sizeof(f->model_version), "2026-11-01.3");
+    f->qualification = 1;
+    if (variant == 0) {
+        return;
+    }
+    if (variant == 2) {
+        f->score = 161.5;
+        f->members_total = 3;
+        f->engaged_members = 2;
+        f->roles_covered = (1u << LP_ROLE_DECISION_MAKER) | (1u << LP_ROLE_INFLUENCER);
+        f->qualification = 2;
+        if (kind == LP_ACCOUNT_FACT_STALE) {
+            f->nroles_missing = 1;
+            f->roles_missing[0] = (1u << LP_ROLE_APPROVER) | (1u << LP_ROLE_DECISION_MAKER);
+            f->roles_covered = 1u << LP_ROLE_INFLUENCER;
+        }
+        f->nmembers = 3;
+        snprintf(f->members[0].lead_id, LP_ID_MAX + 1, "L-7");
+        f->members[0].role = LP_ROLE_DECISION_MAKER;
+        f->members[0].score = 104.73125;
+        f->members[0].counted = 60;
+        f->members[0].engaged = true;
+        f->members[0].fit_grade = 'A';
+        f->members[0].stage = LP_STAGE_MQL;
+        f->members[0].last_activity_ms = 1795600800000LL;
+        snprintf(f->members[1].lead_id, LP_ID_MAX + 1, "L-9");
+        f->members[1].role = LP_ROLE_INFLUENCER;
+        f->members[1].score = 41.5;
+        f->members[1].counted = 41.5;
+        f->members[1].engaged = true;
+        f->members[1].fit_grade = 'B';
+        f->members[1].stage = LP_STAGE_WARM;
+        f->members[1].last_activity_ms = 1795590000000LL;
+        snprintf(f->members[2].lead_id, LP_ID_MAX + 1, "L-12");
+        f->members[2].role = LP_ROLE_USER;
+        f->members[2].score = 0;
+        f->members[2].counted = 0;
+        f->members[2].fit_grade = 'D';
+        f->members[2].stage = LP_STAGE_SUSPECT;
+        return;
+    }
+    fix_fill(f->account, LP_ACCOUNT_KEY_MAX, 'd');
+    memcpy(f->account, "domain:caf\xc3\xa9.", 13);
+    fix_fill(f->model_id, LP_NAME_MAX, 'm');
+    fix_fill(f->model_version, LP_NAME_MAX, 'v');
+    f->score = 1234.5678901234567;
+    f->members_total = 10000;
+    f->engaged_members = 37;
+    f->members_untracked = 123;
+    f->qualification = 2147483647u;
+    f->roles_covered = (1u << LP_ROLE__COUNT) - 1;
+    if (kind == LP_ACCOUNT_FACT_STALE) {
+        f->roles_covered = (1u << LP_ROLE_USER) | (1u << LP_ROLE_BLOCKER);
+        f->nroles_missing = 3;
+        f->roles_missing[0] = (1u << LP_ROLE_DECISION_MAKER) | (1u << LP_ROLE_APPROVER);
+        f->roles_missing[1] = 1u << LP_ROLE_INFLUENCER;
+        f->roles_missing[2] = (1u << LP_ROLE_DECISION_MAKER) | (1u << LP_ROLE_APPROVER) |
+                              (1u << LP_ROLE_INFLUENCER) | (1u << LP_ROLE_RECOMMENDER);
+    }
+    f->nmembers = LP_ACCOUNT_FACT_MEMBERS;
+    for (int i = 0; i < LP_ACCOUNT_FACT_MEMBERS; i++) {
+        lp_account_member_t *m = &f->members[i];
+        snprintf(m->lead_id, sizeof(m->lead_id), "lead-\xc3\xa9-%02d", i);
+        m->role = (lp_role_t)(i % LP_ROLE__COUNT);
+        m->engaged = i < 37;
+        m->score = (m->engaged ? 500.0 : 9.75) - i * 0.125;
+        m->counted = m->score < 60 ? m->score : 60;
+        m->fit_grade = (char)('A' + i % 4);
+        m->stage = (uint8_t)stages[i % 5];
+        m->last_activity_ms = i % 2 == 0 ? 1795600000000LL - i : 0;
+    }
+    fix_fill(f->members[1].lead_id, LP_ID_MAX, 'x');
+    memcpy(f->members[1].lead_id, "\"q\"\\\n\x01\xf0\x9f\x98\x80", 10);
+    f->members[49].score = -3.5; /* a negative score counts as itself */
+    f->members[49].counted = -3.5;
+}
+
 /* Whole-struct comparison (both sides start from zeroed memory); prints both on mismatch. */
 static inline int fix_event_equal(const lp_event_t *a, const lp_event_t *b) {
     char ja[4096], jb[4096];

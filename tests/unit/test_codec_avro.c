@@ -108,8 +108,9 @@ static char *slurp(const char *path, size_t *len) {
 
 /* Reference values computed by fastavro (tests/unit/data/codec/make_reference.py). */
 static void test_schemas_match_reference(void **state) {
-    static const char *names[] = {"EngagementEvent", "LeadProfileUpdated", "SalesFeedback",
-                                  "LeadQualified",   "LeadStale",          "LeadErased"};
+    static const char *names[LP_SCHEMA__ALL] = {
+        "EngagementEvent", "LeadProfileUpdated", "SalesFeedback",    "LeadQualified",
+        "LeadStale",       "LeadErased",         "AccountQualified", "AccountStale"};
     char path[1024];
     size_t len;
     char *fps;
@@ -117,13 +118,14 @@ static void test_schemas_match_reference(void **state) {
 
     snprintf(path, sizeof(path), "%s/tests/unit/data/codec/fingerprints.txt", LP_SOURCE_DIR);
     fps = slurp(path, &len);
-    for (int k = 0; k < LP_SCHEMA__COUNT; k++) {
+    for (int k = 0; k < LP_SCHEMA__ALL; k++) {
         char *ref;
         char line[256];
         char hdr[32];
-        uint8_t buf[512];
+        uint8_t buf[1024];
         lp_event_t ev;
         lp_fact_t fact;
+        lp_account_fact_t account;
         size_t n;
 
         snprintf(path, sizeof(path), "%s/tests/unit/data/codec/%s.pcf", LP_SOURCE_DIR, names[k]);
@@ -137,6 +139,11 @@ static void test_schemas_match_reference(void **state) {
         if (k <= LP_SCHEMA_FEEDBACK) {
             fix_event(&ev, (lp_event_kind_t)k, 0);
             n = lp_avro_encode_event(codec, &ev, LP_FRAMING_SINGLE_OBJECT, buf, sizeof(buf));
+        } else if (k >= LP_SCHEMA_ACCOUNT_QUALIFIED) {
+            fix_account_fact(&account, (lp_account_fact_kind_t)(k - LP_SCHEMA_ACCOUNT_QUALIFIED),
+                             2);
+            n = lp_avro_encode_account_fact(codec, &account, LP_FRAMING_SINGLE_OBJECT, buf,
+                                            sizeof(buf));
         } else {
             fix_fact(&fact, (lp_fact_kind_t)(k - LP_SCHEMA_QUALIFIED), 0);
             n = lp_avro_encode_fact(codec, &fact, LP_FRAMING_SINGLE_OBJECT, buf, sizeof(buf));

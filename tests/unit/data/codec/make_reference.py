@@ -11,7 +11,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMAS = os.path.join(HERE, "..", "..", "..", "..", "schemas")
 NAMES = ["EngagementEvent", "LeadProfileUpdated", "SalesFeedback", "LeadQualified", "LeadStale",
-         "LeadErased"]
+         "LeadErased", "AccountQualified", "AccountStale"]
 
 with open(os.path.join(HERE, "fingerprints.txt"), "w") as out:
     out.write("# name  CRC-64-AVRO value (hex)  single-object header bytes (hex)\n")
