@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "codec_fixture.h"
 #include "leadpulse/codec.h"
 #include "leadpulse/score.h"
 
@@ -172,9 +173,100 @@ static void test_decoder_matches_encoder(void **state) {
     lp_avro_codec_destroy(codec);
 }
 
+/* The account hand-offs the same way (ids 7 and 8, as handoff-consumer --accounts), every
+ * string compared case-insensitively at any depth (stages are symbols there, names here). One
+ * account has members but no role covered: the members' BuyingRole is then defined nowhere the
+ * decoder has walked before (roles_covered is empty), which it must still resolve. */
+static const char COMPARE_ACCOUNTS[] =
+    "import json, sys\n"
+    "def norm(v):\n"
+    "    if isinstance(v, str): return v.lower()\n"
+    "    if isinstance(v, list): return [norm(x) for x in v]\n"
+    "    if isinstance(v, dict): return {k: norm(x) for k, x in v.items()}\n"
+    "    return v\n"
+    "ref = [json.loads(l) for l in open(sys.argv[1])]\n"
+    "dec = [json.loads(l) for l in open(sys.argv[2])]\n"
+    "assert len(ref) == len(dec), (len(ref), len(dec))\n"
+    "for n, (r, d) in enumerate(zip(ref, dec)):\n"
+    "    kind = r.pop('kind')\n"
+    "    assert d['type'] == {'account_qualified': 'AccountQualified',\n"
+    "                         'account_stale': 'AccountStale'}[kind], d\n"
+    "    assert d['key'] == r['account'] and d['offset'] == n, d\n"
+    "    for k, v in r.items():\n"
+    "        assert norm(v) == norm(d.get(k, 'MISSING')), (n, k, v, d.get(k))\n"
+    "print('decoded %d account hand-offs like the JSON encoder' % len(dec))\n";
+
+static void test_decoder_matches_account_encoder(void **state) {
+    (void)state;
+    const int32_t ids[LP_SCHEMA__COUNT] = {1, 2, 3, 4, 5, 6};
+    char err[LP_ERRSTR] = "";
+    char dir[] = "/tmp/lp-kcat-XXXXXX";
+    char path[4][512], cmd[2048];
+    lp_avro_codec_t *codec = lp_avro_codec_new(LP_SCHEMA_DIR, ids, err, sizeof(err));
+    assert_non_null(codec);
+    assert_int_equal(
+        lp_avro_codec_set_schema_id(codec, LP_SCHEMA_ACCOUNT_QUALIFIED, 7, err, sizeof(err)),
+        LP_OK);
+    assert_int_equal(
+        lp_avro_codec_set_schema_id(codec, LP_SCHEMA_ACCOUNT_STALE, 8, err, sizeof(err)), LP_OK);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path[0], sizeof(path[0]), "%s/kcat.bin", dir);
+    snprintf(path[1], sizeof(path[1]), "%s/ref.jsonl", dir);
+    snprintf(path[2], sizeof(path[2]), "%s/dec.jsonl", dir);
+
+    static lp_account_fact_t facts[7];
+    for (int v = 0; v < 3; v++) {
+        fix_account_fact(&facts[2 * v], LP_ACCOUNT_FACT_QUALIFIED, v);
+        fix_account_fact(&facts[2 * v + 1], LP_ACCOUNT_FACT_STALE, v);
+    }
+    fix_account_fact(&facts[6], LP_ACCOUNT_FACT_STALE, 2);
+    facts[6].roles_covered = 0; /* members, none engaged with a role that counts */
+    facts[6].engaged_members = 0;
+    for (int m = 0; m < facts[6].nmembers; m++) {
+        facts[6].members[m].engaged = false;
+    }
+    lp_account_members_sort(facts[6].members, facts[6].nmembers);
+
+    FILE *bin = fopen(path[0], "wb");
+    FILE *ref = fopen(path[1], "w");
+    assert_non_null(bin);
+    assert_non_null(ref);
+    for (int i = 0; i < 7; i++) {
+        static uint8_t buf[16384];
+        static char json[65536];
+        size_t n =
+            lp_avro_encode_account_fact(codec, &facts[i], LP_FRAMING_CONFLUENT, buf, sizeof(buf));
+        size_t j = lp_json_encode_account_fact(&facts[i], json, sizeof(json));
+        assert_true(n > 5 && j > 0);
+        fprintf(bin, "%s 0 %d %zu %zu\n%s",
+                facts[i].kind == LP_ACCOUNT_FACT_QUALIFIED ? "leads.mqa" : "leads.account_stale", i,
+                strlen(facts[i].account), n, facts[i].account);
+        assert_int_equal(fwrite(buf, 1, n, bin), n);
+        fprintf(ref, "%.*s%s", (int)j, json, json[j - 1] == '\n' ? "" : "\n");
+    }
+    assert_int_equal(fclose(bin), 0);
+    assert_int_equal(fclose(ref), 0);
+    snprintf(cmd, sizeof(cmd), "python3 %s/examples/handoff_decode.py --schemas %s < %s > %s",
+             LP_SOURCE_DIR, LP_SCHEMA_DIR, path[0], path[2]);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path[3], sizeof(path[3]), "%s/compare.py", dir);
+    FILE *py = fopen(path[3], "w");
+    assert_non_null(py);
+    fputs(COMPARE_ACCOUNTS, py);
+    assert_int_equal(fclose(py), 0);
+    snprintf(cmd, sizeof(cmd), "python3 %s %s %s", path[3], path[1], path[2]);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < 4; i++) {
+        unlink(path[i]);
+    }
+    rmdir(dir);
+    lp_avro_codec_destroy(codec);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decoder_matches_encoder),
+        cmocka_unit_test(test_decoder_matches_account_encoder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
