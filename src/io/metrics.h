@@ -87,6 +87,10 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
       "End-offset requests the merge sent while it held records.")                                 \
     X(END_PROBE_ERRORS, "leadpulse_end_probe_errors_total", COUNTER, "", "",                       \
       "End-offset requests that failed (records held by the merge wait for the next answer).")     \
+    X(BATCH_WAIT_SECONDS, "leadpulse_batch_wait_seconds", HISTOGRAM, "", "seconds",                \
+      "From the arrival in the worker of a batch's earliest-arrived record to the batch's "        \
+      "commit: the merge's hold and waits, the loop's turn, apply and the store's commit "         \
+      "(retries included). With the hand-off latency, it tells the worker's part from the rest.")  \
     X(END_PROBE_SECONDS, "leadpulse_end_probe_seconds", HISTOGRAM, "", "seconds",                  \
       "How long the brokers took to answer an end probe (a held record waits for one).")           \
     X(MERGE_EARLY_RELEASES, "leadpulse_merge_early_releases_total", COUNTER, "", "",               \

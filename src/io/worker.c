@@ -16,7 +16,8 @@ typedef struct {
     lp_engine_msg_t *msgs;
     size_t n;
     size_t take[LP_EV__COUNT];
-    int64_t sent_ns; /* when its commit went to the store */
+    int64_t sent_ns;   /* when its commit went to the store */
+    int64_t oldest_at; /* arrival (monotonic ms) of its earliest-arrived record */
 } flight_t;
 
 static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now);
@@ -54,7 +55,8 @@ static void store_kafka_offsets(lp_worker_t *worker, const lp_engine_msg_t *msgs
 /* Chooses the next batch of partition p (io/merge.h: lp_merge_select, pure): a snapshot of
  * the partition in, the records to take out; the logs, metrics and probe requests here. */
 static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t take[LP_EV__COUNT],
-                           const size_t *limit, int64_t now, lp_engine_msg_t *out) {
+                           const size_t *limit, int64_t now, lp_engine_msg_t *out,
+                           int64_t *oldest_at) {
     part_t *part = &worker->parts[p];
     lp_merge_in_t in = {.limit = limit,
                         .max = max,
@@ -109,9 +111,11 @@ static size_t merge_select(lp_worker_t *worker, int32_t p, size_t max, size_t ta
     worker->ends_wanted = worker->ends_wanted || res.want_probe;
     worker->early_releases += res.early;
     size_t at[LP_EV__COUNT] = {0};
+    *oldest_at = now;
     for (size_t i = 0; i < res.n; i++) {
         int t = seq[i];
         const lp_rec_t *r = &in.q[t][at[t]++];
+        *oldest_at = r->at < *oldest_at ? r->at : *oldest_at;
         out[i] = (lp_engine_msg_t){
             .topic = worker->opts.in_topics[t],
             .kind = (lp_event_kind_t)t,
@@ -160,7 +164,7 @@ static bool batch_begin(lp_worker_t *worker, int32_t p, int64_t now, lp_engine_m
     f->b = NULL;
     f->msgs = msgs;
     f->n = merge_select(worker, p, lp_wk_batch_max(worker), f->take,
-                        part->retry_pending ? part->retry_take : NULL, now, msgs);
+                        part->retry_pending ? part->retry_take : NULL, now, msgs, &f->oldest_at);
     if (f->n == 0) {
         return false;
     }
@@ -181,6 +185,8 @@ static int batch_done(lp_worker_t *worker, flight_t *f, int rc, int64_t now) {
         lp_status_set(worker->opts.status, LP_READY_STORE, true);
         lp_status_set(worker->opts.status, LP_READY_REGISTRY, true);
         store_kafka_offsets(worker, f->msgs, f->n);
+        lp_histogram_observe(&worker->batch_wait_seconds,
+                             (double)(lp_wk_mono_ms() - f->oldest_at) * 1e-3);
         lp_wk_part_consume(part, f->take);
         part->backoff_ms = 0;
         part->outbox_dirty = true;

@@ -157,6 +157,7 @@ struct lp_worker {
     int64_t status_next_ms; /* next metrics publication */
     char *status_buf;
     lp_histogram_t apply_seconds, commit_seconds, handoff_latency, end_probe_seconds;
+    lp_histogram_t batch_wait_seconds;
     int64_t start_wall_ms;
     int64_t unsettled_until_ms; /* after a Kafka error: do not trust cached watermarks yet */
     uint64_t merge_timeouts;    /* merges that stopped waiting for a topic (order at risk) */

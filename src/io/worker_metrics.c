@@ -66,6 +66,9 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
     case LP_M_END_PROBE_SECONDS:
         lp_metrics_hist(out, id, &worker->end_probe_seconds);
         return;
+    case LP_M_BATCH_WAIT_SECONDS:
+        lp_metrics_hist(out, id, &worker->batch_wait_seconds);
+        return;
     case LP_M_RULES_LAST_RELOAD_OK:
         v = worker->last_reload_failed ? 0 : 1;
         break;
