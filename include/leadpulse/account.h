@@ -1,7 +1,7 @@
 /* leadpulse: account-level qualification, the pure parts (docs/rules.md "accounts"): which
  * account a lead belongs to, the role a member plays in it, and the account hand-offs
  * (AccountQualified / AccountStale, docs/schemas.md "Account hand-offs") as the codec encodes
- * them. The account evaluation (score, MQA, stale) arrives with the stage-2 worker. */
+ * them. The account evaluation (score, MQA, stale) is leadpulse/account_state.h. */
 #ifndef LEADPULSE_ACCOUNT_H
 #define LEADPULSE_ACCOUNT_H
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "codec_fixture.h"
+#include "leadpulse/account_state.h"
 #include "leadpulse/rules.h"
 #include "leadpulse/score.h"
 
@@ -293,6 +294,67 @@ static void lead_seeds(void) {
     lp_rules_destroy(rules);
 }
 
+/* Account states the model writes (fuzz_account_state): the harness's model (its ACCOUNT_RULES),
+ * an account's life through members, untracked leads, qualifications and timers. */
+static void account_seeds(void) {
+    static const char *const yaml = "model: {id: fuzz, version: \"1\"}\n"
+                                    "score: {half_life: 1d, mql: 100, floor: -20}\n"
+                                    "activities: {a: 1}\n"
+                                    "accounts:\n"
+                                    "  member_cap: 60\n"
+                                    "  role_points: {decision_maker: 20, blocker: -5}\n"
+                                    "  mqa:\n"
+                                    "    score: 50\n"
+                                    "    engaged_members: 1\n"
+                                    "    required_roles: [[decision_maker, user]]\n"
+                                    "    rearm: 20\n"
+                                    "  stale: {quiet_after: 2d, accept_within: 1d}\n"
+                                    "  max_members: 3\n";
+    static lp_account_fact_t facts[LP_ACCOUNT_APPLY_FACTS];
+    static const lp_role_t roles[] = {LP_ROLE_DECISION_MAKER, LP_ROLE_USER, LP_ROLE_BLOCKER,
+                                      LP_ROLE_INFLUENCER};
+    char err[LP_ERRSTR];
+    lp_rules_t *rules =
+        lp_rules_load_buffer("fuzz-accounts.yaml", yaml, strlen(yaml), err, sizeof(err));
+    lp_account_state_t a;
+    lp_member_record_t r;
+    int64_t ts = 1795600800000LL;
+    uint8_t buf[4096];
+    size_t n, nfacts;
+
+    if (rules == NULL) {
+        fprintf(stderr, "account rules: %s\n", err);
+        failures++;
+        return;
+    }
+    lp_account_init(&a);
+    for (int i = 0; i < 14; i++) {
+        memset(&r, 0, sizeof(r));
+        snprintf(r.account, sizeof(r.account), "domain:acme.com");
+        snprintf(r.lead_id, sizeof(r.lead_id), "lead-%d", i % 5);
+        r.seq = (uint64_t)i + 1;
+        r.leave = i == 9;
+        r.e = i % 3 == 0 ? 80.25 : i % 3 == 1 ? -7.5 : 30;
+        r.ref_ms = r.event_ms = ts += (i % 4 + 1) * 9 * 3600000LL;
+        r.role = roles[i % 4];
+        r.fit_grade = (char)('A' + i % 4);
+        r.stage = (uint8_t)(i % LP_STAGE__COUNT);
+        r.last_activity_ms = i % 2 ? r.event_ms : 0;
+        r.accepted_ms = i == 11 ? r.event_ms : 0;
+        lp_account_apply(&a, rules, &r, facts, LP_ACCOUNT_APPLY_FACTS, &nfacts);
+        n = lp_account_encode(&a, buf, sizeof(buf));
+        if (n > 0) {
+            putf("fuzz_account_state", "life-%02d%.0d", i, 0, buf, n);
+        }
+    }
+    n = lp_account_encode(&a, buf, sizeof(buf));
+    put("fuzz_account_state", "bad-truncated", buf, n / 2);
+    buf[0] = 2; /* a future format version */
+    put("fuzz_account_state", "bad-version", buf, n);
+    lp_account_free(&a);
+    lp_rules_destroy(rules);
+}
+
 int main(int argc, char **argv) {
     lp_avro_codec_t *codec;
 
@@ -306,6 +368,7 @@ int main(int argc, char **argv) {
     json();
     rules_seeds();
     lead_seeds();
+    account_seeds();
     lp_avro_codec_destroy(codec);
     return failures == 0 ? 0 : 1;
 }
