@@ -352,6 +352,11 @@ def main():
         lpit.log(f"registry back: input ends {ends4} applied")
 
         # -- everything against replay -------------------------------------------------------
+        # The worker's clock reads T: the timers due by T fire once its partitions are caught up
+        # (a timer pass every 200 ms); replay --until T has fired them all. Wait for that, or
+        # the state is compared a pass too early (leads still warm that go inactive by T).
+        lpit.wait_until(lambda: lpit.timers_due(ctx, until) == 0, 60,
+                        "the timers due by T to fire")
         ref, ref_state, _ = ctx.replay(all_path, until=until)
         ref_all = {lpit.handoff_key(h) for h in ref}
         lpit.compare_states(checks, ctx.inspect_all(), ref_state, "all three sets")
