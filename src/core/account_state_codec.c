@@ -1,5 +1,5 @@
 /* The stored form of an account (lp_account_encode / lp_account_decode), in the conventions of
- * the lead format (core/lead_format.h): integers are LEB128 varints (signed ones zigzag), times
+ * the lead format (core/byte_codec.h): integers are LEB128 varints (signed ones zigzag), times
  * relative to T (wrapping arithmetic, so any value round-trips), numbers as in the lead format
  * (a whole number below 1e15 as a zigzag varint << 1, else the byte 1 and 8 bytes little-endian),
  * strings as a varint length and their bytes.
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/byte_codec.h"
 #include "leadpulse/account_state.h"
 #include "leadpulse/score.h"
 
@@ -38,63 +39,6 @@ enum { M_LAST = 1u << 9, M_ACCEPTED = 1u << 10, M__ALL = (1u << 11) - 1 };
 /* Bytes of a member at least (a 1-byte id and one byte per other field), of an untracked lead. */
 #define MEMBER_MIN_BYTES 6
 #define UNTRACKED_MIN_BYTES 3
-
-/* ---- writer ------------------------------------------------------------------------------ */
-
-typedef struct {
-    uint8_t *buf;
-    size_t size, pos;
-    bool overflow;
-} writer_t;
-
-static void put_bytes(writer_t *w, const void *data, size_t len) {
-    if (w->overflow || len > w->size - w->pos) {
-        w->overflow = true;
-        return;
-    }
-    memcpy(w->buf + w->pos, data, len);
-    w->pos += len;
-}
-
-static void put_uvarint(writer_t *w, uint64_t v) {
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    put_bytes(w, tmp, n);
-}
-
-static uint64_t zigzag(int64_t v) {
-    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
-}
-
-static void put_time(writer_t *w, int64_t t, int64_t ref) {
-    put_uvarint(w, zigzag((int64_t)((uint64_t)t - (uint64_t)ref)));
-}
-
-static void put_num(writer_t *w, double v) {
-    if (v == trunc(v) && fabs(v) < 1e15) {
-        put_uvarint(w, zigzag((int64_t)v) << 1);
-    } else {
-        uint8_t tmp[9];
-        uint64_t bits;
-        memcpy(&bits, &v, sizeof(bits));
-        tmp[0] = 1;
-        for (int i = 0; i < 8; i++) {
-            tmp[1 + i] = (uint8_t)(bits >> (8 * i));
-        }
-        put_bytes(w, tmp, sizeof(tmp));
-    }
-}
-
-static void put_str(writer_t *w, const char *s, size_t max) {
-    size_t n = strnlen(s, max);
-    put_uvarint(w, n);
-    put_bytes(w, s, n);
-}
 
 size_t lp_account_encode_bound(const lp_account_state_t *a) {
     /* header: version, flags, key (length + bytes), T, qualification, three times */
@@ -121,7 +65,7 @@ size_t lp_account_encode(const lp_account_state_t *a, uint8_t *buf, size_t size)
     put_bytes(&w, (const uint8_t[]){ACCOUNT_FORMAT_V1}, 1);
     put_uvarint(&w, f);
     put_str(&w, a->account, LP_ACCOUNT_KEY_MAX);
-    put_uvarint(&w, zigzag(t));
+    put_uvarint(&w, zigzag64(t));
     put_uvarint(&w, a->qualification);
     if (!a->armed) {
         put_time(&w, a->qualified_at_ms, t);
@@ -165,86 +109,9 @@ size_t lp_account_encode(const lp_account_state_t *a, uint8_t *buf, size_t size)
     return w.overflow ? 0 : w.pos;
 }
 
-/* ---- reader ------------------------------------------------------------------------------ */
-
-typedef struct {
-    const uint8_t *buf;
-    size_t len, pos;
-} reader_t;
-
-static int get_bytes(reader_t *r, void *out, size_t n) {
-    if (n > r->len - r->pos) {
-        return LP_ERR;
-    }
-    memcpy(out, r->buf + r->pos, n);
-    r->pos += n;
-    return LP_OK;
-}
-
-/* A canonical varint: at most 64 bits, no redundant trailing 0x00 group. */
-static int get_uvarint(reader_t *r, uint64_t *v) {
-    uint64_t out = 0;
-    for (int i = 0; i < 10; i++) {
-        uint8_t b;
-        if (get_bytes(r, &b, 1) != LP_OK || (i == 9 && b > 1) || (i > 0 && b == 0)) {
-            return LP_ERR;
-        }
-        out |= (uint64_t)(b & 0x7f) << (7 * i);
-        if ((b & 0x80) == 0) {
-            *v = out;
-            return LP_OK;
-        }
-    }
-    return LP_ERR;
-}
-
-static int64_t unzigzag(uint64_t u) {
-    return (int64_t)((u >> 1) ^ (0 - (u & 1)));
-}
-
-static int get_time(reader_t *r, int64_t ref, int64_t *t) {
-    uint64_t u;
-    if (get_uvarint(r, &u) != LP_OK) {
-        return LP_ERR;
-    }
-    *t = (int64_t)((uint64_t)ref + (uint64_t)unzigzag(u));
-    return LP_OK;
-}
-
-static int get_num(reader_t *r, double *v) {
-    uint64_t tag;
-    if (get_uvarint(r, &tag) != LP_OK) {
-        return LP_ERR;
-    }
-    if (tag == 1) {
-        uint8_t tmp[8];
-        uint64_t bits = 0;
-        if (get_bytes(r, tmp, 8) != LP_OK) {
-            return LP_ERR;
-        }
-        for (int i = 0; i < 8; i++) {
-            bits |= (uint64_t)tmp[i] << (8 * i);
-        }
-        memcpy(v, &bits, sizeof(*v));
-        /* Canonical: a whole number below 1e15 is written as a varint. */
-        return isfinite(*v) && !(*v == trunc(*v) && fabs(*v) < 1e15) ? LP_OK : LP_ERR;
-    }
-    if ((tag & 1) != 0) {
-        return LP_ERR;
-    }
-    *v = (double)unzigzag(tag >> 1);
-    return fabs(*v) < 1e15 ? LP_OK : LP_ERR;
-}
-
-/* A non-empty string of at most max bytes, without NULs, into dst (size max + 1). */
-static int get_str(reader_t *r, char *dst, size_t max) {
-    uint64_t len;
-    if (get_uvarint(r, &len) != LP_OK || len == 0 || len > max ||
-        get_bytes(r, dst, (size_t)len) != LP_OK || memchr(dst, '\0', (size_t)len) != NULL) {
-        return LP_ERR;
-    }
-    dst[len] = '\0';
-    return LP_OK;
+/* A non-empty string of at most max bytes, without NULs (ids and keys are never empty). */
+static int get_id(reader_t *r, char *dst, size_t max) {
+    return get_str(r, dst, max) == LP_OK && dst[0] != '\0' ? LP_OK : LP_ERR;
 }
 
 static bool key_ok(const char *key) {
@@ -256,7 +123,7 @@ static int decode_member(reader_t *r, lp_member_view_t *m, int64_t t) {
     uint64_t bits;
 
     memset(m, 0, sizeof(*m));
-    if (get_str(r, m->lead_id, LP_ID_MAX) != LP_OK || get_uvarint(r, &m->seq) != LP_OK ||
+    if (get_id(r, m->lead_id, LP_ID_MAX) != LP_OK || get_uvarint(r, &m->seq) != LP_OK ||
         get_num(r, &m->e) != LP_OK || get_time(r, t, &m->ref_ms) != LP_OK || m->ref_ms < 0 ||
         get_uvarint(r, &bits) != LP_OK || (bits & ~(uint64_t)M__ALL) != 0) {
         return LP_ERR;
@@ -284,11 +151,11 @@ static int decode(reader_t *r, lp_account_state_t *a) {
 
     if (get_bytes(r, &version, 1) != LP_OK || version != ACCOUNT_FORMAT_V1 ||
         get_uvarint(r, &f) != LP_OK || (f & ~(uint64_t)F__ALL) != 0 ||
-        get_str(r, a->account, LP_ACCOUNT_KEY_MAX) != LP_OK || !key_ok(a->account) ||
+        get_id(r, a->account, LP_ACCOUNT_KEY_MAX) != LP_OK || !key_ok(a->account) ||
         get_uvarint(r, &n) != LP_OK || get_uvarint(r, &q) != LP_OK || q > UINT32_MAX) {
         return LP_ERR;
     }
-    a->t_ms = t = unzigzag(n);
+    a->t_ms = t = unzigzag64(n);
     a->qualification = (uint32_t)q;
     a->armed = (f & F_ARMED) != 0;
     a->accepted = (f & F_ACCEPTED) != 0;
@@ -346,7 +213,7 @@ static int decode(reader_t *r, lp_account_state_t *a) {
     for (uint64_t i = 0; i < n; i++) {
         lp_untracked_t *u = &a->untracked[i];
         memset(u, 0, sizeof(*u));
-        if (get_str(r, u->lead_id, LP_ID_MAX) != LP_OK || get_uvarint(r, &u->seq) != LP_OK ||
+        if (get_id(r, u->lead_id, LP_ID_MAX) != LP_OK || get_uvarint(r, &u->seq) != LP_OK ||
             (i > 0 && strcmp(a->untracked[i - 1].lead_id, u->lead_id) >= 0) ||
             lp_account_member(a, u->lead_id) != NULL) {
             return LP_ERR;
@@ -357,7 +224,7 @@ static int decode(reader_t *r, lp_account_state_t *a) {
 }
 
 int lp_account_decode(lp_account_state_t *a, const uint8_t *buf, size_t len) {
-    reader_t r = {buf, len, 0};
+    reader_t r = {buf, len, 0, true};
     lp_account_state_t tmp;
 
     if (a == NULL || (buf == NULL && len > 0)) {
