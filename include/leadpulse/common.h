@@ -25,6 +25,11 @@ typedef enum { LP_FORMAT_AVRO = 0, LP_FORMAT_JSON = 1 } lp_format_t;
 #define LP_URL_MAX 256         /* engagement URL */
 #define LP_MAX_ACTIVITIES 32   /* activity types a rules file may define */
 #define LP_PARTITIONS_MAX 4096 /* input partitions 0..4095: worker, engine and store alike */
+/* The store's partitions of stage 2 (account qualification): account partition q of the members
+ * topic is store partition LP_ACCOUNT_PARTITION_BASE + q, whose keys carry the hash tag {a<q>}
+ * (docs/redis-layout.md). */
+#define LP_ACCOUNT_PARTITION_BASE LP_PARTITIONS_MAX
+#define LP_STORE_PARTITIONS_MAX (2 * LP_PARTITIONS_MAX)
 #define LP_TOP_N 5             /* top contributing activities in an explanation */
 #define LP_EVENT_ID_HEX 32     /* emitted event ids: 128 bits as lowercase hex */
 #define LP_ERRSTR 512          /* recommended size of errstr buffers */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "leadpulse/codec.h"
+#include "leadpulse/hash.h"
 #include "leadpulse/rules.h"
 #include "leadpulse/score.h"
 #include "leadpulse/store.h"
@@ -19,7 +20,15 @@ typedef enum {
     LP_OUT_STALE = 1,
     LP_OUT_DLQ = 2,
     LP_OUT_ERASED = 3, /* LeadErased */
-    LP_OUT__COUNT
+    LP_OUT__COUNT,
+    /* Stage 1 of account qualification (opts.accounts): records of the members topic
+     * (leadpulse/member_wire.h). A member record or leave is keyed by its account key; a mark has
+     * an empty key and goes to every partition of the topic. */
+    LP_OUT_MEMBER = 4,
+    LP_OUT_MARK = 5,
+    /* Stage 2 (leadpulse/account_engine.h): AccountQualified, AccountStale, keyed by account. */
+    LP_OUT_ACCOUNT_QUALIFIED = 6,
+    LP_OUT_ACCOUNT_STALE = 7,
 } lp_out_kind_t;
 
 /* One input record. */
@@ -52,6 +61,18 @@ typedef struct {
     int64_t suppression_ttl_ms;  /* an erased lead's events dated before erasure + this are
                                     dropped; 0 = until `leadpulse unsuppress` */
     uint8_t suppression_key[16]; /* SipHash key of the suppression entries (keyed lead id hash) */
+    /* Stage 1 of account qualification (docs/rules.md "accounts"): when set and the rules have
+     * `accounts`, every applied event of a lead in an account (or leaving one) adds a member
+     * record (or leave) to the outbox, and each batch that moved its source's progress a mark. */
+    bool accounts;
+    /* The stage-1 partition (source) a lead's records come from: 0 = the batch's partition (the
+     * worker); N > 0 = lp_partition_of(member_partitioner, lead id, N) (`replay`, whose one
+     * engine partition stands for the N partitions of the input topics). */
+    int32_t member_sources;
+    lp_partitioner_t member_partitioner;
+    /* The stage-1 partition count written in marks (the worker: the input topics' count);
+     * member_sources when 0. */
+    int32_t member_source_count;
 } lp_engine_opts_t;
 
 /* Profile fields a hand-off can carry (privacy.handoff_fields). */
@@ -85,10 +106,15 @@ typedef struct {
     uint64_t cache_misses;
     uint64_t timers_fired;
     uint64_t corrupt_state;
-    uint64_t leads_created; /* leads seen for the first time */
-    uint64_t suppressed;    /* events dropped: their lead was erased and is suppressed */
-    uint64_t unsuppressed;  /* suppressions lifted by request */
-    uint64_t erased;        /* LeadErased hand-offs (leads erased on request) */
+    uint64_t leads_created;  /* leads seen for the first time */
+    uint64_t suppressed;     /* events dropped: their lead was erased and is suppressed */
+    uint64_t unsuppressed;   /* suppressions lifted by request */
+    uint64_t erased;         /* LeadErased hand-offs (leads erased on request) */
+    uint64_t member_records; /* stage 1: member records sent (leaves included) */
+    uint64_t member_leaves;  /* of which leaves */
+    uint64_t member_marks;   /* marks sent */
+    uint64_t member_late;    /* member records ordered at their source's progress, not their time
+                                (the event was more than accounts.lateness behind it) */
 } lp_engine_stats_t;
 
 typedef struct lp_engine lp_engine_t;

@@ -62,6 +62,9 @@ typedef struct {
     char persona[LP_NAME_MAX + 1];
     char segment[LP_NAME_MAX + 1];
     char owner[LP_STR_MAX + 1];
+    /* The account (company) id in the CRM; groups leads into accounts (docs/rules.md,
+     * accounts). Kept with its own time (lp_lead_t.account_id_ms), outside profile_ms. */
+    char account_id[LP_ID_MAX + 1];
 } lp_profile_update_t;
 
 typedef struct {

@@ -28,6 +28,7 @@ typedef struct {
     int32_t sources; /* the stage-1 partition count when it was sent, 1..LP_PARTITIONS_MAX */
     int64_t st_ms;   /* member/leave: its order time (>= rec.event_ms); mark: the watermark */
     lp_member_record_t rec; /* member/leave only (rec.leave matches the type) */
+    int64_t offset;         /* where the reader found it (not encoded; -1 unknown) */
 } lp_member_msg_t;
 
 /* Bytes an encoded message takes at most. */

@@ -103,7 +103,10 @@ typedef struct {
     int64_t quiet_after_ms;                /* stale `committee_quiet`; 0 = off */
     int64_t accept_within_ms;              /* stale `account_sla_breached`; 0 = off */
     int max_members;                       /* members tracked per account, 1..100000 */
+    int64_t lateness_ms; /* member records ordered by event time up to this late; 0..7 days */
 } lp_account_rules_t;
+
+#define LP_ACCOUNT_LATENESS_MAX_MS (7LL * 24 * 3600 * 1000)
 
 typedef enum { LP_RECYCLE_RESET = 0, LP_RECYCLE_KEEP = 1, LP_RECYCLE_SCALE = 2 } lp_recycle_mode_t;
 

@@ -135,6 +135,10 @@ typedef struct {
     int64_t profile_ms[LP_PROFILE_FIELDS]; /* event time of each profile field's value */
     /* cap_past[i][k]: events counted in window act[i].cap_window - 1 - k */
     uint16_t cap_past[LP_MAX_ACTIVITIES][LP_CAP_PAST];
+    /* Account qualification (lead format 5; each takes space only when set): */
+    int64_t account_id_ms; /* event time of profile.account_id, 0 = none */
+    int64_t accepted_ms;   /* time of the latest applied `accepted` feedback, 0 = none */
+    uint64_t member_seq;   /* member records sent for the lead (stage 1, engine) */
 } lp_lead_t;
 
 typedef enum { LP_FACT_QUALIFIED = 0, LP_FACT_STALE = 1, LP_FACT_ERASED = 2 } lp_fact_kind_t;

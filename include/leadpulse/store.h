@@ -206,6 +206,10 @@ lp_store_t *lp_store_redis_open(int cluster, const char *url, const char *prefix
 int lp_store_redis_cluster_place(const char *urls, int timeout_ms, int32_t partitions, int dry_run,
                                  FILE *out, char *errstr, size_t errstr_size);
 
+/* The hash tag of a store partition, without braces, into buf: "<p>" for a lead partition,
+ * "a<q>" for account partition q (LP_ACCOUNT_PARTITION_BASE + q). Returns its length. */
+int lp_store_partition_tag(int32_t partition, char *buf, size_t size);
+
 /* Frees the store and everything it owns (loaded leads, read outbox entries). Accepts NULL. */
 void lp_store_destroy(lp_store_t *store);
 

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "leadpulse/account_stage.h"
 #include "leadpulse/codec.h"
 #include "leadpulse/engine.h"
+#include "leadpulse/member_wire.h"
 
 #define REPLAY_BATCH 1000
 #define REPLAY_TOPIC "replay"
@@ -90,6 +92,8 @@ typedef struct {
     char *raw[REPLAY_BATCH];
     size_t raw_len[REPLAY_BATCH];
     id_set_t leads;
+    /* stage 2 of account qualification (rules with `accounts`), fed by the engine's outbox */
+    lp_acct_stage_t *stage;
 } replay_t;
 
 typedef struct {
@@ -135,6 +139,18 @@ static int drain_outbox(replay_t *r) {
                 }
                 continue;
             }
+            if (e->kind == LP_OUT_MEMBER || e->kind == LP_OUT_MARK) {
+                lp_member_msg_t m;
+                char why[128];
+                if (r->stage == NULL ||
+                    lp_member_msg_decode(&m, e->value, e->value_len, why, sizeof(why)) != LP_OK ||
+                    lp_acct_stage_add(r->stage, &m) != LP_OK) {
+                    fprintf(stderr, "leadpulse replay: stage 2: %s\n",
+                            r->stage == NULL ? "no stage" : why);
+                    return LP_ERR;
+                }
+                continue;
+            }
             fwrite(e->value, 1, e->value_len, r->out);
             fputc('\n', r->out);
             if (e->kind == LP_OUT_QUALIFIED) {
@@ -151,6 +167,33 @@ static int drain_outbox(replay_t *r) {
             return LP_ERR;
         }
     }
+}
+
+/* Prints an account hand-off as a JSON line. */
+static int emit_account(void *ctx, const lp_account_fact_t *fact) {
+    replay_t *r = ctx;
+    static char buf[LP_JSON_ACCOUNT_FACT_MAX];
+    size_t n = lp_json_encode_account_fact(fact, buf, sizeof(buf));
+    if (n == 0) {
+        fprintf(stderr, "leadpulse replay: cannot encode the hand-off of account %s\n",
+                fact->account);
+        return LP_ERR;
+    }
+    fwrite(buf, 1, n, r->out);
+    fputc('\n', r->out);
+    return LP_OK;
+}
+
+/* Stage 2: applies what the watermark w allows (its own, or the end's). */
+static int release_accounts(replay_t *r, int64_t w) {
+    if (r->stage == NULL) {
+        return LP_OK;
+    }
+    if (lp_acct_stage_release(r->stage, w, emit_account, r) != LP_OK) {
+        fprintf(stderr, "leadpulse replay: stage 2 failed\n");
+        return LP_ERR;
+    }
+    return LP_OK;
 }
 
 static int fire_until(replay_t *r, int64_t until) {
@@ -176,7 +219,8 @@ static int flush_batch(replay_t *r) {
         return LP_ERR;
     }
     r->n = 0;
-    if (drain_outbox(r) != LP_OK) {
+    if (drain_outbox(r) != LP_OK ||
+        (r->stage != NULL && release_accounts(r, lp_acct_stage_watermark(r->stage)) != LP_OK)) {
         return LP_ERR;
     }
     /* Time advances with the events: fire every timer the event-time watermark has passed. */
@@ -329,17 +373,24 @@ static int dump_state(replay_t *r, const char *path) {
 static void replay_usage(FILE *out) {
     fprintf(
         out,
-        "usage: leadpulse replay [--rules FILE] [--until TIME] [--strict] [--state-out FILE] "
-        "[FILE|-]\n\n"
-        "Scores events in memory and writes the hand-offs (LeadQualified, LeadStale) as JSON\n"
-        "lines to stdout and a summary to stderr. FILE holds JSON lines or an Avro object\n"
-        "container file (detected); '-' or no FILE reads JSON lines from stdin.\n\n"
+        "usage: leadpulse replay [--rules FILE] [--until TIME] [--strict] [--state-out FILE]\n"
+        "                        [--partitions N] [--partitioner crc32|murmur2] [FILE|-]\n\n"
+        "Scores events in memory and writes the hand-offs (LeadQualified, LeadStale, and with\n"
+        "`accounts` in the rules AccountQualified, AccountStale) as JSON lines to stdout and a\n"
+        "summary to stderr. FILE holds JSON lines or an Avro object container file (detected);\n"
+        "'-' or no FILE reads JSON lines from stdin.\n\n"
         "  --rules FILE      scoring model (default: $LEADPULSE_RULES_PATH, else\n"
         "                    config/rules.yaml)\n"
         "  --until TIME      after the input, fire the timers due by TIME (ms since the epoch or\n"
         "                    2026-11-25T10:00:00Z); timers otherwise fire as event time passes\n"
         "  --strict          stop at the first bad line with exit status 1\n"
         "  --state-out FILE  write every lead's final state as JSON lines\n"
+        "  --partitions N    the input topics' partition count (default 1): account hand-offs\n"
+        "                    order member events by the progress of each lead's partition\n"
+        "                    (docs/rules.md \"Order of member records\"); give the worker's\n"
+        "                    count to get its account hand-offs exactly\n"
+        "  --partitioner P   how producers pick a lead's partition: crc32 (default, as\n"
+        "                    `leadpulse produce`) or murmur2 (the Java client's)\n"
         "  --config FILE     the worker configuration whose privacy.* keys apply (hand-off\n"
         "                    fields, suppression; default: $LEADPULSE_CONFIG, else the built-in\n"
         "                    defaults), with LEADPULSE_PRIVACY_* overrides as for the worker\n\n"
@@ -355,6 +406,8 @@ int lp_cmd_replay(int argc, char **argv) {
         {"strict", no_argument, NULL, 's'},
         {"state-out", required_argument, NULL, 'o'},
         {"config", required_argument, NULL, 'c'},
+        {"partitions", required_argument, NULL, 'p'},
+        {"partitioner", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -367,13 +420,15 @@ int lp_cmd_replay(int argc, char **argv) {
     int64_t until = 0;
     bool have_until = false;
     bool strict = false;
+    int32_t partitions = 1;
+    lp_partitioner_t partitioner = LP_PARTITIONER_CRC32;
     char errstr[LP_ERRSTR];
     int c, status = 1;
     replay_t *r = NULL;
     lp_rules_t *rules = NULL;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "r:u:so:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:u:so:c:p:P:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
@@ -393,6 +448,23 @@ int lp_cmd_replay(int argc, char **argv) {
             break;
         case 's':
             strict = true;
+            break;
+        case 'p': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 1 || v > LP_PARTITIONS_MAX) {
+                fprintf(stderr, "leadpulse replay: --partitions %s: expected 1..%d\n", optarg,
+                        LP_PARTITIONS_MAX);
+                return 2;
+            }
+            partitions = (int32_t)v;
+            break;
+        }
+        case 'P':
+            if (lp_partitioner_parse(optarg, &partitioner) != 0) {
+                fprintf(stderr, "leadpulse replay: --partitioner %s: crc32 or murmur2\n", optarg);
+                return 2;
+            }
             break;
         case 'o':
             state_out = optarg;
@@ -433,9 +505,16 @@ int lp_cmd_replay(int argc, char **argv) {
         .timer_batch = 10000,
         .handoff_fields = config->handoff_fields_mask,
         .suppression_ttl_ms = config->suppression_ttl_ms,
+        .accounts = rules->accounts.enabled,
+        .member_sources = partitions,
+        .member_partitioner = partitioner,
     };
     memcpy(eopts.suppression_key, config->suppression_key_bytes, sizeof(eopts.suppression_key));
     if (r->store == NULL) {
+        fprintf(stderr, "leadpulse replay: out of memory\n");
+        goto done;
+    }
+    if (rules->accounts.enabled && (r->stage = lp_acct_stage_new(rules)) == NULL) {
         fprintf(stderr, "leadpulse replay: out of memory\n");
         goto done;
     }
@@ -478,6 +557,15 @@ int lp_cmd_replay(int argc, char **argv) {
     if (rc == LP_OK && !r->failed && have_until) {
         rc = fire_until(r, until);
     }
+    if (rc == LP_OK && !r->failed && r->stage != NULL) {
+        /* The end, as a worker whose clock reads --until (else the latest event time) sees it:
+         * every partition's progress is at least that clock - lateness. */
+        int64_t clock = have_until ? until : r->watermark;
+        int64_t lateness = rules->accounts.lateness_ms;
+        int64_t end = clock > INT64_MIN + lateness ? clock - lateness : INT64_MIN;
+        int64_t w = lp_acct_stage_watermark(r->stage);
+        rc = release_accounts(r, w > end ? w : end);
+    }
     if (rc == LP_OK && state_out != NULL) {
         rc = dump_state(r, state_out);
     }
@@ -495,11 +583,21 @@ int lp_cmd_replay(int argc, char **argv) {
                 " events of suppressed leads dropped, %" PRIu64 " suppressions lifted\n",
                 r->erased, st->suppressed, st->unsuppressed);
     }
+    if (r->stage != NULL) {
+        const lp_acct_stage_stats_t *as = lp_acct_stage_stats(r->stage);
+        fprintf(stderr,
+                "replay: accounts: %" PRIu64 " member records (%" PRIu64 " ordered late), %" PRIu64
+                " MQAs, %" PRIu64 " stale, %" PRIu64 " accounts with members, %" PRIu64
+                " records after the final watermark not applied\n",
+                st->member_records, st->member_late, as->qualified, as->stale, as->accounts,
+                as->buffered);
+    }
     status = (rc == LP_OK && !r->failed) ? 0 : 1;
 done:
     if (r != NULL) {
         lp_engine_destroy(r->engine);
         lp_store_destroy(r->store);
+        lp_acct_stage_free(r->stage);
         for (size_t i = 0; i < REPLAY_BATCH; i++) {
             free(r->raw[i]);
         }

@@ -45,6 +45,7 @@ static const field_t fields[] = {
     PROF("persona", T_OPT_STR, persona),
     PROF("segment", T_OPT_STR, segment),
     PROF("owner", T_OPT_STR, owner),
+    PROF("account_id", T_OPT_STR, account_id),
     FB("outcome", T_OUTCOME, outcome),
     FB("reason", T_REASON, reason),
     FB("owner", T_OPT_STR, owner),

@@ -1,6 +1,7 @@
 /* The `accounts:` section (optional): free-mail domains, members' roles (profile rules whose extra
  * key is `role`), the account score, MQA, stale timers and the member limit. Loaded and validated
  * here; the account evaluation arrives with the stage-2 worker. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -334,6 +335,7 @@ static void set_account_defaults(lp_account_rules_t *acc) {
     acc->engaged_score = 10;
     acc->mqa_engaged_members = 2;
     acc->max_members = 10000;
+    acc->lateness_ms = 60000;
 }
 
 /* The keys of `accounts:` but mqa and stale, in the order of the docs. */
@@ -371,13 +373,31 @@ static int parse_member_keys(lp_yaml_t *y, yaml_node_t *node, lp_account_rules_t
         }
         acc->max_members = (int)n;
     }
+    if ((v = lp_yaml_get(y, node, "lateness", NULL))) {
+        if (lp_yaml_duration(y, v, "accounts.lateness", &acc->lateness_ms) != LP_OK) {
+            return LP_ERR;
+        }
+        if (acc->lateness_ms > LP_ACCOUNT_LATENESS_MAX_MS) {
+            return lp_yaml_err(y, lp_yaml_line(v), "accounts.lateness",
+                               "%" PRId64 " ms is above 7d: account hand-offs would wait that long",
+                               acc->lateness_ms);
+        }
+    }
     return LP_OK;
 }
 
 int lp_rules_parse_accounts(lp_yaml_t *y, yaml_node_t *node, int line, lp_rules_t *rules) {
-    static const char *const keys[] = {
-        "free_mail_domains", "roles", "default_role", "member_cap",  "engaged_score",
-        "role_points",       "mqa",   "stale",        "max_members", NULL};
+    static const char *const keys[] = {"free_mail_domains",
+                                       "roles",
+                                       "default_role",
+                                       "member_cap",
+                                       "engaged_score",
+                                       "role_points",
+                                       "mqa",
+                                       "stale",
+                                       "max_members",
+                                       "lateness",
+                                       NULL};
     lp_account_rules_t *acc = &rules->accounts;
     account_lines_t al = {0};
     yaml_node_t *v;

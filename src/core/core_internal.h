@@ -49,6 +49,9 @@ void lp_core_profile_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PRO
                            const lp_profile_update_t *update, int64_t t);
 
 /* The same for the owner a sales feedback names. */
+/* account_id, merged as the other profile fields (the value with the latest time wins). */
+void lp_core_account_id_merge(lp_profile_update_t *profile, int64_t *field_ms,
+                              const char *account_id, int64_t t);
 void lp_core_owner_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PROFILE_FIELDS],
                          const char *owner, int64_t t);
 

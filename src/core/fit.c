@@ -101,6 +101,11 @@ void lp_core_profile_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PRO
     }
 }
 
+void lp_core_account_id_merge(lp_profile_update_t *profile, int64_t *field_ms,
+                              const char *account_id, int64_t t) {
+    merge_str(profile->account_id, sizeof(profile->account_id), field_ms, account_id, t);
+}
+
 void lp_core_owner_merge(lp_profile_update_t *profile, int64_t field_ms[LP_PROFILE_FIELDS],
                          const char *owner, int64_t t) {
     merge_str(profile->owner, sizeof(profile->owner), &field_ms[LP_PF_OWNER], owner, t);

@@ -333,6 +333,30 @@ static int decode_profile_times(reader_t *r, int64_t ms[LP_PROFILE_FIELDS], int6
 }
 
 /* Versions 2 and 3, after the version byte. */
+/* Version 5's section: account_id with its time, accepted_ms, member_seq. */
+static int decode_v5(reader_t *r, lp_lead_t *lead, int64_t ref) {
+    uint64_t f;
+    if (get_uvarint(r, &f) != LP_OK || f == 0 || (f & ~(uint64_t)V5__ALL) != 0) {
+        return LP_ERR;
+    }
+    if (f & V5_ACCOUNT_ID) {
+        if (get_str(r, lead->profile.account_id, LP_ID_MAX) != LP_OK ||
+            lead->profile.account_id[0] == '\0' ||
+            get_time(r, ref, &lead->account_id_ms) != LP_OK) {
+            return LP_ERR;
+        }
+    }
+    if ((f & V5_ACCEPTED) &&
+        (get_time(r, ref, &lead->accepted_ms) != LP_OK || lead->accepted_ms == 0)) {
+        return LP_ERR;
+    }
+    if ((f & V5_MEMBER_SEQ) &&
+        (get_uvarint(r, &lead->member_seq) != LP_OK || lead->member_seq == 0)) {
+        return LP_ERR;
+    }
+    return LP_OK;
+}
+
 static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, const char *key,
                      int version) {
     pending_t pend = {0};
@@ -397,6 +421,9 @@ static int decode_v2(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, cons
     if ((f & G_SEEN) && decode_seen(r, lead, version >= LEAD_FORMAT_V4 ? 6 : 8) != LP_OK) {
         return LP_ERR;
     }
+    if (version >= LEAD_FORMAT_V5 && decode_v5(r, lead, ref) != LP_OK) {
+        return LP_ERR;
+    }
     if (version >= LEAD_FORMAT_V3 && !(f & G_SCORE)) {
         lead->score = lp_core_total(lead, rules, 1.0);
     }
@@ -426,6 +453,7 @@ static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, co
     case LEAD_FORMAT_V2:
     case LEAD_FORMAT_V3:
     case LEAD_FORMAT_V4:
+    case LEAD_FORMAT_V5:
         return decode_v2(r, lead, rules, key, version);
     default:
         return LP_ERR;

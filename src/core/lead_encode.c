@@ -153,7 +153,10 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
     uint8_t grade = (uint8_t)(lead->fit_grade - 'A');
     bool valid = grade < 4 && lead->stage < LP_STAGE__COUNT;
 
-    put_u8(&w, LEAD_FORMAT_V4);
+    unsigned v5 = (lead->profile.account_id[0] != '\0' ? V5_ACCOUNT_ID : 0u) |
+                  (lead->accepted_ms != 0 ? V5_ACCEPTED : 0u) |
+                  (lead->member_seq != 0 ? V5_MEMBER_SEQ : 0u);
+    put_u8(&w, v5 != 0 ? LEAD_FORMAT_V5 : LEAD_FORMAT_V4);
     put_uvarint(&w, f);
     put_svarint(&w, ref);
     put_u8(&w, valid ? (uint8_t)(lead->stage << 2 | grade) : 0xff);
@@ -261,6 +264,21 @@ static size_t encode_v2(const lp_lead_t *lead, const lp_rules_t *rules, bool key
                 b6[k] = (uint8_t)(lead->seen[i] >> (8 * k));
             }
             put_bytes(&w, b6, sizeof(b6));
+        }
+    }
+    if (v5 != 0) {
+        put_uvarint(&w, v5);
+        if (v5 & V5_ACCOUNT_ID) {
+            size_t len = strnlen(lead->profile.account_id, LP_ID_MAX);
+            put_uvarint(&w, len);
+            put_bytes(&w, lead->profile.account_id, len);
+            put_time(&w, lead->account_id_ms, ref);
+        }
+        if (v5 & V5_ACCEPTED) {
+            put_time(&w, lead->accepted_ms, ref);
+        }
+        if (v5 & V5_MEMBER_SEQ) {
+            put_uvarint(&w, lead->member_seq);
         }
     }
     put_payload(&w, &strs);

@@ -40,7 +40,12 @@
  *
  * Version 4 (written): version 3 with each de-duplication entry in 6 bytes (little-endian) instead
  * of 8: the ring holds 48-bit hashes of event ids (LP_SEEN_MASK). Versions 1 to 3 are read with
- * their entries cut to 48 bits, so a redelivery after an upgrade is still recognised. */
+ * their entries cut to 48 bits, so a redelivery after an upgrade is still recognised.
+ *
+ * Version 5 (written when a lead has any of them, else version 4 byte for byte): version 4 with,
+ * after the de-duplication entries and before the string payload, the values of account
+ * qualification: a varint of flags (V5_*, at least one set) | [account_id as a raw string (1..64
+ * bytes) | its time - ref] | [accepted_ms - ref] | [member_seq (varint, > 0)]. */
 #ifndef LEADPULSE_CORE_LEAD_FORMAT_H
 #define LEADPULSE_CORE_LEAD_FORMAT_H
 
@@ -56,6 +61,10 @@
 #define LEAD_FORMAT_V2 2
 #define LEAD_FORMAT_V3 3
 #define LEAD_FORMAT_V4 4
+#define LEAD_FORMAT_V5 5
+
+/* Version 5's section (account qualification), before the string payload. */
+enum { V5_ACCOUNT_ID = 1u, V5_ACCEPTED = 2u, V5_MEMBER_SEQ = 4u, V5__ALL = 7u };
 
 /* Presence flags of version 1. */
 enum {

@@ -128,6 +128,7 @@ int lp_member_msg_decode(lp_member_msg_t *m, const uint8_t *buf, size_t len, cha
         return fail(why, why_size, "no value");
     }
     memset(m, 0, sizeof(*m));
+    m->offset = -1;
     if (get_u8(&r, &version) != LP_OK) {
         return fail(why, why_size, "empty value");
     }

@@ -341,6 +341,7 @@ static void set_dq_reason(lp_lead_t *lead, const lp_match_rule_t *dq) {
 static void apply_profile(lp_lead_t *lead, const lp_rules_t *rules,
                           const lp_profile_update_t *update, int64_t t) {
     lp_core_profile_merge(&lead->profile, lead->profile_ms, update, t);
+    lp_core_account_id_merge(&lead->profile, &lead->account_id_ms, update->account_id, t);
     /* Recomputed from the whole current profile: a field changed twice never counts twice. */
     lead->fit_points = lp_core_fit_points(rules, &lead->profile);
     lead->fit_grade = lp_core_fit_grade(rules, lead->fit_points);
@@ -386,6 +387,9 @@ static void apply_feedback(lp_lead_t *lead, const lp_rules_t *rules, const lp_fe
         }
         break;
     case LP_FB_ACCEPTED:
+        if (t > lead->accepted_ms) {
+            lead->accepted_ms = t;
+        }
         if (!closed && latest) {
             lead->stage = LP_STAGE_SQL;
             lead->feedback_ms = t;

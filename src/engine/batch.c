@@ -169,7 +169,7 @@ int lp_eng_slot_for(batch_t *b, const char *lead_id) {
     return s;
 }
 
-static int add_out(batch_t *b, int kind, const char *key, size_t key_len, const uint8_t *value,
+int lp_eng_add_out(batch_t *b, int kind, const char *key, size_t key_len, const uint8_t *value,
                    size_t value_len, const char *meta, size_t meta_len, const char *event_id) {
     pending_out_t *o;
     if (grow((void **)&b->outs, &b->cap_outs, b->nouts + 1, sizeof(*o)) != LP_OK) {
@@ -214,8 +214,9 @@ int lp_eng_add_dead_letter(lp_engine_t *engine, batch_t *b, const lp_engine_msg_
         n = (int)strlen(meta);
     }
     b->st.dead_letters++;
-    return add_out(b, LP_OUT_DLQ, (const char *)msg->key, msg->key != NULL ? msg->key_len : 0,
-                   msg->value, msg->value != NULL ? msg->value_len : 0, meta, (size_t)n, "");
+    return lp_eng_add_out(b, LP_OUT_DLQ, (const char *)msg->key,
+                          msg->key != NULL ? msg->key_len : 0, msg->value,
+                          msg->value != NULL ? msg->value_len : 0, meta, (size_t)n, "");
 }
 
 int lp_eng_add_facts(lp_engine_t *engine, batch_t *b) {
@@ -278,8 +279,8 @@ int lp_eng_add_facts(lp_engine_t *engine, batch_t *b) {
         int out = fact->kind == LP_FACT_QUALIFIED ? LP_OUT_QUALIFIED
                   : fact->kind == LP_FACT_STALE   ? LP_OUT_STALE
                                                   : LP_OUT_ERASED;
-        if (add_out(b, out, fact->lead_id, strlen(fact->lead_id), buf, len, meta, (size_t)n,
-                    fact->event_id) != LP_OK) {
+        if (lp_eng_add_out(b, out, fact->lead_id, strlen(fact->lead_id), buf, len, meta, (size_t)n,
+                           fact->event_id) != LP_OK) {
             return LP_ERR;
         }
         if (fact->kind == LP_FACT_QUALIFIED) {
@@ -503,6 +504,7 @@ static void log_dead_letters(lp_engine_t *engine, const batch_t *b) {
 }
 
 void lp_eng_batch_end(lp_engine_t *engine, batch_t *b, bool committed) {
+    lp_eng_member_end(engine, b, committed);
     if (committed) {
         stats_add(&engine->stats, &b->st);
         if (engine->opts.log_dead_letters) {

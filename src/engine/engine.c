@@ -28,6 +28,17 @@ lp_engine_t *lp_engine_new(const lp_engine_opts_t *opts, const lp_rules_t *rules
     engine->epochs = calloc(LP_PARTITIONS_MAX, sizeof(int64_t));
     engine->poffs = calloc(LP_PARTITIONS_MAX, sizeof(part_offsets_t *));
     engine->supp = calloc(LP_PARTITIONS_MAX, sizeof(supp_table_t *));
+    if (opts->accounts && rules->accounts.enabled) {
+        engine->progress = malloc(LP_PARTITIONS_MAX * sizeof(int64_t));
+        engine->marked = malloc(LP_PARTITIONS_MAX * sizeof(int64_t));
+        if (engine->progress == NULL || engine->marked == NULL) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto err;
+        }
+        for (int32_t p = 0; p < LP_PARTITIONS_MAX; p++) {
+            engine->progress[p] = engine->marked[p] = INT64_MIN;
+        }
+    }
     if (engine->cache == NULL || engine->epochs == NULL || engine->poffs == NULL ||
         engine->supp == NULL || lp_eng_ensure_capacity(&engine->bx[0], 1024) != LP_OK ||
         lp_eng_ensure_capacity(&engine->bx[1], 1024) != LP_OK) {
@@ -68,7 +79,11 @@ void lp_engine_destroy(lp_engine_t *engine) {
         free(b->miss_slots);
         free(b->erase_ids);
         free(b->supp);
+        free(b->prog_src);
+        free(b->prog_old);
     }
+    free(engine->progress);
+    free(engine->marked);
     for (int32_t p = 0; engine->supp != NULL && p < LP_PARTITIONS_MAX; p++) {
         lp_eng_supp_drop(engine, p);
     }
@@ -362,9 +377,17 @@ int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *b, const lp_engine_m
         }
         slot_t *slot = &b->slots[b->event_slot[i]];
         const lp_event_t *event = &b->events[i];
+        char key_buf[LP_ACCOUNT_KEY_MAX + 1];
+        const char *old_key = lp_eng_member_key(engine, slot, key_buf);
+        lp_member_before_t before = {false, slot->lead.member_seq, slot->lead.ref_ms};
         engine->facts.n = 0;
         if (event->op != LP_OP_APPLY) {
             if (lp_eng_apply_op(engine, b, slot, event) != LP_OK) {
+                goto fail;
+            }
+            before.erased = event->op == LP_OP_ERASE;
+            if (before.erased && old_key != NULL &&
+                lp_eng_member_after(engine, b, slot, event, old_key, &before) != LP_OK) {
                 goto fail;
             }
             b->st.applied++;
@@ -396,6 +419,13 @@ int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *b, const lp_engine_m
         if (lp_eng_add_facts(engine, b) != LP_OK) {
             goto fail;
         }
+        if (res.outcome != LP_DEAD_LETTER && !res.duplicate &&
+            lp_eng_member_after(engine, b, slot, event, old_key, &before) != LP_OK) {
+            goto fail;
+        }
+    }
+    if (lp_eng_member_marks(engine, b) != LP_OK) {
+        goto fail;
     }
     b->st.events += b->n;
     /* 4. encode the commit */

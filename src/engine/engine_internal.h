@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine/cache.h"
+#include "leadpulse/account.h"
 #include "leadpulse/engine.h"
 
 #define FACT_MAX_BYTES 8192
@@ -88,6 +89,10 @@ struct lp_engine_batch {
     size_t nerase, cap_erase;
     lp_store_suppress_t *supp;
     size_t nsupp, cap_supp;
+    /* members.c: the sources whose progress this batch moved, with the value before it */
+    int32_t *prog_src;
+    int64_t *prog_old;
+    size_t nprog, cap_prog;
 };
 
 typedef struct lp_engine_batch batch_t;
@@ -117,6 +122,12 @@ struct lp_engine {
 
     lp_log_limit_t dlq_log; /* dead-letter WARN lines */
 
+    /* Stage 1 (members.c), when opts.accounts and the rules have accounts: per source, the
+     * progress P (every later member record of it is ordered at or after P) and the last P a
+     * committed mark stated; INT64_MIN = none. */
+    int64_t *progress;
+    int64_t *marked;
+
     batch_t bx[2];
     lp_facts_t facts;
     uint8_t fact_buf[FACT_MAX_BYTES];
@@ -138,6 +149,9 @@ int lp_eng_slot_for(batch_t *b, const char *lead_id);
 int lp_eng_add_dead_letter(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msg,
                            const char *reason);
 int lp_eng_add_facts(lp_engine_t *engine, batch_t *b);
+/* An output record into the batch's outbox (copied). */
+int lp_eng_add_out(batch_t *b, int kind, const char *key, size_t key_len, const uint8_t *value,
+                   size_t value_len, const char *meta, size_t meta_len, const char *event_id);
 int lp_eng_load_slots(lp_engine_t *engine, batch_t *b, int32_t partition);
 int lp_eng_build_commit(lp_engine_t *engine, batch_t *b);
 void lp_eng_batch_end(lp_engine_t *engine, batch_t *b, bool committed);
@@ -154,5 +168,27 @@ bool lp_eng_suppressed(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_e
 /* After a committed (or duplicate) batch: its suppression changes into the partition's table,
  * its erased leads out of the cache. */
 void lp_eng_supp_committed(lp_engine_t *engine, batch_t *b);
+
+/* Stage 1 of account qualification (members.c, docs/architecture.md "Accounts: the second
+ * stage"). Whether the engine sends member records. */
+bool lp_eng_members_on(const lp_engine_t *engine);
+/* The account key of slot's lead as it is now, into key (LP_ACCOUNT_KEY_MAX + 1 bytes); NULL
+ * when in no account (or members are off). */
+const char *lp_eng_member_key(const lp_engine_t *engine, const slot_t *slot, char *key);
+/* What the member record of an event needs of the lead before it. */
+typedef struct {
+    bool erased;  /* the event erased the lead */
+    uint64_t seq; /* its member_seq before the event */
+    int64_t ref_ms;
+} lp_member_before_t;
+/* After an event was applied to slot's lead, whose account key before the event was old_key
+ * (NULL: none): the member record and/or leave. */
+int lp_eng_member_after(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_event_t *event,
+                        const char *old_key, const lp_member_before_t *before);
+/* Once a batch's records are applied: a mark for each source whose progress moved. */
+int lp_eng_member_marks(lp_engine_t *engine, batch_t *b);
+/* The batch is over: committed, its marks are the sources' stated progress; not committed, the
+ * progress it moved goes back. */
+void lp_eng_member_end(lp_engine_t *engine, batch_t *b, bool committed);
 
 #endif

@@ -251,8 +251,9 @@ static void commit_erase(mem_part_t *part, const lp_store_batch_t *batch) {
         }
         for (size_t k = part->out_head; k < part->out_head + part->out_len; k++) {
             mem_entry_t *e = &part->outbox[k];
-            /* LeadErased records (kind 3) stay: one per erasure request. */
-            if (!e->acked && e->kind != 3 && e->key_len == id_len &&
+            /* LeadErased records (kind 3) stay: one per erasure request; so do the members
+             * topic's records (kinds 4, 5: keyed by an account, which a lead id may spell). */
+            if (!e->acked && e->kind != 3 && e->kind != 4 && e->kind != 5 && e->key_len == id_len &&
                 memcmp(e->buf, id, id_len) == 0) {
                 e->acked = 1;
             }

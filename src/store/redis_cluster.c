@@ -39,7 +39,7 @@ int lp_redis_key_slot(const char *key, size_t len) {
 
 int lp_redis_partition_slot(int32_t partition) {
     char tag[16];
-    int n = snprintf(tag, sizeof(tag), "%d", (int)partition);
+    int n = lp_store_partition_tag(partition, tag, sizeof(tag));
 
     return lp_redis_crc16(tag, (size_t)n) & (LP_REDIS_SLOTS - 1);
 }

@@ -10,11 +10,12 @@
 void lp_redis_set_keys(redis_store_t *rs, int32_t partition) {
     static const char *const names[RK_COUNT] = {"leads", "timers",     "offsets", "outbox",
                                                 "epoch", "suppressed", "buckets"};
+    char tag[16];
     int k;
 
+    lp_store_partition_tag(partition, tag, sizeof(tag));
     for (k = 0; k < RK_COUNT; k++) {
-        snprintf(rs->keys[k], sizeof(rs->keys[k]), "%s:{%d}:%s", rs->prefix, (int)partition,
-                 names[k]);
+        snprintf(rs->keys[k], sizeof(rs->keys[k]), "%s:{%s}:%s", rs->prefix, tag, names[k]);
     }
     rs->slot = lp_redis_partition_slot(partition);
 }

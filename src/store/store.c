@@ -18,11 +18,18 @@ int lp_store_fail(lp_store_t *store, const char *fmt, ...) {
 }
 
 int lp_store_check_partition(lp_store_t *store, int32_t partition) {
-    if (partition < 0 || partition > LP_PARTITIONS_MAX - 1) {
+    if (partition < 0 || partition > LP_STORE_PARTITIONS_MAX - 1) {
         return lp_store_fail(store, "store %s: partition %d out of range 0..%d", store->ops->name,
-                             (int)partition, LP_PARTITIONS_MAX - 1);
+                             (int)partition, LP_STORE_PARTITIONS_MAX - 1);
     }
     return LP_OK;
+}
+
+int lp_store_partition_tag(int32_t partition, char *buf, size_t size) {
+    if (partition >= LP_ACCOUNT_PARTITION_BASE) {
+        return snprintf(buf, size, "a%d", (int)(partition - LP_ACCOUNT_PARTITION_BASE));
+    }
+    return snprintf(buf, size, "%d", (int)partition);
 }
 
 int lp_store_batch_check(lp_store_t *store, const lp_store_batch_t *batch) {

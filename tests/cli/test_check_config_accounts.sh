@@ -7,8 +7,9 @@
 # - `check-config` accepts config/rules.yaml (accounts off), and the same file with its
 #   commented-out `accounts:` example uncommented (and says the section is not evaluated yet);
 # - it refuses a bad accounts section with exit 1 and `file:line: key: message`;
-# - the section does not change lead scoring yet: `replay` of examples/events.jsonl prints the
-#   same hand-offs and the same lead state with and without it.
+# - the section does not change lead scoring: `replay` of examples/events.jsonl prints the same
+#   lead hand-offs and the same lead state with and without it, and with it account hand-offs
+#   (AccountQualified) besides, whose members are leads of the input.
 set -euo pipefail
 
 : "${LP_BIN:?set LP_BIN to the leadpulse binary}"
@@ -42,7 +43,7 @@ grep -q "^# rules: $RULES (model b2b-default version 2026.1, 11 activities)$" "$
 
 [ "$(check "$TMP/with-accounts.yaml")" = 0 ] ||
     fail "check-config refuses the uncommented example: $(cat "$TMP/err")"
-grep -q "11 activities; accounts: valid, not evaluated yet)$" "$TMP/out" ||
+grep -q "11 activities; accounts: valid, evaluated by replay (the worker: not yet))$" "$TMP/out" ||
     fail "check-config summary with accounts: $(tail -n 1 "$TMP/out")"
 
 BAD="$LP_SOURCE_DIR/tests/unit/data/rules/bad_accounts.yaml"
@@ -61,6 +62,10 @@ for r in "$RULES" "$TMP/with-accounts.yaml"; do
         >"$TMP/$n.out" 2>"$TMP/$n.err" || fail "replay with $r exited $?: $(tail -n 3 "$TMP/$n.err")"
 done
 [ -s "$TMP/rules.out" ] || fail "replay printed no hand-offs"
-cmp -s "$TMP/rules.out" "$TMP/with-accounts.out" || fail "accounts changed the hand-offs"
+grep -v '"kind":"account_' "$TMP/with-accounts.out" >"$TMP/with-accounts.leads" || true
+cmp -s "$TMP/rules.out" "$TMP/with-accounts.leads" || fail "accounts changed the lead hand-offs"
+grep -q '"kind":"account_qualified"' "$TMP/with-accounts.out" ||
+    fail "no account hand-off with accounts on: $(tail -n 2 "$TMP/with-accounts.err")"
+grep -q '^replay: accounts: ' "$TMP/with-accounts.err" || fail "no accounts summary line"
 cmp -s "$TMP/rules.state" "$TMP/with-accounts.state" || fail "accounts changed the lead state"
 echo "ok: check-config and replay with accounts"

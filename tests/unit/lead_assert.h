@@ -34,6 +34,9 @@ static void assert_leads_equal(const lp_lead_t *a, const lp_lead_t *b, int nact)
     }
     assert_int_equal(a->feedback_ms, b->feedback_ms);
     assert_int_equal(a->recycled_at_ms, b->recycled_at_ms);
+    assert_int_equal(a->account_id_ms, b->account_id_ms);
+    assert_int_equal(a->accepted_ms, b->accepted_ms);
+    assert_true(a->member_seq == b->member_seq);
     assert_memory_equal(a->profile_ms, b->profile_ms, sizeof(a->profile_ms));
     assert_int_equal(a->nseen, b->nseen);
     assert_int_equal(a->seen_pos, b->seen_pos);

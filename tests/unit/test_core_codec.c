@@ -102,6 +102,71 @@ static void test_round_trip(void **state) {
     assert_leads_equal(&lead, &back, rules.nactivities);
 }
 
+/* Format 5: account_id (with its time), the latest acceptance and the member sequence take
+ * space only when set; a lead without them is written as format 4, byte for byte. */
+static void test_format5(void **state) {
+    (void)state;
+    lp_rules_t rules;
+    lp_lead_t lead, back;
+    lp_facts_t facts = {0};
+    uint8_t v4[LP_LEAD_ENCODED_MAX], buf[LP_LEAD_ENCODED_MAX], again[LP_LEAD_ENCODED_MAX];
+    fx_rules(&rules);
+    busy_lead(&lead, &rules);
+    size_t len4 = lp_lead_encode_keyed(&lead, &rules, v4, sizeof(v4));
+    assert_true(len4 > 0);
+    assert_int_equal(v4[0], 4);
+
+    /* an account id through a profile update, an acceptance, a member sequence */
+    lp_event_t ev = fx_profile(lead.lead_id, T0 + 4 * HOUR_MS);
+    snprintf(ev.u.profile.account_id, sizeof(ev.u.profile.account_id), "ACME-7");
+    lp_score_apply(&lead, &ev, &rules, &facts);
+    assert_string_equal(lead.profile.account_id, "ACME-7");
+    assert_true(lead.account_id_ms == T0 + 4 * HOUR_MS);
+    /* an older value does not replace it; a later one does */
+    ev = fx_profile(lead.lead_id, T0 + 3 * HOUR_MS);
+    snprintf(ev.u.profile.account_id, sizeof(ev.u.profile.account_id), "OLD");
+    lp_score_apply(&lead, &ev, &rules, &facts);
+    assert_string_equal(lead.profile.account_id, "ACME-7");
+    lp_event_t fb = fx_feedback(lead.lead_id, LP_FB_ACCEPTED, LP_REJ_NONE, T0 + 5 * HOUR_MS);
+    lp_score_apply(&lead, &fb, &rules, &facts);
+    assert_true(lead.accepted_ms == T0 + 5 * HOUR_MS);
+    /* a late acceptance does not lower it */
+    fb = fx_feedback(lead.lead_id, LP_FB_ACCEPTED, LP_REJ_NONE, T0 + HOUR_MS);
+    lp_score_apply(&lead, &fb, &rules, &facts);
+    assert_true(lead.accepted_ms == T0 + 5 * HOUR_MS);
+    lead.member_seq = 123456789012ULL;
+
+    for (int keyed = 0; keyed < 2; keyed++) {
+        size_t len = keyed ? lp_lead_encode_keyed(&lead, &rules, buf, sizeof(buf))
+                           : lp_lead_encode(&lead, &rules, buf, sizeof(buf));
+        assert_true(len > 0);
+        assert_int_equal(buf[0], 5);
+        assert_int_equal(keyed ? lp_lead_decode_keyed(&back, &rules, lead.lead_id, buf, len)
+                               : lp_lead_decode(&back, &rules, buf, len),
+                         LP_OK);
+        assert_leads_equal(&lead, &back, rules.nactivities);
+        assert_string_equal(back.profile.account_id, "ACME-7");
+        size_t again_len = keyed ? lp_lead_encode_keyed(&back, &rules, again, sizeof(again))
+                                 : lp_lead_encode(&back, &rules, again, sizeof(again));
+        assert_int_equal(again_len, len);
+        assert_memory_equal(buf, again, len);
+        for (size_t n = 0; n < len; n++) {
+            int rc = keyed ? lp_lead_decode_keyed(&back, &rules, lead.lead_id, buf, n)
+                           : lp_lead_decode(&back, &rules, buf, n);
+            assert_int_equal(rc, LP_ERR);
+        }
+    }
+    /* a format-4 value still decodes, with the new values unset */
+    assert_int_equal(lp_lead_decode_keyed(&back, &rules, lead.lead_id, v4, len4), LP_OK);
+    assert_string_equal(back.profile.account_id, "");
+    assert_true(back.accepted_ms == 0 && back.member_seq == 0 && back.account_id_ms == 0);
+    /* format 5 with no flag set is refused: only format 4 may say "none" */
+    uint8_t odd[LP_LEAD_ENCODED_MAX];
+    memcpy(odd, v4, len4);
+    odd[0] = 5;
+    assert_int_equal(lp_lead_decode_keyed(&back, &rules, lead.lead_id, odd, len4), LP_ERR);
+}
+
 static void test_typical_size(void **state) {
     (void)state;
     lp_rules_t rules;
@@ -350,6 +415,7 @@ static void test_names(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_format5),
         cmocka_unit_test(test_typical_size),
         cmocka_unit_test(test_keyed),
         cmocka_unit_test(test_activities_by_name),

@@ -128,7 +128,7 @@ static void test_wrappers_reject_bad_args(void **state) {
     const char **ids;
 
     assert_int_equal(lp_store_fence(store, 0, NULL), LP_ERR);
-    assert_int_equal(lp_store_fence(store, (LP_PARTITIONS_MAX - 1) + 1, &v), LP_ERR);
+    assert_int_equal(lp_store_fence(store, LP_STORE_PARTITIONS_MAX, &v), LP_ERR);
     assert_int_equal(lp_store_get_offset(store, 0, NULL, &v), LP_ERR);
     assert_int_equal(lp_store_get_offset(store, 0, "", &v), LP_ERR);
     assert_int_equal(lp_store_load(store, 0, 1, NULL, &loaded), LP_ERR);
