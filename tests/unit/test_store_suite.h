@@ -71,6 +71,37 @@ static void test_load_unknown(void **state) {
     assert_int_equal(loaded.len[1], 0);
 }
 
+/* Account partitions (LP_ACCOUNT_PARTITION_BASE + q, tag {a<q>}) are partitions of their own:
+ * their epoch, state and offsets are apart from lead partition q's. */
+static void test_account_partitions(void **state) {
+    lp_store_t *store = *state;
+    const int32_t a3 = LP_ACCOUNT_PARTITION_BASE + 3;
+    int64_t e_lead = 0, e_acct = 0, off = 0;
+    char tag[16];
+    assert_int_equal(lp_store_partition_tag(3, tag, sizeof(tag)), 1);
+    assert_string_equal(tag, "3");
+    assert_int_equal(lp_store_partition_tag(a3, tag, sizeof(tag)), 2);
+    assert_string_equal(tag, "a3");
+    assert_int_equal(lp_store_fence(store, 3, &e_lead), LP_OK);
+    assert_int_equal(lp_store_fence(store, a3, &e_acct), LP_OK);
+    assert_int_equal(lp_store_fence(store, a3, &e_acct), LP_OK);
+    assert_true(e_acct == e_lead + 1);
+    assert_int_equal(put_lead(store, 3, e_lead, "id:x", "lead", 4), LP_OK);
+    assert_int_equal(put_lead(store, a3, e_acct, "id:x", "account", 7), LP_OK);
+    const char *ids[] = {"id:x"};
+    lp_store_loaded_t loaded;
+    assert_int_equal(lp_store_load(store, 3, 1, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.len[0], 4);
+    assert_int_equal(lp_store_load(store, a3, 1, ids, &loaded), LP_OK);
+    assert_int_equal(loaded.len[0], 7);
+    assert_memory_equal(loaded.data[0], "account", 7);
+    assert_int_equal(lp_store_get_offset(store, a3, "leads.members", &off), LP_OK);
+    assert_true(off == -1);
+    /* the last account partition is valid, the next is not */
+    assert_int_equal(lp_store_fence(store, LP_STORE_PARTITIONS_MAX - 1, &e_acct), LP_OK);
+    assert_int_equal(lp_store_fence(store, LP_STORE_PARTITIONS_MAX, &e_acct), LP_ERR);
+}
+
 static void test_commit_load_roundtrip(void **state) {
     lp_store_t *store = *state;
     /* Binary: NUL bytes, high bytes, and ids with separators Redis must not interpret. */
@@ -643,6 +674,7 @@ static void test_unfenced_epoch_zero(void **state) {
 
 #define STORE_SUITE_TESTS                                                                          \
     cmocka_unit_test_setup_teardown(test_load_unknown, suite_setup, suite_teardown),               \
+        cmocka_unit_test_setup_teardown(test_account_partitions, suite_setup, suite_teardown),    \
         cmocka_unit_test_setup_teardown(test_commit_load_roundtrip, suite_setup, suite_teardown),  \
         cmocka_unit_test_setup_teardown(test_duplicate_lead_last_wins, suite_setup,                \
                                         suite_teardown),                                           \
