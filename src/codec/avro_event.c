@@ -51,6 +51,12 @@ static int decode_profile(lp_avro_rd_t *rd, lp_profile_update_t *p) {
         RD_OPT(rd, "owner", p->owner) != LP_OK) {
         return LP_ERR;
     }
+    /* account_id, the last field, came with a later version of the schema: a record written
+     * with the version before ends here (the record is the whole value, so nothing after it can
+     * be mistaken for the field). */
+    if (rd->pos < rd->len && RD_OPT(rd, "account_id", p->account_id) != LP_OK) {
+        return LP_ERR;
+    }
     return LP_OK;
 }
 
@@ -179,6 +185,7 @@ size_t lp_avro_encode_event(lp_avro_codec_t *codec, const lp_event_t *event, lp_
         WR_OPT(&wr, p->persona);
         WR_OPT(&wr, p->segment);
         WR_OPT(&wr, p->owner);
+        WR_OPT(&wr, p->account_id);
     } else {
         const lp_feedback_t *f = &event->u.feedback;
         lp_avro_wr_long(&wr, f->outcome);

@@ -273,7 +273,8 @@ static int convert(conv_t *cv, int kind, lp_event_t *event) {
             STR(cv, "region", p->region, false) != LP_OK ||
             STR(cv, "persona", p->persona, false) != LP_OK ||
             STR(cv, "segment", p->segment, false) != LP_OK ||
-            STR(cv, "owner", p->owner, false) != LP_OK) {
+            STR(cv, "owner", p->owner, false) != LP_OK ||
+            STR(cv, "account_id", p->account_id, false) != LP_OK) {
             return LP_ERR;
         }
     } else {

@@ -16,7 +16,7 @@
  * binary layout would no longer match the code. */
 static const uint64_t expected_fp[LP_SCHEMA__ALL] = {
     0xb428e8998daad41fULL, /* EngagementEvent */
-    0x41e7dcab3fa6e35cULL, /* LeadProfileUpdated */
+    0x59fe5488b68fc0d3ULL, /* LeadProfileUpdated (account_id last, since issue 18) */
     0x630154691ce90ad8ULL, /* SalesFeedback */
     0x4918448006615417ULL, /* LeadQualified */
     0x28a9d2b974079b83ULL, /* LeadStale */

@@ -46,6 +46,7 @@ static inline void fix_event(lp_event_t *ev, lp_event_kind_t kind, int variant) 
             snprintf(p->persona, sizeof(p->persona), "it_buyer");
             fix_fill(p->segment, LP_NAME_MAX, 's');
             snprintf(p->owner, sizeof(p->owner), "rep@example.com");
+            fix_fill(p->account_id, LP_ID_MAX, 'a');
         }
     } else {
         ev->u.feedback.outcome = variant == 1 ? LP_FB_REJECTED : LP_FB_ACCEPTED;

@@ -177,10 +177,10 @@ static void test_negative_company_size(void **state) {
     ev.u.profile.company_size = 12;
     n = lp_avro_encode_event(codec, &ev, LP_FRAMING_RAW, buf, sizeof(buf));
     assert_true(n > 0);
-    /* company_size (branch 1 = 0x02, then 12 = 24) is followed by five null options. */
-    assert_int_equal(buf[n - 7], 2);
-    assert_int_equal(buf[n - 6], 24);
-    buf[n - 6] = 1; /* -1 */
+    /* company_size (branch 1 = 0x02, then 12 = 24) is followed by six null options. */
+    assert_int_equal(buf[n - 8], 2);
+    assert_int_equal(buf[n - 7], 24);
+    buf[n - 7] = 1; /* -1 */
     expect_event_error(buf, n, LP_SCHEMA_PROFILE, "company_size -1 is negative");
     /* JSON: the same value is out of range. */
     {

@@ -87,9 +87,21 @@ static void test_avro_truncations_and_mutations(void **state) {
                     /* Copy so that ASan sees reads past the prefix. */
                     uint8_t *prefix = malloc(len + 1);
                     memcpy(prefix, buf, len);
-                    assert_int_equal(
-                        lp_avro_decode_event(codec, prefix, len, expected, &out, err, sizeof(err)),
-                        LP_ERR);
+                    int rc =
+                        lp_avro_decode_event(codec, prefix, len, expected, &out, err, sizeof(err));
+                    /* A profile without its last field (account_id: a null is one byte, a
+                     * string the union branch, its zigzag length and its bytes) is a record of
+                     * the schema's previous version, which decodes with account_id null. */
+                    size_t aid = strlen(in.u.profile.account_id);
+                    size_t tail = aid == 0 ? 1 : 1 + (2 * aid < 128 ? 1 : 2) + aid;
+                    if (kind == LP_EV_PROFILE && len == n - tail) {
+                        assert_int_equal(rc, LP_OK);
+                        lp_profile_update_t want = in.u.profile;
+                        memset(want.account_id, 0, sizeof(want.account_id));
+                        assert_memory_equal(&want, &out.u.profile, sizeof(want));
+                    } else {
+                        assert_int_equal(rc, LP_ERR);
+                    }
                     free(prefix);
                 }
                 for (size_t pos = 0; pos < n; pos++) {

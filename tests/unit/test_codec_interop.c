@@ -103,6 +103,7 @@ static int event_fields(const lp_event_t *ev, fv_t *fv) {
         fv[n++] = FV_S("persona", 'O', p->persona);
         fv[n++] = FV_S("segment", 'O', p->segment);
         fv[n++] = FV_S("owner", 'O', p->owner);
+        fv[n++] = FV_S("account_id", 'O', p->account_id);
     } else {
         fv[n++] = FV_I("outcome", 'E', ev->u.feedback.outcome);
         fv[n++] = FV_I("reason", 'E', ev->u.feedback.reason);
