@@ -30,9 +30,9 @@ typedef enum { LP_FORMAT_AVRO = 0, LP_FORMAT_JSON = 1 } lp_format_t;
  * (docs/redis-layout.md). */
 #define LP_ACCOUNT_PARTITION_BASE LP_PARTITIONS_MAX
 #define LP_STORE_PARTITIONS_MAX (2 * LP_PARTITIONS_MAX)
-#define LP_TOP_N 5             /* top contributing activities in an explanation */
-#define LP_EVENT_ID_HEX 32     /* emitted event ids: 128 bits as lowercase hex */
-#define LP_ERRSTR 512          /* recommended size of errstr buffers */
+#define LP_TOP_N 5         /* top contributing activities in an explanation */
+#define LP_EVENT_ID_HEX 32 /* emitted event ids: 128 bits as lowercase hex */
+#define LP_ERRSTR 512      /* recommended size of errstr buffers */
 
 /* Logging: one level-checked macro with a component tag. */
 typedef enum {

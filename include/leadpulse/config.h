@@ -42,6 +42,9 @@ typedef struct {
     char topic_stale[LP_CONFIG_TOPIC_MAX + 1];
     char topic_dlq[LP_CONFIG_TOPIC_MAX + 1];
     char topic_erased[LP_CONFIG_TOPIC_MAX + 1];
+    char topic_members[LP_CONFIG_TOPIC_MAX + 1];       /* stage 1 -> stage 2 (accounts) */
+    char topic_mqa[LP_CONFIG_TOPIC_MAX + 1];           /* AccountQualified */
+    char topic_account_stale[LP_CONFIG_TOPIC_MAX + 1]; /* AccountStale */
     lp_format_t input_format[LP_EV__COUNT];
     lp_framing_t output_framing;
     int32_t schema_ids[LP_SCHEMA__COUNT]; /* Schema Registry ids, by lp_schema_kind_t */

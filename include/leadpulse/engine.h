@@ -170,6 +170,20 @@ int lp_engine_apply(lp_engine_t *engine, lp_engine_batch_t *batch, const lp_engi
 int lp_engine_send(lp_engine_t *engine, lp_engine_batch_t *batch);
 int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *batch);
 
+/* Stage 1 (opts.accounts, the worker): the partition count written in marks (the input
+ * topics'), known once the worker has the topics' metadata. */
+void lp_engine_set_member_source_count(lp_engine_t *engine, int32_t count);
+
+/* Stage 1, the worker's clock: the partition's progress becomes at least now_ms - lateness
+ * (docs/rules.md "Order of member records": an idle partition does not hold accounts back); when
+ * that moved it a second or more past its last mark, a mark is committed (a batch of its own).
+ * restate: send a mark of the progress even if it did not move (so that an account partition
+ * that restarted, and lost the marks it had, hears from every source again). For a partition
+ * that has caught up with its input only. *marked: whether a mark was sent. Same return values
+ * as lp_engine_process. */
+int lp_engine_member_tick(lp_engine_t *engine, int32_t partition, int64_t now_ms, bool restate,
+                          bool *marked);
+
 /* Fires timers of the partition due at or before now_ms (up to opts.timer_batch leads).
  * *fired receives the number of leads advanced. Same return values as lp_engine_process. */
 int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired);

@@ -371,6 +371,17 @@ const lp_config_entry_t lp_config_table[] = {
         "Output: LeadStale events (SLA breach, inactivity, cooling)."),
     STR("topics.erased", topic_erased, "leads.erased", "LEADPULSE_TOPICS_ERASED", 0, check_topic,
         "Output: LeadErased events (a lead was erased on request; docs/privacy.md)."),
+    STR("topics.members", topic_members, "leadpulse.members", "LEADPULSE_TOPICS_MEMBERS", 0,
+        check_topic,
+        "Internal, with `accounts` in the rules: member records from the lead partitions to the "
+        "account partitions (stage 2), keyed by account. Create it with as many partitions as "
+        "the input topics (docs/architecture.md, \"Accounts: the second stage\"); compaction "
+        "off, retention at least a day."),
+    STR("topics.mqa", topic_mqa, "leads.mqa", "LEADPULSE_TOPICS_MQA", 0, check_topic,
+        "Output, with `accounts` in the rules: AccountQualified events, keyed by account key."),
+    STR("topics.account_stale", topic_account_stale, "leads.account_stale",
+        "LEADPULSE_TOPICS_ACCOUNT_STALE", 0, check_topic,
+        "Output, with `accounts` in the rules: AccountStale events, keyed by account key."),
     STR("topics.dlq", topic_dlq, "leadpulse.dlq", "LEADPULSE_TOPICS_DLQ", 0, check_topic,
         "Output: dead letters (the original bytes, with the reason in headers)."),
     ENUM("format.engagement", input_format[LP_EV_ENGAGEMENT], "avro", input_formats,

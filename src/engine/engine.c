@@ -143,7 +143,8 @@ int lp_engine_assign(lp_engine_t *engine, int32_t partition, size_t ntopics,
             return LP_ERR;
         }
     }
-    if (lp_eng_supp_load(engine, partition) != LP_OK) {
+    if (lp_eng_supp_load(engine, partition) != LP_OK ||
+        lp_eng_member_assign(engine, partition) != LP_OK) {
         return LP_ERR;
     }
     engine->epochs[partition] = epoch;
@@ -485,6 +486,40 @@ int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_ms
         return rc;
     }
     return run_batch(engine, b, msgs);
+}
+
+int lp_engine_member_tick(lp_engine_t *engine, int32_t partition, int64_t now_ms, bool restate,
+                          bool *marked) {
+    *marked = false;
+    if (!lp_engine_owns(engine, partition)) {
+        return LP_STORE_FENCED;
+    }
+    if (!lp_eng_members_on(engine) || engine->opts.member_sources > 0) {
+        return LP_OK;
+    }
+    int64_t lateness = engine->rules->accounts.lateness_ms;
+    int64_t to = now_ms - lateness;
+    int64_t last = engine->marked[partition];
+    bool move = to >= 0 && to > engine->progress[partition] &&
+                (last == INT64_MIN || to - last >= LP_ENG_MARK_EVERY_MS);
+    if (!move && !(restate && engine->progress[partition] >= 0)) {
+        return LP_OK;
+    }
+    batch_t *b = batch_take(engine, partition, 0);
+    if (b == NULL) {
+        return LP_ERR;
+    }
+    b->restate = true;
+    if (move && lp_eng_member_advance(engine, b, partition, to) != LP_OK) {
+        lp_eng_batch_end(engine, b, false);
+        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+        return LP_ERR;
+    }
+    b->n = 0;
+    b->state = B_LOADED;
+    int rc = run_batch(engine, b, NULL);
+    *marked = rc == LP_OK;
+    return rc;
 }
 
 int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired) {

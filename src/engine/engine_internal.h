@@ -93,6 +93,7 @@ struct lp_engine_batch {
     int32_t *prog_src;
     int64_t *prog_old;
     size_t nprog, cap_prog;
+    bool restate; /* a mark of the batch's partition even if its progress did not move */
 };
 
 typedef struct lp_engine_batch batch_t;
@@ -185,6 +186,12 @@ typedef struct {
  * (NULL: none): the member record and/or leave. */
 int lp_eng_member_after(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_event_t *event,
                         const char *old_key, const lp_member_before_t *before);
+/* The stored progress of a partition (the worker): read at assignment. */
+#define LP_ENG_PROGRESS_TOPIC "@progress"
+#define LP_ENG_MARK_EVERY_MS 1000 /* clock marks: at most one per second per partition */
+int lp_eng_member_assign(lp_engine_t *engine, int32_t partition);
+/* Moves a source's progress up to `to`, remembering its value before the batch. */
+int lp_eng_member_advance(lp_engine_t *engine, batch_t *b, int32_t src, int64_t to);
 /* Once a batch's records are applied: a mark for each source whose progress moved. */
 int lp_eng_member_marks(lp_engine_t *engine, batch_t *b);
 /* The batch is over: committed, its marks are the sources' stated progress; not committed, the

@@ -45,8 +45,7 @@ static int32_t source_count(const lp_engine_t *engine) {
     return engine->opts.member_sources > 0 ? engine->opts.member_sources : 1;
 }
 
-/* Moves a source's progress, remembering its value before the batch. */
-static int advance(lp_engine_t *engine, batch_t *b, int32_t src, int64_t to) {
+int lp_eng_member_advance(lp_engine_t *engine, batch_t *b, int32_t src, int64_t to) {
     if (to <= engine->progress[src]) {
         return LP_OK;
     }
@@ -156,13 +155,57 @@ int lp_eng_member_after(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_
     slot->changed = true; /* its member sequence moved */
     int64_t lateness = engine->rules->accounts.lateness_ms;
     int64_t floor = event->ts_ms > INT64_MIN + lateness ? event->ts_ms - lateness : INT64_MIN;
-    return advance(engine, b, src, floor) == LP_OK ? LP_OK : LP_ERR;
+    return lp_eng_member_advance(engine, b, src, floor < 0 ? 0 : floor);
+}
+
+int lp_eng_member_assign(lp_engine_t *engine, int32_t partition) {
+    if (!lp_eng_members_on(engine) || engine->opts.member_sources > 0) {
+        return LP_OK;
+    }
+    int64_t p = -1;
+    if (lp_store_get_offset(engine->store, partition, LP_ENG_PROGRESS_TOPIC, &p) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "progress of partition %" PRId32 ": %s",
+                 partition, engine->store->errstr);
+        return LP_ERR;
+    }
+    engine->progress[partition] = p >= 0 ? p : INT64_MIN;
+    engine->marked[partition] = INT64_MIN; /* a new owner states its progress again */
+    if (p >= 0 && lp_eng_poffs_set(engine, partition, LP_ENG_PROGRESS_TOPIC, p) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "too many topics");
+        return LP_ERR;
+    }
+    return LP_OK;
 }
 
 int lp_eng_member_marks(lp_engine_t *engine, batch_t *b) {
+    if (!lp_eng_members_on(engine)) {
+        return LP_OK;
+    }
+    /* The worker stores its partition's progress with the commit (a pseudo-topic offset: it only
+     * grows, so a retried commit is recognised like the input offsets). */
+    if (engine->opts.member_sources <= 0 && engine->progress[b->partition] >= 0 &&
+        engine->progress[b->partition] !=
+            lp_eng_poffs_get(engine, b->partition, LP_ENG_PROGRESS_TOPIC) &&
+        b->noffsets < ENGINE_TOPICS) {
+        b->offsets[b->noffsets].topic = LP_ENG_PROGRESS_TOPIC;
+        b->offsets[b->noffsets].next_offset = engine->progress[b->partition];
+        b->noffsets++;
+    }
+    if (b->restate && b->nprog == 0 && engine->opts.member_sources <= 0 &&
+        engine->progress[b->partition] >= 0) {
+        /* the progress did not move: state it as it is */
+        lp_member_msg_t m;
+        memset(&m, 0, sizeof(m));
+        m.type = LP_MW_MARK;
+        m.source = b->partition;
+        m.sources = source_count(engine);
+        m.st_ms = engine->progress[b->partition];
+        return put(engine, b, &m);
+    }
     for (size_t i = 0; i < b->nprog; i++) {
         int32_t src = b->prog_src[i];
-        if (engine->progress[src] <= engine->marked[src] || engine->progress[src] < 0) {
+        if ((!b->restate && engine->progress[src] <= engine->marked[src]) ||
+            engine->progress[src] < 0) {
             continue;
         }
         lp_member_msg_t m;
@@ -178,6 +221,10 @@ int lp_eng_member_marks(lp_engine_t *engine, batch_t *b) {
     return LP_OK;
 }
 
+void lp_engine_set_member_source_count(lp_engine_t *engine, int32_t count) {
+    engine->opts.member_source_count = count;
+}
+
 void lp_eng_member_end(lp_engine_t *engine, batch_t *b, bool committed) {
     for (size_t i = b->nprog; i-- > 0;) {
         int32_t src = b->prog_src[i];
@@ -190,4 +237,5 @@ void lp_eng_member_end(lp_engine_t *engine, batch_t *b, bool committed) {
         }
     }
     b->nprog = 0;
+    b->restate = false;
 }

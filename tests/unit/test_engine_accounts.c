@@ -316,6 +316,73 @@ static void test_member_records(void **state) {
     one_teardown(&o);
 }
 
+/* The worker's partitions store their progress with their commits, a new owner continues from
+ * it (and states it again in a mark), and the clock moves an idle partition's progress. */
+static void test_progress_stored_and_clock(void **state) {
+    (void)state;
+    lp_rules_t *rules = load_rules();
+    lp_store_t *store = lp_store_mem_new();
+    lp_engine_t *engine = new_engine(rules, store, 0, 2);
+    const char *topics[1] = {"events"};
+    int64_t offs[1], offset = 0, stored = -1;
+    lp_member_msg_t *msgs = NULL;
+    size_t cap = 0, n;
+    bool marked = false;
+    lp_event_t ev[2];
+
+    assert_int_equal(lp_engine_assign(engine, 1, 1, topics, offs), LP_OK);
+    ev_profile(&ev[0], "L1", T0, "a@acme.com", NULL, "vp");
+    ev_engagement(&ev[1], "L1", T0 + 10 * HOUR_MS, "web_visit");
+    process(engine, 1, ev, 2, &offset);
+    n = drain_members(store, engine, 1, &msgs, &cap, 0);
+    assert_int_equal(n, 3); /* two records, one mark */
+    assert_int_equal(msgs[0].source, 1);
+    assert_int_equal(msgs[2].type, LP_MW_MARK);
+    assert_int_equal(msgs[2].sources, 2);
+    assert_true(msgs[2].st_ms == T0 + 10 * HOUR_MS - LATENESS_MS);
+    assert_int_equal(lp_store_get_offset(store, 1, "@progress", &stored), LP_OK);
+    assert_true(stored == T0 + 10 * HOUR_MS - LATENESS_MS);
+
+    /* a new owner: an old event is ordered at the stored progress, and a mark is sent again */
+    lp_engine_destroy(engine);
+    engine = new_engine(rules, store, 0, 2);
+    assert_int_equal(lp_engine_assign(engine, 1, 1, topics, offs), LP_OK);
+    ev_engagement(&ev[0], "L2", T0, "web_visit");
+    ev_profile(&ev[1], "L2", T0 + 1, "b@acme.com", NULL, NULL);
+    process(engine, 1, ev, 2, &offset);
+    n = drain_members(store, engine, 1, &msgs, &cap, 0);
+    assert_int_equal(n, 1); /* the progress did not move: no mark */
+    assert_true(msgs[0].st_ms == T0 + 10 * HOUR_MS - LATENESS_MS);
+    /* restated on request (the worker does so now and then) */
+    assert_int_equal(lp_engine_member_tick(engine, 1, T0, true, &marked), LP_OK);
+    assert_true(marked);
+    n = drain_members(store, engine, 1, &msgs, &cap, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(msgs[0].type, LP_MW_MARK);
+    assert_true(msgs[0].st_ms == T0 + 10 * HOUR_MS - LATENESS_MS);
+
+    /* the clock: an hour and a half later the progress moves to clock - lateness, once */
+    int64_t now = T0 + 12 * HOUR_MS;
+    assert_int_equal(lp_engine_member_tick(engine, 1, now, false, &marked), LP_OK);
+    assert_true(marked);
+    n = drain_members(store, engine, 1, &msgs, &cap, 0);
+    assert_int_equal(n, 1);
+    assert_true(msgs[0].st_ms == now - LATENESS_MS);
+    assert_int_equal(lp_engine_member_tick(engine, 1, now + 500, false, &marked), LP_OK);
+    assert_false(marked); /* less than a second later */
+    assert_int_equal(lp_engine_member_tick(engine, 1, now + 1000, false, &marked), LP_OK);
+    assert_true(marked);
+    assert_int_equal(lp_store_get_offset(store, 1, "@progress", &stored), LP_OK);
+    assert_true(stored == now + 1000 - LATENESS_MS);
+    /* a clock behind the progress changes nothing */
+    assert_int_equal(lp_engine_member_tick(engine, 1, T0, false, &marked), LP_OK);
+    assert_false(marked);
+    free(msgs);
+    lp_engine_destroy(engine);
+    lp_store_destroy(store);
+    lp_rules_destroy(rules);
+}
+
 /* ---- the property ------------------------------------------------------------------------ */
 
 #define NLEADS 90
@@ -724,6 +791,7 @@ static void test_any_interleaving(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_member_records),
+        cmocka_unit_test(test_progress_stored_and_clock),
         cmocka_unit_test(test_any_interleaving),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
