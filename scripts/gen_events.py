@@ -105,7 +105,7 @@ class Lead:
     __slots__ = ("idx", "lid", "persona", "budget", "mode", "t_end", "gap", "journey_start",
                  "journey_ms", "score", "ref", "open_day", "opens", "fit_ok",
                  "quals", "email", "seniority", "dq", "title_change_at", "pending",
-                 "fb_scheduled", "act_scheduled", "sleep_until")
+                 "fb_scheduled", "act_scheduled", "sleep_until", "account")
 
     def __init__(self, idx, lid):
         self.idx = idx
@@ -121,6 +121,7 @@ class Lead:
         self.fb_scheduled = 0
         self.act_scheduled = False
         self.sleep_until = 0
+        self.account = None
 
 
 def parse_start(text):
@@ -232,8 +233,18 @@ class Generator:
     def make_profile(self, lead):
         rng = self.rng
         first, last = rng.choice(FIRST), rng.choice(LAST)
-        company = "%s%s %s" % (rng.choice(CO_A).capitalize(), rng.choice(CO_B),
-                               rng.choice(CO_SUFFIX))
+        account = None
+        if self.a.accounts > 0:
+            # --accounts N: every lead works for one of N companies, so that buying committees
+            # form (account-level qualification, docs/rules.md "accounts").
+            k = rng.randrange(self.a.accounts)
+            company = "%s%s %s" % (CO_A[k % len(CO_A)].capitalize(),
+                                   CO_B[(k // len(CO_A)) % len(CO_B)], CO_SUFFIX[k % len(CO_SUFFIX)])
+            account = "ACC-%04d" % k
+            lead.account = account
+        else:
+            company = "%s%s %s" % (rng.choice(CO_A).capitalize(), rng.choice(CO_B),
+                                   rng.choice(CO_SUFFIX))
         # Real-looking companies live under the reserved TLD .example, which the default model
         # does not treat as a test address (it disqualifies example.com/.net/.org and .test).
         domain = company.split()[0].lower() + ".example"
@@ -264,7 +275,10 @@ class Generator:
         region = rng.choice(list(REGIONS))
         lead.email = email
         lead.seniority = seniority
-        return {
+        extra = {}
+        if account is not None and rng.random() < 0.3:
+            extra["account_id"] = account  # the CRM names the account: id:<account>
+        return {**extra,
             "email": email, "title": title, "seniority": seniority, "industry": industry,
             "company": company, "company_size": size, "country": rng.choice(REGIONS[region]),
             "region": region, "persona": rng.choice(PERSONA_NAMES),
@@ -359,6 +373,11 @@ class Generator:
             lead.seniority = PROMOTION.get(lead.seniority, "manager")
             fields = {"title": self.rng.choice(SENIORITY_TITLES[lead.seniority]),
                       "seniority": lead.seniority}
+            if self.a.accounts > 0 and lead.account and \
+                    self.rng.random() < 0.3:
+                # the CRM links the lead to its account later: it moves from domain:<domain>
+                # to id:<account> (a leave and a join)
+                fields["account_id"] = lead.account
         self.emit(t, "profile", lead, list(fields.items()))
 
     # ---- persona behaviour -----------------------------------------------------------------
@@ -614,6 +633,10 @@ engagement, feedback and duplicates) before --kinds filtering; bad lines come on
                    help="Zipf exponent s of activity over leads: rank r gets a share ~ 1/r^s "
                         "(default 1.0; 0 = uniform)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--accounts", type=int, default=0,
+                   help="leads work for this many companies (buying committees form; profiles "
+                        "carry account_id now and then); 0 = every lead a company of its own "
+                        "choosing (default)")
     p.add_argument("--dup-rate", type=float, default=0.01,
                    help="fraction of events re-sent with the same event_id (default 0.01)")
     p.add_argument("--no-feedback", action="store_true",

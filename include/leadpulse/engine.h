@@ -20,7 +20,6 @@ typedef enum {
     LP_OUT_STALE = 1,
     LP_OUT_DLQ = 2,
     LP_OUT_ERASED = 3, /* LeadErased */
-    LP_OUT__COUNT,
     /* Stage 1 of account qualification (opts.accounts): records of the members topic
      * (leadpulse/member_wire.h). A member record or leave is keyed by its account key; a mark has
      * an empty key and goes to every partition of the topic. */
@@ -29,6 +28,7 @@ typedef enum {
     /* Stage 2 (leadpulse/account_engine.h): AccountQualified, AccountStale, keyed by account. */
     LP_OUT_ACCOUNT_QUALIFIED = 6,
     LP_OUT_ACCOUNT_STALE = 7,
+    LP_OUT__COUNT
 } lp_out_kind_t;
 
 /* One input record. */

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "leadpulse/account_engine.h"
 #include "leadpulse/engine.h"
 
 typedef struct {
@@ -12,9 +13,13 @@ typedef struct {
     const char *group_id;
     const char *in_topics[LP_EV__COUNT]; /* indexed by lp_event_kind_t */
     lp_format_t in_format[LP_EV__COUNT];
-    const char *out_topics[LP_OUT__COUNT]; /* indexed by lp_out_kind_t */
-    size_t nkafka_props;                   /* librdkafka properties passed through */
-    const char *const *kafka_props;        /* name0, value0, name1, value1, ... */
+    /* indexed by lp_out_kind_t; LP_OUT_MEMBER and LP_OUT_MARK name the members topic, which is
+     * also consumed (stage 2). The account kinds (4..7) only with `accounts` (NULL otherwise). */
+    const char *out_topics[LP_OUT__COUNT];
+    /* Stage 2 (borrowed; NULL: accounts off): the account partitions of the members topic. */
+    lp_acct_engine_t *accounts;
+    size_t nkafka_props;            /* librdkafka properties passed through */
+    const char *const *kafka_props; /* name0, value0, name1, value1, ... */
     size_t batch_max_events;
     int batch_max_wait_ms;
     int merge_grace_ms; /* see merge.grace_ms in docs/configuration.md */

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "io/http.h"
 #include "io/status.h"
+#include "leadpulse/account_engine.h"
 #include "leadpulse/config.h"
 #include "leadpulse/registry.h"
 #include "leadpulse/worker.h"
@@ -155,6 +156,64 @@ lp_avro_codec_t *lp_cli_registry_codec(const lp_config_t *config, lp_registry_t 
     return codec;
 }
 
+/* The Confluent schema ids of AccountQualified and AccountStale (Confluent framing only): with
+ * a registry, registered (or found) under their subjects; without one, LP_ACCOUNT_QUALIFIED_ID
+ * and LP_ACCOUNT_STALE_ID, the ids `handoff-consumer --accounts` expects by default. */
+static char *read_text_file(const char *path, char *errstr, size_t size) {
+    FILE *fp = fopen(path, "rb");
+    char *text = NULL;
+    long len;
+    if (fp == NULL || fseek(fp, 0, SEEK_END) != 0 || (len = ftell(fp)) < 0 ||
+        fseek(fp, 0, SEEK_SET) != 0 || (text = malloc((size_t)len + 1)) == NULL ||
+        fread(text, 1, (size_t)len, fp) != (size_t)len) {
+        snprintf(errstr, size, "%.400s: cannot read", path);
+        free(text);
+        text = NULL;
+    } else {
+        text[len] = '\0';
+    }
+    if (fp != NULL) {
+        fclose(fp);
+    }
+    return text;
+}
+
+#define LP_ACCOUNT_QUALIFIED_ID 7
+#define LP_ACCOUNT_STALE_ID 8
+static int account_schema_ids(const lp_config_t *config, lp_registry_t *reg, lp_avro_codec_t *codec,
+                              char *errstr, size_t size) {
+    static const lp_schema_kind_t kinds[2] = {LP_SCHEMA_ACCOUNT_QUALIFIED, LP_SCHEMA_ACCOUNT_STALE};
+    if (config->output_framing != LP_FRAMING_CONFLUENT) {
+        return LP_OK;
+    }
+    for (int i = 0; i < 2; i++) {
+        int32_t id = i == 0 ? LP_ACCOUNT_QUALIFIED_ID : LP_ACCOUNT_STALE_ID;
+        if (reg != NULL) {
+            char subject[512], path[1024];
+            lp_registry_subject(config->registry_subject_strategy,
+                                i == 0 ? config->topic_mqa : config->topic_account_stale, kinds[i],
+                                subject, sizeof(subject));
+            snprintf(path, sizeof(path), "%s/%s.avsc", schema_dir(),
+                     i == 0 ? "AccountQualified" : "AccountStale");
+            char *text = read_text_file(path, errstr, size);
+            if (text == NULL) {
+                return LP_ERR;
+            }
+            int rc = lp_registry_register(reg, subject, text, &id, errstr, size);
+            free(text);
+            if (rc != LP_OK) {
+                return LP_ERR;
+            }
+            LP_LOG(LP_LOG_INFO, "run", "schema registry: subject %s: schema id %d", subject,
+                   (int)id);
+        }
+        if (lp_avro_codec_set_schema_id(codec, kinds[i], id, errstr, size) != LP_OK) {
+            return LP_ERR;
+        }
+    }
+    return LP_OK;
+}
+
 /* With a registry: the codec with the output schemas' ids from it, retrying with backoff (1 s,
  * doubling to 30 s) while no registry answers, alive and not ready, as for Redis. A registry that
  * refuses a schema ends the start. NULL when stopped or refused (*refused says which). */
@@ -229,7 +288,8 @@ int lp_cmd_check_config(int argc, char **argv) {
     lp_config_dump(config, stdout);
     printf("# rules: %s (model %s version %s, %d activities%s)\n", config->rules_path,
            rules->model_id, rules->model_version, rules->nactivities,
-           rules->accounts.enabled ? "; accounts: valid, evaluated by replay (the worker: not yet)" : "");
+           rules->accounts.enabled ? "; accounts: valid, evaluated by replay (the worker: not yet)"
+                                   : "");
     lp_avro_codec_destroy(codec);
     lp_rules_destroy(rules);
     lp_config_destroy(config);
@@ -248,6 +308,7 @@ int lp_cmd_run(int argc, char **argv) {
     lp_worker_t *worker = NULL;
     lp_http_t *http = NULL;
     lp_status_t *wstatus = NULL;
+    lp_acct_engine_t *accounts = NULL;
     const char **props = NULL;
     rules_ctx_t rctx = {0};
 
@@ -332,12 +393,31 @@ int lp_cmd_run(int argc, char **argv) {
         .log_dead_letters = true,
         .handoff_fields = config->handoff_fields_mask,
         .suppression_ttl_ms = config->suppression_ttl_ms,
+        .accounts = rules->accounts.enabled,
     };
     memcpy(eopts.suppression_key, config->suppression_key_bytes, sizeof(eopts.suppression_key));
     engine = lp_engine_new(&eopts, rules, store, codec, errstr, sizeof(errstr));
     if (engine == NULL) {
         LP_LOG(LP_LOG_ERROR, "run", "%s", errstr);
         goto done;
+    }
+    if (rules->accounts.enabled) {
+        /* Stage 2 (docs/architecture.md "Accounts: the second stage"): the account hand-offs'
+         * schema ids, then the account engine. */
+        if (account_schema_ids(config, registry, codec, errstr, sizeof(errstr)) != LP_OK) {
+            LP_LOG(LP_LOG_ERROR, "run", "account hand-offs: %s", errstr);
+            goto done;
+        }
+        lp_acct_engine_opts_t aopts = {
+            .out_format = LP_FORMAT_AVRO,
+            .out_framing = config->output_framing,
+            .members_topic = config->topic_members,
+        };
+        accounts = lp_acct_engine_new(&aopts, rules, store, codec, errstr, sizeof(errstr));
+        if (accounts == NULL) {
+            LP_LOG(LP_LOG_ERROR, "run", "accounts: %s", errstr);
+            goto done;
+        }
     }
     props = calloc(config->nkafka * 2 + 1, sizeof(char *));
     if (props == NULL) {
@@ -358,7 +438,12 @@ int lp_cmd_run(int argc, char **argv) {
         .out_topics = {[LP_OUT_QUALIFIED] = config->topic_mql,
                        [LP_OUT_STALE] = config->topic_stale,
                        [LP_OUT_DLQ] = config->topic_dlq,
-                       [LP_OUT_ERASED] = config->topic_erased},
+                       [LP_OUT_ERASED] = config->topic_erased,
+                       [LP_OUT_MEMBER] = config->topic_members,
+                       [LP_OUT_MARK] = config->topic_members,
+                       [LP_OUT_ACCOUNT_QUALIFIED] = config->topic_mqa,
+                       [LP_OUT_ACCOUNT_STALE] = config->topic_account_stale},
+        .accounts = accounts,
         .nkafka_props = config->nkafka,
         .kafka_props = props,
         .batch_max_events = (size_t)config->batch_max_events,
@@ -390,6 +475,7 @@ done:
     lp_http_stop(http);
     lp_worker_destroy(worker);
     lp_status_destroy(wstatus);
+    lp_acct_engine_destroy(accounts);
     lp_engine_destroy(engine);
     lp_store_destroy(store);
     lp_avro_codec_destroy(codec);

@@ -531,8 +531,8 @@ int lp_acct_engine_step(lp_acct_engine_t *e, int32_t q, size_t *applied) {
     }
     apart_t *p = e->parts[q];
     int64_t w = lp_acct_stage_watermark(p->buf);
-    if (w == INT64_MIN) {
-        return LP_OK;
+    if (w == INT64_MIN || !e->rules->accounts.enabled) {
+        return LP_OK; /* (a reload that removed `accounts` stops stage 2 where it stands) */
     }
     const lp_member_msg_t *lastp = lp_acct_stage_last(p->buf);
     lp_member_msg_t prev;

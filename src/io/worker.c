@@ -350,6 +350,9 @@ static void reload_if_asked(lp_worker_t *worker) {
     worker->last_reload_failed = false;
     lp_status_rules_changed(worker->opts.status);
     lp_engine_set_rules(worker->engine, rules);
+    if (worker->opts.accounts != NULL) {
+        lp_acct_engine_set_rules(worker->opts.accounts, rules);
+    }
     /* Cached leads are encoded by activity name, so they stay valid across a reload. */
     LP_LOG(LP_LOG_INFO, "worker", "rules reloaded: model %s version %s", rules->model_id,
            rules->model_version);
@@ -373,6 +376,7 @@ static void fire_timers(lp_worker_t *worker) {
         if (!caught_up) {
             continue;
         }
+        lp_wk_acct_tick(worker, p, now);
         int64_t until = now;
         size_t fired = 0;
         do {
@@ -397,6 +401,9 @@ static void fire_timers(lp_worker_t *worker) {
                 part->outbox_dirty = true;
             }
         } while (fired > 0 && !*worker->opts.stop);
+    }
+    if (lp_wk_mono_ms() >= worker->acct_restate_ms) {
+        worker->acct_restate_ms = lp_wk_mono_ms() + ACCT_RESTATE_EVERY_MS;
     }
 }
 
@@ -443,6 +450,7 @@ static void gather_input(lp_worker_t *worker) {
  * lp_wk_backlog_check's pauses). */
 static void apply_input(lp_worker_t *worker, int64_t now) {
     process_partitions(worker, now);
+    lp_wk_acct_steps(worker);
     for (int32_t p = 0; p < worker->max_part; p++) {
         if (worker->parts[p].owned) {
             lp_wk_backlog_check(worker, p);

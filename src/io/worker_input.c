@@ -182,6 +182,10 @@ void lp_wk_part_consume(part_t *part, const size_t take[LP_EV__COUNT]) {
 
 void lp_wk_add_pending(lp_worker_t *worker, rd_kafka_message_t *m) {
     const char *topic = rd_kafka_topic_name(m->rkt);
+    if (lp_wk_acct_topic(worker, topic)) {
+        lp_wk_acct_add(worker, m); /* stage 2: into its account partition's ordering buffer */
+        return;
+    }
     int t = lp_wk_topic_index(worker, topic);
     part_t *part = lp_wk_part_get(worker, m->partition);
     if (t < 0 || part == NULL || !part->owned) {

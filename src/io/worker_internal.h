@@ -84,9 +84,10 @@ typedef struct {
 typedef struct {
     bool done;
     rd_kafka_resp_err_t err;
-    int32_t partition;
-    char id[64];      /* outbox entry id, acknowledged once delivered */
-    int64_t event_ts; /* the hand-off's event time (0: a dead letter) */
+    int32_t partition; /* the store's: a lead partition, or LP_ACCOUNT_PARTITION_BASE + q */
+    int fanout;        /* a mark's first delivery: it and the fanout - 1 after it are one entry */
+    char id[64];       /* outbox entry id, acknowledged once delivered */
+    int64_t event_ts;  /* the hand-off's event time (0: a dead letter) */
 } delivery_t;
 
 /* A helper thread of the worker: it waits on cv for work that the loop hands it under mu. */
@@ -174,12 +175,23 @@ struct lp_worker {
     uint64_t end_probes_total, end_probe_errors, early_releases;
     int64_t phase_ns[PH__COUNT];
     int64_t phase_at_ns; /* start of the current phase */
+    /* Accounts (worker_accounts.c; opts.accounts != NULL) */
+    int32_t members_parts;   /* partitions of the members topic */
+    int32_t input_parts;     /* partitions of the input topics (the marks' source count) */
+    bool *acct_dirty;        /* per account partition: its outbox may hold entries */
+    bool *acct_assigned;     /* per account partition: Kafka gave it to us */
+    int64_t acct_restate_ms; /* next time every caught-up lead partition restates its mark */
+    uint64_t acct_malformed; /* members records that did not decode */
+    uint64_t acct_steps_failed;
+    lp_log_limit_t acct_log;
 };
 
 /* Most records held per topic-partition before it is paused (see backlog_check): four batches,
  * and never fewer than HELD_MIN (with tiny batches, a bound of a few records paused and resumed
  * a topic-partition on every fetch: the batch-1 baseline fell from 1,750 to 96 events/s). */
 #define HELD_MIN 10000
+#define ACCT_RESTATE_EVERY_MS 5000 /* every lead partition restates its accounts mark this often   \
+                                    */
 
 /* worker.c */
 int64_t lp_wk_wall_ms(void);
@@ -227,6 +239,15 @@ int lp_wk_outbox_round_start(lp_worker_t *worker);
 bool lp_wk_outbox_round_delivered(const lp_worker_t *worker);
 int lp_wk_outbox_round_finish(lp_worker_t *worker);
 int lp_wk_drain_outbox(lp_worker_t *worker, int timeout_ms);
+
+/* worker_accounts.c */
+int lp_wk_acct_setup(lp_worker_t *worker, char *errstr, size_t size);
+bool lp_wk_acct_topic(const lp_worker_t *worker, const char *topic);
+void lp_wk_acct_on_assign(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list);
+void lp_wk_acct_on_revoke(lp_worker_t *worker, rd_kafka_topic_partition_list_t *list);
+void lp_wk_acct_add(lp_worker_t *worker, rd_kafka_message_t *m);
+void lp_wk_acct_steps(lp_worker_t *worker);
+void lp_wk_acct_tick(lp_worker_t *worker, int32_t p, int64_t now);
 
 /* worker_metrics.c */
 void lp_wk_publish_status(lp_worker_t *worker);

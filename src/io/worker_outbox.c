@@ -20,54 +20,86 @@ static void add_header(void *ctx, const char *name, size_t name_len, const char 
     }
 }
 
-/* Produces the partition's outbox and deletes what the broker confirmed. LP_OK when the outbox
- * is empty afterwards. */
-/* Reads one partition's outbox and produces it; deliveries go to worker->deliveries from *n on
- * (capacity reserved by the caller). */
-static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
-    part_t *part = &worker->parts[p];
+/* The store partition's flag "its outbox may hold entries" (a lead or an account partition). */
+static bool *dirty_flag(lp_worker_t *worker, int32_t sp) {
+    return sp >= LP_ACCOUNT_PARTITION_BASE ? &worker->acct_dirty[sp - LP_ACCOUNT_PARTITION_BASE]
+                                           : &worker->parts[sp].outbox_dirty;
+}
+
+static bool sp_owned(const lp_worker_t *worker, int32_t sp) {
+    return sp >= LP_ACCOUNT_PARTITION_BASE
+               ? lp_acct_engine_owns(worker->opts.accounts, sp - LP_ACCOUNT_PARTITION_BASE)
+               : worker->parts[sp].owned;
+}
+
+static int64_t sp_epoch(const lp_worker_t *worker, int32_t sp) {
+    return sp >= LP_ACCOUNT_PARTITION_BASE
+               ? lp_acct_engine_epoch(worker->opts.accounts, sp - LP_ACCOUNT_PARTITION_BASE)
+               : lp_engine_epoch(worker->engine, sp);
+}
+
+/* Produces one record of an outbox entry (to partition `partition`, or by key when
+ * RD_KAFKA_PARTITION_UA) with delivery slot d. */
+static void produce_one(lp_worker_t *worker, const lp_store_outbox_t *e, delivery_t *d,
+                        int32_t partition) {
+    hdr_ctx_t h = {rd_kafka_headers_new(6), 0};
+    if (e->event_id != NULL && e->event_id[0] != '\0') {
+        rd_kafka_header_add(h.hdrs, "event_id", -1, e->event_id, -1);
+    }
+    lp_engine_meta_foreach(e->meta, e->meta_len, add_header, &h);
+    d->event_ts = h.event_ts;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        worker->producer, RD_KAFKA_V_TOPIC(worker->opts.out_topics[e->kind]),
+        RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(e->key, e->key_len),
+        RD_KAFKA_V_VALUE((void *)e->value, e->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(h.hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_headers_destroy(h.hdrs);
+        d->done = true;
+        d->err = err;
+    }
+}
+
+/* Reads one store partition's outbox (a lead partition, or an account partition) and produces
+ * it; deliveries go to worker->deliveries from *n on (capacity reserved by the caller: a mark
+ * takes one per partition of the members topic). */
+static int outbox_send(lp_worker_t *worker, int32_t sp, size_t *n) {
     lp_store_outbox_list_t list = {0};
-    if (worker->store->ops->outbox_read(worker->store, p, worker->opts.outbox_batch, &list) !=
+    if (worker->store->ops->outbox_read(worker->store, sp, worker->opts.outbox_batch, &list) !=
         LP_OK) {
         worker->store_errors++;
         lp_status_set(worker->opts.status, LP_READY_STORE, false);
-        LP_LOG(LP_LOG_WARN, "worker", "outbox of partition %" PRId32 ": %s", p,
+        LP_LOG(LP_LOG_WARN, "worker", "outbox of store partition %" PRId32 ": %s", sp,
                worker->store->errstr);
         return LP_ERR;
     }
     /* Fewer than asked: this read saw all of it (a later commit sets the flag again). */
-    part->outbox_dirty = list.n >= worker->opts.outbox_batch;
+    *dirty_flag(worker, sp) = list.n >= worker->opts.outbox_batch;
     for (size_t i = 0; i < list.n; i++) {
         const lp_store_outbox_t *e = &list.entries[i];
-        delivery_t *d = &worker->deliveries[(*n)++];
-        d->done = false;
-        d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        d->partition = p;
-        snprintf(d->id, sizeof(d->id), "%s", e->id);
-        if (e->kind < 0 || e->kind >= LP_OUT__COUNT) {
-            /* Unknown kind (written by another leadpulse version?): no topic to send it to;
-             * acknowledged (dropped), and said so. */
-            LP_LOG(LP_LOG_WARN, "worker",
-                   "outbox of partition %" PRId32 ": entry %s has unknown output kind %d; dropped",
-                   p, e->id, e->kind);
-            d->done = true;
-            continue;
-        }
-        hdr_ctx_t h = {rd_kafka_headers_new(6), 0};
-        if (e->event_id != NULL && e->event_id[0] != '\0') {
-            rd_kafka_header_add(h.hdrs, "event_id", -1, e->event_id, -1);
-        }
-        lp_engine_meta_foreach(e->meta, e->meta_len, add_header, &h);
-        d->event_ts = h.event_ts;
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            worker->producer, RD_KAFKA_V_TOPIC(worker->opts.out_topics[e->kind]),
-            RD_KAFKA_V_KEY(e->key, e->key_len), RD_KAFKA_V_VALUE((void *)e->value, e->value_len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h.hdrs),
-            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rd_kafka_headers_destroy(h.hdrs);
-            d->done = true;
-            d->err = err;
+        bool known = e->kind >= 0 && e->kind < LP_OUT__COUNT &&
+                     worker->opts.out_topics[e->kind] != NULL &&
+                     (e->kind < LP_OUT_MEMBER || worker->opts.accounts != NULL);
+        int copies = known && e->kind == LP_OUT_MARK ? worker->members_parts : 1;
+        for (int c = 0; c < copies; c++) {
+            delivery_t *d = &worker->deliveries[(*n)++];
+            d->done = false;
+            d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+            d->partition = sp;
+            d->fanout = c == 0 ? copies : 0;
+            snprintf(d->id, sizeof(d->id), "%s", e->id);
+            if (!known) {
+                /* Unknown kind (written by another leadpulse version, or accounts turned off):
+                 * no topic to send it to; acknowledged (dropped), and said so. */
+                LP_LOG(LP_LOG_WARN, "worker",
+                       "outbox of store partition %" PRId32
+                       ": entry %s has output kind %d, which has no topic; dropped",
+                       sp, e->id, e->kind);
+                d->done = true;
+                continue;
+            }
+            /* A mark goes to every partition of the members topic; the rest by key. */
+            produce_one(worker, e, d, e->kind == LP_OUT_MARK ? c : RD_KAFKA_PARTITION_UA);
         }
     }
     return LP_OK;
@@ -81,8 +113,16 @@ static int outbox_send(lp_worker_t *worker, int32_t p, size_t *n) {
  * outbox and are sent again. */
 int lp_wk_outbox_round_start(lp_worker_t *worker) {
     size_t want = 0;
+    /* A mark takes one delivery per partition of the members topic. */
+    size_t per =
+        worker->opts.outbox_batch * (size_t)(worker->members_parts > 1 ? worker->members_parts : 1);
     for (int32_t p = 0; p < worker->max_part; p++) {
         if (worker->parts[p].owned && worker->parts[p].outbox_dirty) {
+            want += per;
+        }
+    }
+    for (int32_t q = 0; q < worker->members_parts; q++) {
+        if (worker->acct_dirty[q] && lp_acct_engine_owns(worker->opts.accounts, q)) {
             want += worker->opts.outbox_batch;
         }
     }
@@ -105,6 +145,12 @@ int lp_wk_outbox_round_start(lp_worker_t *worker) {
         part_t *part = &worker->parts[p];
         if (part->owned && part->outbox_dirty &&
             outbox_send(worker, p, &worker->round_n) != LP_OK) {
+            rc = LP_ERR;
+        }
+    }
+    for (int32_t q = 0; q < worker->members_parts; q++) {
+        if (worker->acct_dirty[q] && lp_acct_engine_owns(worker->opts.accounts, q) &&
+            outbox_send(worker, LP_ACCOUNT_PARTITION_BASE + q, &worker->round_n) != LP_OK) {
             rc = LP_ERR;
         }
     }
@@ -152,6 +198,21 @@ int lp_wk_outbox_round_finish(lp_worker_t *worker) {
         bool part_failed = false;
         for (; j < n && worker->deliveries[j].partition == p; j++) {
             delivery_t *d = &worker->deliveries[j];
+            if (d->fanout > 1) {
+                /* a mark: acknowledged once every partition of the members topic has it */
+                bool all = true;
+                for (int c = 0; c < d->fanout && j + (size_t)c < n; c++) {
+                    const delivery_t *x = &worker->deliveries[j + (size_t)c];
+                    all &= x->done && x->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+                }
+                if (all) {
+                    ids[nack++] = d->id;
+                } else {
+                    part_failed = true;
+                }
+                j += (size_t)d->fanout - 1;
+                continue;
+            }
             if (d->done && d->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 ids[nack++] = d->id;
                 if (d->event_ts > 0) {
@@ -163,13 +224,21 @@ int lp_wk_outbox_round_finish(lp_worker_t *worker) {
             }
         }
         i = j;
-        if (!worker->parts[p].owned) {
+        if (!sp_owned(worker, p)) {
             continue;
         }
         worker->produced += nack;
-        int ack = nack > 0 ? worker->store->ops->outbox_ack(
-                                 worker->store, p, lp_engine_epoch(worker->engine, p), nack, ids)
+        int ack = nack > 0 ? worker->store->ops->outbox_ack(worker->store, p, sp_epoch(worker, p),
+                                                            nack, ids)
                            : LP_OK;
+        if (ack == LP_STORE_FENCED && p >= LP_ACCOUNT_PARTITION_BASE) {
+            LP_LOG(LP_LOG_WARN, "worker",
+                   "account partition %" PRId32 ": epoch is stale (another worker owns it)",
+                   p - LP_ACCOUNT_PARTITION_BASE);
+            worker->ack_fenced++;
+            lp_acct_engine_revoke(worker->opts.accounts, p - LP_ACCOUNT_PARTITION_BASE);
+            continue;
+        }
         if (ack == LP_STORE_FENCED) {
             /* Another worker owns p now (we were a zombie): its records are theirs. */
             part_t *part = &worker->parts[p];
@@ -191,7 +260,7 @@ int lp_wk_outbox_round_finish(lp_worker_t *worker) {
             rc = LP_ERR;
         }
         if (part_failed) {
-            worker->parts[p].outbox_dirty = true;
+            *dirty_flag(worker, p) = true;
         }
     }
     worker->round_active = false;

@@ -158,6 +158,7 @@ void lp_wk_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         lp_wk_on_assign(worker, partitions);
+        lp_wk_acct_on_assign(worker, partitions);
         if (cooperative) {
             rd_kafka_error_t *error = rd_kafka_incremental_assign(rk, partitions);
             if (error != NULL) {
@@ -170,6 +171,7 @@ void lp_wk_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
     } else {
         on_revoke(worker, partitions);
+        lp_wk_acct_on_revoke(worker, partitions);
         if (cooperative) {
             rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, partitions);
             if (error != NULL) {

@@ -27,7 +27,8 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     /* Every output kind needs its topic: the outbox holds entries of each (an entry whose topic
      * were missing could be neither sent nor dropped). */
     for (int k = 0; k < LP_OUT__COUNT; k++) {
-        if (opts->out_topics[k] == NULL || opts->out_topics[k][0] == '\0') {
+        bool needed = k < LP_OUT_MEMBER || opts->accounts != NULL;
+        if (needed && (opts->out_topics[k] == NULL || opts->out_topics[k][0] == '\0')) {
             snprintf(errstr, errstr_size, "no output topic for output kind %d", k);
             return NULL;
         }
@@ -108,16 +109,26 @@ lp_worker_t *lp_worker_new(const lp_worker_opts_t *opts, lp_engine_t *engine, lp
     /* Known topics get their metadata (and the idempotent producer its id) now, not on the
      * first hand-off, which would otherwise wait about a second. */
     for (int k = 0; k < LP_OUT__COUNT; k++) {
-        worker->out_rkt[k] = rd_kafka_topic_new(worker->producer, opts->out_topics[k], NULL);
+        if (k < LP_OUT_MEMBER || opts->accounts != NULL) {
+            worker->out_rkt[k] = rd_kafka_topic_new(worker->producer, opts->out_topics[k], NULL);
+        }
     }
     const struct rd_kafka_metadata *md = NULL;
     if (rd_kafka_metadata(worker->producer, 0, NULL, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_metadata_destroy(md);
     }
 
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(LP_EV__COUNT);
+    if (lp_wk_acct_setup(worker, errstr, errstr_size) != LP_OK) {
+        goto err;
+    }
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(LP_EV__COUNT + 1);
     for (int t = 0; t < LP_EV__COUNT; t++) {
         rd_kafka_topic_partition_list_add(subs, opts->in_topics[t], RD_KAFKA_PARTITION_UA);
+    }
+    if (opts->accounts != NULL) {
+        /* stage 2: the members topic, in the same group (docs/architecture.md) */
+        rd_kafka_topic_partition_list_add(subs, opts->out_topics[LP_OUT_MEMBER],
+                                          RD_KAFKA_PARTITION_UA);
     }
     rd_kafka_resp_err_t err = rd_kafka_subscribe(worker->consumer, subs);
     rd_kafka_topic_partition_list_destroy(subs);
@@ -170,5 +181,7 @@ void lp_worker_destroy(lp_worker_t *worker) {
     free(worker->merge_seq);
     free(worker->deliveries);
     free(worker->ack_ids);
+    free(worker->acct_dirty);
+    free(worker->acct_assigned);
     free(worker);
 }

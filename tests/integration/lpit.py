@@ -782,14 +782,18 @@ class Ctx:
     ClusterRedis on LP_REDIS_CLUSTER_URL and workers get LEADPULSE_REDIS_MODE=cluster with that
     URL; the cluster helpers below are then available as methods."""
 
-    def __init__(self, name, partitions=3, rules=None, cluster=False):
+    def __init__(self, name, partitions=3, rules=None, cluster=False, accounts=False):
         self.env = Env(cluster=cluster)
         self.cluster = cluster
+        # accounts=True: the rules have `accounts`; the members topic and the account hand-off
+        # topics exist, `replay` gets --partitions, consume() reads the account hand-offs too.
+        self.accounts = accounts
         self.name = name
         tag = f"{name}-{os.getpid()}-{random.randrange(1 << 30):x}"
         self.partitions = partitions
         self.topics = {k: f"it.{tag}.{k}" for k in
-                       ("engagement", "profiles", "feedback", "mql", "stale", "erased", "dlq")}
+                       ("engagement", "profiles", "feedback", "mql", "stale", "erased", "dlq",
+                        "members", "mqa", "account_stale")}
         self.group = f"it-{tag}"
         self.prefix = f"it{name.replace('_', '')}{os.getpid()}x{random.randrange(1 << 20):x}"
         self.rules = rules or os.path.join(self.env.src, "config", "rules.yaml")
@@ -804,7 +808,9 @@ class Ctx:
             self.topics["engagement"]: partitions, self.topics["profiles"]: partitions,
             self.topics["feedback"]: partitions, self.topics["mql"]: partitions,
             self.topics["stale"]: partitions, self.topics["erased"]: partitions,
-            self.topics["dlq"]: partitions})
+            self.topics["dlq"]: partitions,
+            **({self.topics[k]: partitions for k in ("members", "mqa", "account_stale")}
+               if accounts else {})})
         log(f"{name}: topics it.{tag}.* ({partitions} partitions) created in "
             f"{time.monotonic() - t0:.1f} s; redis prefix {self.prefix}; work dir {self.dir}")
 
@@ -821,6 +827,9 @@ class Ctx:
             "LEADPULSE_TOPICS_STALE": self.topics["stale"],
             "LEADPULSE_TOPICS_ERASED": self.topics["erased"],
             "LEADPULSE_TOPICS_DLQ": self.topics["dlq"],
+            "LEADPULSE_TOPICS_MEMBERS": self.topics["members"],
+            "LEADPULSE_TOPICS_MQA": self.topics["mqa"],
+            "LEADPULSE_TOPICS_ACCOUNT_STALE": self.topics["account_stale"],
             "LEADPULSE_REDIS_URL": self.env.redis_url,
             "LEADPULSE_REDIS_PREFIX": self.prefix,
             "LEADPULSE_RULES_PATH": self.rules,
@@ -870,11 +879,17 @@ class Ctx:
                 f.write(json.dumps(e) + "\n")
         return path
 
-    def consume(self, which=("mql", "stale"), raw=False, idle_ms=1500):
-        """Every record of the output topics, from the beginning, as dicts."""
-        topics = ",".join(self.topics[w] for w in which)
+    def consume(self, which=None, raw=False, idle_ms=1500):
+        """Every record of the output topics, from the beginning, as dicts (by default LeadQualified
+        and LeadStale, and with accounts=True the account hand-offs too)."""
+        if which is None:
+            which = ("mql", "stale", "mqa", "account_stale") if self.accounts else ("mql", "stale")
+        acc = [w for w in which if w in ("mqa", "account_stale")]
+        topics = ",".join(self.topics[w] for w in which if w not in acc)
         args = [self.env.consumer, "--brokers", self.env.brokers, "--schemas", self.env.schemas,
                 "--topics", topics, "--from-beginning", "--exit-when-idle", str(idle_ms)]
+        if acc:
+            args += ["--account-topics", ",".join(self.topics[w] for w in acc)]
         if raw:
             args.append("--raw")
         r = subprocess.run(args, capture_output=True, text=True, timeout=120)
@@ -888,6 +903,8 @@ class Ctx:
         state_path = os.path.join(self.dir, f"replay-state-{random.randrange(1 << 30):x}.jsonl")
         if until is not None:
             args += ["--until", str(until)]
+        if self.accounts:
+            args += ["--partitions", str(self.partitions)]
         if state:
             args += ["--state-out", state_path]
         r = subprocess.run(args + [path], capture_output=True, text=True, timeout=300)
@@ -1146,6 +1163,13 @@ def qualified_key(h):
 
 def handoff_key(h):
     """What identifies a hand-off's content in both the consumer's and replay's JSON."""
+    t = h.get("type") or ""
+    if t.startswith("Account") or (h.get("kind") or "").startswith("account_"):
+        kind = "account_qualified" if t == "AccountQualified" or \
+            h.get("kind") == "account_qualified" else "account_stale"
+        return (kind, h["event_id"], h["account"], h["ts"], round(h["score"], 6),
+                h["qualification"], (h.get("reason") or "").lower(), h["engaged_members"],
+                h["members_total"])
     if h.get("type") == "LeadErased" or h.get("kind") == "erased":
         return ("erased", h["event_id"], h["lead_id"], h["ts"], h["had_state"],
                 h.get("suppressed_until"))
@@ -1230,7 +1254,8 @@ class Scenario:
     def __init__(self, ctx, seed, leads, events, rate=0):
         self.ctx = ctx
         self.path = ctx.gen(os.path.join(ctx.dir, "events.jsonl"), seed=seed, leads=leads,
-                            events=events, zipf=0.9)
+                            events=events, zipf=0.9,
+                            **({"accounts": max(4, leads // 15)} if ctx.accounts else {}))
         self.early = file_min_ts(self.path) - DAY_MS
         self.until, _ = pick_until(ctx, self.path, file_max_ts(self.path))
         self.ref, self.ref_state, err = ctx.replay(self.path, until=self.until)
