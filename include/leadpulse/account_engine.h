@@ -89,6 +89,9 @@ int lp_acct_engine_step(lp_acct_engine_t *e, int32_t q, size_t *applied);
 int64_t lp_acct_engine_watermark(const lp_acct_engine_t *e, int32_t q);
 
 const lp_acct_engine_stats_t *lp_acct_engine_stats(const lp_acct_engine_t *e);
+
+/* Records of q waiting for the watermark (0 when not owned). */
+uint64_t lp_acct_engine_buffered(const lp_acct_engine_t *e, int32_t q);
 const char *lp_acct_engine_errstr(const lp_acct_engine_t *e);
 
 /* Loads one stored account (for `inspect` and tests): 1 found, 0 none, LP_ERR. */

@@ -191,7 +191,7 @@ void lp_config_doc_markdown(FILE *out) {
           "- All input topics must be co-partitioned (same partition count, keyed by lead id). "
           "Redis keys\n"
           "  carry the partition number, so changing the partition count needs a migration.\n"
-          "- The seven topics (three inputs, four outputs) must be distinct.\n"
+          "- The ten topics (three inputs, six outputs, the members topic) must be distinct.\n"
           "- `redis.url`: hiredis 0.14 has no TLS (`rediss://` is refused): reach a TLS Redis\n"
           "  through the stunnel proxy of `deploy/redis-tls` (compose and Kubernetes forms, "
           "tested).\n"

@@ -371,9 +371,9 @@ static int check_all(loader_t *l) {
         return err_at(l, (size_t)find_entry("redis.url"),
                       "names a database (/N); a Redis Cluster has database 0 only");
     }
-    /* Seven distinct topics: an output topic that is also an input would feed the worker
+    /* Ten distinct topics: an output topic that is also an input would feed the worker
      * itself. (The topics.* entries are consecutive in the table.) */
-    for (int i = first; i < first + 7; i++) {
+    for (int i = first; i < first + 10; i++) {
         const char *a = (const char *)c + lp_config_table[i].offset;
         for (int j = first; j < i; j++) {
             if (strcmp(a, (const char *)c + lp_config_table[j].offset) == 0) {

@@ -259,6 +259,10 @@ int64_t lp_acct_engine_watermark(const lp_acct_engine_t *e, int32_t q) {
     return lp_acct_engine_owns(e, q) ? lp_acct_stage_watermark(e->parts[q]->buf) : INT64_MIN;
 }
 
+uint64_t lp_acct_engine_buffered(const lp_acct_engine_t *e, int32_t q) {
+    return lp_acct_engine_owns(e, q) ? lp_acct_stage_stats(e->parts[q]->buf)->buffered : 0;
+}
+
 bool lp_acct_engine_ready(const lp_acct_engine_t *e, int32_t q) {
     if (!lp_acct_engine_owns(e, q)) {
         return false;

@@ -96,6 +96,27 @@ typedef enum { LP_MT_COUNTER, LP_MT_GAUGE, LP_MT_HISTOGRAM } lp_metric_type_t;
     X(MERGE_EARLY_RELEASES, "leadpulse_merge_early_releases_total", COUNTER, "", "",               \
       "Records an end probe released from the merge's grace hold before their grace from "         \
       "arrival had passed (a backlog).")                                                           \
+    X(ACCOUNT_MEMBER_RECORDS, "leadpulse_account_member_records_total", COUNTER, "", "",           \
+      "Accounts, stage 1: member records and leaves sent to the members topic (one per applied "   \
+      "event of a lead in an account, two when it moves).")                                        \
+    X(ACCOUNT_MEMBER_LATE, "leadpulse_account_member_records_late_total", COUNTER, "", "",         \
+      "Accounts, stage 1: member records ordered at their partition's progress, not their lead's " \
+      "time (the event was more than accounts.lateness behind; docs/rules.md).")                   \
+    X(ACCOUNT_RECORDS_APPLIED, "leadpulse_account_records_applied_total", COUNTER, "", "",         \
+      "Accounts, stage 2: member records applied to accounts (re-read copies not counted).")       \
+    X(ACCOUNT_QUALIFIED, "leadpulse_account_qualified_total", COUNTER, "", "",                     \
+      "Accounts, stage 2: AccountQualified hand-offs committed.")                                  \
+    X(ACCOUNT_STALE, "leadpulse_account_stale_total", COUNTER, "", "",                             \
+      "Accounts, stage 2: AccountStale hand-offs committed.")                                      \
+    X(ACCOUNT_MALFORMED, "leadpulse_account_records_malformed_total", COUNTER, "", "",             \
+      "Accounts, stage 2: members topic records that did not decode (skipped, logged).")           \
+    X(ACCOUNT_BUFFERED, "leadpulse_account_buffered_records", GAUGE, "", "records",                \
+      "Accounts, stage 2: member records held until every lead partition's mark passes them "      \
+      "(about accounts.lateness of the stream).")                                                  \
+    X(ACCOUNT_WATERMARK_LAG, "leadpulse_account_watermark_lag_seconds", GAUGE, "", "seconds",      \
+      "Accounts, stage 2: the worker's clock minus the lowest watermark of its account "           \
+      "partitions (0 without one). Grows when a lead partition sends no mark (not owned, stuck): " \
+      "account hand-offs wait for it.")                                                            \
     X(CONSUMER_LAG, "leadpulse_consumer_lag_records", GAUGE, "topic,partition", "records",         \
       "Records of an owned input topic-partition not applied yet: its high watermark (as last "    \
       "fetched) minus the next offset to apply. Alert when it keeps growing.")                     \

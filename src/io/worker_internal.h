@@ -190,8 +190,9 @@ struct lp_worker {
  * and never fewer than HELD_MIN (with tiny batches, a bound of a few records paused and resumed
  * a topic-partition on every fetch: the batch-1 baseline fell from 1,750 to 96 events/s). */
 #define HELD_MIN 10000
-#define ACCT_RESTATE_EVERY_MS 5000 /* every lead partition restates its accounts mark this often   \
-                                    */
+#define ACCT_RESTATE_EVERY_MS                                                                      \
+    5000 /* every lead partition restates its accounts mark this often                             \
+          */
 
 /* worker.c */
 int64_t lp_wk_wall_ms(void);

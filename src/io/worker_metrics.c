@@ -18,9 +18,34 @@ static double rss_bytes(void) {
 }
 
 /* The samples of each family of the metrics table (io/metrics.h). */
+static uint64_t acct_buffered(const lp_worker_t *worker) {
+    uint64_t n = 0;
+    for (int32_t q = 0; worker->opts.accounts != NULL && q < worker->members_parts; q++) {
+        n += lp_acct_engine_buffered(worker->opts.accounts, q);
+    }
+    return n;
+}
+
+static double acct_watermark_lag(const lp_worker_t *worker) {
+    int64_t low = INT64_MAX;
+    for (int32_t q = 0; worker->opts.accounts != NULL && q < worker->members_parts; q++) {
+        if (lp_acct_engine_owns(worker->opts.accounts, q)) {
+            int64_t w = lp_acct_engine_watermark(worker->opts.accounts, q);
+            low = w < low ? w : low;
+        }
+    }
+    if (low == INT64_MAX || low == INT64_MIN) {
+        return 0;
+    }
+    double lag = (double)(lp_worker_now_ms(worker) - low) * 1e-3;
+    return lag > 0 ? lag : 0;
+}
+
 static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
     const lp_worker_t *worker = ctx;
     const lp_engine_stats_t *st = lp_engine_stats(worker->engine);
+    const lp_acct_engine_stats_t *ast =
+        worker->opts.accounts != NULL ? lp_acct_engine_stats(worker->opts.accounts) : NULL;
     char model[2 * LP_NAME_MAX + 2];
     double v = 0;
     switch (id) {
@@ -119,6 +144,30 @@ static void collect(void *ctx, lp_metric_id_t id, lp_metrics_out_t *out) {
         break;
     case LP_M_SUPPRESSED_EVENTS:
         v = (double)st->suppressed;
+        break;
+    case LP_M_ACCOUNT_MEMBER_RECORDS:
+        v = (double)st->member_records;
+        break;
+    case LP_M_ACCOUNT_MEMBER_LATE:
+        v = (double)st->member_late;
+        break;
+    case LP_M_ACCOUNT_RECORDS_APPLIED:
+        v = ast != NULL ? (double)ast->applied : 0;
+        break;
+    case LP_M_ACCOUNT_QUALIFIED:
+        v = ast != NULL ? (double)ast->qualified : 0;
+        break;
+    case LP_M_ACCOUNT_STALE:
+        v = ast != NULL ? (double)ast->stale : 0;
+        break;
+    case LP_M_ACCOUNT_MALFORMED:
+        v = (double)worker->acct_malformed;
+        break;
+    case LP_M_ACCOUNT_BUFFERED:
+        v = (double)acct_buffered(worker);
+        break;
+    case LP_M_ACCOUNT_WATERMARK_LAG:
+        v = acct_watermark_lag(worker);
         break;
     case LP_M_UNSUPPRESSED:
         v = (double)st->unsuppressed;
