@@ -288,8 +288,7 @@ int lp_cmd_check_config(int argc, char **argv) {
     lp_config_dump(config, stdout);
     printf("# rules: %s (model %s version %s, %d activities%s)\n", config->rules_path,
            rules->model_id, rules->model_version, rules->nactivities,
-           rules->accounts.enabled ? "; accounts: valid"
-                                   : "");
+           rules->accounts.enabled ? "; accounts: valid" : "");
     lp_avro_codec_destroy(codec);
     lp_rules_destroy(rules);
     lp_config_destroy(config);

@@ -674,7 +674,7 @@ static void test_unfenced_epoch_zero(void **state) {
 
 #define STORE_SUITE_TESTS                                                                          \
     cmocka_unit_test_setup_teardown(test_load_unknown, suite_setup, suite_teardown),               \
-        cmocka_unit_test_setup_teardown(test_account_partitions, suite_setup, suite_teardown),    \
+        cmocka_unit_test_setup_teardown(test_account_partitions, suite_setup, suite_teardown),     \
         cmocka_unit_test_setup_teardown(test_commit_load_roundtrip, suite_setup, suite_teardown),  \
         cmocka_unit_test_setup_teardown(test_duplicate_lead_last_wins, suite_setup,                \
                                         suite_teardown),                                           \
