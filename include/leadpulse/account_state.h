@@ -61,6 +61,7 @@ typedef struct {
     uint8_t stage;            /* lp_stage_t after the event */
     int64_t last_activity_ms; /* the lead's last activity, 0 = none; >= 0 */
     int64_t accepted_ms;      /* time of the lead's latest `accepted` feedback, 0 = none; >= 0 */
+    int64_t rejected_ms;      /* time of its latest `rejected`/`recycled` feedback, 0 = none */
     int64_t event_ms;         /* the event's time; >= 0 */
 } lp_member_record_t;
 
@@ -72,6 +73,7 @@ typedef struct {
     int64_t ref_ms;
     int64_t last_activity_ms; /* 0 = none */
     int64_t accepted_ms;      /* 0 = none */
+    int64_t rejected_ms;      /* 0 = none */
     uint8_t role;             /* lp_role_t */
     char fit_grade;           /* 'A'..'D' */
     uint8_t stage;            /* lp_stage_t */
@@ -96,6 +98,8 @@ typedef struct {
     bool untracked_saturated;  /* an untracked lead could not be remembered (sticky) */
     bool armed;                /* may qualify; false while qualified */
     bool accepted;             /* sales accepted the current qualification */
+    bool rejected;             /* sales rejected it (no stale timers; qualifies again only once
+                                  re-armed) */
     uint32_t qualification;    /* qualifications so far (the current one's number) */
     int64_t qualified_at_ms;   /* the current qualification's time (0 while armed) */
     int64_t sla_deadline_ms;   /* account_sla_breached timer, 0 = none */

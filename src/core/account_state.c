@@ -230,6 +230,7 @@ static void fill_fact(const lp_account_state_t *a, const lp_rules_t *rules, lp_a
 static void rearm(lp_account_state_t *a) {
     a->armed = true;
     a->accepted = false;
+    a->rejected = false;
     a->qualified_at_ms = 0;
     a->sla_deadline_ms = 0;
     a->quiet_deadline_ms = 0;
@@ -287,18 +288,27 @@ static void decide(lp_account_state_t *a, const lp_rules_t *rules, lp_account_fa
     a->qualification++;
     a->qualified_at_ms = t;
     a->accepted = false;
+    a->rejected = false;
+    bool rejected = false;
     for (int32_t i = 0; i < a->nmembers; i++) {
         const lp_member_view_t *m = &a->members[i];
         if (m->accepted_ms != 0 && m->accepted_ms >= t) {
             a->accepted = true;
         }
+        if (m->rejected_ms != 0 && m->rejected_ms >= t) {
+            rejected = true;
+        }
         if (m->last_activity_ms > last) {
             last = m->last_activity_ms;
         }
     }
-    a->sla_deadline_ms =
-        acc->accept_within_ms > 0 && !a->accepted ? lp_core_time_add(t, acc->accept_within_ms) : 0;
-    a->quiet_deadline_ms = acc->quiet_after_ms > 0 ? quiet_deadline(a, rules, last) : 0;
+    /* An acceptance wins over a rejection found at the same moment. */
+    a->rejected = rejected && !a->accepted;
+    a->sla_deadline_ms = acc->accept_within_ms > 0 && !a->accepted && !a->rejected
+                             ? lp_core_time_add(t, acc->accept_within_ms)
+                             : 0;
+    a->quiet_deadline_ms =
+        acc->quiet_after_ms > 0 && !a->rejected ? quiet_deadline(a, rules, last) : 0;
     fill_fact(a, rules, &facts[(*n)++], LP_ACCOUNT_FACT_QUALIFIED, LP_ACCOUNT_STALE_SLA_BREACHED,
               t);
 }
@@ -323,7 +333,7 @@ static bool valid_record(const lp_member_record_t *r) {
     }
     return (unsigned)r->role < LP_ROLE__COUNT && r->fit_grade >= 'A' && r->fit_grade <= 'D' &&
            r->stage < LP_STAGE__COUNT && isfinite(r->e) && r->ref_ms >= 0 &&
-           r->last_activity_ms >= 0 && r->accepted_ms >= 0;
+           r->last_activity_ms >= 0 && r->accepted_ms >= 0 && r->rejected_ms >= 0;
 }
 
 static bool valid_rules(const lp_rules_t *rules) {
@@ -339,6 +349,7 @@ static void view_of(lp_member_view_t *m, const lp_member_record_t *r) {
     m->ref_ms = r->ref_ms;
     m->last_activity_ms = r->last_activity_ms;
     m->accepted_ms = r->accepted_ms;
+    m->rejected_ms = r->rejected_ms;
     m->role = (uint8_t)r->role;
     m->fit_grade = r->fit_grade;
     m->stage = r->stage;
@@ -438,9 +449,18 @@ int lp_account_apply(lp_account_state_t *a, const lp_rules_t *rules, const lp_me
     a->t_ms = t;
     if (!a->armed && !r->leave) {
         /* The qualification's acceptance and committee activity, from this member's record. */
-        if (!a->accepted && r->accepted_ms != 0 && r->accepted_ms >= a->qualified_at_ms) {
+        if (!a->accepted && !a->rejected && r->accepted_ms != 0 &&
+            r->accepted_ms >= a->qualified_at_ms) {
             a->accepted = true;
             a->sla_deadline_ms = 0;
+        }
+        if (!a->accepted && !a->rejected && r->rejected_ms != 0 &&
+            r->rejected_ms >= a->qualified_at_ms) {
+            /* Sales rejected the account: no stale alert for it; it qualifies again only once
+             * re-armed (its score below mqa.rearm). */
+            a->rejected = true;
+            a->sla_deadline_ms = 0;
+            a->quiet_deadline_ms = 0;
         }
         if (a->quiet_deadline_ms != 0) {
             int64_t d = quiet_deadline(a, rules, r->last_activity_ms);

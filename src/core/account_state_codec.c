@@ -9,7 +9,8 @@
  *   | [!armed] qualified_at | [F_SLA] sla deadline | [F_QUIET] quiet deadline   (times - T)
  *   | nmembers (1..LP_ACCOUNT_MEMBERS_MAX) | per member, in lead id order:
  *       lead id | seq | e (number) | ref - T | bits: stage | (grade - 'A') << 4 | role << 6
- *       | has last activity << 9 | has acceptance << 10 | [last activity - T] | [accepted - T]
+ *       | has last activity << 9 | has acceptance << 10 | has rejection << 11
+ *       | [last activity - T] | [accepted - T] | [rejected - T]
  *   | nuntracked (0..LP_ACCOUNT_UNTRACKED_MAX) | per untracked lead, in id order: lead id | seq
  * The writer is canonical (one encoding per account). The reader trusts nothing: lengths, enums,
  * strictly ascending ids, no lead both member and untracked, non-negative times, the invariants
@@ -31,10 +32,11 @@ enum {
     F_SATURATED = 1u << 2,
     F_SLA = 1u << 3,
     F_QUIET = 1u << 4,
-    F__ALL = (1u << 5) - 1
+    F_REJECTED = 1u << 5,
+    F__ALL = (1u << 6) - 1
 };
 
-enum { M_LAST = 1u << 9, M_ACCEPTED = 1u << 10, M__ALL = (1u << 11) - 1 };
+enum { M_LAST = 1u << 9, M_ACCEPTED = 1u << 10, M_REJECTED = 1u << 11, M__ALL = (1u << 12) - 1 };
 
 /* Bytes of a member at least (a 1-byte id and one byte per other field), of an untracked lead. */
 #define MEMBER_MIN_BYTES 6
@@ -62,6 +64,7 @@ size_t lp_account_encode(const lp_account_state_t *a, uint8_t *buf, size_t size)
     f |= a->untracked_saturated ? F_SATURATED : 0;
     f |= a->sla_deadline_ms != 0 ? F_SLA : 0;
     f |= a->quiet_deadline_ms != 0 ? F_QUIET : 0;
+    f |= a->rejected ? F_REJECTED : 0;
     put_bytes(&w, (const uint8_t[]){ACCOUNT_FORMAT_V1}, 1);
     put_uvarint(&w, f);
     put_str(&w, a->account, LP_ACCOUNT_KEY_MAX);
@@ -89,6 +92,7 @@ size_t lp_account_encode(const lp_account_state_t *a, uint8_t *buf, size_t size)
         }
         bits |= m->last_activity_ms != 0 ? M_LAST : 0;
         bits |= m->accepted_ms != 0 ? M_ACCEPTED : 0;
+        bits |= m->rejected_ms != 0 ? M_REJECTED : 0;
         put_str(&w, m->lead_id, LP_ID_MAX);
         put_uvarint(&w, m->seq);
         put_num(&w, m->e);
@@ -99,6 +103,9 @@ size_t lp_account_encode(const lp_account_state_t *a, uint8_t *buf, size_t size)
         }
         if (m->accepted_ms != 0) {
             put_time(&w, m->accepted_ms, t);
+        }
+        if (m->rejected_ms != 0) {
+            put_time(&w, m->rejected_ms, t);
         }
     }
     put_uvarint(&w, (uint64_t)(a->nuntracked > 0 ? a->nuntracked : 0));
@@ -141,6 +148,9 @@ static int decode_member(reader_t *r, lp_member_view_t *m, int64_t t) {
     if ((bits & M_ACCEPTED) && (get_time(r, t, &m->accepted_ms) != LP_OK || m->accepted_ms <= 0)) {
         return LP_ERR;
     }
+    if ((bits & M_REJECTED) && (get_time(r, t, &m->rejected_ms) != LP_OK || m->rejected_ms <= 0)) {
+        return LP_ERR;
+    }
     return LP_OK;
 }
 
@@ -159,14 +169,17 @@ static int decode(reader_t *r, lp_account_state_t *a) {
     a->qualification = (uint32_t)q;
     a->armed = (f & F_ARMED) != 0;
     a->accepted = (f & F_ACCEPTED) != 0;
+    a->rejected = (f & F_REJECTED) != 0;
     a->untracked_saturated = (f & F_SATURATED) != 0;
     if (t < 0) {
         return LP_ERR;
     }
     /* Armed: no qualification in progress. Disarmed: qualified at or before T; a timer is later
      * than T (those due by T fired); an accepted qualification has no SLA timer. */
-    if (a->armed ? (f & (F_ACCEPTED | F_SLA | F_QUIET)) != 0
-                 : (q == 0 || ((f & F_ACCEPTED) && (f & F_SLA)))) {
+    /* Rejected: neither accepted nor a timer. */
+    if (a->armed ? (f & (F_ACCEPTED | F_SLA | F_QUIET | F_REJECTED)) != 0
+                 : (q == 0 || ((f & F_ACCEPTED) && (f & F_SLA)) ||
+                    ((f & F_REJECTED) && (f & (F_ACCEPTED | F_SLA | F_QUIET))))) {
         return LP_ERR;
     }
     if (!a->armed && (get_time(r, t, &a->qualified_at_ms) != LP_OK || a->qualified_at_ms < 0 ||

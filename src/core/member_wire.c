@@ -3,8 +3,9 @@
  *   u8 1 | u8 type | source (varint) | sources (varint) | st (svarint)
  *   member and leave: account key | lead id | seq (varint) | event time - st
  *   member only:      E (number) | ref - st | u8 role | u8 fit grade | u8 stage
- *                     | flags (varint: 1 last activity, 2 acceptance) | [last - st] | [accepted -
- * st] Strings are a varint length and their bytes. The writer is canonical; the reader refuses
+ *                     | flags (varint: 1 last activity, 2 acceptance, 4 rejection)
+ *                     | [last - st] | [accepted - st] | [rejected - st]
+ * Strings are a varint length and their bytes. The writer is canonical; the reader refuses
  * anything else. */
 #include <math.h>
 #include <stdarg.h>
@@ -17,7 +18,7 @@
 
 #define MEMBER_WIRE_V1 1
 
-enum { MF_LAST = 1u, MF_ACCEPTED = 2u, MF__ALL = 3u };
+enum { MF_LAST = 1u, MF_ACCEPTED = 2u, MF_REJECTED = 4u, MF__ALL = 7u };
 
 static int key_ok(const char *key) {
     size_t n = strlen(key);
@@ -60,7 +61,7 @@ static const char *invalid(const lp_member_msg_t *m) {
     if (!isfinite(r->e)) {
         return "score not finite";
     }
-    if (r->ref_ms < 0 || r->last_activity_ms < 0 || r->accepted_ms < 0) {
+    if (r->ref_ms < 0 || r->last_activity_ms < 0 || r->accepted_ms < 0 || r->rejected_ms < 0) {
         return "negative time";
     }
     if ((unsigned)r->role >= LP_ROLE__COUNT) {
@@ -94,7 +95,8 @@ size_t lp_member_msg_encode(const lp_member_msg_t *m, uint8_t *buf, size_t size)
         put_time(&w, r->event_ms, st);
         if (m->type == LP_MW_MEMBER) {
             unsigned flags =
-                (r->last_activity_ms > 0 ? MF_LAST : 0u) | (r->accepted_ms > 0 ? MF_ACCEPTED : 0u);
+                (r->last_activity_ms > 0 ? MF_LAST : 0u) | (r->accepted_ms > 0 ? MF_ACCEPTED : 0u) |
+                (r->rejected_ms > 0 ? MF_REJECTED : 0u);
             put_num(&w, r->e);
             put_time(&w, r->ref_ms, st);
             put_u8(&w, (uint8_t)r->role);
@@ -106,6 +108,9 @@ size_t lp_member_msg_encode(const lp_member_msg_t *m, uint8_t *buf, size_t size)
             }
             if (flags & MF_ACCEPTED) {
                 put_time(&w, r->accepted_ms, st);
+            }
+            if (flags & MF_REJECTED) {
+                put_time(&w, r->rejected_ms, st);
             }
         }
     }
@@ -172,7 +177,9 @@ int lp_member_msg_decode(lp_member_msg_t *m, const uint8_t *buf, size_t len, cha
             if (((flags & MF_LAST) && (get_time(&r, st, &rec->last_activity_ms) != LP_OK ||
                                        rec->last_activity_ms <= 0)) ||
                 ((flags & MF_ACCEPTED) &&
-                 (get_time(&r, st, &rec->accepted_ms) != LP_OK || rec->accepted_ms <= 0))) {
+                 (get_time(&r, st, &rec->accepted_ms) != LP_OK || rec->accepted_ms <= 0)) ||
+                ((flags & MF_REJECTED) &&
+                 (get_time(&r, st, &rec->rejected_ms) != LP_OK || rec->rejected_ms <= 0))) {
                 return fail(why, why_size, "malformed activity or acceptance time");
             }
         }

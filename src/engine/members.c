@@ -148,6 +148,7 @@ int lp_eng_member_after(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_
         m.rec.stage = lead->stage;
         m.rec.last_activity_ms = lead->last_activity_ms;
         m.rec.accepted_ms = lead->accepted_ms;
+        m.rec.rejected_ms = lead->recycled_at_ms;
         if (put(engine, b, &m) != LP_OK) {
             return LP_ERR;
         }

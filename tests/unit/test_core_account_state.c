@@ -968,6 +968,7 @@ static void assert_same_account(const lp_account_state_t *x, const lp_account_st
     assert_int_equal(x->untracked_saturated, y->untracked_saturated);
     assert_int_equal(x->armed, y->armed);
     assert_int_equal(x->accepted, y->accepted);
+    assert_int_equal(x->rejected, y->rejected);
     assert_int_equal(x->qualification, y->qualification);
     assert_int_equal(x->qualified_at_ms, y->qualified_at_ms);
     assert_int_equal(x->sla_deadline_ms, y->sla_deadline_ms);
@@ -980,6 +981,7 @@ static void assert_same_account(const lp_account_state_t *x, const lp_account_st
         assert_int_equal(m->ref_ms, n->ref_ms);
         assert_int_equal(m->last_activity_ms, n->last_activity_ms);
         assert_int_equal(m->accepted_ms, n->accepted_ms);
+        assert_int_equal(m->rejected_ms, n->rejected_ms);
         assert_int_equal(m->role, n->role);
         assert_int_equal(m->fit_grade, n->fit_grade);
         assert_int_equal(m->stage, n->stage);
@@ -1179,7 +1181,8 @@ typedef struct {
     uint32_t count; /* qualifications */
     int64_t Q;      /* qualification time */
     bool accepted, sla_fired;
-    int64_t A; /* latest activity of the qualification's committee */
+    bool rejected; /* sales rejected the qualification: no timers until it re-arms */
+    int64_t A;     /* latest activity of the qualification's committee */
     bool saturated;
     int status[NL];
     lp_member_record_t latest[NL];
@@ -1331,8 +1334,9 @@ static void o_timers(oracle_t *o, int64_t until, ofacts_t *out) {
     const lp_account_rules_t *acc = &orules->accounts;
     for (;;) {
         bool qualified = o->exists && !o->armed;
-        bool sla = qualified && acc->accept_within_ms > 0 && !o->accepted && !o->sla_fired;
-        bool quiet = qualified && acc->quiet_after_ms > 0;
+        bool sla = qualified && acc->accept_within_ms > 0 && !o->accepted && !o->sla_fired &&
+                   !o->rejected;
+        bool quiet = qualified && acc->quiet_after_ms > 0 && !o->rejected;
         int64_t sla_at = o->Q + acc->accept_within_ms;
         int64_t quiet_at = (o->A > o->Q ? o->A : o->Q) + acc->quiet_after_ms;
         if (sla && sla_at <= until && (!quiet || sla_at <= quiet_at)) {
@@ -1341,6 +1345,7 @@ static void o_timers(oracle_t *o, int64_t until, ofacts_t *out) {
         } else if (quiet && quiet_at <= until) {
             o_emit(out, o, LP_ACCOUNT_FACT_STALE, LP_ACCOUNT_STALE_COMMITTEE_QUIET, quiet_at);
             o->armed = true; /* the qualification ends */
+            o->rejected = false;
         } else {
             return;
         }
@@ -1396,8 +1401,13 @@ static void o_record(oracle_t *o, const lp_member_record_t *r, ofacts_t *out) {
         o->status[i] = O_MEMBER;
         o->latest[i] = *r;
         if (!o->armed) {
-            if (r->accepted_ms != 0 && r->accepted_ms >= o->Q) {
+            /* docs/rules.md "Stale accounts": accepted or rejected, whichever comes first (an
+             * acceptance first within one record) */
+            if (!o->rejected && r->accepted_ms != 0 && r->accepted_ms >= o->Q) {
                 o->accepted = true;
+            }
+            if (!o->accepted && r->rejected_ms != 0 && r->rejected_ms >= o->Q) {
+                o->rejected = true;
             }
             if (r->last_activity_ms > o->A) {
                 o->A = r->last_activity_ms;
@@ -1411,17 +1421,21 @@ static void o_record(oracle_t *o, const lp_member_record_t *r, ofacts_t *out) {
         o->count++;
         o->Q = T;
         o->accepted = false;
+        o->rejected = false;
         o->sla_fired = false;
         o->A = 0;
         for (int k = 0; k < NL; k++) {
             if (o->status[k] == O_MEMBER) {
                 o->accepted |= o->latest[k].accepted_ms != 0 && o->latest[k].accepted_ms >= T;
+                o->rejected |= o->latest[k].rejected_ms != 0 && o->latest[k].rejected_ms >= T;
                 o->A = o->latest[k].last_activity_ms > o->A ? o->latest[k].last_activity_ms : o->A;
             }
         }
+        o->rejected = o->rejected && !o->accepted;
         o_emit(out, o, LP_ACCOUNT_FACT_QUALIFIED, LP_ACCOUNT_STALE_SLA_BREACHED, T);
     } else if (!o->armed && ev.S < acc->mqa_rearm) {
         o->armed = true;
+        o->rejected = false;
     }
 }
 
@@ -1569,6 +1583,9 @@ static int make_history(op_t *ops, int activity) {
         if (rand_below(15) == 0 && r->event_ms > r->accepted_ms) {
             r->accepted_ms = r->event_ms;
         }
+        if (rand_below(40) == 0 && r->event_ms > r->rejected_ms) {
+            r->rejected_ms = r->event_ms;
+        }
         if (rand_below(8) == 0) {
             r->role = (lp_role_t)rand_below(LP_ROLE__COUNT);
         }
@@ -1592,6 +1609,7 @@ static void test_property_against_oracle(void **state) {
     ofacts_t *want = calloc(1, sizeof(*want));
     lp_account_fact_t *got = calloc(LP_ACCOUNT_APPLY_FACTS, sizeof(*got));
     int kinds[3] = {0, 0, 0}, requalified = 0, roundtrips = 0, untracked = 0, together = 0;
+    int rejected = 0;
 
     assert_non_null(ops);
     orules = rules;
@@ -1629,6 +1647,7 @@ static void test_property_against_oracle(void **state) {
                 requalified += got[i].kind == LP_ACCOUNT_FACT_QUALIFIED && got[i].qualification > 1;
                 untracked += got[i].members_untracked > 0;
             }
+            rejected += a.rejected;
             /* Stored and read back at random points: the outcome must not change. */
             if (a.nmembers > 0 && rand_below(8) == 0) {
                 size_t len, len2;
@@ -1649,11 +1668,13 @@ static void test_property_against_oracle(void **state) {
         lp_account_free(&a);
     }
     print_message("facts: %d MQA (%d re-qualifications), %d SLA, %d quiet (%d at the SLA's "
-                  "time); %d with untracked leads; %d round trips\n",
-                  kinds[0], requalified, kinds[1], kinds[2], together, untracked, roundtrips);
+                  "time); %d with untracked leads; %d round trips; %d records while rejected\n",
+                  kinds[0], requalified, kinds[1], kinds[2], together, untracked, roundtrips,
+                  rejected);
     /* The histories reach every rule. */
     assert_true(kinds[0] >= 20 && kinds[1] >= 5 && kinds[2] >= 5);
     assert_true(requalified >= 5 && untracked >= 1 && roundtrips >= 100 && together >= 1);
+    assert_true(rejected >= 10); /* records applied to a rejected qualification */
     free(got);
     free(want);
     free(ops);
