@@ -463,7 +463,7 @@ static int decode_body(reader_t *r, lp_lead_t *lead, const lp_rules_t *rules, co
 static int decode_lead(lp_lead_t *lead, const lp_rules_t *rules, const char *key,
                        const uint8_t *buf, size_t len) {
     lp_lead_t tmp;
-    reader_t r = {buf, len, 0};
+    reader_t r = {buf, len, 0, false};
 
     if (buf == NULL && len != 0) {
         return LP_ERR;

@@ -1334,8 +1334,8 @@ static void o_timers(oracle_t *o, int64_t until, ofacts_t *out) {
     const lp_account_rules_t *acc = &orules->accounts;
     for (;;) {
         bool qualified = o->exists && !o->armed;
-        bool sla = qualified && acc->accept_within_ms > 0 && !o->accepted && !o->sla_fired &&
-                   !o->rejected;
+        bool sla =
+            qualified && acc->accept_within_ms > 0 && !o->accepted && !o->sla_fired && !o->rejected;
         bool quiet = qualified && acc->quiet_after_ms > 0 && !o->rejected;
         int64_t sla_at = o->Q + acc->accept_within_ms;
         int64_t quiet_at = (o->A > o->Q ? o->A : o->Q) + acc->quiet_after_ms;
@@ -1681,6 +1681,48 @@ static void test_property_against_oracle(void **state) {
     free(rules);
 }
 
+/* A large account (docs/rules.md "Members beyond max_members"; issue: 10,000 members stay
+ * bounded): 10,000 members and 3,000 more leads of the account. Memory is the member array (at
+ * most max_members entries) and at most LP_ACCOUNT_UNTRACKED_MAX remembered leads; the stored
+ * form is about 30 bytes a member; every record stays O(members). */
+static void test_large_account_bounded(void **state) {
+    (void)state;
+    lp_rules_t *rules = make_rules();
+    rules->accounts.max_members = 10000;
+    lp_account_state_t a;
+    lp_account_fact_t facts[LP_ACCOUNT_APPLY_FACTS];
+    size_t n;
+    char id[32];
+    lp_account_init(&a);
+    for (int i = 0; i < 13000; i++) {
+        snprintf(id, sizeof(id), "lead-%05d", i);
+        lp_member_record_t r = rec(id, 1, T0 + i, 5.0 + (i % 7), (lp_role_t)(i % LP_ROLE__COUNT));
+        assert_int_not_equal(lp_account_apply(&a, rules, &r, facts, LP_ACCOUNT_APPLY_FACTS, &n),
+                             LP_ERR);
+    }
+    assert_int_equal(a.nmembers, 10000);
+    assert_true(a.members_cap <= 2 * 10000);
+    assert_int_equal(lp_account_members_untracked(&a), LP_ACCOUNT_UNTRACKED_MAX);
+    assert_true(a.untracked_saturated);
+    assert_true(a.nuntracked <= LP_ACCOUNT_UNTRACKED_MAX);
+    size_t bound = lp_account_encode_bound(&a);
+    uint8_t *buf = malloc(bound);
+    assert_non_null(buf);
+    size_t len = lp_account_encode(&a, buf, bound);
+    print_message("10,000 members + 3,000 more leads: %zu bytes stored (%.1f a member), "
+                  "%zu bytes of member array in memory\n",
+                  len, (double)len / 10000.0, (size_t)a.members_cap * sizeof(lp_member_view_t));
+    assert_true(len > 0 && len < 10000 * 40 + LP_ACCOUNT_UNTRACKED_MAX * 16);
+    lp_account_state_t b;
+    lp_account_init(&b);
+    assert_int_equal(lp_account_decode(&b, buf, len), LP_OK);
+    assert_int_equal(b.nmembers, 10000);
+    free(buf);
+    lp_account_free(&b);
+    lp_account_free(&a);
+    free(rules);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_join_update_leave),
@@ -1697,6 +1739,7 @@ int main(void) {
         cmocka_unit_test(test_rearm_below),
         cmocka_unit_test(test_sla_once_per_qualification),
         cmocka_unit_test(test_sla_accepted),
+        cmocka_unit_test(test_large_account_bounded),
         cmocka_unit_test(test_committee_quiet),
         cmocka_unit_test(test_both_due_sla_first),
         cmocka_unit_test(test_member_ref_after_t),

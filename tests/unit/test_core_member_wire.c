@@ -77,6 +77,7 @@ static void rand_msg(lp_member_msg_t *m) {
     r->stage = (uint8_t)(next_rand() % LP_STAGE__COUNT);
     r->last_activity_ms = next_rand() % 3 ? rand_time() : 0;
     r->accepted_ms = next_rand() % 3 ? rand_time() : 0;
+    r->rejected_ms = next_rand() % 3 ? rand_time() : 0;
 }
 
 static void assert_same(const lp_member_msg_t *a, const lp_member_msg_t *b) {
@@ -102,6 +103,7 @@ static void assert_same(const lp_member_msg_t *a, const lp_member_msg_t *b) {
     assert_int_equal(a->rec.stage, b->rec.stage);
     assert_true(a->rec.last_activity_ms == b->rec.last_activity_ms);
     assert_true(a->rec.accepted_ms == b->rec.accepted_ms);
+    assert_true(a->rec.rejected_ms == b->rec.rejected_ms);
 }
 
 /* 5000 random messages: decode(encode(m)) == m, encoding again gives the same bytes, every
