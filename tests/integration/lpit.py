@@ -782,8 +782,11 @@ class Ctx:
     ClusterRedis on LP_REDIS_CLUSTER_URL and workers get LEADPULSE_REDIS_MODE=cluster with that
     URL; the cluster helpers below are then available as methods."""
 
-    def __init__(self, name, partitions=3, rules=None, cluster=False, accounts=False):
+    def __init__(self, name, partitions=3, rules=None, cluster=False, accounts=False,
+                 extra_env=None):
         self.env = Env(cluster=cluster)
+        # extra_env: LEADPULSE_* settings for every worker and `produce` (e.g. the registry).
+        self.extra_env = dict(extra_env or {})
         self.cluster = cluster
         # accounts=True: the rules have `accounts`; the members topic and the account hand-off
         # topics exist, `replay` gets --partitions, consume() reads the account hand-offs too.
@@ -836,6 +839,7 @@ class Ctx:
             "LEADPULSE_HTTP_LISTEN": "",
             "LEADPULSE_LOG_LEVEL": "info",
         })
+        env.update({k: str(v) for k, v in self.extra_env.items()})
         if self.cluster:
             env["LEADPULSE_REDIS_MODE"] = "cluster"
             env["LEADPULSE_REDIS_URL"] = self.env.redis_cluster_url
@@ -890,6 +894,9 @@ class Ctx:
                 "--topics", topics, "--from-beginning", "--exit-when-idle", str(idle_ms)]
         if acc:
             args += ["--account-topics", ",".join(self.topics[w] for w in acc)]
+        if self.extra_env.get("LEADPULSE_SCHEMA_REGISTRY_URL"):
+            # the writer schema of every id from the registry the workers registered with
+            args += ["--registry", self.extra_env["LEADPULSE_SCHEMA_REGISTRY_URL"]]
         if raw:
             args.append("--raw")
         r = subprocess.run(args, capture_output=True, text=True, timeout=120)

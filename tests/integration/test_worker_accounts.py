@@ -13,8 +13,10 @@ and a new one joins. Then one worker with its clock at T settles the rest, and:
 - there are account qualifications to compare (the generator makes committees qualify);
 - every lead's state equals replay's.
 """
+import json
 import os
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpit  # noqa: E402
@@ -30,7 +32,11 @@ def accounts_rules(ctx):
 
 
 def main():
-    ctx = lpit.Ctx("accounts", partitions=3, accounts=True)
+    # With the stack's Schema Registry (when it has one): the workers register AccountQualified and
+    # AccountStale under their topics' subjects, and the consumer reads them by the ids it gives.
+    registry = os.environ.get("LP_SCHEMA_REGISTRY_URL", "")
+    ctx = lpit.Ctx("accounts", partitions=3, accounts=True,
+                   extra_env={"LEADPULSE_SCHEMA_REGISTRY_URL": registry} if registry else None)
     checks = lpit.Checks("test_worker_accounts")
     try:
         accounts_rules(ctx)
@@ -66,6 +72,18 @@ def main():
             lpit.log(f"    missing {k}")
         for k in sorted(got_acc - ref_keys)[:3]:
             lpit.log(f"    unexpected {k}")
+        if registry:
+            want = {}
+            for k, name in (("mqa", "AccountQualified"), ("account_stale", "AccountStale")):
+                subject = f"{ctx.topics[k]}-value"
+                with urllib.request.urlopen(f"{registry}/subjects/{subject}/versions/latest",
+                                            timeout=10) as r:
+                    want[name] = json.loads(r.read())["id"]
+            seen = {(h["type"], h.get("schema_id")) for h in got
+                    if (h.get("type") or "").startswith("Account")}
+            checks.check(seen and all(want.get(t) == i for t, i in seen),
+                         f"account hand-offs framed with the ids their subjects have in the "
+                         f"registry ({want}; seen {sorted(seen)})")
         keys = ctx.redis.command("KEYS", f"{ctx.prefix}:{{a*}}:*") or []
         checks.check(len(keys) > 0,
                      f"account partitions live under their own hash tag {{a<q>}} ({len(keys)} keys)")
