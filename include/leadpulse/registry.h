@@ -95,6 +95,10 @@ typedef struct {
 int lp_registry_schema_ids(lp_registry_t *reg, const lp_registry_schemas_t *s,
                            int32_t ids[LP_SCHEMA__COUNT], char *errstr, size_t size);
 
+/* A schema file's text (malloc'd, NUL-terminated; the caller frees it), or NULL with
+ * "<path>: cannot read" in errstr. */
+char *lp_registry_read_schema(const char *path, char *errstr, size_t size);
+
 /* An lp_avro_fetch_fn (ctx: the lp_registry_t): the writer schema of an id, LP_AVRO_UNKNOWN_ID
  * when the registry has none, LP_ERR when no registry answered. */
 int lp_registry_fetch(void *ctx, int32_t id, const char **schema_json, char *errstr, size_t size);

@@ -159,25 +159,6 @@ lp_avro_codec_t *lp_cli_registry_codec(const lp_config_t *config, lp_registry_t 
 /* The Confluent schema ids of AccountQualified and AccountStale (Confluent framing only): with
  * a registry, registered (or found) under their subjects; without one, LP_ACCOUNT_QUALIFIED_ID
  * and LP_ACCOUNT_STALE_ID, the ids `handoff-consumer --accounts` expects by default. */
-static char *read_text_file(const char *path, char *errstr, size_t size) {
-    FILE *fp = fopen(path, "rb");
-    char *text = NULL;
-    long len;
-    if (fp == NULL || fseek(fp, 0, SEEK_END) != 0 || (len = ftell(fp)) < 0 ||
-        fseek(fp, 0, SEEK_SET) != 0 || (text = malloc((size_t)len + 1)) == NULL ||
-        fread(text, 1, (size_t)len, fp) != (size_t)len) {
-        snprintf(errstr, size, "%.400s: cannot read", path);
-        free(text);
-        text = NULL;
-    } else {
-        text[len] = '\0';
-    }
-    if (fp != NULL) {
-        fclose(fp);
-    }
-    return text;
-}
-
 #define LP_ACCOUNT_QUALIFIED_ID 7
 #define LP_ACCOUNT_STALE_ID 8
 static int account_schema_ids(const lp_config_t *config, lp_registry_t *reg, lp_avro_codec_t *codec,
@@ -195,7 +176,7 @@ static int account_schema_ids(const lp_config_t *config, lp_registry_t *reg, lp_
                                 subject, sizeof(subject));
             snprintf(path, sizeof(path), "%s/%s.avsc", schema_dir(),
                      i == 0 ? "AccountQualified" : "AccountStale");
-            char *text = read_text_file(path, errstr, size);
+            char *text = lp_registry_read_schema(path, errstr, size);
             if (text == NULL) {
                 return LP_ERR;
             }

@@ -18,7 +18,7 @@ void lp_registry_subject(int strategy, const char *topic, lp_schema_kind_t kind,
     }
 }
 
-static char *read_text(const char *path, char *errstr, size_t size) {
+char *lp_registry_read_schema(const char *path, char *errstr, size_t size) {
     FILE *fp = fopen(path, "rb");
     char *text = NULL;
     long len;
@@ -70,7 +70,7 @@ int lp_registry_schema_ids(lp_registry_t *reg, const lp_registry_schemas_t *s,
         char path[4096], subject[512], err[LP_ERRSTR];
         const char *name = lp_codec_schema_names[k];
         snprintf(path, sizeof(path), "%s/%s.avsc", s->schema_dir, name);
-        char *schema = read_text(path, errstr, size);
+        char *schema = lp_registry_read_schema(path, errstr, size);
         if (schema == NULL) {
             return LP_REGISTRY_REFUSED; /* not something a retry mends */
         }
