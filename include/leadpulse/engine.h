@@ -174,6 +174,12 @@ int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *batch);
  * topics'), known once the worker has the topics' metadata. */
 void lp_engine_set_member_source_count(lp_engine_t *engine, int32_t count);
 
+/* Stage 1: the members topic's partition count (default 1). A batch's member records are sent
+ * as one bundle (leadpulse/member_wire.h) per partition of the members topic, the partition of
+ * each record's account key under crc32 (lp_partition_of), named in the outbox entry's header
+ * `members_partition`. LP_ERR on no memory. */
+int lp_engine_set_member_targets(lp_engine_t *engine, int32_t count);
+
 /* Stage 1, the worker's clock: the partition's progress becomes at least now_ms - lateness
  * (docs/rules.md "Order of member records": an idle partition does not hold accounts back); when
  * that moved it a second or more past its last mark, a mark is committed (a batch of its own).

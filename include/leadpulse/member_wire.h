@@ -45,6 +45,22 @@ size_t lp_member_msg_encode(const lp_member_msg_t *m, uint8_t *buf, size_t size)
 int lp_member_msg_decode(lp_member_msg_t *m, const uint8_t *buf, size_t len, char *why,
                          size_t why_size);
 
+/* A bundle: the member records and leaves of one stage-1 batch for one partition of the members
+ * topic, in the order they were sent, as one Kafka record (fewer outbox entries and records than
+ * one per event): u8 1 | u8 3 | count (varint, >= 1) | count x (length (varint) | an encoded
+ * member record or leave). A bundle holds at most LP_MEMBER_BUNDLE_BYTES of records (a batch
+ * sends several when it has more). Marks are never bundled. */
+#define LP_MW_BUNDLE 3
+#define LP_MEMBER_BUNDLE_BYTES (256 * 1024)
+
+/* Calls fn for each message of a record value (a single message, or each of a bundle's, in
+ * order). LP_OK; LP_ERR when the value (or a message of the bundle) does not decode, with the
+ * reason in why, or when fn returns LP_ERR (then why is fn's). Messages of a bundle before a bad
+ * one have been passed to fn. */
+int lp_member_value_foreach(const uint8_t *buf, size_t len,
+                            int (*fn)(void *ctx, const lp_member_msg_t *m), void *ctx, char *why,
+                            size_t why_size);
+
 /* The stage-2 order of two member records or leaves: st_ms, then account, lead_id (strcmp),
  * seq, then a member record before a leave. 0 only for the same record (a re-sent copy). */
 int lp_member_msg_cmp(const lp_member_msg_t *a, const lp_member_msg_t *b);

@@ -113,6 +113,10 @@ static void dlq_meta_cb(void *ctx, const char *name, size_t name_len, const char
     }
 }
 
+static int stage_add(void *ctx, const lp_member_msg_t *m) {
+    return lp_acct_stage_add(ctx, m);
+}
+
 /* Prints hand-offs (JSON values) and reports dead letters with their line numbers. */
 static int drain_outbox(replay_t *r) {
     for (;;) {
@@ -140,11 +144,10 @@ static int drain_outbox(replay_t *r) {
                 continue;
             }
             if (e->kind == LP_OUT_MEMBER || e->kind == LP_OUT_MARK) {
-                lp_member_msg_t m;
-                char why[128];
+                char why[128] = "out of memory";
                 if (r->stage == NULL ||
-                    lp_member_msg_decode(&m, e->value, e->value_len, why, sizeof(why)) != LP_OK ||
-                    lp_acct_stage_add(r->stage, &m) != LP_OK) {
+                    lp_member_value_foreach(e->value, e->value_len, stage_add, r->stage, why,
+                                            sizeof(why)) != LP_OK) {
                     fprintf(stderr, "leadpulse replay: stage 2: %s\n",
                             r->stage == NULL ? "no stage" : why);
                     return LP_ERR;

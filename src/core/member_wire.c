@@ -94,9 +94,9 @@ size_t lp_member_msg_encode(const lp_member_msg_t *m, uint8_t *buf, size_t size)
         put_uvarint(&w, r->seq);
         put_time(&w, r->event_ms, st);
         if (m->type == LP_MW_MEMBER) {
-            unsigned flags =
-                (r->last_activity_ms > 0 ? MF_LAST : 0u) | (r->accepted_ms > 0 ? MF_ACCEPTED : 0u) |
-                (r->rejected_ms > 0 ? MF_REJECTED : 0u);
+            unsigned flags = (r->last_activity_ms > 0 ? MF_LAST : 0u) |
+                             (r->accepted_ms > 0 ? MF_ACCEPTED : 0u) |
+                             (r->rejected_ms > 0 ? MF_REJECTED : 0u);
             put_num(&w, r->e);
             put_time(&w, r->ref_ms, st);
             put_u8(&w, (uint8_t)r->role);
@@ -190,6 +190,42 @@ int lp_member_msg_decode(lp_member_msg_t *m, const uint8_t *buf, size_t len, cha
     const char *bad = invalid(m);
     if (bad != NULL) {
         return fail(why, why_size, bad);
+    }
+    return LP_OK;
+}
+
+int lp_member_value_foreach(const uint8_t *buf, size_t len,
+                            int (*fn)(void *ctx, const lp_member_msg_t *m), void *ctx, char *why,
+                            size_t why_size) {
+    lp_member_msg_t m;
+    if (buf == NULL || len < 2 || buf[0] != MEMBER_WIRE_V1 || buf[1] != LP_MW_BUNDLE) {
+        if (lp_member_msg_decode(&m, buf, len, why, why_size) != LP_OK) {
+            return LP_ERR;
+        }
+        return fn(ctx, &m);
+    }
+    reader_t r = {buf, len, 2, true};
+    uint64_t count, n;
+    if (get_uvarint(&r, &count) != LP_OK || count == 0) {
+        return fail(why, why_size, "bundle without records");
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        if (get_uvarint(&r, &n) != LP_OK || n > r.len - r.pos) {
+            return fail(why, why_size, "truncated bundle");
+        }
+        if (lp_member_msg_decode(&m, r.buf + r.pos, (size_t)n, why, why_size) != LP_OK) {
+            return LP_ERR;
+        }
+        if (m.type == LP_MW_MARK) {
+            return fail(why, why_size, "a mark in a bundle");
+        }
+        r.pos += (size_t)n;
+        if (fn(ctx, &m) != LP_OK) {
+            return LP_ERR;
+        }
+    }
+    if (r.pos != r.len) {
+        return fail(why, why_size, "trailing bytes after the bundle");
     }
     return LP_OK;
 }

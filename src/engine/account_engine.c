@@ -221,6 +221,33 @@ void lp_acct_engine_revoke(lp_acct_engine_t *e, int32_t q) {
     }
 }
 
+typedef struct {
+    lp_acct_engine_t *e;
+    apart_t *p;
+    int64_t offset;
+} add_ctx_t;
+
+static int add_one(void *ctx, const lp_member_msg_t *msg) {
+    add_ctx_t *c = ctx;
+    lp_member_msg_t m = *msg;
+    m.offset = c->offset;
+    const lp_acct_stage_stats_t *bs = lp_acct_stage_stats(c->p->buf);
+    uint64_t copies = bs->copies, late = bs->late;
+    if (lp_acct_stage_add(c->p->buf, &m) != LP_OK) {
+        return LP_ERR;
+    }
+    /* After a restart the records between the stored offset and the last applied one are read
+     * again: ordered before it, they are copies too (a stage 1 keeping its marks sends nothing
+     * ordered before what a watermark released). */
+    c->e->st.copies += (bs->copies - copies) + (bs->late - late);
+    if (m.type == LP_MW_MARK) {
+        c->e->st.marks++;
+    } else {
+        c->e->st.records++;
+    }
+    return LP_OK;
+}
+
 int lp_acct_engine_add(lp_acct_engine_t *e, int32_t q, const uint8_t *value, size_t len,
                        int64_t offset, char *why, size_t why_size) {
     if (!lp_acct_engine_owns(e, q)) {
@@ -231,26 +258,11 @@ int lp_acct_engine_add(lp_acct_engine_t *e, int32_t q, const uint8_t *value, siz
     if (offset + 1 > p->next_read) {
         p->next_read = offset + 1;
     }
-    lp_member_msg_t m;
-    if (lp_member_msg_decode(&m, value, len, why, why_size) != LP_OK) {
+    add_ctx_t c = {e, p, offset};
+    snprintf(why, why_size, "out of memory");
+    if (lp_member_value_foreach(value, len, add_one, &c, why, why_size) != LP_OK) {
         e->st.malformed++;
         return LP_ERR;
-    }
-    m.offset = offset;
-    const lp_acct_stage_stats_t *bs = lp_acct_stage_stats(p->buf);
-    uint64_t copies = bs->copies, late = bs->late;
-    if (lp_acct_stage_add(p->buf, &m) != LP_OK) {
-        snprintf(why, why_size, "out of memory");
-        return LP_ERR;
-    }
-    /* After a restart the records between the stored offset and the last applied one are read
-     * again: ordered before it, they are copies too (a stage 1 keeping its marks sends nothing
-     * ordered before what a watermark released). */
-    e->st.copies += (bs->copies - copies) + (bs->late - late);
-    if (m.type == LP_MW_MARK) {
-        e->st.marks++;
-    } else {
-        e->st.records++;
     }
     return LP_OK;
 }

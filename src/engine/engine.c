@@ -84,6 +84,7 @@ void lp_engine_destroy(lp_engine_t *engine) {
     }
     free(engine->progress);
     free(engine->marked);
+    lp_eng_member_free(engine);
     for (int32_t p = 0; engine->supp != NULL && p < LP_PARTITIONS_MAX; p++) {
         lp_eng_supp_drop(engine, p);
     }

@@ -128,6 +128,9 @@ struct lp_engine {
      * committed mark stated; INT64_MIN = none. */
     int64_t *progress;
     int64_t *marked;
+    /* the batch's member records, bundled by members-topic partition (members.c) */
+    int32_t ntargets;
+    struct member_bundle *bundles;
 
     batch_t bx[2];
     lp_facts_t facts;
@@ -186,6 +189,8 @@ typedef struct {
  * (NULL: none): the member record and/or leave. */
 int lp_eng_member_after(lp_engine_t *engine, batch_t *b, slot_t *slot, const lp_event_t *event,
                         const char *old_key, const lp_member_before_t *before);
+/* Frees the member bundles (members.c). */
+void lp_eng_member_free(lp_engine_t *engine);
 /* The stored progress of a partition (the worker): read at assignment. */
 #define LP_ENG_PROGRESS_TOPIC "@progress"
 #define LP_ENG_MARK_EVERY_MS 1000 /* clock marks: at most one per second per partition */

@@ -76,6 +76,72 @@ int lp_eng_member_advance(lp_engine_t *engine, batch_t *b, int32_t src, int64_t 
     return LP_OK;
 }
 
+struct member_bundle {
+    uint8_t *buf; /* the records, each a varint length and its bytes */
+    size_t len, cap;
+    uint32_t n;
+    char key[LP_ACCOUNT_KEY_MAX + 1]; /* the first record's account (the entry's key) */
+};
+
+int lp_engine_set_member_targets(lp_engine_t *engine, int32_t count) {
+    if (count < 1) {
+        count = 1;
+    }
+    struct member_bundle *b = calloc((size_t)count, sizeof(*b));
+    if (b == NULL) {
+        return LP_ERR;
+    }
+    lp_eng_member_free(engine);
+    engine->bundles = b;
+    engine->ntargets = count;
+    return LP_OK;
+}
+
+void lp_eng_member_free(lp_engine_t *engine) {
+    for (int32_t t = 0; t < engine->ntargets; t++) {
+        free(engine->bundles[t].buf);
+    }
+    free(engine->bundles);
+    engine->bundles = NULL;
+    engine->ntargets = 0;
+}
+
+/* The bundle of target t into the outbox (nothing when empty). */
+static int flush(lp_engine_t *engine, batch_t *b, int32_t t) {
+    struct member_bundle *mb = &engine->bundles[t];
+    if (mb->n == 0) {
+        return LP_OK;
+    }
+    uint8_t head[12];
+    size_t h = 0;
+    head[h++] = 1; /* the members topic's encoding, version 1 */
+    head[h++] = LP_MW_BUNDLE;
+    for (uint64_t v = mb->n;; v >>= 7) {
+        head[h++] = (uint8_t)(v >= 0x80 ? (v | 0x80) : v);
+        if (v < 0x80) {
+            break;
+        }
+    }
+    uint8_t *value = malloc(h + mb->len);
+    if (value == NULL) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+        return LP_ERR;
+    }
+    memcpy(value, head, h);
+    memcpy(value + h, mb->buf, mb->len);
+    char meta[48];
+    int m = snprintf(meta, sizeof(meta), "members_partition=%" PRId32 "\n", t);
+    int rc = lp_eng_add_out(b, LP_OUT_MEMBER, mb->key, strlen(mb->key), value, h + mb->len, meta,
+                            (size_t)m, "");
+    free(value);
+    mb->len = 0;
+    mb->n = 0;
+    if (rc != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+    }
+    return rc;
+}
+
 static int put(lp_engine_t *engine, batch_t *b, const lp_member_msg_t *m) {
     uint8_t buf[LP_MEMBER_WIRE_MAX];
     size_t n = lp_member_msg_encode(m, buf, sizeof(buf));
@@ -84,18 +150,53 @@ static int put(lp_engine_t *engine, batch_t *b, const lp_member_msg_t *m) {
                  m->rec.lead_id);
         return LP_ERR;
     }
-    const char *key = m->type == LP_MW_MARK ? "" : m->rec.account;
-    if (lp_eng_add_out(b, m->type == LP_MW_MARK ? LP_OUT_MARK : LP_OUT_MEMBER, key, strlen(key),
-                       buf, n, "", 0, "") != LP_OK) {
+    if (m->type == LP_MW_MARK) {
+        if (lp_eng_add_out(b, LP_OUT_MARK, "", 0, buf, n, "", 0, "") != LP_OK) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+            return LP_ERR;
+        }
+        b->st.member_marks++;
+        return LP_OK;
+    }
+    if (engine->ntargets == 0 && lp_engine_set_member_targets(engine, 1) != LP_OK) {
         snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
         return LP_ERR;
     }
-    if (m->type == LP_MW_MARK) {
-        b->st.member_marks++;
-    } else {
-        b->st.member_records++;
-        b->st.member_leaves += m->type == LP_MW_LEAVE;
+    const char *key = m->rec.account;
+    int32_t t = engine->ntargets > 1
+                    ? lp_partition_of(LP_PARTITIONER_CRC32, key, strlen(key), engine->ntargets)
+                    : 0;
+    struct member_bundle *mb = &engine->bundles[t];
+    if (mb->len + n + 10 > LP_MEMBER_BUNDLE_BYTES && flush(engine, b, t) != LP_OK) {
+        return LP_ERR;
     }
+    if (mb->len + n + 10 > mb->cap) {
+        size_t cap = mb->cap ? mb->cap * 2 : 4096;
+        while (cap < mb->len + n + 10) {
+            cap *= 2;
+        }
+        uint8_t *grown = realloc(mb->buf, cap);
+        if (grown == NULL) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+            return LP_ERR;
+        }
+        mb->buf = grown;
+        mb->cap = cap;
+    }
+    if (mb->n == 0) {
+        snprintf(mb->key, sizeof(mb->key), "%s", key);
+    }
+    for (uint64_t v = n;; v >>= 7) {
+        mb->buf[mb->len++] = (uint8_t)(v >= 0x80 ? (v | 0x80) : v);
+        if (v < 0x80) {
+            break;
+        }
+    }
+    memcpy(mb->buf + mb->len, buf, n);
+    mb->len += n;
+    mb->n++;
+    b->st.member_records++;
+    b->st.member_leaves += m->type == LP_MW_LEAVE;
     return LP_OK;
 }
 
@@ -182,6 +283,12 @@ int lp_eng_member_marks(lp_engine_t *engine, batch_t *b) {
     if (!lp_eng_members_on(engine)) {
         return LP_OK;
     }
+    /* The batch's bundles first: a mark must follow the records before it. */
+    for (int32_t t = 0; t < engine->ntargets; t++) {
+        if (flush(engine, b, t) != LP_OK) {
+            return LP_ERR;
+        }
+    }
     /* The worker stores its partition's progress with the commit (a pseudo-topic offset: it only
      * grows, so a retried commit is recognised like the input offsets). */
     if (engine->opts.member_sources <= 0 && engine->progress[b->partition] >= 0 &&
@@ -227,6 +334,11 @@ void lp_engine_set_member_source_count(lp_engine_t *engine, int32_t count) {
 }
 
 void lp_eng_member_end(lp_engine_t *engine, batch_t *b, bool committed) {
+    /* (a batch that failed while applying may leave records in the bundles) */
+    for (int32_t t = 0; t < engine->ntargets; t++) {
+        engine->bundles[t].len = 0;
+        engine->bundles[t].n = 0;
+    }
     for (size_t i = b->nprog; i-- > 0;) {
         int32_t src = b->prog_src[i];
         if (committed) {

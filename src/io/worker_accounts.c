@@ -65,6 +65,10 @@ int lp_wk_acct_setup(lp_worker_t *worker, char *errstr, size_t size) {
         return LP_ERR;
     }
     lp_engine_set_member_source_count(worker->engine, worker->input_parts);
+    if (lp_engine_set_member_targets(worker->engine, worker->members_parts) != LP_OK) {
+        snprintf(errstr, size, "out of memory");
+        return LP_ERR;
+    }
     LP_LOG(LP_LOG_INFO, "worker",
            "accounts: stage 1 writes to %s (%" PRId32 " partitions) from %" PRId32
            " lead partitions",

@@ -38,6 +38,26 @@ static int64_t sp_epoch(const lp_worker_t *worker, int32_t sp) {
                : lp_engine_epoch(worker->engine, sp);
 }
 
+static void find_partition(void *ctx, const char *name, size_t name_len, const char *value,
+                           size_t value_len) {
+    int32_t *p = ctx;
+    if (name_len == 17 && memcmp(name, "members_partition", 17) == 0 && value_len > 0 &&
+        value_len < 8) {
+        char tmp[8];
+        memcpy(tmp, value, value_len);
+        tmp[value_len] = '\0';
+        *p = (int32_t)strtol(tmp, NULL, 10);
+    }
+}
+
+/* The members-topic partition a bundle of member records names (RD_KAFKA_PARTITION_UA: none,
+ * by key). */
+static int32_t meta_partition(const lp_store_outbox_t *e) {
+    int32_t p = RD_KAFKA_PARTITION_UA;
+    lp_engine_meta_foreach(e->meta, e->meta_len, find_partition, &p);
+    return p;
+}
+
 /* Produces one record of an outbox entry (to partition `partition`, or by key when
  * RD_KAFKA_PARTITION_UA) with delivery slot d. */
 static void produce_one(lp_worker_t *worker, const lp_store_outbox_t *e, delivery_t *d,
@@ -98,8 +118,12 @@ static int outbox_send(lp_worker_t *worker, int32_t sp, size_t *n) {
                 d->done = true;
                 continue;
             }
-            /* A mark goes to every partition of the members topic; the rest by key. */
-            produce_one(worker, e, d, e->kind == LP_OUT_MARK ? c : RD_KAFKA_PARTITION_UA);
+            /* A mark goes to every partition of the members topic, a bundle of member records
+             * to the one its header names; the rest by key. */
+            int32_t part = e->kind == LP_OUT_MARK     ? c
+                           : e->kind == LP_OUT_MEMBER ? meta_partition(e)
+                                                      : RD_KAFKA_PARTITION_UA;
+            produce_one(worker, e, d, part);
         }
     }
     return LP_OK;

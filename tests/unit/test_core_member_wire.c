@@ -314,11 +314,72 @@ static void test_order(void **state) {
     }
 }
 
+static int count_cb(void *ctx, const lp_member_msg_t *m) {
+    (void)m;
+    (*(int *)ctx)++;
+    return LP_OK;
+}
+
+/* Bundles: the messages in order; a single message passes through; every malformed bundle is
+ * refused with its reason. */
+static void test_bundle(void **state) {
+    (void)state;
+    uint8_t one[LP_MEMBER_WIRE_MAX], two[LP_MEMBER_WIRE_MAX], mark[LP_MEMBER_WIRE_MAX];
+    uint8_t bundle[3 * LP_MEMBER_WIRE_MAX + 16];
+    char why[128];
+    int n = 0;
+    lp_member_msg_t a = good_member(), b = good_member(), mk = good_member();
+    b.rec.seq = 8;
+    mk.type = LP_MW_MARK;
+    size_t la = lp_member_msg_encode(&a, one, sizeof(one));
+    size_t lb = lp_member_msg_encode(&b, two, sizeof(two));
+    size_t lm = lp_member_msg_encode(&mk, mark, sizeof(mark));
+    assert_true(la > 0 && la < 128 && lb > 0 && lb < 128 && lm > 0);
+    size_t len = 0;
+    bundle[len++] = 1;
+    bundle[len++] = LP_MW_BUNDLE;
+    bundle[len++] = 2;
+    bundle[len++] = (uint8_t)la;
+    memcpy(bundle + len, one, la);
+    len += la;
+    bundle[len++] = (uint8_t)lb;
+    memcpy(bundle + len, two, lb);
+    len += lb;
+    assert_int_equal(lp_member_value_foreach(bundle, len, count_cb, &n, why, sizeof(why)), LP_OK);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(lp_member_value_foreach(one, la, count_cb, &n, why, sizeof(why)), LP_OK);
+    assert_int_equal(n, 1);
+    /* every shorter prefix of the bundle, and a byte more, are refused */
+    for (size_t k = 0; k < len; k++) {
+        assert_int_equal(lp_member_value_foreach(bundle, k, count_cb, &n, why, sizeof(why)),
+                         LP_ERR);
+    }
+    bundle[len] = 0;
+    assert_int_equal(lp_member_value_foreach(bundle, len + 1, count_cb, &n, why, sizeof(why)),
+                     LP_ERR);
+    assert_non_null(strstr(why, "trailing bytes"));
+    /* no records; a mark inside */
+    uint8_t empty[3] = {1, LP_MW_BUNDLE, 0};
+    assert_int_equal(lp_member_value_foreach(empty, 3, count_cb, &n, why, sizeof(why)), LP_ERR);
+    assert_non_null(strstr(why, "without records"));
+    size_t l2 = 0;
+    bundle[l2++] = 1;
+    bundle[l2++] = LP_MW_BUNDLE;
+    bundle[l2++] = 1;
+    bundle[l2++] = (uint8_t)lm;
+    memcpy(bundle + l2, mark, lm);
+    l2 += lm;
+    assert_int_equal(lp_member_value_foreach(bundle, l2, count_cb, &n, why, sizeof(why)), LP_ERR);
+    assert_non_null(strstr(why, "a mark in a bundle"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_bundle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -171,15 +171,50 @@ static void process(lp_engine_t *engine, int32_t partition, const lp_event_t *ev
     assert_int_equal(lp_engine_process(engine, partition, msgs, n, 0), LP_OK);
 }
 
-/* The partition's outbox: member records and marks decoded into out (other kinds skipped). */
-static size_t drain_members(lp_store_t *store, lp_engine_t *engine, int32_t partition,
-                            lp_member_msg_t **out, size_t *cap, size_t n) {
+typedef struct {
+    lp_member_msg_t **out;
+    size_t *cap, n;
+    int32_t targets; /* > 1: every record of a bundle maps to its members_partition */
+    int32_t target;
+} drain_ctx_t;
+
+static int take_msg(void *ctx, const lp_member_msg_t *m) {
+    drain_ctx_t *c = ctx;
+    if (c->n == *c->cap) {
+        *c->cap = *c->cap ? *c->cap * 2 : 256;
+        *c->out = realloc(*c->out, *c->cap * sizeof(**c->out));
+        assert_non_null(*c->out);
+    }
+    if (c->targets > 1 && m->type != LP_MW_MARK) {
+        const char *k = m->rec.account;
+        assert_int_equal(lp_partition_of(LP_PARTITIONER_CRC32, k, strlen(k), c->targets),
+                         c->target);
+    }
+    (*c->out)[c->n++] = *m;
+    return LP_OK;
+}
+
+static void find_target(void *ctx, const char *name, size_t name_len, const char *value,
+                        size_t value_len) {
+    if (name_len == 17 && memcmp(name, "members_partition", 17) == 0 && value_len < 16) {
+        char tmp[16];
+        memcpy(tmp, value, value_len);
+        tmp[value_len] = '\0';
+        *(int32_t *)ctx = (int32_t)strtol(tmp, NULL, 10);
+    }
+}
+
+/* The partition's outbox: member records (bundles) and marks decoded into out, in order (other
+ * kinds skipped); with targets > 1, each bundle's records must map to the partition it names. */
+static size_t drain_members_to(lp_store_t *store, lp_engine_t *engine, int32_t partition,
+                               lp_member_msg_t **out, size_t *cap, size_t n, int32_t targets) {
+    drain_ctx_t c = {out, cap, n, targets, 0};
     for (;;) {
         lp_store_outbox_list_t list = {0};
         const char *ids[512];
         assert_int_equal(lp_store_outbox_read(store, partition, 512, &list), LP_OK);
         if (list.n == 0) {
-            return n;
+            return c.n;
         }
         for (size_t i = 0; i < list.n; i++) {
             const lp_store_outbox_t *e = &list.entries[i];
@@ -187,27 +222,29 @@ static size_t drain_members(lp_store_t *store, lp_engine_t *engine, int32_t part
             if (e->kind != LP_OUT_MEMBER && e->kind != LP_OUT_MARK) {
                 continue;
             }
-            if (n == *cap) {
-                *cap = *cap ? *cap * 2 : 256;
-                *out = realloc(*out, *cap * sizeof(**out));
-                assert_non_null(*out);
-            }
             char why[128] = "";
-            if (lp_member_msg_decode(&(*out)[n], e->value, e->value_len, why, sizeof(why)) !=
+            size_t before = c.n;
+            c.target = -1;
+            if (e->kind == LP_OUT_MEMBER) {
+                lp_engine_meta_foreach(e->meta, e->meta_len, find_target, &c.target);
+                assert_true(c.target >= 0);
+            }
+            if (lp_member_value_foreach(e->value, e->value_len, take_msg, &c, why, sizeof(why)) !=
                 LP_OK) {
                 fail_msg("decode: %s", why);
             }
-            assert_int_equal((*out)[n].type == LP_MW_MARK, e->kind == LP_OUT_MARK);
-            if (e->kind == LP_OUT_MEMBER) {
-                assert_int_equal(e->key_len, strlen((*out)[n].rec.account));
-                assert_memory_equal(e->key, (*out)[n].rec.account, e->key_len);
-            }
-            n++;
+            assert_true(c.n > before);
+            assert_int_equal((*out)[before].type == LP_MW_MARK, e->kind == LP_OUT_MARK);
         }
         assert_int_equal(
             lp_store_outbox_ack(store, partition, lp_engine_epoch(engine, partition), list.n, ids),
             LP_OK);
     }
+}
+
+static size_t drain_members(lp_store_t *store, lp_engine_t *engine, int32_t partition,
+                            lp_member_msg_t **out, size_t *cap, size_t n) {
+    return drain_members_to(store, engine, partition, out, cap, n, 1);
 }
 
 /* ---- stage 1, case by case --------------------------------------------------------------- */
@@ -565,6 +602,7 @@ static bool stored_steps(lp_store_t *store, lp_acct_engine_t *ae, int q, size_t 
 static char **run_workers(const lp_rules_t *rules, const history_t *h, int32_t nsrc, bool stored) {
     lp_store_t *store = lp_store_mem_new();
     lp_engine_t *engine = new_engine(rules, store, 0, nsrc);
+    assert_int_equal(lp_engine_set_member_targets(engine, NSTAGE), LP_OK);
     const char *topics[1] = {"events"};
     int64_t offs[1];
     char **out = calloc(1, sizeof(char *));
@@ -630,7 +668,7 @@ static char **run_workers(const lp_rules_t *rules, const history_t *h, int32_t n
             }
             process(engine, p, &part[p][ppos[p]], n, &poff[p]);
             ppos[p] += (int)n;
-            size_t got = drain_members(store, engine, p, &msgs, &cap, 0);
+            size_t got = drain_members_to(store, engine, p, &msgs, &cap, 0, NSTAGE);
             for (size_t k = 0; k < got; k++) {
                 for (int q = 0; q < NSTAGE; q++) {
                     const char *key = msgs[k].rec.account;
