@@ -22,7 +22,22 @@ typedef struct {
     int64_t next_read;     /* the offset after the highest record read (-1: none) */
     int64_t applied;       /* records applied, as stored under "@applied" (-1: none) */
     int64_t swept;         /* timers due at or before this fired (INT64_MIN: none yet) */
+    /* The accounts as last committed (decoded), so that a step need not load and decode them:
+     * taken out while a step uses them, put back once its commit succeeded (a failed step
+     * drops them: they are loaded from the store next time). Bounded: when it holds more than
+     * ACCT_CACHE_MEMBERS members it is emptied. */
+    struct cached *cache;
+    size_t cache_cap, cache_used; /* slots, slots taken (entries and tombstones) */
+    int64_t cache_members;
 } apart_t;
+
+#define ACCT_CACHE_MEMBERS 200000
+#define TOMB ((char *)1)
+
+struct cached {
+    char *key; /* NULL: free; TOMB: removed */
+    lp_account_state_t *a;
+};
 
 typedef struct {
     char *key;
@@ -103,9 +118,97 @@ lp_acct_engine_t *lp_acct_engine_new(const lp_acct_engine_opts_t *opts, const lp
     return e;
 }
 
+static void cache_clear(apart_t *p) {
+    for (size_t i = 0; i < p->cache_cap; i++) {
+        if (p->cache[i].key != NULL && p->cache[i].key != TOMB) {
+            free(p->cache[i].key);
+            lp_account_free(p->cache[i].a);
+            free(p->cache[i].a);
+        }
+    }
+    free(p->cache);
+    p->cache = NULL;
+    p->cache_cap = p->cache_used = 0;
+    p->cache_members = 0;
+}
+
+static size_t cache_hash(const char *key) {
+    return (size_t)lp_hash64(key, strlen(key), 0x63616368u /* "cach" */);
+}
+
+/* Takes the cached account of key out of the cache (the caller owns it), or NULL. */
+static lp_account_state_t *cache_take(apart_t *p, const char *key) {
+    if (p->cache_cap == 0) {
+        return NULL;
+    }
+    for (size_t j = cache_hash(key) & (p->cache_cap - 1);; j = (j + 1) & (p->cache_cap - 1)) {
+        struct cached *c = &p->cache[j];
+        if (c->key == NULL) {
+            return NULL;
+        }
+        if (c->key != TOMB && strcmp(c->key, key) == 0) {
+            lp_account_state_t *a = c->a;
+            free(c->key);
+            c->key = TOMB;
+            c->a = NULL;
+            p->cache_members -= a->nmembers;
+            return a;
+        }
+    }
+}
+
+/* Puts an account into the cache (taking it over); on no memory it is freed. */
+static void cache_put(apart_t *p, const char *key, lp_account_state_t *a) {
+    if (p->cache_members + a->nmembers > ACCT_CACHE_MEMBERS) {
+        cache_clear(p);
+    }
+    if ((p->cache_used + 1) * 2 > p->cache_cap) {
+        size_t cap = p->cache_cap ? p->cache_cap * 2 : 256;
+        struct cached *t = calloc(cap, sizeof(*t));
+        if (t == NULL) {
+            lp_account_free(a);
+            free(a);
+            return;
+        }
+        size_t used = 0;
+        for (size_t i = 0; i < p->cache_cap; i++) {
+            struct cached *c = &p->cache[i];
+            if (c->key != NULL && c->key != TOMB) {
+                size_t j = cache_hash(c->key) & (cap - 1);
+                while (t[j].key != NULL) {
+                    j = (j + 1) & (cap - 1);
+                }
+                t[j] = *c;
+                used++;
+            }
+        }
+        free(p->cache);
+        p->cache = t;
+        p->cache_cap = cap;
+        p->cache_used = used;
+    }
+    char *k = strdup(key);
+    if (k == NULL) {
+        lp_account_free(a);
+        free(a);
+        return;
+    }
+    size_t j = cache_hash(key) & (p->cache_cap - 1);
+    while (p->cache[j].key != NULL && p->cache[j].key != TOMB) {
+        j = (j + 1) & (p->cache_cap - 1);
+    }
+    if (p->cache[j].key == NULL) {
+        p->cache_used++;
+    }
+    p->cache[j].key = k;
+    p->cache[j].a = a;
+    p->cache_members += a->nmembers;
+}
+
 static void part_free(apart_t *p) {
     if (p != NULL) {
         lp_acct_stage_free(p->buf);
+        cache_clear(p);
         free(p);
     }
 }
@@ -323,24 +426,45 @@ static int acct_add(lp_acct_engine_t *e, const char *key, bool from_due) {
 }
 
 static int load_accounts(lp_acct_engine_t *e, int32_t q) {
+    apart_t *p = e->parts[q];
     if (e->naccts == 0) {
         return LP_OK;
     }
     const char **keys = malloc(e->naccts * sizeof(*keys));
-    if (keys == NULL) {
+    size_t *which = malloc(e->naccts * sizeof(*which));
+    if (keys == NULL || which == NULL) {
+        free(keys);
+        free(which);
         return fail(e, "%s", "out of memory", q);
     }
+    size_t nload = 0;
     for (size_t i = 0; i < e->naccts; i++) {
-        keys[i] = e->accts[i].key;
+        acct_t *a = &e->accts[i];
+        lp_account_state_t *c = cache_take(p, a->key);
+        if (c != NULL) {
+            lp_account_free(&a->a);
+            a->a = *c; /* its arrays move over */
+            free(c);
+            a->due_stored = a->a.nmembers > 0 ? lp_account_next_deadline(&a->a) : 0;
+            if (a->from_due) {
+                a->due_stored = -1;
+                a->changed = true;
+            }
+            continue;
+        }
+        which[nload] = i;
+        keys[nload++] = a->key;
     }
     lp_store_loaded_t got = {0};
-    int rc = lp_store_load(e->store, spart(q), e->naccts, keys, &got);
+    int rc = nload > 0 ? lp_store_load(e->store, spart(q), nload, keys, &got) : LP_OK;
     free(keys);
     if (rc != LP_OK) {
+        free(which);
         return fail(e, "load accounts: %s", e->store->errstr, q);
     }
-    for (size_t i = 0; i < e->naccts && i < got.n; i++) {
-        int d = decode_account(got.data[i], got.len[i], &e->accts[i].a);
+    for (size_t w = 0; w < nload && w < got.n; w++) {
+        size_t i = which[w];
+        int d = decode_account(got.data[w], got.len[w], &e->accts[i].a);
         if (d == LP_ERR) {
             /* A value this version cannot read: the account starts afresh (counted). */
             e->st.corrupt++;
@@ -355,6 +479,7 @@ static int load_accounts(lp_acct_engine_t *e, int32_t q) {
         }
     }
     lp_store_loaded_clear(&got);
+    free(which);
     return LP_OK;
 }
 
@@ -511,7 +636,14 @@ static int commit(lp_acct_engine_t *e, int32_t q, size_t napplied, int64_t low) 
         .outbox = outbox,
     };
     rc = lp_store_commit(e->store, &batch);
-    if (rc == LP_OK || rc == LP_STORE_DUPLICATE) {
+    if (rc == LP_STORE_DUPLICATE) {
+        /* An earlier try of a step was committed (its reply lost) and this one is not the same
+         * step (the records were put back and taken again): what the store holds is the truth,
+         * so the partition is read again from it, as when it lost writes. */
+        e->st.moved++;
+        fail(e, "%s", "a commit of an earlier try was applied; reading the partition again", q);
+        rc = LP_STORE_MOVED;
+    } else if (rc == LP_OK) {
         p->applied = applied_before + (int64_t)napplied;
         if (noffs == 2) {
             p->stored_offset = offs[0].next_offset;
@@ -633,6 +765,16 @@ int lp_acct_engine_step(lp_acct_engine_t *e, int32_t q, size_t *applied) {
     if (rc == LP_OK) {
         e->st.applied += n;
         *applied = n;
+        /* What the store holds now: into the cache. */
+        for (size_t i = 0; i < e->naccts; i++) {
+            lp_account_state_t *c = malloc(sizeof(*c));
+            if (c == NULL) {
+                break;
+            }
+            *c = e->accts[i].a;
+            lp_account_init(&e->accts[i].a);
+            cache_put(p, e->accts[i].key, c);
+        }
         if (ndue < e->opts.step_timers && bound > p->swept) {
             p->swept = bound;
         }
