@@ -578,6 +578,23 @@ static void stored_drain(lp_store_t *store, lp_acct_engine_t *ae, int q, char **
     }
 }
 
+/* One record of the members topic into a stored stage-2 partition, as the worker reads it. */
+static void stored_feed(lp_acct_engine_t *ae, int q, const lp_member_msg_t *m, int64_t offset) {
+    uint8_t buf[LP_MEMBER_WIRE_MAX];
+    char why[128];
+    size_t len = lp_member_msg_encode(m, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_int_equal(lp_acct_engine_add(ae, q, buf, len, offset, why, sizeof(why)), LP_OK);
+}
+
+/* The end: every source's clock mark at `end` (past the topic's last offset). */
+static void stored_feed_end(lp_acct_engine_t *ae, int q, int32_t nsrc, int64_t end, size_t offset) {
+    for (int32_t src = 0; src < nsrc; src++) {
+        lp_member_msg_t mark = {.type = LP_MW_MARK, .source = src, .sources = nsrc, .st_ms = end};
+        stored_feed(ae, q, &mark, (int64_t)offset);
+    }
+}
+
 /* A stored stage-2 partition: steps while it is ready; now and then it restarts (revoked and
  * assigned again: the records are read again from the offset it stored). */
 static bool stored_steps(lp_store_t *store, lp_acct_engine_t *ae, int q, size_t *tpos,
@@ -694,13 +711,7 @@ static char **run_workers(const lp_rules_t *rules, const history_t *h, int32_t n
             size_t n = 1 + (size_t)below(60);
             for (size_t k = 0; k < n && tpos[q] < tlen[q]; k++) {
                 if (stored) {
-                    uint8_t buf[LP_MEMBER_WIRE_MAX];
-                    char why[128];
-                    size_t len = lp_member_msg_encode(&topic[q][tpos[q]], buf, sizeof(buf));
-                    assert_true(len > 0);
-                    assert_int_equal(
-                        lp_acct_engine_add(ae, q, buf, len, (int64_t)tpos[q], why, sizeof(why)),
-                        LP_OK);
+                    stored_feed(ae, q, &topic[q][tpos[q]], (int64_t)tpos[q]);
                     tpos[q]++;
                     continue;
                 }
@@ -719,38 +730,16 @@ static char **run_workers(const lp_rules_t *rules, const history_t *h, int32_t n
     }
     int64_t end = max_ts(h) - LATENESS_MS;
     if (stored) {
-        /* the end: every source's clock mark, read after everything else */
+        /* the end: every source's clock mark, read after everything else (again after each
+         * restart, with the rest of the topic from where the partition stood) */
         for (int q = 0; q < NSTAGE; q++) {
-            for (int32_t src = 0; src < nsrc; src++) {
-                lp_member_msg_t mark = {
-                    .type = LP_MW_MARK, .source = src, .sources = nsrc, .st_ms = end};
-                uint8_t buf[LP_MEMBER_WIRE_MAX];
-                char why[128];
-                size_t len = lp_member_msg_encode(&mark, buf, sizeof(buf));
-                assert_int_equal(
-                    lp_acct_engine_add(ae, q, buf, len, (int64_t)tlen[q], why, sizeof(why)), LP_OK);
-            }
+            stored_feed_end(ae, q, nsrc, end, tlen[q]);
             while (stored_steps(store, ae, q, &tpos[q], &out)) {
-                /* restarted: read the topic again from where it stood, then the end marks */
                 while (tpos[q] < tlen[q]) {
-                    uint8_t buf[LP_MEMBER_WIRE_MAX];
-                    char why[128];
-                    size_t len = lp_member_msg_encode(&topic[q][tpos[q]], buf, sizeof(buf));
-                    assert_int_equal(
-                        lp_acct_engine_add(ae, q, buf, len, (int64_t)tpos[q], why, sizeof(why)),
-                        LP_OK);
+                    stored_feed(ae, q, &topic[q][tpos[q]], (int64_t)tpos[q]);
                     tpos[q]++;
                 }
-                for (int32_t src = 0; src < nsrc; src++) {
-                    lp_member_msg_t mark = {
-                        .type = LP_MW_MARK, .source = src, .sources = nsrc, .st_ms = end};
-                    uint8_t buf[LP_MEMBER_WIRE_MAX];
-                    char why[128];
-                    size_t len = lp_member_msg_encode(&mark, buf, sizeof(buf));
-                    assert_int_equal(
-                        lp_acct_engine_add(ae, q, buf, len, (int64_t)tlen[q], why, sizeof(why)),
-                        LP_OK);
-                }
+                stored_feed_end(ae, q, nsrc, end, tlen[q]);
             }
             stored_drain(store, ae, q, &out);
             lp_acct_stage_free(stage[q]);
