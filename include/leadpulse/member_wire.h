@@ -53,6 +53,25 @@ int lp_member_msg_decode(lp_member_msg_t *m, const uint8_t *buf, size_t len, cha
 #define LP_MW_BUNDLE 3
 #define LP_MEMBER_BUNDLE_BYTES (256 * 1024)
 
+/* A bundle being built: the encoded records, each a varint length and its bytes. Zeroed to
+ * start; lp_member_bundle_free releases it. */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    uint32_t n;
+} lp_member_bundle_t;
+
+/* Appends a member record or leave (not a mark). LP_OK, or LP_ERR (invalid, no memory). */
+int lp_member_bundle_add(lp_member_bundle_t *b, const lp_member_msg_t *m);
+/* Bytes the finished bundle takes at most. */
+size_t lp_member_bundle_bound(const lp_member_bundle_t *b);
+/* Writes the bundle (header and records) into out; returns its length, 0 if it does not fit or
+ * is empty. */
+size_t lp_member_bundle_finish(const lp_member_bundle_t *b, uint8_t *out, size_t size);
+/* Empties the bundle (keeps its memory); lp_member_bundle_free releases it. */
+void lp_member_bundle_reset(lp_member_bundle_t *b);
+void lp_member_bundle_free(lp_member_bundle_t *b);
+
 /* Calls fn for each message of a record value (a single message, or each of a bundle's, in
  * order). LP_OK; LP_ERR when the value (or a message of the bundle) does not decode, with the
  * reason in why, or when fn returns LP_ERR (then why is fn's). Messages of a bundle before a bad

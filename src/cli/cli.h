@@ -3,10 +3,13 @@
 #define LP_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "leadpulse/account_stage.h"
 #include "leadpulse/config.h"
+#include "leadpulse/engine.h"
 #include "leadpulse/registry.h"
 
 int lp_cmd_replay(int argc, char **argv);
@@ -42,5 +45,14 @@ rd_kafka_t *lp_cli_producer(const lp_config_t *config, uint64_t *failed, char *e
  * on the profiles topic, timestamped ts_ms, header leadpulse.op (docs/privacy.md). */
 int lp_cli_send_request(rd_kafka_t *rk, const lp_config_t *config, const char *lead_id,
                         int64_t ts_ms, lp_event_op_t op);
+
+/* replay_accounts.c: `replay`'s stage 2. A value of the engine's members outbox (a mark, a
+ * record or a bundle) into the ordering stage; the records the watermark (or at_least, when
+ * later) releases applied and their hand-offs printed to out; the summary line. stage NULL:
+ * accounts off (take fails, the others do nothing). LP_OK or LP_ERR (said on stderr). */
+int lp_replay_accounts_take(lp_acct_stage_t *stage, const uint8_t *value, size_t len);
+int lp_replay_accounts_release(lp_acct_stage_t *stage, int64_t at_least, FILE *out);
+void lp_replay_accounts_summary(const lp_acct_stage_t *stage, const lp_engine_stats_t *st,
+                                FILE *out);
 
 #endif

@@ -10,7 +10,6 @@
 #include "leadpulse/account_stage.h"
 #include "leadpulse/codec.h"
 #include "leadpulse/engine.h"
-#include "leadpulse/member_wire.h"
 
 #define REPLAY_BATCH 1000
 #define REPLAY_TOPIC "replay"
@@ -113,10 +112,6 @@ static void dlq_meta_cb(void *ctx, const char *name, size_t name_len, const char
     }
 }
 
-static int stage_add(void *ctx, const lp_member_msg_t *m) {
-    return lp_acct_stage_add(ctx, m);
-}
-
 /* Prints hand-offs (JSON values) and reports dead letters with their line numbers. */
 static int drain_outbox(replay_t *r) {
     for (;;) {
@@ -144,12 +139,7 @@ static int drain_outbox(replay_t *r) {
                 continue;
             }
             if (e->kind == LP_OUT_MEMBER || e->kind == LP_OUT_MARK) {
-                char why[128] = "out of memory";
-                if (r->stage == NULL ||
-                    lp_member_value_foreach(e->value, e->value_len, stage_add, r->stage, why,
-                                            sizeof(why)) != LP_OK) {
-                    fprintf(stderr, "leadpulse replay: stage 2: %s\n",
-                            r->stage == NULL ? "no stage" : why);
+                if (lp_replay_accounts_take(r->stage, e->value, e->value_len) != LP_OK) {
                     return LP_ERR;
                 }
                 continue;
@@ -170,33 +160,6 @@ static int drain_outbox(replay_t *r) {
             return LP_ERR;
         }
     }
-}
-
-/* Prints an account hand-off as a JSON line. */
-static int emit_account(void *ctx, const lp_account_fact_t *fact) {
-    replay_t *r = ctx;
-    static char buf[LP_JSON_ACCOUNT_FACT_MAX];
-    size_t n = lp_json_encode_account_fact(fact, buf, sizeof(buf));
-    if (n == 0) {
-        fprintf(stderr, "leadpulse replay: cannot encode the hand-off of account %s\n",
-                fact->account);
-        return LP_ERR;
-    }
-    fwrite(buf, 1, n, r->out);
-    fputc('\n', r->out);
-    return LP_OK;
-}
-
-/* Stage 2: applies what the watermark w allows (its own, or the end's). */
-static int release_accounts(replay_t *r, int64_t w) {
-    if (r->stage == NULL) {
-        return LP_OK;
-    }
-    if (lp_acct_stage_release(r->stage, w, emit_account, r) != LP_OK) {
-        fprintf(stderr, "leadpulse replay: stage 2 failed\n");
-        return LP_ERR;
-    }
-    return LP_OK;
 }
 
 static int fire_until(replay_t *r, int64_t until) {
@@ -223,7 +186,7 @@ static int flush_batch(replay_t *r) {
     }
     r->n = 0;
     if (drain_outbox(r) != LP_OK ||
-        (r->stage != NULL && release_accounts(r, lp_acct_stage_watermark(r->stage)) != LP_OK)) {
+        lp_replay_accounts_release(r->stage, INT64_MIN, r->out) != LP_OK) {
         return LP_ERR;
     }
     /* Time advances with the events: fire every timer the event-time watermark has passed. */
@@ -565,9 +528,8 @@ int lp_cmd_replay(int argc, char **argv) {
          * every partition's progress is at least that clock - lateness. */
         int64_t clock = have_until ? until : r->watermark;
         int64_t lateness = rules->accounts.lateness_ms;
-        int64_t end = clock > INT64_MIN + lateness ? clock - lateness : INT64_MIN;
-        int64_t w = lp_acct_stage_watermark(r->stage);
-        rc = release_accounts(r, w > end ? w : end);
+        rc = lp_replay_accounts_release(
+            r->stage, clock > INT64_MIN + lateness ? clock - lateness : INT64_MIN, r->out);
     }
     if (rc == LP_OK && state_out != NULL) {
         rc = dump_state(r, state_out);
@@ -586,15 +548,7 @@ int lp_cmd_replay(int argc, char **argv) {
                 " events of suppressed leads dropped, %" PRIu64 " suppressions lifted\n",
                 r->erased, st->suppressed, st->unsuppressed);
     }
-    if (r->stage != NULL) {
-        const lp_acct_stage_stats_t *as = lp_acct_stage_stats(r->stage);
-        fprintf(stderr,
-                "replay: accounts: %" PRIu64 " member records (%" PRIu64 " ordered late), %" PRIu64
-                " MQAs, %" PRIu64 " stale, %" PRIu64 " accounts with members, %" PRIu64
-                " records after the final watermark not applied\n",
-                st->member_records, st->member_late, as->qualified, as->stale, as->accounts,
-                as->buffered);
-    }
+    lp_replay_accounts_summary(r->stage, st, stderr);
     status = (rc == LP_OK && !r->failed) ? 0 : 1;
 done:
     if (r != NULL) {

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/byte_codec.h"
@@ -192,6 +193,58 @@ int lp_member_msg_decode(lp_member_msg_t *m, const uint8_t *buf, size_t len, cha
         return fail(why, why_size, bad);
     }
     return LP_OK;
+}
+
+int lp_member_bundle_add(lp_member_bundle_t *b, const lp_member_msg_t *m) {
+    uint8_t buf[LP_MEMBER_WIRE_MAX];
+    size_t n = m->type == LP_MW_MARK ? 0 : lp_member_msg_encode(m, buf, sizeof(buf));
+    if (n == 0) {
+        return LP_ERR;
+    }
+    if (b->len + n + 10 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n + 10) {
+            cap *= 2;
+        }
+        uint8_t *grown = realloc(b->buf, cap);
+        if (grown == NULL) {
+            return LP_ERR;
+        }
+        b->buf = grown;
+        b->cap = cap;
+    }
+    writer_t w = {b->buf, b->cap, b->len, false};
+    put_uvarint(&w, n);
+    put_bytes(&w, buf, n);
+    b->len = w.pos;
+    b->n++;
+    return LP_OK;
+}
+
+size_t lp_member_bundle_bound(const lp_member_bundle_t *b) {
+    return 2 + 10 + b->len;
+}
+
+size_t lp_member_bundle_finish(const lp_member_bundle_t *b, uint8_t *out, size_t size) {
+    if (b->n == 0) {
+        return 0;
+    }
+    writer_t w = {out, size, 0, false};
+    put_u8(&w, MEMBER_WIRE_V1);
+    put_u8(&w, LP_MW_BUNDLE);
+    put_uvarint(&w, b->n);
+    put_bytes(&w, b->buf, b->len);
+    return w.overflow ? 0 : w.pos;
+}
+
+void lp_member_bundle_reset(lp_member_bundle_t *b) {
+    b->len = 0;
+    b->n = 0;
+}
+
+void lp_member_bundle_free(lp_member_bundle_t *b) {
+    free(b->buf);
+    memset(b, 0, sizeof(*b));
 }
 
 int lp_member_value_foreach(const uint8_t *buf, size_t len,

@@ -3,13 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/account_table.h"
 #include "leadpulse/account_stage.h"
-#include "leadpulse/hash.h"
-
-typedef struct {
-    char *key;
-    lp_account_state_t *a;
-} slot_t;
 
 struct lp_acct_stage {
     const lp_rules_t *rules;
@@ -22,11 +17,15 @@ struct lp_acct_stage {
     size_t nheap, cap_heap;
     bool have_last;
     lp_member_msg_t last; /* the last record applied */
-    /* accounts */
-    slot_t *tab;
-    size_t ntab, cap_tab; /* cap_tab a power of two */
+    /* accounts: key -> lp_account_state_t * */
+    acct_table_t accounts;
     lp_account_fact_t facts[LP_ACCOUNT_APPLY_FACTS];
 };
+
+static void free_account(void *value) {
+    lp_account_free(value);
+    free(value);
+}
 
 lp_acct_stage_t *lp_acct_stage_new(const lp_rules_t *rules) {
     lp_acct_stage_t *s = calloc(1, sizeof(*s));
@@ -41,14 +40,7 @@ void lp_acct_stage_free(lp_acct_stage_t *s) {
     if (s == NULL) {
         return;
     }
-    for (size_t i = 0; i < s->cap_tab; i++) {
-        if (s->tab[i].key != NULL) {
-            free(s->tab[i].key);
-            lp_account_free(s->tab[i].a);
-            free(s->tab[i].a);
-        }
-    }
-    free(s->tab);
+    acct_table_clear(&s->accounts, free_account);
     free(s->heap);
     free(s->mark);
     free(s);
@@ -60,74 +52,25 @@ const lp_acct_stage_stats_t *lp_acct_stage_stats(const lp_acct_stage_t *s) {
 
 /* ---- accounts ---------------------------------------------------------------------------- */
 
-static size_t key_hash(const char *key) {
-    return (size_t)lp_hash64(key, strlen(key), 0x61636374u /* "acct" */);
-}
-
-static slot_t *find(const lp_acct_stage_t *s, const char *key) {
-    if (s->cap_tab == 0) {
-        return NULL;
-    }
-    size_t j = key_hash(key) & (s->cap_tab - 1);
-    while (s->tab[j].key != NULL) {
-        if (strcmp(s->tab[j].key, key) == 0) {
-            return &s->tab[j];
-        }
-        j = (j + 1) & (s->cap_tab - 1);
-    }
-    return NULL;
-}
-
 const lp_account_state_t *lp_acct_stage_account(const lp_acct_stage_t *s, const char *key) {
-    slot_t *e = find(s, key);
-    return e != NULL && e->a->nmembers > 0 ? e->a : NULL;
-}
-
-static int grow(lp_acct_stage_t *s) {
-    size_t cap = s->cap_tab ? s->cap_tab * 2 : 256;
-    slot_t *tab = calloc(cap, sizeof(*tab));
-    if (tab == NULL) {
-        return LP_ERR;
-    }
-    for (size_t i = 0; i < s->cap_tab; i++) {
-        if (s->tab[i].key != NULL) {
-            size_t j = key_hash(s->tab[i].key) & (cap - 1);
-            while (tab[j].key != NULL) {
-                j = (j + 1) & (cap - 1);
-            }
-            tab[j] = s->tab[i];
-        }
-    }
-    free(s->tab);
-    s->tab = tab;
-    s->cap_tab = cap;
-    return LP_OK;
+    const lp_account_state_t *a = acct_table_get(&s->accounts, key);
+    return a != NULL && a->nmembers > 0 ? a : NULL;
 }
 
 /* The account of key, created empty when new. NULL on no memory. */
 static lp_account_state_t *account_for(lp_acct_stage_t *s, const char *key) {
-    slot_t *e = find(s, key);
-    if (e != NULL) {
-        return e->a;
+    lp_account_state_t *a = acct_table_get(&s->accounts, key);
+    if (a != NULL) {
+        return a;
     }
-    if ((s->ntab + 1) * 2 > s->cap_tab && grow(s) != LP_OK) {
-        return NULL;
-    }
-    size_t j = key_hash(key) & (s->cap_tab - 1);
-    while (s->tab[j].key != NULL) {
-        j = (j + 1) & (s->cap_tab - 1);
-    }
-    char *k = strdup(key);
-    lp_account_state_t *a = calloc(1, sizeof(*a));
-    if (k == NULL || a == NULL) {
-        free(k);
-        free(a);
+    if ((a = calloc(1, sizeof(*a))) == NULL) {
         return NULL;
     }
     lp_account_init(a);
-    s->tab[j].key = k;
-    s->tab[j].a = a;
-    s->ntab++;
+    if (acct_table_put(&s->accounts, key, a) != LP_OK) {
+        free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -270,6 +213,34 @@ typedef struct {
     lp_account_state_t *a;
 } due_t;
 
+typedef struct {
+    int64_t w;
+    due_t *due;
+    size_t n, cap;
+    bool oom;
+} due_list_t;
+
+/* An account with a timer due at or before the watermark joins the list. */
+static void collect_due(void *ctx, const char *key, void *value) {
+    due_list_t *dl = ctx;
+    lp_account_state_t *a = value;
+    int64_t d = a->nmembers > 0 ? lp_account_next_deadline(a) : 0;
+    if (d == 0 || d > dl->w || dl->oom) {
+        return;
+    }
+    if (dl->n == dl->cap) {
+        size_t cap = dl->cap ? dl->cap * 2 : 64;
+        due_t *grown = realloc(dl->due, cap * sizeof(*grown));
+        if (grown == NULL) {
+            dl->oom = true;
+            return;
+        }
+        dl->due = grown;
+        dl->cap = cap;
+    }
+    dl->due[dl->n++] = (due_t){d, key, a};
+}
+
 static int due_cmp(const void *x, const void *y) {
     const due_t *a = x, *b = y;
     if (a->due != b->due) {
@@ -355,32 +326,19 @@ int lp_acct_stage_release(lp_acct_stage_t *s, int64_t w, lp_acct_emit_fn emit, v
     }
     s->st.buffered = s->nheap;
     /* the timers the watermark passed, in (deadline, key) order */
-    size_t ndue = 0;
-    due_t *due = NULL;
-    for (size_t i = 0; i < s->cap_tab; i++) {
-        lp_account_state_t *a = s->tab[i].a;
-        if (s->tab[i].key == NULL || a->nmembers == 0) {
-            continue;
-        }
-        int64_t d = lp_account_next_deadline(a);
-        if (d == 0 || d > w) {
-            continue;
-        }
-        due_t *grown = realloc(due, (ndue + 1) * sizeof(*due));
-        if (grown == NULL) {
-            free(due);
-            return LP_ERR;
-        }
-        due = grown;
-        due[ndue++] = (due_t){d, s->tab[i].key, a};
+    due_list_t dl = {w, NULL, 0, 0, false};
+    acct_table_foreach(&s->accounts, collect_due, &dl);
+    if (dl.oom) {
+        free(dl.due);
+        return LP_ERR;
     }
-    if (ndue > 1) {
-        qsort(due, ndue, sizeof(*due), due_cmp);
+    if (dl.n > 1) {
+        qsort(dl.due, dl.n, sizeof(*dl.due), due_cmp);
     }
     int rc = LP_OK;
-    for (size_t i = 0; i < ndue && rc == LP_OK; i++) {
-        rc = fire(s, due[i].a, w, emit, ctx);
+    for (size_t i = 0; i < dl.n && rc == LP_OK; i++) {
+        rc = fire(s, dl.due[i].a, w, emit, ctx);
     }
-    free(due);
+    free(dl.due);
     return rc;
 }

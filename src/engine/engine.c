@@ -274,7 +274,7 @@ const char *lp_engine_check_event(const lp_engine_t *engine, const lp_event_t *e
     return event_check(engine, event, now_ms, why, why_size, true);
 }
 
-static batch_t *batch_take(lp_engine_t *engine, int32_t partition, size_t n) {
+batch_t *lp_eng_batch_take(lp_engine_t *engine, int32_t partition, size_t n) {
     for (int i = 0; i < 2; i++) {
         batch_t *b = &engine->bx[i];
         if (b->state != B_FREE) {
@@ -308,7 +308,7 @@ int lp_engine_begin(lp_engine_t *engine, int32_t partition, const lp_engine_msg_
                  partition);
         return LP_STORE_FENCED;
     }
-    batch_t *b = batch_take(engine, partition, n);
+    batch_t *b = lp_eng_batch_take(engine, partition, n);
     if (b == NULL) {
         return LP_ERR;
     }
@@ -470,7 +470,7 @@ int lp_engine_finish(lp_engine_t *engine, lp_engine_batch_t *b) {
 }
 
 /* A batch from begin to finish, waiting for its commit. */
-static int run_batch(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msgs) {
+int lp_eng_run_batch(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msgs) {
     int rc = lp_engine_apply(engine, b, msgs);
     if (rc != LP_OK) {
         return rc;
@@ -486,41 +486,7 @@ int lp_engine_process(lp_engine_t *engine, int32_t partition, const lp_engine_ms
     if (rc != LP_OK) {
         return rc;
     }
-    return run_batch(engine, b, msgs);
-}
-
-int lp_engine_member_tick(lp_engine_t *engine, int32_t partition, int64_t now_ms, bool restate,
-                          bool *marked) {
-    *marked = false;
-    if (!lp_engine_owns(engine, partition)) {
-        return LP_STORE_FENCED;
-    }
-    if (!lp_eng_members_on(engine) || engine->opts.member_sources > 0) {
-        return LP_OK;
-    }
-    int64_t lateness = engine->rules->accounts.lateness_ms;
-    int64_t to = now_ms - lateness;
-    int64_t last = engine->marked[partition];
-    bool move = to >= 0 && to > engine->progress[partition] &&
-                (last == INT64_MIN || to - last >= LP_ENG_MARK_EVERY_MS);
-    if (!move && !(restate && engine->progress[partition] >= 0)) {
-        return LP_OK;
-    }
-    batch_t *b = batch_take(engine, partition, 0);
-    if (b == NULL) {
-        return LP_ERR;
-    }
-    b->restate = true;
-    if (move && lp_eng_member_advance(engine, b, partition, to) != LP_OK) {
-        lp_eng_batch_end(engine, b, false);
-        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
-        return LP_ERR;
-    }
-    b->n = 0;
-    b->state = B_LOADED;
-    int rc = run_batch(engine, b, NULL);
-    *marked = rc == LP_OK;
-    return rc;
+    return lp_eng_run_batch(engine, b, msgs);
 }
 
 int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms, size_t *fired) {
@@ -539,7 +505,7 @@ int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms
     if (n == 0) {
         return LP_OK;
     }
-    batch_t *b = batch_take(engine, partition, n);
+    batch_t *b = lp_eng_batch_take(engine, partition, n);
     if (b == NULL) {
         return LP_ERR;
     }
@@ -567,7 +533,7 @@ int lp_engine_fire_timers(lp_engine_t *engine, int32_t partition, int64_t now_ms
     b->n = 0; /* no records: apply only encodes */
     b->state = B_LOADED;
     size_t nslots = b->nslots;
-    int rc = run_batch(engine, b, NULL);
+    int rc = lp_eng_run_batch(engine, b, NULL);
     if (rc == LP_OK) {
         *fired = nslots;
     }

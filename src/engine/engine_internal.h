@@ -138,6 +138,11 @@ struct lp_engine {
     uint8_t lead_buf[LP_LEAD_ENCODED_MAX];
 };
 
+/* A free batch scratch of the partition for n records (reset), or NULL (errstr says why). */
+batch_t *lp_eng_batch_take(lp_engine_t *engine, int32_t partition, size_t n);
+/* A batch from apply to its commit's outcome (lp_engine_apply, send, finish). */
+int lp_eng_run_batch(lp_engine_t *engine, batch_t *b, const lp_engine_msg_t *msgs);
+
 /* Grows b's scratch to hold n records. */
 int lp_eng_ensure_capacity(batch_t *b, size_t n);
 

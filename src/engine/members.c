@@ -77,9 +77,7 @@ int lp_eng_member_advance(lp_engine_t *engine, batch_t *b, int32_t src, int64_t 
 }
 
 struct member_bundle {
-    uint8_t *buf; /* the records, each a varint length and its bytes */
-    size_t len, cap;
-    uint32_t n;
+    lp_member_bundle_t records;
     char key[LP_ACCOUNT_KEY_MAX + 1]; /* the first record's account (the entry's key) */
 };
 
@@ -99,7 +97,7 @@ int lp_engine_set_member_targets(lp_engine_t *engine, int32_t count) {
 
 void lp_eng_member_free(lp_engine_t *engine) {
     for (int32_t t = 0; t < engine->ntargets; t++) {
-        free(engine->bundles[t].buf);
+        lp_member_bundle_free(&engine->bundles[t].records);
     }
     free(engine->bundles);
     engine->bundles = NULL;
@@ -109,33 +107,19 @@ void lp_eng_member_free(lp_engine_t *engine) {
 /* The bundle of target t into the outbox (nothing when empty). */
 static int flush(lp_engine_t *engine, batch_t *b, int32_t t) {
     struct member_bundle *mb = &engine->bundles[t];
-    if (mb->n == 0) {
+    if (mb->records.n == 0) {
         return LP_OK;
     }
-    uint8_t head[12];
-    size_t h = 0;
-    head[h++] = 1; /* the members topic's encoding, version 1 */
-    head[h++] = LP_MW_BUNDLE;
-    for (uint64_t v = mb->n;; v >>= 7) {
-        head[h++] = (uint8_t)(v >= 0x80 ? (v | 0x80) : v);
-        if (v < 0x80) {
-            break;
-        }
-    }
-    uint8_t *value = malloc(h + mb->len);
-    if (value == NULL) {
-        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
-        return LP_ERR;
-    }
-    memcpy(value, head, h);
-    memcpy(value + h, mb->buf, mb->len);
+    size_t cap = lp_member_bundle_bound(&mb->records);
+    uint8_t *value = malloc(cap);
+    size_t len = value != NULL ? lp_member_bundle_finish(&mb->records, value, cap) : 0;
     char meta[48];
     int m = snprintf(meta, sizeof(meta), "members_partition=%" PRId32 "\n", t);
-    int rc = lp_eng_add_out(b, LP_OUT_MEMBER, mb->key, strlen(mb->key), value, h + mb->len, meta,
-                            (size_t)m, "");
+    int rc = len > 0 ? lp_eng_add_out(b, LP_OUT_MEMBER, mb->key, strlen(mb->key), value, len, meta,
+                                      (size_t)m, "")
+                     : LP_ERR;
     free(value);
-    mb->len = 0;
-    mb->n = 0;
+    lp_member_bundle_reset(&mb->records);
     if (rc != LP_OK) {
         snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
     }
@@ -143,16 +127,11 @@ static int flush(lp_engine_t *engine, batch_t *b, int32_t t) {
 }
 
 static int put(lp_engine_t *engine, batch_t *b, const lp_member_msg_t *m) {
-    uint8_t buf[LP_MEMBER_WIRE_MAX];
-    size_t n = lp_member_msg_encode(m, buf, sizeof(buf));
-    if (n == 0) {
-        snprintf(engine->errstr, sizeof(engine->errstr), "cannot encode the member record of %s",
-                 m->rec.lead_id);
-        return LP_ERR;
-    }
     if (m->type == LP_MW_MARK) {
-        if (lp_eng_add_out(b, LP_OUT_MARK, "", 0, buf, n, "", 0, "") != LP_OK) {
-            snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+        uint8_t buf[LP_MEMBER_WIRE_MAX];
+        size_t n = lp_member_msg_encode(m, buf, sizeof(buf));
+        if (n == 0 || lp_eng_add_out(b, LP_OUT_MARK, "", 0, buf, n, "", 0, "") != LP_OK) {
+            snprintf(engine->errstr, sizeof(engine->errstr), "cannot add a mark");
             return LP_ERR;
         }
         b->st.member_marks++;
@@ -167,34 +146,18 @@ static int put(lp_engine_t *engine, batch_t *b, const lp_member_msg_t *m) {
                     ? lp_partition_of(LP_PARTITIONER_CRC32, key, strlen(key), engine->ntargets)
                     : 0;
     struct member_bundle *mb = &engine->bundles[t];
-    if (mb->len + n + 10 > LP_MEMBER_BUNDLE_BYTES && flush(engine, b, t) != LP_OK) {
+    if (lp_member_bundle_bound(&mb->records) + LP_MEMBER_WIRE_MAX > LP_MEMBER_BUNDLE_BYTES &&
+        flush(engine, b, t) != LP_OK) {
         return LP_ERR;
     }
-    if (mb->len + n + 10 > mb->cap) {
-        size_t cap = mb->cap ? mb->cap * 2 : 4096;
-        while (cap < mb->len + n + 10) {
-            cap *= 2;
-        }
-        uint8_t *grown = realloc(mb->buf, cap);
-        if (grown == NULL) {
-            snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
-            return LP_ERR;
-        }
-        mb->buf = grown;
-        mb->cap = cap;
-    }
-    if (mb->n == 0) {
+    if (mb->records.n == 0) {
         snprintf(mb->key, sizeof(mb->key), "%s", key);
     }
-    for (uint64_t v = n;; v >>= 7) {
-        mb->buf[mb->len++] = (uint8_t)(v >= 0x80 ? (v | 0x80) : v);
-        if (v < 0x80) {
-            break;
-        }
+    if (lp_member_bundle_add(&mb->records, m) != LP_OK) {
+        snprintf(engine->errstr, sizeof(engine->errstr), "cannot add the member record of %s",
+                 m->rec.lead_id);
+        return LP_ERR;
     }
-    memcpy(mb->buf + mb->len, buf, n);
-    mb->len += n;
-    mb->n++;
     b->st.member_records++;
     b->st.member_leaves += m->type == LP_MW_LEAVE;
     return LP_OK;
@@ -336,8 +299,7 @@ void lp_engine_set_member_source_count(lp_engine_t *engine, int32_t count) {
 void lp_eng_member_end(lp_engine_t *engine, batch_t *b, bool committed) {
     /* (a batch that failed while applying may leave records in the bundles) */
     for (int32_t t = 0; t < engine->ntargets; t++) {
-        engine->bundles[t].len = 0;
-        engine->bundles[t].n = 0;
+        lp_member_bundle_reset(&engine->bundles[t].records);
     }
     for (size_t i = b->nprog; i-- > 0;) {
         int32_t src = b->prog_src[i];
@@ -351,4 +313,38 @@ void lp_eng_member_end(lp_engine_t *engine, batch_t *b, bool committed) {
     }
     b->nprog = 0;
     b->restate = false;
+}
+
+int lp_engine_member_tick(lp_engine_t *engine, int32_t partition, int64_t now_ms, bool restate,
+                          bool *marked) {
+    *marked = false;
+    if (!lp_engine_owns(engine, partition)) {
+        return LP_STORE_FENCED;
+    }
+    if (!lp_eng_members_on(engine) || engine->opts.member_sources > 0) {
+        return LP_OK;
+    }
+    int64_t lateness = engine->rules->accounts.lateness_ms;
+    int64_t to = now_ms - lateness;
+    int64_t last = engine->marked[partition];
+    bool move = to >= 0 && to > engine->progress[partition] &&
+                (last == INT64_MIN || to - last >= LP_ENG_MARK_EVERY_MS);
+    if (!move && !(restate && engine->progress[partition] >= 0)) {
+        return LP_OK;
+    }
+    batch_t *b = lp_eng_batch_take(engine, partition, 0);
+    if (b == NULL) {
+        return LP_ERR;
+    }
+    b->restate = true;
+    if (move && lp_eng_member_advance(engine, b, partition, to) != LP_OK) {
+        lp_eng_batch_end(engine, b, false);
+        snprintf(engine->errstr, sizeof(engine->errstr), "out of memory");
+        return LP_ERR;
+    }
+    b->n = 0;
+    b->state = B_LOADED;
+    int rc = lp_eng_run_batch(engine, b, NULL);
+    *marked = rc == LP_OK;
+    return rc;
 }
