@@ -54,7 +54,8 @@ static int decode_profile(lp_avro_rd_t *rd, lp_profile_update_t *p) {
     /* account_id, the last field, came with a later version of the schema: a record written
      * with the version before ends here (the record is the whole value, so nothing after it can
      * be mistaken for the field). */
-    if (rd->pos < rd->len && RD_OPT(rd, "account_id", p->account_id) != LP_OK) {
+    if (!rd->previous_profile && rd->pos < rd->len &&
+        RD_OPT(rd, "account_id", p->account_id) != LP_OK) {
         return LP_ERR;
     }
     return LP_OK;
@@ -113,6 +114,8 @@ int lp_avro_decode_body(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, 
     lp_avro_rd_t rd = {
         .buf = buf, .len = len, .pos = body, .errstr = errstr, .errstr_size = errstr_size};
 
+    rd.previous_profile =
+        kind == LP_SCHEMA_PROFILE && body == 10 && lp_avro_previous_profile(buf, len);
     return decode_body(codec, &rd, kind, event);
 }
 
@@ -128,6 +131,8 @@ int lp_avro_decode_event(lp_avro_codec_t *codec, const uint8_t *buf, size_t len,
         /* Ids learnt at run time, unknown ids, bad framing: off the hot path. */
         return lp_avro_decode_slow(codec, rc, buf, len, expected, kind, event, errstr, errstr_size);
     }
+    rd.previous_profile =
+        kind == LP_SCHEMA_PROFILE && rd.pos == 10 && lp_avro_previous_profile(buf, len);
     return decode_body(codec, &rd, kind, event);
 }
 

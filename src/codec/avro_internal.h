@@ -40,6 +40,7 @@ typedef struct {
     const char *field;
     char *errstr;
     size_t errstr_size;
+    bool previous_profile; /* a LeadProfileUpdated of the schema version before account_id */
 } lp_avro_rd_t;
 
 /* Any varint, with the errors (truncated, longer than 64 bits). */
@@ -99,6 +100,11 @@ size_t lp_avro_wr_finish(lp_avro_codec_t *codec, lp_avro_wr_t *wr);
  * "unknown schema id N") and, for an added id read through resolution, LP_AVRO_UNFRAME_RESOLVE
  * with *kind and *body set. */
 #define LP_AVRO_UNFRAME_RESOLVE 1
+/* lp_avro_unframe also takes single-object records framed with the fingerprint of the previous
+ * LeadProfileUpdated (before its last field, account_id, was added): kind LP_SCHEMA_PROFILE;
+ * lp_avro_previous_profile tells them apart (their body must end before account_id). */
+#define LP_AVRO_PROFILE_PREVIOUS_FP 0x41e7dcab3fa6e35cULL
+bool lp_avro_previous_profile(const uint8_t *buf, size_t len);
 int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                     int first, int last, int *kind, size_t *body, char *errstr, size_t errstr_size);
 

@@ -331,6 +331,17 @@ static int unframe_added(const lp_avro_codec_t *codec, int32_t id, int first, in
     return confluent_kind(id, k, rc, first, last, kind, body, errstr, errstr_size);
 }
 
+bool lp_avro_previous_profile(const uint8_t *buf, size_t len) {
+    uint64_t fp = 0;
+    if (len < 10 || buf[0] != 0xC3 || buf[1] != 0x01) {
+        return false;
+    }
+    for (int i = 7; i >= 0; i--) {
+        fp = (fp << 8) | buf[2 + i];
+    }
+    return fp == LP_AVRO_PROFILE_PREVIOUS_FP;
+}
+
 int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len, int expected,
                     int first, int last, int *kind, size_t *body, char *errstr,
                     size_t errstr_size) {
@@ -367,6 +378,12 @@ int lp_avro_unframe(const lp_avro_codec_t *codec, const uint8_t *buf, size_t len
                 *body = 10;
                 return LP_OK;
             }
+        }
+        if (fp == LP_AVRO_PROFILE_PREVIOUS_FP && codec->fp[LP_SCHEMA_PROFILE] != 0 &&
+            first <= LP_SCHEMA_PROFILE && LP_SCHEMA_PROFILE <= last) {
+            *kind = LP_SCHEMA_PROFILE;
+            *body = 10;
+            return LP_OK;
         }
         return lp_codec_err(errstr, errstr_size, "unknown fingerprint %016llx",
                             (unsigned long long)fp);

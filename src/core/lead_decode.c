@@ -342,12 +342,12 @@ static int decode_v5(reader_t *r, lp_lead_t *lead, int64_t ref) {
     if (f & V5_ACCOUNT_ID) {
         if (get_str(r, lead->profile.account_id, LP_ID_MAX) != LP_OK ||
             lead->profile.account_id[0] == '\0' ||
-            get_time(r, ref, &lead->account_id_ms) != LP_OK) {
+            get_time(r, ref, &lead->account_id_ms) != LP_OK || lead->account_id_ms < 0) {
             return LP_ERR;
         }
     }
     if ((f & V5_ACCEPTED) &&
-        (get_time(r, ref, &lead->accepted_ms) != LP_OK || lead->accepted_ms == 0)) {
+        (get_time(r, ref, &lead->accepted_ms) != LP_OK || lead->accepted_ms <= 0)) {
         return LP_ERR;
     }
     if ((f & V5_MEMBER_SEQ) &&

@@ -16,13 +16,13 @@ static int lead_equal(const lp_lead_t *a, const lp_lead_t *b) {
         !SAME(sla_deadline_ms) || !SAME(sla_reminders) || !SAME(sla_breached) ||
         !SAME(cooled_deadline_ms) || !SAME(inactive_deadline_ms) || !SAME(reject_reason) ||
         !SAME(reject_count) || !SAME(nseen) || !SAME(seen_pos) || !SAME(feedback_ms) ||
-        !SAME(recycled_at_ms)) {
+        !SAME(recycled_at_ms) || !SAME(account_id_ms) || !SAME(accepted_ms) || !SAME(member_seq)) {
         return 0;
     }
     if (!SAME_STR(profile.email) || !SAME_STR(profile.title) || !SAME_STR(profile.seniority) ||
         !SAME_STR(profile.industry) || !SAME_STR(profile.company) || !SAME(profile.company_size) ||
         !SAME_STR(profile.country) || !SAME_STR(profile.region) || !SAME_STR(profile.persona) ||
-        !SAME_STR(profile.segment) || !SAME_STR(profile.owner)) {
+        !SAME_STR(profile.segment) || !SAME_STR(profile.owner) || !SAME_STR(profile.account_id)) {
         return 0;
     }
     for (int i = 0; i < LP_MAX_ACTIVITIES; i++) {

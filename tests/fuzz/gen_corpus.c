@@ -288,6 +288,19 @@ static void lead_seeds(void) {
     lp_score_apply(&lead, &ev, rules, &facts);
     n = lp_lead_encode(&lead, rules, buf, sizeof(buf));
     put("fuzz_lead_state", "recycled", buf, n);
+    /* format 5: a lead of an account (account_id and its time, latest acceptance, member
+     * records sent) */
+    snprintf(lead.profile.account_id, sizeof(lead.profile.account_id), "acct-42");
+    lead.account_id_ms = ts - 5000;
+    lead.accepted_ms = ts - 2000;
+    lead.member_seq = 7;
+    size_t n5 = lp_lead_encode(&lead, rules, buf, sizeof(buf));
+    put("fuzz_lead_state", "account", buf, n5);
+    lead.profile.account_id[0] = '\0';
+    lead.account_id_ms = 0;
+    lead.accepted_ms = 0;
+    lead.member_seq = 0;
+    n = lp_lead_encode(&lead, rules, buf, sizeof(buf));
     put("fuzz_lead_state", "bad-truncated", buf, n / 2);
     buf[0] = 2; /* a future format version */
     put("fuzz_lead_state", "bad-version", buf, n);

@@ -274,6 +274,48 @@ static void test_no_ids(void **state) {
     lp_avro_codec_destroy(NULL);
 }
 
+/* A producer still on the schema version before LeadProfileUpdated.account_id: its single-object
+ * records carry that version's fingerprint (41e7dcab3fa6e35c) and end before account_id. They
+ * decode as profiles without an account; a body that goes on past the old fields is refused (the
+ * old version has nothing there), and the fingerprint names no other kind. */
+static void test_profile_previous_fingerprint(void **state) {
+    uint8_t cur[1024], old[1024];
+    lp_event_t ev, out;
+    char err[LP_ERRSTR];
+    (void)state;
+
+    fix_event(&ev, LP_EV_PROFILE, 3);
+    memset(ev.u.profile.account_id, 0, sizeof(ev.u.profile.account_id));
+    size_t n = lp_avro_encode_event(codec, &ev, LP_FRAMING_SINGLE_OBJECT, cur, sizeof(cur));
+    assert_true(n > 11);
+    assert_int_equal(cur[n - 1], 0); /* account_id null: one byte, the last */
+    memcpy(old, cur, n - 1);
+    for (int i = 0; i < 8; i++) {
+        old[2 + i] = (uint8_t)(0x41e7dcab3fa6e35cULL >> (8 * i));
+    }
+    assert_int_equal(lp_avro_decode_event(codec, old, n - 1, -1, &out, err, sizeof(err)), LP_OK);
+    assert_int_equal(out.kind, LP_EV_PROFILE);
+    assert_string_equal(out.lead_id, ev.lead_id);
+    assert_memory_equal(&out.u.profile, &ev.u.profile, sizeof(ev.u.profile));
+    /* with the old fingerprint, the new version's body (account_id present) is one byte too long */
+    memcpy(old + 10, cur + 10, n - 10);
+    assert_int_equal(lp_avro_decode_event(codec, old, n, -1, &out, err, sizeof(err)), LP_ERR);
+    /* the current fingerprint still reads both */
+    assert_int_equal(lp_avro_decode_event(codec, cur, n, -1, &out, err, sizeof(err)), LP_OK);
+    assert_int_equal(lp_avro_decode_event(codec, cur, n - 1, -1, &out, err, sizeof(err)), LP_OK);
+    /* an engagement framed with the old profile fingerprint is a profile that does not decode */
+    fix_event(&ev, LP_EV_ENGAGEMENT, 1);
+    n = lp_avro_encode_event(codec, &ev, LP_FRAMING_SINGLE_OBJECT, cur, sizeof(cur));
+    memcpy(cur + 2, old + 2, 8);
+    assert_int_equal(lp_avro_decode_event(codec, cur, n, -1, &out, err, sizeof(err)), LP_ERR);
+    /* hand-offs never take it */
+    const uint8_t fact[] = {0xC3, 0x01, 0x5c, 0xe3, 0xa6, 0x3f, 0xab,
+                            0xdc, 0xe7, 0x41, 4,    'e',  '1'};
+    lp_fact_t f;
+    assert_int_equal(lp_avro_decode_fact(codec, fact, sizeof(fact), &f, err, sizeof(err)), LP_ERR);
+    assert_non_null(strstr(err, "unknown fingerprint 41e7dcab3fa6e35c"));
+}
+
 /* ---- decoder errors, each with its reason ---- */
 
 static void expect_event_error(const uint8_t *buf, size_t len, int expected, const char *reason) {
@@ -583,6 +625,7 @@ int main(void) {
         cmocka_unit_test(test_fact_roundtrip),
         cmocka_unit_test(test_encode_rejects_values_outside_schema),
         cmocka_unit_test(test_no_ids),
+        cmocka_unit_test(test_profile_previous_fingerprint),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_fact_reason_blocks),
         cmocka_unit_test(test_erased_wire),
