@@ -26,6 +26,9 @@
 #include "leadpulse/store.h"
 
 #define LP_ACCOUNT_APPLIED_KEY "@applied"
+/* The stored offset under which an account partition records the members topic's partition count
+ * its accounts are placed by (lp_acct_engine_set_partitions). */
+#define LP_ACCOUNT_PARTITIONS_OFFSET "@partitions"
 
 typedef struct {
     lp_format_t out_format; /* of the account hand-offs: Avro (with out_framing) or JSON */
@@ -60,8 +63,25 @@ lp_acct_engine_t *lp_acct_engine_new(const lp_acct_engine_opts_t *opts, const lp
 void lp_acct_engine_destroy(lp_acct_engine_t *e);
 void lp_acct_engine_set_rules(lp_acct_engine_t *e, const lp_rules_t *rules);
 
+/* The members topic's partition count (0: not checked). Accounts are placed by crc32 of their
+ * key modulo it, so account partitions written under another count hold accounts where stage 1
+ * no longer sends their records: each account partition records the count it was written with
+ * (stored offset "@partitions", written when it is first taken), and `leadpulse repartition
+ * --accounts` moves the accounts and records the new count. */
+void lp_acct_engine_set_partitions(lp_acct_engine_t *e, int32_t partitions);
+
+/* Whether account partitions 0..partitions-1 recorded partitions (or nothing yet): LP_OK;
+ * LP_ERR with the first that disagrees and what to do in errstr; LP_ACCT_UNCHECKED with the
+ * store's error in errstr when it could not be read (each partition is checked again when it is
+ * taken). */
+#define LP_ACCT_UNCHECKED 1
+int lp_acct_engine_check_partitions(lp_acct_engine_t *e, int32_t partitions, char *errstr,
+                                    size_t errstr_size);
+
 /* Takes account partition q (0..LP_PARTITIONS_MAX-1): fences it, reads where it stands and sets
- * *offset to where the members topic must be read from (-1: its beginning). LP_OK or LP_ERR. */
+ * *offset to where the members topic must be read from (-1: its beginning). LP_OK or LP_ERR
+ * (also when the partition recorded another partition count than lp_acct_engine_set_partitions
+ * gave). */
 int lp_acct_engine_assign(lp_acct_engine_t *e, int32_t q, int64_t *offset);
 /* Gives q up (its buffered records are dropped: the next owner reads them again). */
 void lp_acct_engine_revoke(lp_acct_engine_t *e, int32_t q);

@@ -13,13 +13,22 @@
 #include "leadpulse/store.h"
 
 typedef struct {
-    int32_t from; /* the old partition count (>= 1) */
-    int32_t to;   /* the new one (> from, <= LP_PARTITIONS_MAX) */
-    lp_partitioner_t partitioner;
+    int32_t from;                 /* the old partition count (>= 1) */
+    int32_t to;                   /* the new one (> from, <= LP_PARTITIONS_MAX) */
+    lp_partitioner_t partitioner; /* leads only: accounts are placed by crc32 of their key */
+    /* Move accounts instead of leads: the members topic grew from `from` to `to` partitions.
+     * Account partition p is store partition LP_ACCOUNT_PARTITION_BASE + p; an account's
+     * partition is crc32 of its key modulo the count (what stage 1 produces to). The last
+     * applied record of each partition stays where it is, tombstones of forgotten accounts are
+     * deleted rather than copied, there are no suppression entries, and at the end every
+     * account partition 0..to-1 records `to` (LP_ACCOUNT_PARTITIONS_OFFSET), which workers
+     * compare with the members topic at start. */
+    bool accounts;
     bool dry_run; /* plan and check only: nothing is written, no epoch bumped */
     size_t page;  /* leads per scan page and per commit (0: 500) */
 } lp_repartition_opts_t;
 
+/* With opts.accounts, the fields named leads count accounts. */
 typedef struct {
     uint64_t leads_total;     /* leads of the old partitions that hash there with `from` */
     uint64_t leads_moved;     /* leads copied to their new partition (dry run: to copy) */
@@ -27,6 +36,7 @@ typedef struct {
     uint64_t leads_deleted;   /* moved leads deleted from their old partition */
     uint64_t suppress_copied; /* suppression entries written to partitions that lacked them */
     uint64_t epochs_bumped;   /* partitions fenced (0..to-1; 0 in a dry run) */
+    uint64_t tombstones;      /* accounts: tombstones deleted from their old partition */
     uint64_t unreadable;      /* leads whose state the rules could not decode: copied as they
                                  are, without a timer */
     uint64_t *moves;          /* moves[p * to + q]: leads of old partition p whose new partition

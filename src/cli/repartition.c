@@ -10,14 +10,18 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "leadpulse/account_engine.h"
 #include "leadpulse/config.h"
+#include "leadpulse/member_wire.h"
 #include "leadpulse/repartition.h"
 #include "leadpulse/store.h"
 
 static void usage(FILE *out) {
     fputs("usage: leadpulse repartition [--config FILE] --from N --to M\n"
           "                             [--partitioner crc32|murmur2] [--dry-run]\n"
-          "                             [--skip-kafka-check]\n\n"
+          "                             [--skip-kafka-check]\n"
+          "       leadpulse repartition --accounts [--config FILE] --from N --to M\n"
+          "                             [--dry-run] [--skip-kafka-check]\n\n"
           "After partitions were added to the three input topics (N -> M), moves each lead\n"
           "whose partition changed, with its timer, to its new partition in Redis, copies\n"
           "the suppression entries of erased leads to every partition, then deletes the\n"
@@ -32,6 +36,10 @@ static void usage(FILE *out) {
           "                 nothing\n"
           "  --skip-kafka-check  do not ask the brokers whether the input topics have M\n"
           "                 partitions and every record of partitions 0..N-1 is applied\n\n"
+          "  --accounts     the members topic grew instead (topics.members, N -> M): move\n"
+          "                 each account whose partition (crc32 of its key) changed, with\n"
+          "                 its timer, and record M in every account partition (workers\n"
+          "                 refuse to start while the two disagree)\n\n"
           "It refuses (exit 1, nothing changed) when an old partition's outbox is not empty,\n"
           "input is not applied, or a lead is stored where the partitioner does not put it.\n"
           "It fences partitions 0..M-1 first. Safe to run again after a failure: a re-run\n"
@@ -39,9 +47,99 @@ static void usage(FILE *out) {
           out);
 }
 
-/* The input topics have `to` partitions and the stored offsets of partitions 0..from-1 are at
- * their ends. Problems are printed; the count of them is returned (-1: brokers unusable). */
-static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t from, int32_t to) {
+/* A consumer without a group (assign only, nothing committed), for reading a members topic
+ * partition's tail. NULL with errstr. */
+static rd_kafka_t *tail_consumer(const lp_config_t *config, char *errstr, size_t size) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", config->brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "group.id", "leadpulse-repartition-check", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err))) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, size, "%s", err);
+        return NULL;
+    }
+    for (size_t i = 0; i < config->nkafka; i++) {
+        const char *name = config->kafka[i].name;
+        if (strncmp(name, "group.", 6) == 0 || strcmp(name, "partition.assignment.strategy") == 0 ||
+            strcmp(name, "auto.offset.reset") == 0 || strncmp(name, "enable.", 7) == 0) {
+            continue;
+        }
+        if (rd_kafka_conf_set(conf, name, config->kafka[i].value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            snprintf(errstr, size, "kafka.%.100s: %.300s", name, err);
+            return NULL;
+        }
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, size, "%s", err);
+    }
+    return rk;
+}
+
+static int count_member(void *ctx, const lp_member_msg_t *m) {
+    if (m->type != LP_MW_MARK) {
+        (*(int64_t *)ctx)++;
+    }
+    return LP_OK;
+}
+
+/* The member records and leaves (not marks) in [from, end) of the members topic's partition p:
+ * what stage 2 has not applied when its stored offset is below the end (the marks a partition
+ * reads after its last step are not committed until its next one). -1 when unreadable. */
+static int64_t unapplied_members(const lp_config_t *config, int32_t p, int64_t from, int64_t end) {
+    char errstr[LP_ERRSTR];
+    rd_kafka_t *rk = tail_consumer(config, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "leadpulse repartition: kafka: %s\n", errstr);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, config->topic_members, p)->offset = from;
+    int64_t members = 0, next = from;
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    for (int idle = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && next < end && idle < 30;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+        if (m == NULL) {
+            idle++;
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            char why[128];
+            if (m->offset >= from && m->offset < end &&
+                lp_member_value_foreach(m->payload, m->len, count_member, &members, why,
+                                        sizeof(why)) != LP_OK) {
+                members++; /* not a mark: stage 2 skipped it (malformed), count it */
+            }
+            next = m->offset + 1;
+        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            err = m->err;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || next < end) {
+        fprintf(stderr,
+                "leadpulse repartition: %s [%" PRId32 "]: read offsets %" PRId64 "..%" PRId64
+                ": %s\n",
+                config->topic_members, p, from, end,
+                err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err) : "timed out");
+        members = -1;
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return members;
+}
+
+/* The input topics (with accounts: the members topic) have `to` partitions and the stored
+ * offsets of partitions 0..from-1 are at their ends (accounts: only marks follow them).
+ * Problems are printed; the count of them is returned (-1: brokers unusable). */
+static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t from, int32_t to,
+                       bool accounts) {
     char errstr[LP_ERRSTR];
     uint64_t failed = 0;
     int problems = 0;
@@ -50,8 +148,9 @@ static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t fro
         fprintf(stderr, "leadpulse repartition: kafka: %s\n", errstr);
         return -1;
     }
-    for (int k = 0; k < LP_EV__COUNT && problems >= 0; k++) {
-        const char *topic = config->topic_in[k];
+    for (int k = 0; k < (accounts ? 1 : LP_EV__COUNT) && problems >= 0; k++) {
+        const char *topic = accounts ? config->topic_members : config->topic_in[k];
+        int32_t base = accounts ? LP_ACCOUNT_PARTITION_BASE : 0;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t err =
@@ -85,10 +184,23 @@ static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t fro
                 fprintf(stderr, "leadpulse repartition: %s [%" PRId32 "]: end offset: %s\n", topic,
                         p, rd_kafka_err2str(err));
                 problems = -1;
-            } else if (lp_store_get_offset(store, p, topic, &stored) != LP_OK) {
+            } else if (lp_store_get_offset(store, base + p, topic, &stored) != LP_OK) {
                 fprintf(stderr, "leadpulse repartition: partition %" PRId32 ": %s\n", p,
                         store->errstr);
                 problems = -1;
+            } else if (accounts && (stored < 0 ? hi > lo : stored < hi)) {
+                int64_t n = unapplied_members(config, p, stored < 0 ? lo : stored, hi);
+                if (n < 0) {
+                    problems = -1;
+                } else if (n > 0) {
+                    fprintf(stderr,
+                            "leadpulse repartition: account partition %" PRId32 ": %" PRId64
+                            " member records of %s not applied (stored next offset %" PRId64
+                            ", end %" PRId64 "): stop the producers and run the workers until "
+                            "they applied everything (accounts.lateness after the last event)\n",
+                            p, n, topic, stored, hi);
+                    problems++;
+                }
             } else if (stored < 0 ? hi > lo : stored < hi) {
                 fprintf(stderr,
                         "leadpulse repartition: partition %" PRId32 " of %s: %" PRId64
@@ -105,19 +217,23 @@ static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t fro
 }
 
 int lp_cmd_repartition(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},     {"partitioner", required_argument, NULL, 'P'},
-        {"dry-run", no_argument, NULL, 'n'},      {"skip-kafka-check", no_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"partitioner", required_argument, NULL, 'P'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {"skip-kafka-check", no_argument, NULL, 'K'},
+                                         {"accounts", no_argument, NULL, 'A'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config_path = getenv("LEADPULSE_CONFIG");
     lp_repartition_opts_t o = {.partitioner = LP_PARTITIONER_CRC32};
-    bool skip_kafka = false;
+    bool skip_kafka = false, partitioner_given = false;
     char errstr[LP_ERRSTR];
     int c;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:f:t:P:nKh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:t:P:nKAh", opts, NULL)) != -1) {
         if (c == 'c') {
             config_path = optarg;
         } else if (c == 'f') {
@@ -130,6 +246,9 @@ int lp_cmd_repartition(int argc, char **argv) {
                         optarg);
                 return 2;
             }
+            partitioner_given = true;
+        } else if (c == 'A') {
+            o.accounts = true;
         } else if (c == 'n') {
             o.dry_run = true;
         } else if (c == 'K') {
@@ -144,6 +263,11 @@ int lp_cmd_repartition(int argc, char **argv) {
                 "leadpulse repartition: give --from N --to M with 1 <= N < M <= %d (the count "
                 "only grows) and nothing else\n",
                 LP_PARTITIONS_MAX);
+        return 2;
+    }
+    if (o.accounts && partitioner_given) {
+        fprintf(stderr, "leadpulse repartition: --accounts places accounts by crc32 of their key "
+                        "(as stage 1 does): no --partitioner\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* hiredis writes to sockets the server may have closed */
@@ -168,21 +292,22 @@ int lp_cmd_repartition(int argc, char **argv) {
     }
     lp_store_redis_set_lead_buckets(store, config->redis_lead_buckets);
     if (!skip_kafka) {
-        int problems = kafka_check(config, store, o.from, o.to);
+        int problems = kafka_check(config, store, o.from, o.to, o.accounts);
         if (problems < 0 || (problems > 0 && !o.dry_run)) {
             fprintf(stderr, "leadpulse repartition: nothing changed\n");
             goto done;
         }
     }
+    const char *what = o.accounts ? "accounts" : "leads";
     int rc = lp_repartition(store, rules, &o, &res, errstr, sizeof(errstr));
     if (rc != LP_OK) {
         fprintf(stderr, "leadpulse repartition: %s\n", errstr);
         if (!o.dry_run && res.epochs_bumped > 0) {
             fprintf(stderr,
-                    "leadpulse repartition: stopped part-way (%" PRIu64 " leads copied, %" PRIu64
+                    "leadpulse repartition: stopped part-way (%" PRIu64 " %s copied, %" PRIu64
                     " deleted): fix the cause and run the "
                     "same command again to finish\n",
-                    res.leads_moved, res.leads_deleted);
+                    res.leads_moved, what, res.leads_deleted);
         }
         goto done;
     }
@@ -190,7 +315,7 @@ int lp_cmd_repartition(int argc, char **argv) {
         for (int32_t q = 0; q < o.to; q++) {
             uint64_t n = res.moves[(size_t)p * (size_t)o.to + (size_t)q];
             if (n > 0) {
-                printf("%" PRId32 " -> %" PRId32 ": %" PRIu64 " leads\n", p, q, n);
+                printf("%" PRId32 " -> %" PRId32 ": %" PRIu64 " %s\n", p, q, n, what);
             }
         }
     }
@@ -198,15 +323,22 @@ int lp_cmd_repartition(int argc, char **argv) {
     if (res.unreadable > 0) {
         fprintf(stderr,
                 "leadpulse repartition: warning: %" PRIu64
-                " moved leads are unreadable with rules %s: copied as they are, without a "
-                "timer\n",
-                res.unreadable, config->rules_path);
+                " moved %s are unreadable%s%s: copied as they are, without a timer\n",
+                res.unreadable, what, o.accounts ? "" : " with rules ",
+                o.accounts ? "" : config->rules_path);
     }
     if (o.dry_run) {
         fprintf(stderr,
-                "repartition (dry run): %" PRIu64 " leads would move of %" PRIu64 " (from %" PRId32
+                "repartition (dry run): %" PRIu64 " %s would move of %" PRIu64 " (from %" PRId32
                 " to %" PRId32 " partitions); nothing changed\n",
-                res.leads_moved, res.leads_total, o.from, o.to);
+                res.leads_moved, what, res.leads_total, o.from, o.to);
+    } else if (o.accounts) {
+        fprintf(stderr,
+                "repartition: %" PRIu64 " accounts moved of %" PRIu64 " (from %" PRId32
+                " to %" PRId32 " partitions of %s), %" PRIu64 " tombstones deleted, %" PRIu64
+                " epochs bumped\n",
+                res.leads_moved, res.leads_total, o.from, o.to, config->topic_members,
+                res.tombstones, res.epochs_bumped);
     } else {
         fprintf(stderr,
                 "repartition: %" PRIu64 " leads moved of %" PRIu64 " (from %" PRId32 " to %" PRId32

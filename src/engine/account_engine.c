@@ -129,6 +129,74 @@ int lp_ae_decode_account(const uint8_t *data, size_t len, lp_account_state_t *a)
     return lp_account_decode(a, data, len) == LP_OK ? 1 : LP_ERR;
 }
 
+void lp_acct_engine_set_partitions(lp_acct_engine_t *e, int32_t partitions) {
+    e->partitions = partitions;
+}
+
+static void count_mismatch(char *errstr, size_t size, int32_t q, int64_t stored, int32_t now) {
+    if (now < stored) {
+        snprintf(errstr, size,
+                 "account partition %" PRId32 " holds accounts placed for %" PRId64
+                 " partitions of the members topic, which has %" PRId32
+                 " now (fewer: was it deleted and created again?); its records of those accounts "
+                 "are gone: delete the account partitions' keys ({a<q>}) to start accounts afresh",
+                 q, stored, now);
+        return;
+    }
+    snprintf(errstr, size,
+             "account partition %" PRId32 " holds accounts placed for %" PRId64
+             " partitions of the members topic, which has %" PRId32
+             " now: stop every worker, then run `leadpulse repartition --accounts --from %" PRId64
+             " --to %" PRId32 "` (docs/architecture.md, \"Changing the partition count\")",
+             q, stored, now, stored, now);
+}
+
+int lp_acct_engine_check_partitions(lp_acct_engine_t *e, int32_t partitions, char *errstr,
+                                    size_t errstr_size) {
+    for (int32_t q = 0; q < partitions; q++) {
+        int64_t stored = -1;
+        if (lp_store_get_offset(e->store, lp_ae_spart(q), LP_ACCOUNT_PARTITIONS_OFFSET, &stored) !=
+            LP_OK) {
+            snprintf(errstr, errstr_size, "account partition %" PRId32 ": read offsets: %s", q,
+                     e->store->errstr);
+            return LP_ACCT_UNCHECKED;
+        }
+        if (stored >= 0 && stored != partitions) {
+            count_mismatch(errstr, errstr_size, q, stored, partitions);
+            return LP_ERR;
+        }
+    }
+    return LP_OK;
+}
+
+/* The partition count recorded in account partition q (epoch: just fenced): written when none
+ * is, refused when another. */
+static int record_partitions(lp_acct_engine_t *e, int32_t q, int64_t epoch) {
+    int64_t stored = -1;
+    if (e->partitions <= 0) {
+        return LP_OK;
+    }
+    if (lp_store_get_offset(e->store, lp_ae_spart(q), LP_ACCOUNT_PARTITIONS_OFFSET, &stored) !=
+        LP_OK) {
+        return lp_ae_fail(e, q, "read offsets: %s", e->store->errstr);
+    }
+    if (stored == e->partitions) {
+        return LP_OK;
+    }
+    if (stored >= 0) {
+        count_mismatch(e->errstr, sizeof(e->errstr), q, stored, e->partitions);
+        return LP_ERR;
+    }
+    lp_store_offset_t off = {LP_ACCOUNT_PARTITIONS_OFFSET, e->partitions, -1};
+    lp_store_batch_t b = {
+        .partition = lp_ae_spart(q), .epoch = epoch, .noffsets = 1, .offsets = &off};
+    int rc = lp_store_commit(e->store, &b);
+    if (rc != LP_OK && rc != LP_STORE_DUPLICATE) {
+        return lp_ae_fail(e, q, "record the partition count: %s", e->store->errstr);
+    }
+    return LP_OK;
+}
+
 int lp_acct_engine_assign(lp_acct_engine_t *e, int32_t q, int64_t *offset) {
     int64_t epoch = 0, applied = -1;
     *offset = -1;
@@ -148,6 +216,10 @@ int lp_acct_engine_assign(lp_acct_engine_t *e, int32_t q, int64_t *offset) {
         lp_store_get_offset(e->store, lp_ae_spart(q), APPLIED_TOPIC, &applied) != LP_OK) {
         part_free(p);
         return lp_ae_fail(e, q, "fence and offsets: %s", e->store->errstr);
+    }
+    if (record_partitions(e, q, epoch) != LP_OK) {
+        part_free(p);
+        return LP_ERR;
     }
     const char *key = LP_ACCOUNT_APPLIED_KEY;
     lp_store_loaded_t got = {0};

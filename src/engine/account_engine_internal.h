@@ -66,6 +66,7 @@ struct lp_acct_engine {
     out_t *outs;
     size_t nouts, cap_outs;
     lp_account_fact_t facts[LP_ACCOUNT_APPLY_FACTS];
+    int32_t partitions; /* the members topic's partition count (0: not checked) */
 };
 
 /* The store partition of account partition q. */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leadpulse/account_engine.h"
+#include "leadpulse/account_state.h"
 #include "leadpulse/repartition.h"
 #include "leadpulse/score.h"
 
@@ -18,8 +20,10 @@ typedef struct {
     const lp_repartition_opts_t *o;
     lp_repartition_result_t *res;
     size_t page;
-    int64_t *epochs; /* epochs[q] after the fence */
-    lp_lead_t *lead; /* decode scratch */
+    int64_t *epochs;         /* epochs[q] after the fence */
+    lp_lead_t *lead;         /* decode scratch */
+    lp_account_state_t acct; /* decode scratch (accounts) */
+    int32_t base;            /* store partition of partition 0: 0, or LP_ACCOUNT_PARTITION_BASE */
     char *errstr;
     size_t errstr_size;
 } rp_t;
@@ -43,30 +47,55 @@ static int fail(rp_t *rp, const char *fmt, ...) {
     return LP_ERR;
 }
 
+static const char *pname(const rp_t *rp) {
+    return rp->o->accounts ? "account partition" : "partition";
+}
+
 static int commit_failed(rp_t *rp, int rc, int32_t partition, const char *what) {
     if (rc == LP_STORE_FENCED) {
         return fail(rp,
-                    "partition %" PRId32 ": %s refused: another writer fenced the partition "
+                    "%s %" PRId32 ": %s refused: another writer fenced the partition "
                     "(is a worker running?). Stop every worker, then run repartition again",
-                    partition, what);
+                    pname(rp), partition, what);
     }
-    return fail(rp, "partition %" PRId32 ": %s: %s", partition, what, rp->store->errstr);
+    return fail(rp, "%s %" PRId32 ": %s: %s", pname(rp), partition, what, rp->store->errstr);
 }
 
 static int32_t part_of(const rp_t *rp, const char *id, int32_t count) {
-    return lp_partition_of(rp->o->partitioner, id, strlen(id), count);
+    return lp_partition_of(rp->o->accounts ? LP_PARTITIONER_CRC32 : rp->o->partitioner, id,
+                           strlen(id), count);
+}
+
+/* Entries that are the partition's own and never move: an account partition's last applied
+ * record. */
+static bool pinned(const rp_t *rp, const char *id) {
+    return rp->o->accounts && strcmp(id, LP_ACCOUNT_APPLIED_KEY) == 0;
+}
+
+/* A forgotten account's tombstone: deleted from its old partition, not copied. */
+static bool tombstone(const rp_t *rp, const uint8_t *data, size_t len) {
+    return rp->o->accounts && len == 1 && data[0] == 0x00;
+}
+
+static const char *what(const rp_t *rp) {
+    return rp->o->accounts ? "accounts" : "leads";
+}
+
+/* The store partition of partition p (of the input topics, or account partition p). */
+static int32_t sp(const rp_t *rp, int32_t p) {
+    return rp->base + p;
 }
 
 static int check_outbox(rp_t *rp, int32_t p) {
     lp_store_outbox_list_t list = {0};
-    if (lp_store_outbox_read(rp->store, p, 1, &list) != LP_OK) {
-        return fail(rp, "partition %" PRId32 ": read outbox: %s", p, rp->store->errstr);
+    if (lp_store_outbox_read(rp->store, sp(rp, p), 1, &list) != LP_OK) {
+        return fail(rp, "%s %" PRId32 ": read outbox: %s", pname(rp), p, rp->store->errstr);
     }
     if (list.n > 0) {
         return fail(rp,
-                    "partition %" PRId32 ": its outbox holds undelivered records: run the "
+                    "%s %" PRId32 ": its outbox holds undelivered records: run the "
                     "workers until every outbox is empty, stop them, then repartition",
-                    p);
+                    pname(rp), p);
     }
     return LP_OK;
 }
@@ -78,13 +107,28 @@ static int plan(rp_t *rp) {
         if (check_outbox(rp, p) != LP_OK) {
             return LP_ERR;
         }
+        int64_t count = -1;
+        if (rp->o->accounts && lp_store_get_offset(rp->store, sp(rp, p),
+                                                   LP_ACCOUNT_PARTITIONS_OFFSET, &count) != LP_OK) {
+            return fail(rp, "%s %" PRId32 ": read offsets: %s", pname(rp), p, rp->store->errstr);
+        }
+        if (count >= 0 && count != from && count != to) {
+            return fail(rp,
+                        "%s %" PRId32 " was written with %" PRId64
+                        " partitions of the members topic, not %" PRId32
+                        ": wrong --from? Nothing was changed",
+                        pname(rp), p, count, from);
+        }
         uint64_t cursor = 0, misplaced = 0;
         do {
             lp_store_scan_t page = {0};
-            if (lp_store_scan(rp->store, p, &cursor, rp->page, &page) != LP_OK) {
-                return fail(rp, "partition %" PRId32 ": scan: %s", p, rp->store->errstr);
+            if (lp_store_scan(rp->store, sp(rp, p), &cursor, rp->page, &page) != LP_OK) {
+                return fail(rp, "%s %" PRId32 ": scan: %s", pname(rp), p, rp->store->errstr);
             }
             for (size_t i = 0; i < page.n; i++) {
+                if (pinned(rp, page.ids[i])) {
+                    continue;
+                }
                 int32_t home = part_of(rp, page.ids[i], from), q = part_of(rp, page.ids[i], to);
                 if (home == p) {
                     rp->res->leads_total++;
@@ -99,12 +143,13 @@ static int plan(rp_t *rp) {
             }
         } while (cursor != 0);
         if (misplaced > 0) {
-            return fail(rp,
-                        "partition %" PRId32 " holds %" PRIu64
-                        " leads that %s puts neither there with %" PRId32
-                        " partitions nor with %" PRId32
-                        ": wrong --partitioner or --from? Nothing was changed",
-                        p, misplaced, lp_partitioner_name(rp->o->partitioner), from, to);
+            return fail(
+                rp,
+                "%s %" PRId32 " holds %" PRIu64 " %s that %s puts neither there with %" PRId32
+                " partitions nor with %" PRId32 ": wrong %s? Nothing was changed",
+                pname(rp), p, misplaced, what(rp),
+                lp_partitioner_name(rp->o->accounts ? LP_PARTITIONER_CRC32 : rp->o->partitioner),
+                from, to, rp->o->accounts ? "--from" : "--partitioner or --from");
         }
     }
     return LP_OK;
@@ -135,7 +180,7 @@ static int copy_items(rp_t *rp, item_t *items, size_t n, lp_store_lead_t *leads,
                 timers[nt++] = (lp_store_timer_t){items[i].id, items[i].due};
             }
         }
-        lp_store_batch_t b = {.partition = q,
+        lp_store_batch_t b = {.partition = sp(rp, q),
                               .epoch = rp->epochs[q],
                               .nleads = nl,
                               .leads = leads,
@@ -143,7 +188,8 @@ static int copy_items(rp_t *rp, item_t *items, size_t n, lp_store_lead_t *leads,
                               .timers = timers};
         int rc = lp_store_commit(rp->store, &b);
         if (rc != LP_OK) {
-            return commit_failed(rp, rc, q, "copy of moved leads");
+            return commit_failed(
+                rp, rc, q, rp->o->accounts ? "copy of moved accounts" : "copy of moved leads");
         }
         rp->res->leads_moved += nl;
         rp->res->timers_moved += nt;
@@ -168,13 +214,16 @@ static int copy_leads(rp_t *rp) {
         do {
             lp_store_scan_t page = {0};
             size_t n = 0;
-            if (lp_store_scan(rp->store, p, &cursor, rp->page, &page) != LP_OK) {
-                rc = fail(rp, "partition %" PRId32 ": scan: %s", p, rp->store->errstr);
+            if (lp_store_scan(rp->store, sp(rp, p), &cursor, rp->page, &page) != LP_OK) {
+                rc = fail(rp, "%s %" PRId32 ": scan: %s", pname(rp), p, rp->store->errstr);
                 break;
             }
             for (size_t i = 0; i < page.n; i++) {
+                if (pinned(rp, page.ids[i])) {
+                    continue;
+                }
                 int32_t q = part_of(rp, page.ids[i], to);
-                if (q == p) {
+                if (q == p || tombstone(rp, page.data[i], page.len[i])) {
                     continue;
                 }
                 if (n == rp->page) { /* a page larger than asked for (HSCAN may) */
@@ -198,8 +247,16 @@ static int copy_leads(rp_t *rp) {
                 }
                 memcpy(it->data, page.data[i], page.len[i]);
                 n++;
-                /* A worker's timer entry is the next deadline of the lead it stored. */
-                if (lp_lead_decode_keyed(rp->lead, rp->rules, it->id, it->data, it->len) == LP_OK) {
+                /* A worker's timer entry is the next deadline of the lead (account) it stored. */
+                if (rp->o->accounts) {
+                    if (lp_account_decode(&rp->acct, it->data, it->len) == LP_OK) {
+                        it->due = lp_account_next_deadline(&rp->acct);
+                    } else {
+                        it->due = 0;
+                        rp->res->unreadable++;
+                    }
+                } else if (lp_lead_decode_keyed(rp->lead, rp->rules, it->id, it->data, it->len) ==
+                           LP_OK) {
                     it->due = lp_lead_next_due(rp->lead);
                 } else {
                     it->due = 0;
@@ -334,13 +391,16 @@ static int delete_moved(rp_t *rp) {
         n = 0;
         do {
             lp_store_scan_t page = {0};
-            if (lp_store_scan(rp->store, p, &cursor, rp->page, &page) != LP_OK) {
-                rc = fail(rp, "partition %" PRId32 ": scan: %s", p, rp->store->errstr);
+            if (lp_store_scan(rp->store, sp(rp, p), &cursor, rp->page, &page) != LP_OK) {
+                rc = fail(rp, "%s %" PRId32 ": scan: %s", pname(rp), p, rp->store->errstr);
                 break;
             }
             for (size_t i = 0; i < page.n && rc == LP_OK; i++) {
-                if (part_of(rp, page.ids[i], rp->o->to) == p) {
+                if (pinned(rp, page.ids[i]) || part_of(rp, page.ids[i], rp->o->to) == p) {
                     continue;
+                }
+                if (tombstone(rp, page.data[i], page.len[i])) {
+                    rp->res->tombstones++;
                 }
                 if (n == cap) {
                     size_t ncap = cap ? cap * 2 : 1024;
@@ -362,13 +422,15 @@ static int delete_moved(rp_t *rp) {
         /* HSCAN may return a lead twice: erasing it twice in one batch is harmless. */
         for (size_t off = 0; rc == LP_OK && off < n; off += rp->page) {
             size_t k = n - off < rp->page ? n - off : rp->page;
-            lp_store_batch_t b = {.partition = p,
+            lp_store_batch_t b = {.partition = sp(rp, p),
                                   .epoch = rp->epochs[p],
                                   .nerase = k,
                                   .erase = (const char *const *)(ids + off)};
             int c = lp_store_commit(rp->store, &b);
             if (c != LP_OK) {
-                rc = commit_failed(rp, c, p, "delete of moved leads");
+                rc = commit_failed(rp, c, p,
+                                   rp->o->accounts ? "delete of moved accounts"
+                                                   : "delete of moved leads");
                 break;
             }
             rp->res->leads_deleted += k;
@@ -381,6 +443,28 @@ static int delete_moved(rp_t *rp) {
     return rc;
 }
 
+/* Accounts: every account partition 0..to-1 records the new count. */
+static int record_count(rp_t *rp) {
+    for (int32_t q = 0; q < rp->o->to; q++) {
+        int64_t stored = -1;
+        if (lp_store_get_offset(rp->store, sp(rp, q), LP_ACCOUNT_PARTITIONS_OFFSET, &stored) !=
+            LP_OK) {
+            return fail(rp, "%s %" PRId32 ": read offsets: %s", pname(rp), q, rp->store->errstr);
+        }
+        if (stored == rp->o->to) {
+            continue;
+        }
+        lp_store_offset_t off = {LP_ACCOUNT_PARTITIONS_OFFSET, rp->o->to, stored};
+        lp_store_batch_t b = {
+            .partition = sp(rp, q), .epoch = rp->epochs[q], .noffsets = 1, .offsets = &off};
+        int c = lp_store_commit(rp->store, &b);
+        if (c != LP_OK) {
+            return commit_failed(rp, c, q, "record the partition count");
+        }
+    }
+    return LP_OK;
+}
+
 int lp_repartition(lp_store_t *store, const lp_rules_t *rules, const lp_repartition_opts_t *opts,
                    lp_repartition_result_t *res, char *errstr, size_t errstr_size) {
     rp_t rp = {.store = store,
@@ -389,8 +473,10 @@ int lp_repartition(lp_store_t *store, const lp_rules_t *rules, const lp_repartit
                .res = res,
                .page = opts != NULL && opts->page > 0 ? opts->page : 500,
                .errstr = errstr,
-               .errstr_size = errstr_size};
+               .errstr_size = errstr_size,
+               .base = opts != NULL && opts->accounts ? LP_ACCOUNT_PARTITION_BASE : 0};
     int rc = LP_ERR;
+    lp_account_init(&rp.acct);
     if (errstr_size > 0) {
         errstr[0] = '\0';
     }
@@ -427,8 +513,8 @@ int lp_repartition(lp_store_t *store, const lp_rules_t *rules, const lp_repartit
     }
     /* From here on no other writer can commit into partitions 0..to-1 with an older epoch. */
     for (int32_t q = 0; q < opts->to; q++) {
-        if (lp_store_fence(store, q, &rp.epochs[q]) != LP_OK) {
-            fail(&rp, "partition %" PRId32 ": fence: %s", q, store->errstr);
+        if (lp_store_fence(store, sp(&rp, q), &rp.epochs[q]) != LP_OK) {
+            fail(&rp, "%s %" PRId32 ": fence: %s", pname(&rp), q, store->errstr);
             goto done;
         }
         res->epochs_bumped++;
@@ -440,12 +526,14 @@ int lp_repartition(lp_store_t *store, const lp_rules_t *rules, const lp_repartit
             goto done;
         }
     }
-    if (copy_leads(&rp) == LP_OK && copy_suppressed(&rp) == LP_OK && delete_moved(&rp) == LP_OK) {
+    if (copy_leads(&rp) == LP_OK && (opts->accounts || copy_suppressed(&rp) == LP_OK) &&
+        delete_moved(&rp) == LP_OK && (!opts->accounts || record_count(&rp) == LP_OK)) {
         rc = LP_OK;
     }
 done:
     free(rp.epochs);
     free(rp.lead);
+    lp_account_free(&rp.acct);
     return rc;
 }
 

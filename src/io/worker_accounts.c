@@ -64,6 +64,19 @@ int lp_wk_acct_setup(lp_worker_t *worker, char *errstr, size_t size) {
         snprintf(errstr, size, "out of memory");
         return LP_ERR;
     }
+    lp_acct_engine_set_partitions(worker->opts.accounts, worker->members_parts);
+    int checked =
+        lp_acct_engine_check_partitions(worker->opts.accounts, worker->members_parts, errstr, size);
+    if (checked == LP_ERR) {
+        return LP_ERR;
+    }
+    if (checked == LP_ACCT_UNCHECKED) {
+        LP_LOG(LP_LOG_WARN, "worker",
+               "accounts: partition count not checked at start (%s); each account partition is "
+               "checked when taken",
+               errstr);
+        errstr[0] = '\0';
+    }
     lp_engine_set_member_source_count(worker->engine, worker->input_parts);
     if (lp_engine_set_member_targets(worker->engine, worker->members_parts) != LP_OK) {
         snprintf(errstr, size, "out of memory");

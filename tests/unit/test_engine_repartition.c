@@ -5,7 +5,12 @@
  * a second run changes nothing; a run interrupted after any number of its commits and run again
  * ends the same; a non-empty outbox, a wrong partitioner and a shrinking count are refused before
  * anything is written; a dry run writes nothing; a moved lead the rules cannot decode is
- * copied as it is, without a timer. */
+ * copied as it is, without a timer. With --accounts (the members topic grew): account
+ * partitions built on 3 partitions end, after the move to 5, with exactly the accounts and timers
+ * of account partitions built on 5 from the start; each keeps its own last applied record,
+ * tombstones are deleted, every partition records the new count, and the account engine refuses
+ * a partition whose recorded count differs from the members topic's (before the move) and takes
+ * it after. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "leadpulse/account_engine.h"
+#include "leadpulse/account_state.h"
 #include "leadpulse/engine.h"
 #include "leadpulse/repartition.h"
 #include "leadpulse/rules.h"
@@ -36,7 +43,16 @@ static const char RULES[] = "model: {id: repartition-unit, version: \"1\"}\n"
                             "inactivity: {after: 30d, move_to: responder}\n"
                             "recycle: {score: reset}\n";
 
-static lp_rules_t *rules;
+static lp_rules_t *rules, *acc_rules;
+
+static const char ACC_RULES[] = "model: {id: repartition-accounts, version: \"1\"}\n"
+                                "score: {half_life: 10d, mql: 100, warm: 40, rearm: 60}\n"
+                                "activities: {demo_request: 40, web_visit: 1}\n"
+                                "accounts:\n"
+                                "  engaged_score: 10\n"
+                                "  mqa: {score: 60, engaged_members: 2}\n"
+                                "  stale: {quiet_after: 5d, accept_within: 2d}\n";
+#define NACCTS 90
 static const char *const topics[1] = {ENG};
 
 static int32_t crc_part(const char *id, int32_t n) {
@@ -451,6 +467,264 @@ static void test_interrupted_runs_converge(void **state) {
     }
 }
 
+/* ---- accounts (the members topic grew) ----------------------------------------------------- */
+
+#define AB LP_ACCOUNT_PARTITION_BASE
+
+/* Account i: 1..4 members with scores and times that make some qualify (timers) and others
+ * not; the same states whatever the partition count. Every 9th account lost its members: a
+ * tombstone (as stage 2 stores a forgotten account). Each partition gets its own last applied
+ * record ("@applied", any bytes: never decoded here) and records `partitions`. */
+static lp_store_t *build_accounts(int32_t partitions, bool with_extras) {
+    lp_store_t *store = lp_store_mem_new();
+    assert_non_null(store);
+    for (int32_t p = 0; p < partitions; p++) {
+        int64_t epoch;
+        assert_int_equal(lp_store_fence(store, AB + p, &epoch), LP_OK);
+        char key[64], applied[32];
+        for (int i = 0; i < NACCTS; i++) {
+            snprintf(key, sizeof(key), "domain:company-%03d.example", i);
+            if (crc_part(key, partitions) != p) {
+                continue;
+            }
+            uint8_t buf[4096];
+            size_t len = 1;
+            int64_t due = 0;
+            buf[0] = 0x00;
+            if (i % 9 != 8) {
+                lp_account_state_t a;
+                lp_account_init(&a);
+                for (int m = 0; m < 1 + i % 4; m++) {
+                    lp_member_record_t r;
+                    memset(&r, 0, sizeof(r));
+                    snprintf(r.account, sizeof(r.account), "%s", key);
+                    snprintf(r.lead_id, sizeof(r.lead_id), "lead-%03d-%d", i, m);
+                    r.seq = 1;
+                    r.e = 20.0 + 7.0 * m + (double)(i % 5);
+                    r.ref_ms = r.event_ms = r.last_activity_ms = T0 + (int64_t)i * H_MS + m;
+                    r.role = LP_ROLE_USER;
+                    r.fit_grade = 'B';
+                    lp_account_fact_t facts[LP_ACCOUNT_APPLY_FACTS];
+                    size_t nf = 0;
+                    assert_int_not_equal(
+                        lp_account_apply(&a, acc_rules, &r, facts, LP_ACCOUNT_APPLY_FACTS, &nf),
+                        LP_ERR);
+                }
+                len = lp_account_encode(&a, buf, sizeof(buf));
+                assert_true(len > 1);
+                due = lp_account_next_deadline(&a);
+                lp_account_free(&a);
+            }
+            lp_store_lead_t lead = {key, buf, len};
+            lp_store_timer_t timer = {key, due};
+            lp_store_batch_t b = {.partition = AB + p,
+                                  .epoch = epoch,
+                                  .nleads = 1,
+                                  .leads = &lead,
+                                  .ntimers = due > 0,
+                                  .timers = &timer};
+            assert_int_equal(lp_store_commit(store, &b), LP_OK);
+        }
+        if (with_extras) {
+            snprintf(applied, sizeof(applied), "last-applied-of-%d", (int)p);
+            lp_store_lead_t lead = {LP_ACCOUNT_APPLIED_KEY, (const uint8_t *)applied,
+                                    strlen(applied)};
+            lp_store_offset_t off = {LP_ACCOUNT_PARTITIONS_OFFSET, partitions, -1};
+            lp_store_batch_t b = {.partition = AB + p,
+                                  .epoch = epoch,
+                                  .nleads = 1,
+                                  .leads = &lead,
+                                  .noffsets = 1,
+                                  .offsets = &off};
+            assert_int_equal(lp_store_commit(store, &b), LP_OK);
+        }
+    }
+    return store;
+}
+
+/* "partition<TAB>key<TAB>hex" of every stored account (no "@applied", no tombstones unless
+ * asked), sorted, then every timer "partition key due". */
+static char *accounts_dump(lp_store_t *store, int32_t partitions, bool tombstones) {
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    out[0] = '\0';
+    char **lines = calloc(4 * NACCTS, sizeof(*lines));
+    size_t n = 0;
+    for (int32_t p = 0; p < partitions; p++) {
+        uint64_t cursor = 0;
+        do {
+            lp_store_scan_t page = {0};
+            assert_int_equal(lp_store_scan(store, AB + p, &cursor, 13, &page), LP_OK);
+            for (size_t i = 0; i < page.n; i++) {
+                if (strcmp(page.ids[i], LP_ACCOUNT_APPLIED_KEY) == 0 ||
+                    (!tombstones && page.len[i] == 1 && page.data[i][0] == 0)) {
+                    continue;
+                }
+                char *line = malloc(64 + 2 * page.len[i] + strlen(page.ids[i]));
+                int k = sprintf(line, "%d\t%s\t", (int)p, page.ids[i]);
+                for (size_t j = 0; j < page.len[i]; j++) {
+                    k += sprintf(line + k, "%02x", page.data[i][j]);
+                }
+                assert_true(n < 4 * NACCTS);
+                lines[n++] = line;
+            }
+        } while (cursor != 0);
+    }
+    qsort(lines, n, sizeof(*lines), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(out + len, cap - len, "%s\n", lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+    for (int32_t p = 0; p < partitions; p++) {
+        size_t nd = 0;
+        const char **ids = NULL;
+        assert_int_equal(lp_store_due(store, AB + p, INT64_MAX, 10000, &nd, &ids), LP_OK);
+        for (size_t i = 0; i < nd; i++) {
+            /* the due time: the stored state's next deadline is what the worker stores */
+            len += (size_t)snprintf(out + len, cap - len, "timer %d %s\n", (int)p, ids[i]);
+        }
+    }
+    return out;
+}
+
+static int run_accounts(lp_store_t *store, int32_t from, int32_t to, bool dry,
+                        lp_repartition_result_t *res, char *err) {
+    lp_repartition_opts_t o = {.from = from,
+                               .to = to,
+                               .partitioner = LP_PARTITIONER_MURMUR2, /* ignored: crc32 */
+                               .accounts = true,
+                               .dry_run = dry,
+                               .page = 7};
+    return lp_repartition(store, acc_rules, &o, res, err, LP_ERRSTR);
+}
+
+static void test_accounts_grow(void **state) {
+    (void)state;
+    char err[LP_ERRSTR];
+    lp_repartition_result_t res;
+    lp_store_t *store = build_accounts(3, true), *ref = build_accounts(5, false);
+    char *want = accounts_dump(ref, 5, false);
+    assert_non_null(strstr(want, "timer")); /* there are timers to move */
+
+    /* The account engine of a worker that sees 5 partitions refuses partition 0 (and the start
+     * check names what to do); one that sees 3 takes it. */
+    lp_acct_engine_opts_t ao = {.out_format = LP_FORMAT_JSON, .members_topic = "members"};
+    lp_acct_engine_t *ae = lp_acct_engine_new(&ao, acc_rules, store, NULL, err, sizeof(err));
+    assert_non_null(ae);
+    assert_int_equal(lp_acct_engine_check_partitions(ae, 5, err, sizeof(err)), LP_ERR);
+    assert_non_null(strstr(err, "repartition --accounts --from 3 --to 5"));
+    int64_t offset;
+    lp_acct_engine_set_partitions(ae, 5);
+    assert_int_equal(lp_acct_engine_assign(ae, 0, &offset), LP_ERR);
+    assert_non_null(strstr(lp_acct_engine_errstr(ae), "--from 3 --to 5"));
+    assert_int_equal(lp_acct_engine_check_partitions(ae, 3, err, sizeof(err)), LP_OK);
+
+    char *before = accounts_dump(store, 5, true);
+    assert_int_equal(run_accounts(store, 3, 5, true, &res, err), LP_OK);
+    assert_true(res.leads_moved > 0);
+    assert_int_equal(res.epochs_bumped, 0);
+    lp_repartition_result_free(&res);
+    char *after_dry = accounts_dump(store, 5, true);
+    assert_string_equal(before, after_dry);
+
+    assert_int_equal(run_accounts(store, 3, 5, false, &res, err), LP_OK);
+    assert_int_equal(res.leads_total, NACCTS);
+    assert_true(res.leads_moved > NACCTS / 4);
+    assert_true(res.timers_moved > 0);
+    assert_true(res.tombstones > 0);
+    assert_int_equal(res.unreadable, 0);
+    assert_int_equal(res.suppress_copied, 0);
+    lp_repartition_result_free(&res);
+    char *got = accounts_dump(store, 5, true); /* tombstones included: none may be left moved */
+    /* tombstones of accounts that did not move stay; compare without them, then count them */
+    char *got_live = accounts_dump(store, 5, false);
+    assert_string_equal(got_live, want);
+    for (int32_t p = 0; p < 5; p++) {
+        /* each old partition keeps its own last applied record; the new ones have none */
+        const char *ids[1] = {LP_ACCOUNT_APPLIED_KEY};
+        lp_store_loaded_t l = {0};
+        assert_int_equal(lp_store_load(store, AB + p, 1, ids, &l), LP_OK);
+        if (p < 3) {
+            char applied[32];
+            snprintf(applied, sizeof(applied), "last-applied-of-%d", (int)p);
+            assert_non_null(l.data[0]);
+            assert_memory_equal(l.data[0], applied, strlen(applied));
+        } else {
+            assert_null(l.data[0]);
+        }
+        lp_store_loaded_clear(&l);
+        int64_t count = -1;
+        assert_int_equal(lp_store_get_offset(store, AB + p, LP_ACCOUNT_PARTITIONS_OFFSET, &count),
+                         LP_OK);
+        assert_int_equal(count, 5);
+    }
+    /* A tombstone whose partition changed is gone (deleted, not copied); the others stay. */
+    int ntomb = 0;
+    for (int i = 8; i < NACCTS; i += 9) {
+        char key[64];
+        snprintf(key, sizeof(key), "domain:company-%03d.example", i);
+        const char *ids[1] = {key};
+        bool moved = crc_part(key, 5) != crc_part(key, 3);
+        for (int32_t p = 0; p < 5; p++) {
+            lp_store_loaded_t l = {0};
+            assert_int_equal(lp_store_load(store, AB + p, 1, ids, &l), LP_OK);
+            bool here = l.data[0] != NULL;
+            lp_store_loaded_clear(&l);
+            assert_true(here == (!moved && p == crc_part(key, 3)));
+        }
+        ntomb += moved;
+    }
+    assert_true(ntomb > 0);
+
+    /* Again: nothing moves. The engine takes a partition with 5 now, and refuses with 3 (the
+     * old partitions' "@applied" here is not a real record: the new ones are taken). */
+    assert_int_equal(run_accounts(store, 3, 5, false, &res, err), LP_OK);
+    assert_int_equal(res.leads_moved, 0);
+    lp_repartition_result_free(&res);
+    char *again = accounts_dump(store, 5, true);
+    assert_string_equal(again, got);
+    assert_int_equal(lp_acct_engine_check_partitions(ae, 5, err, sizeof(err)), LP_OK);
+    assert_int_equal(lp_acct_engine_assign(ae, 3, &offset), LP_OK);
+    lp_acct_engine_set_partitions(ae, 3);
+    assert_int_equal(lp_acct_engine_assign(ae, 4, &offset), LP_ERR);
+    assert_non_null(strstr(lp_acct_engine_errstr(ae), "fewer"));
+    lp_acct_engine_destroy(ae);
+
+    /* A wrong --from is refused before anything is written. */
+    assert_int_equal(run_accounts(store, 4, 6, false, &res, err), LP_ERR);
+    assert_non_null(strstr(err, "wrong --from"));
+    lp_repartition_result_free(&res);
+    free(want);
+    free(before);
+    free(after_dry);
+    free(got);
+    free(got_live);
+    free(again);
+    lp_store_destroy(store);
+    lp_store_destroy(ref);
+}
+
+/* A partition that never recorded a count gets the worker's when first taken. */
+static void test_accounts_count_recorded_at_take(void **state) {
+    (void)state;
+    char err[LP_ERRSTR];
+    lp_store_t *store = build_accounts(3, false);
+    lp_acct_engine_opts_t ao = {.out_format = LP_FORMAT_JSON, .members_topic = "members"};
+    lp_acct_engine_t *ae = lp_acct_engine_new(&ao, acc_rules, store, NULL, err, sizeof(err));
+    assert_non_null(ae);
+    assert_int_equal(lp_acct_engine_check_partitions(ae, 3, err, sizeof(err)), LP_OK);
+    lp_acct_engine_set_partitions(ae, 3);
+    int64_t offset, count = -1;
+    assert_int_equal(lp_acct_engine_assign(ae, 2, &offset), LP_OK);
+    assert_int_equal(lp_store_get_offset(store, AB + 2, LP_ACCOUNT_PARTITIONS_OFFSET, &count),
+                     LP_OK);
+    assert_int_equal(count, 3);
+    assert_int_equal(lp_acct_engine_check_partitions(ae, 4, err, sizeof(err)), LP_ERR);
+    lp_acct_engine_destroy(ae);
+    lp_store_destroy(store);
+}
+
 static int setup(void **state) {
     (void)state;
     char err[LP_ERRSTR] = "";
@@ -459,12 +733,19 @@ static int setup(void **state) {
         print_error("rules: %s\n", err);
         return -1;
     }
+    acc_rules = lp_rules_load_buffer("repartition-accounts.yaml", ACC_RULES, strlen(ACC_RULES), err,
+                                     sizeof(err));
+    if (acc_rules == NULL) {
+        print_error("account rules: %s\n", err);
+        return -1;
+    }
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
     lp_rules_destroy(rules);
+    lp_rules_destroy(acc_rules);
     return 0;
 }
 
@@ -476,6 +757,8 @@ int main(void) {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unreadable_copied_as_is),
         cmocka_unit_test(test_interrupted_runs_converge),
+        cmocka_unit_test(test_accounts_grow),
+        cmocka_unit_test(test_accounts_count_recorded_at_take),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
