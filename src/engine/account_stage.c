@@ -1,5 +1,6 @@
 /* Stage 2 in memory (include/leadpulse/account_stage.h): a binary heap of buffered records in
- * lp_member_msg_cmp order, the sources' marks, and the accounts in an open-addressing table. */
+ * lp_member_msg_cmp order (of pointers: a record is ~600 bytes, and sifting moved three copies
+ * per level), the sources' marks, and the accounts in an open-addressing table. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,7 @@ struct lp_acct_stage {
     int32_t sources;
     int64_t *mark; /* per source, INT64_MIN until its first mark */
     /* buffered records */
-    lp_member_msg_t *heap;
+    lp_member_msg_t **heap;
     size_t nheap, cap_heap;
     bool have_last;
     lp_member_msg_t last; /* the last record applied */
@@ -41,6 +42,9 @@ void lp_acct_stage_free(lp_acct_stage_t *s) {
         return;
     }
     acct_table_clear(&s->accounts, free_account);
+    for (size_t i = 0; i < s->nheap; i++) {
+        free(s->heap[i]);
+    }
     free(s->heap);
     free(s->mark);
     free(s);
@@ -76,8 +80,8 @@ static lp_account_state_t *account_for(lp_acct_stage_t *s, const char *key) {
 
 /* ---- heap -------------------------------------------------------------------------------- */
 
-static void heap_swap(lp_member_msg_t *a, lp_member_msg_t *b) {
-    lp_member_msg_t t = *a;
+static void heap_swap(lp_member_msg_t **a, lp_member_msg_t **b) {
+    lp_member_msg_t *t = *a;
     *a = *b;
     *b = t;
 }
@@ -85,18 +89,23 @@ static void heap_swap(lp_member_msg_t *a, lp_member_msg_t *b) {
 static int heap_push(lp_acct_stage_t *s, const lp_member_msg_t *m) {
     if (s->nheap == s->cap_heap) {
         size_t cap = s->cap_heap ? s->cap_heap * 2 : 256;
-        lp_member_msg_t *h = realloc(s->heap, cap * sizeof(*h));
+        lp_member_msg_t **h = realloc(s->heap, cap * sizeof(*h));
         if (h == NULL) {
             return LP_ERR;
         }
         s->heap = h;
         s->cap_heap = cap;
     }
+    lp_member_msg_t *copy = malloc(sizeof(*copy));
+    if (copy == NULL) {
+        return LP_ERR;
+    }
+    *copy = *m;
     size_t i = s->nheap++;
-    s->heap[i] = *m;
+    s->heap[i] = copy;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (lp_member_msg_cmp(&s->heap[p], &s->heap[i]) <= 0) {
+        if (lp_member_msg_cmp(s->heap[p], s->heap[i]) <= 0) {
             break;
         }
         heap_swap(&s->heap[p], &s->heap[i]);
@@ -106,15 +115,16 @@ static int heap_push(lp_acct_stage_t *s, const lp_member_msg_t *m) {
 }
 
 static void heap_pop(lp_acct_stage_t *s, lp_member_msg_t *out) {
-    *out = s->heap[0];
+    *out = *s->heap[0];
+    free(s->heap[0]);
     s->heap[0] = s->heap[--s->nheap];
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->nheap && lp_member_msg_cmp(&s->heap[l], &s->heap[m]) < 0) {
+        if (l < s->nheap && lp_member_msg_cmp(s->heap[l], s->heap[m]) < 0) {
             m = l;
         }
-        if (r < s->nheap && lp_member_msg_cmp(&s->heap[r], &s->heap[m]) < 0) {
+        if (r < s->nheap && lp_member_msg_cmp(s->heap[r], s->heap[m]) < 0) {
             m = r;
         }
         if (m == i) {
@@ -250,7 +260,7 @@ static int due_cmp(const void *x, const void *y) {
 }
 
 int lp_acct_stage_pop(lp_acct_stage_t *s, int64_t w, lp_member_msg_t *m) {
-    while (s->nheap > 0 && s->heap[0].st_ms < w) {
+    while (s->nheap > 0 && s->heap[0]->st_ms < w) {
         heap_pop(s, m);
         if (s->have_last && lp_member_msg_cmp(m, &s->last) == 0) {
             s->st.copies++; /* a copy buffered with its original */
@@ -292,15 +302,15 @@ const lp_member_msg_t *lp_acct_stage_last(const lp_acct_stage_t *s) {
 int64_t lp_acct_stage_low_offset(const lp_acct_stage_t *s) {
     int64_t low = INT64_MAX;
     for (size_t i = 0; i < s->nheap; i++) {
-        if (s->heap[i].offset >= 0 && s->heap[i].offset < low) {
-            low = s->heap[i].offset;
+        if (s->heap[i]->offset >= 0 && s->heap[i]->offset < low) {
+            low = s->heap[i]->offset;
         }
     }
     return low;
 }
 
 int64_t lp_acct_stage_next_st(const lp_acct_stage_t *s) {
-    return s->nheap > 0 ? s->heap[0].st_ms : INT64_MAX;
+    return s->nheap > 0 ? s->heap[0]->st_ms : INT64_MAX;
 }
 
 int lp_acct_stage_release(lp_acct_stage_t *s, int64_t w, lp_acct_emit_fn emit, void *ctx) {
