@@ -1377,6 +1377,16 @@ def use_rules(ctx, text, name="rules.yaml"):
     return path
 
 
+def accounts_rules(ctx):
+    """config/rules.yaml with its commented `accounts:` example switched on, for ctx's workers and
+    replay."""
+    src = open(os.path.join(ctx.env.src, "config", "rules.yaml")).read()
+    lines = src.splitlines()
+    start = lines.index("# accounts:")
+    block = [line[2:] if line.startswith("# ") else line for line in lines[start:]]
+    return use_rules(ctx, src + "\n" + "\n".join(block) + "\n", "rules-accounts.yaml")
+
+
 def timers_due(ctx, until_ms):
     """Entries of every partition's timer set due at or before until_ms."""
     return sum(ctx.redis.command("ZCOUNT", f"{ctx.prefix}:{{{p}}}:timers", "-inf", int(until_ms))

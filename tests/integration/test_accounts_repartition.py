@@ -32,15 +32,6 @@ OLD, NEW = 3, 6
 LATENESS_MS = 60000  # accounts.lateness of config/rules.yaml's example (the default)
 
 
-def accounts_rules(ctx):
-    """config/rules.yaml with its commented `accounts:` example switched on."""
-    src = open(os.path.join(ctx.env.src, "config", "rules.yaml")).read()
-    lines = src.splitlines()
-    start = lines.index("# accounts:")
-    block = [line[2:] if line.startswith("# ") else line for line in lines[start:]]
-    return lpit.use_rules(ctx, src + "\n" + "\n".join(block) + "\n", "rules-accounts.yaml")
-
-
 def accounts_by_partition(ctx, n):
     """account key -> [(account partition, stored bytes)] over account partitions 0..n-1 (the
     last applied record "@applied" left out)."""
@@ -76,7 +67,7 @@ def main():
     ctx = lpit.Ctx("acctrep", partitions=OLD, accounts=True)
     checks = lpit.Checks("test_accounts_repartition")
     try:
-        accounts_rules(ctx)
+        lpit.accounts_rules(ctx)
         events = [json.loads(line) for line in open(ctx.gen(
             os.path.join(ctx.dir, "base.jsonl"), seed=43, leads=400, events=5000, zipf=0.9,
             accounts=30))]

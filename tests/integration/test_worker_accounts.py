@@ -22,15 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpit  # noqa: E402
 
 
-def accounts_rules(ctx):
-    """config/rules.yaml with its commented `accounts:` example switched on."""
-    src = open(os.path.join(ctx.env.src, "config", "rules.yaml")).read()
-    lines = src.splitlines()
-    start = lines.index("# accounts:")
-    block = [line[2:] if line.startswith("# ") else line for line in lines[start:]]
-    return lpit.use_rules(ctx, src + "\n" + "\n".join(block) + "\n", "rules-accounts.yaml")
-
-
 def main():
     # With the stack's Schema Registry (when it has one): the workers register AccountQualified and
     # AccountStale under their topics' subjects, and the consumer reads them by the ids it gives.
@@ -39,7 +30,7 @@ def main():
                    extra_env={"LEADPULSE_SCHEMA_REGISTRY_URL": registry} if registry else None)
     checks = lpit.Checks("test_worker_accounts")
     try:
-        accounts_rules(ctx)
+        lpit.accounts_rules(ctx)
         sc = lpit.Scenario(ctx, seed=41, leads=600, events=9000, rate=3000)
         ref_acc = [h for h in sc.ref if h.get("kind", "").startswith("account_")]
         ref_mqa = [h for h in ref_acc if h["kind"] == "account_qualified"]
