@@ -21,9 +21,11 @@
  *   an armed account meeting the MQA condition qualifies; a disarmed one with S < mqa.rearm
  *   re-arms (its timers cancelled).
  * - A member's score at time t: max(floor, e * 2^-((max(t, ref) - ref) / h)).
- * - Cost: an evaluation is O(members) (every member's decayed score is recomputed), a join or
- *   leave O(members) (the sorted array moves); a later step keeps crossing times ordered for
- *   O(log members). */
+ * - Cost: a record costs O(log members) in an account of LP_ACCOUNT_INDEX_MIN (48) members or
+ *   more (src/core/account_index.h: engaged members, roles and fit kept exactly per member as T
+ *   moves, the score as one decaying sum with an error bound; the plain O(members) sum only when
+ *   the score is within that bound of the threshold), O(members) below; a join or leave
+ *   O(members) (the sorted arrays move); a hand-off O(members) (it lists them). */
 #ifndef LEADPULSE_ACCOUNT_STATE_H
 #define LEADPULSE_ACCOUNT_STATE_H
 
@@ -104,6 +106,10 @@ typedef struct {
     int64_t qualified_at_ms;   /* the current qualification's time (0 while armed) */
     int64_t sla_deadline_ms;   /* account_sla_breached timer, 0 = none */
     int64_t quiet_deadline_ms; /* committee_quiet timer, 0 = none */
+    /* Not stored: the evaluation index of a large account (built when needed, freed with the
+     * account), and a switch for tests that compare with the plain evaluation. */
+    struct lp_account_index *index;
+    bool plain_eval;
 } lp_account_state_t;
 
 /* An empty account (no allocation). */

@@ -1,8 +1,11 @@
 /* The account model of stage 2 (include/leadpulse/account_state.h; docs/rules.md "accounts"):
- * member records in, account hand-offs out. An evaluation walks every member (O(members)). */
+ * member records in, account hand-offs out. A plain evaluation walks every member (O(members));
+ * a large account decides with its index (core/account_index.h) at O(log members). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/account_index.h"
 #include "core/core_internal.h"
 #include "leadpulse/account_state.h"
 
@@ -16,6 +19,7 @@ void lp_account_free(lp_account_state_t *a) {
     }
     free(a->members);
     free(a->untracked);
+    lp_account_index_free(a->index);
     lp_account_init(a);
 }
 
@@ -28,8 +32,11 @@ static void forget(lp_account_state_t *a) {
     lp_member_view_t *members = a->members;
     lp_untracked_t *untracked = a->untracked;
     int32_t mcap = a->members_cap, ucap = a->untracked_cap;
+    bool plain = a->plain_eval;
 
+    lp_account_index_free(a->index);
     lp_account_init(a);
+    a->plain_eval = plain;
     a->members = members;
     a->members_cap = mcap;
     a->untracked = untracked;
@@ -267,6 +274,37 @@ static int fire_due(lp_account_state_t *a, const lp_rules_t *rules, int64_t now,
     return changed;
 }
 
+/* The evaluation at T for a decision against threshold: with the index of a large account
+ * (the score exact only where it matters: within the index's error bound of the threshold, the
+ * plain sum decides), else plain. */
+static void evaluate_for(lp_account_state_t *a, const lp_rules_t *rules, double threshold,
+                         eval_t *ev) {
+    lp_account_index_t *x = NULL;
+    if (!a->plain_eval && (a->index != NULL || a->nmembers >= LP_ACCOUNT_INDEX_MIN)) {
+        if (a->nmembers < LP_ACCOUNT_INDEX_MIN / 2) {
+            lp_account_index_free(a->index); /* small again: the plain sum is as cheap */
+            a->index = NULL;
+        } else {
+            x = lp_account_index_get(a, rules);
+        }
+    }
+    if (x == NULL) {
+        evaluate(a, rules, a->t_ms, ev);
+        return;
+    }
+    lp_account_index_eval_t ie;
+    lp_account_index_eval(x, a, rules, a->t_ms, &ie);
+    ev->engaged = ie.engaged;
+    ev->covered = ie.covered;
+    ev->best_engaged = ie.best_engaged;
+    ev->score = ie.score;
+    if (!(fabs(ie.score - threshold) > ie.bound)) {
+        eval_t plain;
+        evaluate(a, rules, a->t_ms, &plain);
+        ev->score = plain.score;
+    }
+}
+
 /* Qualification or re-arm, at T. */
 static void decide(lp_account_state_t *a, const lp_rules_t *rules, lp_account_fact_t *facts,
                    size_t *n) {
@@ -274,7 +312,7 @@ static void decide(lp_account_state_t *a, const lp_rules_t *rules, lp_account_fa
     int64_t t = a->t_ms, last = 0;
     eval_t ev;
 
-    evaluate(a, rules, t, &ev);
+    evaluate_for(a, rules, a->armed ? acc->mqa_score : acc->mqa_rearm, &ev);
     if (!a->armed) {
         if (ev.score < acc->mqa_rearm) {
             rearm(a);
@@ -426,14 +464,26 @@ int lp_account_apply(lp_account_state_t *a, const lp_rules_t *rules, const lp_me
         fire_due(a, rules, t, facts, max_facts, &n);
     }
     if (i >= 0 && r->leave) {
+        if (a->index != NULL) {
+            lp_account_index_out(a->index, a, rules, i);
+        }
         remove_at(a->members, &a->nmembers, sizeof(lp_member_view_t), i);
+        if (a->index != NULL) {
+            lp_account_index_remove(a->index, i);
+        }
         if (a->nmembers == 0) {
             forget(a);
             *nfacts = n;
             return LP_OK;
         }
     } else if (i >= 0) {
+        if (a->index != NULL) {
+            lp_account_index_out(a->index, a, rules, i);
+        }
         view_of(&a->members[i], r);
+        if (a->index != NULL) {
+            lp_account_index_in(a->index, a, rules, i);
+        }
     } else {
         if (a->nmembers == 0) {
             forget(a); /* starts afresh, armed */
@@ -443,8 +493,16 @@ int lp_account_apply(lp_account_state_t *a, const lp_rules_t *rules, const lp_me
         if (u >= 0) {
             remove_at(a->untracked, &a->nuntracked, sizeof(lp_untracked_t), u);
         }
-        i = find(a->members, a->nmembers, sizeof(lp_member_view_t), r->lead_id);
-        view_of(insert_at(a->members, &a->nmembers, sizeof(lp_member_view_t), -i - 1), r);
+        i = -find(a->members, a->nmembers, sizeof(lp_member_view_t), r->lead_id) - 1;
+        view_of(insert_at(a->members, &a->nmembers, sizeof(lp_member_view_t), i), r);
+        if (a->index != NULL) {
+            if (lp_account_index_insert(a->index, i) == LP_OK) {
+                lp_account_index_in(a->index, a, rules, i);
+            } else {
+                lp_account_index_free(a->index); /* no memory: rebuilt when needed */
+                a->index = NULL;
+            }
+        }
     }
     a->t_ms = t;
     if (!a->armed && !r->leave) {

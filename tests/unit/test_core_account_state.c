@@ -1723,6 +1723,197 @@ static void test_large_account_bounded(void **state) {
     free(rules);
 }
 
+/* ---- the index of large accounts equals the plain evaluation -------------------------------- */
+
+/* Two copies of an account, one deciding with the index (core/account_index.h) and one with the
+ * plain O(members) evaluation, fed the same random history: the same return codes, hand-offs
+ * (every field, scores bit for bit) and stored bytes after every step. Histories cross the
+ * index's size threshold both ways (joins and leaves of up to 150 leads), move T over hours to
+ * weeks, put member refs after T, use negative E, and vary floor, cap, engaged score and
+ * half-life; half of them keep every record at one time for stretches, so that sums are exact
+ * and land on the thresholds (the index must then ask the plain sum). */
+#define IL 150
+
+static void index_history(int h) {
+    lp_rules_t *rules = make_rules();
+    lp_account_rules_t *acc = &rules->accounts;
+    static const double floors[] = {0, -20, 4};
+    static const double caps[] = {60, 15, 35};
+    static const double engaged[] = {10, 0, 30};
+    static const double halves[] = {(double)DAY_MS, (double)HOUR_MS, 7.0 * DAY_MS};
+    rules->floor = floors[h % 3];
+    acc->member_cap = caps[(h / 3) % 3];
+    acc->engaged_score = engaged[(h / 9) % 3] < rules->floor ? rules->floor : engaged[(h / 9) % 3];
+    rules->half_life_ms = halves[h % 2 == 0 ? 0 : 1 + (h / 2) % 2];
+    acc->mqa_score = 100 + 25 * (h % 4);
+    acc->mqa_rearm = acc->mqa_score - 40;
+    acc->mqa_engaged_members = 1 + h % 5;
+    acc->nrequired = h % 3 == 0 ? 0 : 1;
+    acc->required[0] = BIT(DM) | BIT(AP);
+    acc->mqa_min_fit = h % 4 == 1 ? 'B' : 0;
+    acc->quiet_after_ms = h % 2 == 0 ? 3 * DAY_MS : 0;
+    acc->accept_within_ms = h % 3 == 1 ? 2 * DAY_MS : 0;
+    acc->max_members = 1000;
+    bool flat = h % 2 == 1; /* stretches at one time: exact sums, ties with thresholds */
+
+    lp_account_state_t x, y;
+    lp_account_init(&x);
+    lp_account_init(&y);
+    y.plain_eval = true;
+    uint64_t seq[IL] = {0};
+    bool in[IL] = {false};
+    int64_t t = T0;
+    int target = 20 + rand_below(IL - 20);
+    int indexed = 0;
+    for (int step = 0; step < 3000; step++) {
+        if (!flat || rand_below(40) == 0) {
+            t +=
+                rand_below(8) == 0 ? (int64_t)rand_below(5 * DAY_MS) : (int64_t)rand_below(HOUR_MS);
+        }
+        if (rand_below(300) == 0) {
+            target = 1 + rand_below(IL); /* grow or shrink the committee */
+        }
+        int nin = 0;
+        for (int i = 0; i < IL; i++) {
+            nin += in[i];
+        }
+        int l = rand_below(IL);
+        char id[16];
+        snprintf(id, sizeof(id), "L%03d", l);
+        lp_account_fact_t fx[LP_ACCOUNT_APPLY_FACTS], fy[LP_ACCOUNT_APPLY_FACTS];
+        memset(fx, 0, sizeof(fx));
+        memset(fy, 0, sizeof(fy));
+        size_t nx = 0, ny = 0;
+        int rx, ry;
+        if (rand_below(25) == 0) {
+            int64_t now = t + rand_below(4 * DAY_MS);
+            rx = lp_account_fire_timers(&x, rules, now, fx, LP_ACCOUNT_TIMER_FACTS, &nx);
+            ry = lp_account_fire_timers(&y, rules, now, fy, LP_ACCOUNT_TIMER_FACTS, &ny);
+        } else {
+            lp_member_record_t r;
+            if (in[l] && nin > target) {
+                r = leave(id, ++seq[l], t);
+                in[l] = false;
+            } else {
+                double e = flat ? 5.0 * rand_below(16) - 10.0 : rand_unit() * 90.0 - 15.0;
+                r = rec(id, ++seq[l], t, e, (lp_role_t)rand_below(LP_ROLE__COUNT));
+                r.fit_grade = (char)('A' + rand_below(4));
+                r.ref_ms = t + (rand_below(6) == 0 ? rand_below(2 * HOUR_MS) : 0);
+                r.accepted_ms = rand_below(60) == 0 ? t : 0;
+                r.rejected_ms = rand_below(80) == 0 ? t : 0;
+                in[l] = true;
+            }
+            rx = lp_account_apply(&x, rules, &r, fx, LP_ACCOUNT_APPLY_FACTS, &nx);
+            ry = lp_account_apply(&y, rules, &r, fy, LP_ACCOUNT_APPLY_FACTS, &ny);
+        }
+        if (rx != ry || nx != ny || memcmp(fx, fy, nx * sizeof(fx[0])) != 0) {
+            fail_msg("history %d step %d: index rc %d facts %zu, plain rc %d facts %zu", h, step,
+                     rx, nx, ry, ny);
+        }
+        size_t lx = 0, ly = 0;
+        uint8_t *bx = x.nmembers > 0 ? encode(&x, &lx) : NULL;
+        uint8_t *by = y.nmembers > 0 ? encode(&y, &ly) : NULL;
+        if (lx != ly || (lx > 0 && memcmp(bx, by, lx) != 0)) {
+            fail_msg("history %d step %d: stored forms differ", h, step);
+        }
+        free(bx);
+        free(by);
+        indexed += x.index != NULL;
+        assert_null(y.index);
+    }
+    assert_true(indexed > 500); /* the index decided a good part of the history */
+    lp_account_free(&x);
+    lp_account_free(&y);
+    free(rules);
+}
+
+static void test_index_equals_plain(void **state) {
+    (void)state;
+    for (int h = 0; h < 36; h++) {
+        index_history(h);
+    }
+}
+
+/* The index's score is approximate: a decision within its error bound of the threshold is taken
+ * by the plain sum. Accounts of 80 decaying members, the MQA threshold set to the plain score
+ * at T exactly and one ulp either side (the score computed here as the plain evaluation does:
+ * members in order, each min(cap, score), then role points); a record that changes nothing in
+ * the score (a capped member, still capped, at T) makes both copies decide. */
+static void test_index_threshold_ties(void **state) {
+    (void)state;
+    lp_rules_t *rules = make_rules();
+    lp_account_rules_t *acc = &rules->accounts;
+    acc->mqa_engaged_members = 1;
+    acc->max_members = 1000;
+    int decided = 0;
+    for (int k = 0; k < 60; k++) {
+        for (int side = -1; side <= 1; side++) {
+            lp_account_state_t x, y;
+            lp_account_init(&x);
+            lp_account_init(&y);
+            y.plain_eval = true;
+            uint64_t saved = rng;
+            acc->mqa_score = 1e12; /* nothing qualifies while the committee is built */
+            acc->mqa_rearm = 0;
+            int64_t t = T0;
+            char id[16];
+            lp_member_record_t last;
+            for (int i = 0; i < 80; i++) {
+                snprintf(id, sizeof(id), "L%03d", i);
+                t += rand_below(3 * HOUR_MS);
+                lp_member_record_t r = rec(id, 1, t, 5.0 + rand_unit() * 70.0, (lp_role_t)(i % 6));
+                size_t n;
+                assert_int_equal(lp_account_apply(&x, rules, &r, facts, LP_ACCOUNT_APPLY_FACTS, &n),
+                                 LP_OK);
+                assert_int_equal(lp_account_apply(&y, rules, &r, facts, LP_ACCOUNT_APPLY_FACTS, &n),
+                                 LP_OK);
+                last = r;
+            }
+            rng = saved + 1; /* the next k differs */
+            /* the plain score at T */
+            double sum = 0;
+            unsigned covered = 0;
+            for (int32_t i = 0; i < y.nmembers; i++) {
+                double sc = lp_account_member_score(&y.members[i], rules, y.t_ms);
+                sum += sc < acc->member_cap ? sc : acc->member_cap;
+                if (sc >= acc->engaged_score) {
+                    covered |= 1u << y.members[i].role;
+                }
+            }
+            for (int r = 0; r < LP_ROLE__COUNT; r++) {
+                if (covered & (1u << r)) {
+                    sum += acc->role_points[r];
+                }
+            }
+            acc->mqa_score = side == 0 ? sum : nextafter(sum, side * INFINITY);
+            acc->mqa_rearm = acc->mqa_score - 50;
+            lp_member_record_t r = last;
+            r.seq = 2;
+            lp_account_fact_t fx[LP_ACCOUNT_APPLY_FACTS], fy[LP_ACCOUNT_APPLY_FACTS];
+            memset(fx, 0, sizeof(fx));
+            memset(fy, 0, sizeof(fy));
+            size_t nx = 0, ny = 0;
+            assert_int_equal(lp_account_apply(&x, rules, &r, fx, LP_ACCOUNT_APPLY_FACTS, &nx),
+                             LP_OK);
+            assert_int_equal(lp_account_apply(&y, rules, &r, fy, LP_ACCOUNT_APPLY_FACTS, &ny),
+                             LP_OK);
+            assert_non_null(x.index);
+            bool want = sum >= acc->mqa_score;
+            assert_int_equal(ny, want ? 1 : 0);
+            assert_int_equal(nx, ny);
+            if (ny == 1) {
+                assert_true(fy[0].score == sum);
+                assert_memory_equal(&fx[0], &fy[0], sizeof(fx[0]));
+            }
+            decided += (int)ny;
+            lp_account_free(&x);
+            lp_account_free(&y);
+        }
+    }
+    assert_int_equal(decided, 120); /* at the score and one ulp below: qualified; above: not */
+    free(rules);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_join_update_leave),
@@ -1749,6 +1940,8 @@ int main(void) {
         cmocka_unit_test(test_codec_roundtrip),
         cmocka_unit_test(test_codec_refusals),
         cmocka_unit_test(test_property_against_oracle),
+        cmocka_unit_test(test_index_equals_plain),
+        cmocka_unit_test(test_index_threshold_ties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
