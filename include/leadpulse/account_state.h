@@ -128,6 +128,18 @@ const lp_member_view_t *lp_account_member(const lp_account_state_t *a, const cha
 /* A member's score at t: max(floor, e * 2^-((max(t, ref) - ref) / half_life)). */
 double lp_account_member_score(const lp_member_view_t *m, const lp_rules_t *rules, int64_t t);
 
+/* The account at time t as a hand-off would describe it: its score S, engaged members, roles
+ * covered (1u << lp_role_t) and the best fit grade of an engaged member (0 = none); the plain
+ * evaluation (every member). For tools (`leadpulse inspect --account`). */
+typedef struct {
+    double score;
+    int32_t engaged;
+    unsigned covered;
+    char best_engaged;
+} lp_account_eval_t;
+void lp_account_evaluate(const lp_account_state_t *a, const lp_rules_t *rules, int64_t t,
+                         lp_account_eval_t *out);
+
 /* Applies one member record (see the top of this file). Facts go to facts[0..*nfacts), in the
  * order they happened. Returns LP_OK (the account changed), LP_ACCOUNT_UNCHANGED (the record was
  * ignored, or changed nothing), or LP_ERR with the account untouched and *nfacts 0: a NULL

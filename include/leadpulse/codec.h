@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "leadpulse/account.h"
+#include "leadpulse/account_state.h"
 #include "leadpulse/event.h"
 #include "leadpulse/score.h"
 
@@ -115,6 +116,16 @@ size_t lp_avro_encode_account_fact(lp_avro_codec_t *codec, const lp_account_fact
  * capital letter, doubles shortest round-trip. Returns the length, or 0 if it does not fit or a
  * value is refused as by lp_avro_encode_account_fact. */
 size_t lp_json_encode_account_fact(const lp_account_fact_t *fact, char *buf, size_t size);
+
+/* A stored account as JSON, for `leadpulse inspect --account` (docs/operations: README
+ * "Inspecting an account"): {"account", "t" (its time T), "score" (S at T), "engaged_members",
+ * "roles_covered" (names), "armed", "qualification", "qualified_at", "accepted", "rejected",
+ * "sla_deadline", "quiet_deadline" (times: integer ms, null when none), "members_total",
+ * "members_untracked", "members": [{"lead_id", "seq", "role", "score" (at T), "engaged",
+ * "fit_grade", "stage", "ref", "last_activity", "accepted", "rejected"}] (every member, by lead
+ * id)}. Returns the length, or 0 when it does not fit. */
+size_t lp_json_encode_account_state(const lp_account_state_t *a, const lp_rules_t *rules, char *buf,
+                                    size_t size);
 
 /* Decodes an output record back into a fact (consumers, tests). */
 int lp_avro_decode_fact(lp_avro_codec_t *codec, const uint8_t *buf, size_t len, lp_fact_t *fact,

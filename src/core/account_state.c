@@ -144,6 +144,16 @@ static void evaluate(const lp_account_state_t *a, const lp_rules_t *rules, int64
     ev->score = sum;
 }
 
+void lp_account_evaluate(const lp_account_state_t *a, const lp_rules_t *rules, int64_t t,
+                         lp_account_eval_t *out) {
+    eval_t ev;
+    evaluate(a, rules, t, &ev);
+    out->score = ev.score;
+    out->engaged = ev.engaged;
+    out->covered = ev.covered;
+    out->best_engaged = ev.best_engaged;
+}
+
 static int ngroups(const lp_account_rules_t *acc) {
     return acc->nrequired < 0                    ? 0
            : acc->nrequired > LP_MAX_ROLE_GROUPS ? LP_MAX_ROLE_GROUPS

@@ -883,6 +883,19 @@ class Ctx:
                 f.write(json.dumps(e) + "\n")
         return path
 
+    def inspect_accounts(self, key=None):
+        """`leadpulse inspect --account KEY` (a dict, or None when not found) or `--accounts`
+        (a list of dicts)."""
+        args = ["--account", key] if key is not None else ["--accounts"]
+        r = subprocess.run([self.env.bin, "inspect", "--config", self.config(), "--partitions",
+                            str(self.partitions), *args], env=self.base_env(),
+                           capture_output=True, text=True, timeout=120, cwd=self.env.src)
+        if key is not None:
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        if r.returncode != 0:
+            raise RuntimeError(f"inspect --accounts failed ({r.returncode}): {r.stderr[-500:]}")
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
     def consume(self, which=None, raw=False, idle_ms=1500):
         """Every record of the output topics, from the beginning, as dicts (by default LeadQualified
         and LeadStale, and with accounts=True the account hand-offs too)."""
@@ -1266,6 +1279,7 @@ class Scenario:
         self.early = file_min_ts(self.path) - DAY_MS
         self.until, _ = pick_until(ctx, self.path, file_max_ts(self.path))
         self.ref, self.ref_state, err = ctx.replay(self.path, until=self.until)
+        self.ref_err = err
         summary = [l for l in err if l.startswith("replay:")]
         log(f"reference: {summary[-1] if summary else '?'}")
         self.rate = rate

@@ -15,6 +15,7 @@ and a new one joins. Then one worker with its clock at T settles the rest, and:
 """
 import json
 import os
+import re
 import sys
 import urllib.request
 
@@ -75,6 +76,29 @@ def main():
             checks.check(seen and all(want.get(t) == i for t, i in seen),
                          f"account hand-offs framed with the ids their subjects have in the "
                          f"registry ({want}; seen {sorted(seen)})")
+        # `leadpulse inspect`: the accounts in Redis are replay's accounts with members, and an
+        # account that qualified shows its qualification count and members.
+        listed = ctx.inspect_accounts()
+        m = [re.search(r"(\d+) accounts with members", l) for l in sc.ref_err]
+        want_n = next((int(x.group(1)) for x in m if x), None)
+        last_q = {}
+        for h in ref_mqa:
+            last_q[h["account"]] = max(last_q.get(h["account"], 0), h["qualification"])
+        key = sorted(last_q)[0] if last_q else None
+        one = ctx.inspect_accounts(key) if key else None
+        checks.check(want_n is not None and len(listed) == want_n
+                     and len({a["account"] for a in listed}) == want_n
+                     and one is not None and one["account"] == key
+                     and one["qualification"] >= last_q[key] and one["members_total"] > 0
+                     and len(one["members"]) == one["members_total"]
+                     and abs(one["score"] - sum(min(mm["score"], 60) for mm in one["members"])
+                             - sum({"decision_maker": 20, "approver": 15, "influencer": 10}
+                                   .get(r, 0) for r in one["roles_covered"])) < 1e-6,
+                     f"inspect --accounts lists {len(listed)} accounts (replay: {want_n} with "
+                     f"members); inspect --account {key}: qualification "
+                     f"{one and one['qualification']} (replay's last {last_q.get(key)}), "
+                     f"{one and one['members_total']} members, score = the sum of its members' "
+                     "capped scores and role points")
         keys = ctx.redis.command("KEYS", f"{ctx.prefix}:{{a*}}:*") or []
         checks.check(len(keys) > 0,
                      f"account partitions live under their own hash tag {{a<q>}} ({len(keys)} keys)")

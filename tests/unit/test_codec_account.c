@@ -920,6 +920,67 @@ static void jp_type(jp_t *j, const char *where) {
     }
 }
 
+/* `leadpulse inspect --account`'s JSON: the account's score at T (the plain sum: capped members
+ * plus role points), engaged members, roles covered, every member with its score at T, times as
+ * integer ms or null; 0 when it does not fit. */
+static void test_account_state_json(void **state) {
+    (void)state;
+    lp_rules_t rules;
+    memset(&rules, 0, sizeof(rules));
+    rules.half_life_ms = 86400000.0;
+    rules.accounts.enabled = true;
+    rules.accounts.member_cap = 60;
+    rules.accounts.engaged_score = 10;
+    rules.accounts.role_points[LP_ROLE_APPROVER] = 15;
+    rules.accounts.mqa_score = 1000;
+    rules.accounts.mqa_engaged_members = 1;
+    rules.accounts.mqa_rearm = 500;
+    rules.accounts.max_members = 10;
+    lp_account_state_t a;
+    lp_account_init(&a);
+    static const struct {
+        const char *id;
+        double e;
+        lp_role_t role;
+    } ms[] = {{"b\"q", 80, LP_ROLE_APPROVER}, {"a-1", 5, LP_ROLE_USER}};
+    for (int i = 0; i < 2; i++) {
+        lp_member_record_t r;
+        memset(&r, 0, sizeof(r));
+        snprintf(r.account, sizeof(r.account), "domain:acme.com");
+        snprintf(r.lead_id, sizeof(r.lead_id), "%s", ms[i].id);
+        r.seq = 1;
+        r.e = ms[i].e;
+        r.ref_ms = r.event_ms = r.last_activity_ms = 1700000000000LL;
+        r.role = ms[i].role;
+        r.fit_grade = 'B';
+        r.stage = LP_STAGE_WARM;
+        lp_account_fact_t facts[LP_ACCOUNT_APPLY_FACTS];
+        size_t n;
+        assert_int_equal(lp_account_apply(&a, &rules, &r, facts, LP_ACCOUNT_APPLY_FACTS, &n),
+                         LP_OK);
+    }
+    char buf[4096];
+    size_t n = lp_json_encode_account_state(&a, &rules, buf, sizeof(buf));
+    assert_true(n > 0 && n == strlen(buf));
+    static const char want[] =
+        "{\"account\":\"domain:acme.com\",\"t\":1700000000000,\"score\":80,"
+        "\"engaged_members\":1,\"roles_covered\":[\"approver\"],\"armed\":true,"
+        "\"qualification\":0,\"qualified_at\":null,\"accepted\":false,\"rejected\":false,"
+        "\"sla_deadline\":null,\"quiet_deadline\":null,\"members_total\":2,"
+        "\"members_untracked\":0,\"members\":[{\"lead_id\":\"a-1\",\"seq\":1,\"role\":\"user\","
+        "\"score\":5,\"engaged\":false,\"fit_grade\":\"B\",\"stage\":\"warm\","
+        "\"ref\":1700000000000,\"last_activity\":1700000000000,\"accepted\":null,"
+        "\"rejected\":null},{\"lead_id\":\"b\\\"q\",\"seq\":1,\"role\":\"approver\","
+        "\"score\":80,\"engaged\":true,\"fit_grade\":\"B\",\"stage\":\"warm\","
+        "\"ref\":1700000000000,\"last_activity\":1700000000000,\"accepted\":null,"
+        "\"rejected\":null}]}";
+    assert_string_equal(buf, want);
+    for (size_t size = 0; size <= n; size++) {
+        assert_int_equal(lp_json_encode_account_state(&a, &rules, buf, size), 0);
+    }
+    lp_account_free(&a);
+}
+
 static void test_schema_docs(void **state) {
     DIR *dir = opendir(LP_SCHEMA_DIR);
     struct dirent *de;
@@ -1087,7 +1148,7 @@ int main(void) {
         cmocka_unit_test(test_json),          cmocka_unit_test(test_missing_sentences),
         cmocka_unit_test(test_member_order),  cmocka_unit_test(test_event_ids),
         cmocka_unit_test(test_schema_docs),   cmocka_unit_test(test_schema_docs_checker),
-        cmocka_unit_test(test_schema_folder),
+        cmocka_unit_test(test_schema_folder), cmocka_unit_test(test_account_state_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
