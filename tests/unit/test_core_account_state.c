@@ -1729,9 +1729,10 @@ static void test_large_account_bounded(void **state) {
  * plain O(members) evaluation, fed the same random history: the same return codes, hand-offs
  * (every field, scores bit for bit) and stored bytes after every step. Histories cross the
  * index's size threshold both ways (joins and leaves of up to 150 leads), move T over hours to
- * weeks, put member refs after T, use negative E, and vary floor, cap, engaged score and
- * half-life; half of them keep every record at one time for stretches, so that sums are exact
- * and land on the thresholds (the index must then ask the plain sum). */
+ * weeks, put member refs after T, use negative E, vary floor, cap, engaged score and
+ * half-life, and now and then reload the indexed copy from its stored form (its index rebuilt);
+ * half of them keep every record at one time for stretches, so that sums are exact and land on the
+ * thresholds (the index must then ask the plain sum). */
 #define IL 150
 
 static void index_history(int h) {
@@ -1815,6 +1816,11 @@ static void index_history(int h) {
         uint8_t *by = y.nmembers > 0 ? encode(&y, &ly) : NULL;
         if (lx != ly || (lx > 0 && memcmp(bx, by, lx) != 0)) {
             fail_msg("history %d step %d: stored forms differ", h, step);
+        }
+        if (bx != NULL && rand_below(150) == 0) {
+            /* as a worker that loads the account from the store: the index is built afresh */
+            assert_int_equal(lp_account_decode(&x, bx, lx), LP_OK);
+            assert_null(x.index);
         }
         free(bx);
         free(by);
