@@ -21,12 +21,13 @@ typedef struct {
 } ev_t;
 
 struct lp_account_index {
-    const lp_rules_t *rules; /* built for these (a reload gives other rules: rebuilt) */
-    int32_t n, cap;          /* members covered, room in the per-member arrays */
-    int64_t pos;             /* the time the predicates are at */
-    int64_t base;            /* reference time of A's terms */
-    double a, abs_a, err_a;  /* sum of the decaying free members' v(base), of |v(base)|, error */
-    double f, abs_f, err_f;  /* sum of the other free members' v (= e), of |e|, error */
+    /* the rules' values it was built with (a reload that changes one: built afresh) */
+    double half_life, floor, member_cap, engaged;
+    int32_t n, cap;         /* members covered, room in the per-member arrays */
+    int64_t pos;            /* the time the predicates are at */
+    int64_t base;           /* reference time of A's terms */
+    double a, abs_a, err_a; /* sum of the decaying free members' v(base), of |v(base)|, error */
+    double f, abs_f, err_f; /* sum of the other free members' v (= e), of |e|, error */
     int32_t ncapped, nfloored, nengaged;
     int32_t by_role[LP_ROLE__COUNT];
     int32_t by_grade[4];
@@ -313,7 +314,10 @@ static int build(lp_account_index_t *x, const lp_account_state_t *a, const lp_ru
     if (reserve(x, a->nmembers) != LP_OK) {
         return LP_ERR;
     }
-    x->rules = rules;
+    x->half_life = rules->half_life_ms;
+    x->floor = rules->floor;
+    x->member_cap = rules->accounts.member_cap;
+    x->engaged = rules->accounts.engaged_score;
     x->n = a->nmembers;
     x->pos = x->base = t;
     x->a = x->abs_a = x->err_a = x->f = x->abs_f = x->err_f = 0;
@@ -331,12 +335,15 @@ static int build(lp_account_index_t *x, const lp_account_state_t *a, const lp_ru
 
 lp_account_index_t *lp_account_index_get(lp_account_state_t *a, const lp_rules_t *rules) {
     lp_account_index_t *x = a->index;
-    if (x != NULL && x->rules == rules && x->n == a->nmembers && x->pos <= a->t_ms) {
-        /* Kept while A's reference time is within 256 half-lives (its terms stay far from
-         * overflow) and its tracked rounding is small; else built afresh. */
+    if (x != NULL && x->half_life == rules->half_life_ms && x->floor == rules->floor &&
+        x->member_cap == rules->accounts.member_cap &&
+        x->engaged == rules->accounts.engaged_score && x->n == a->nmembers && x->pos <= a->t_ms) {
+        /* Kept while A's reference time is within 64 half-lives (a term's exponent, and so its
+         * rounding against the plain evaluation's, stays small: see the bound in
+         * lp_account_index_eval) and its tracked rounding is small; else built afresh. */
         double span = ((double)a->t_ms - (double)x->base) / rules->half_life_ms;
         double scale = exp2(-span);
-        if (span < 256 && x->err_a * scale + x->err_f < 1e-9 * (1 + x->abs_a * scale + x->abs_f)) {
+        if (span < 64 && x->err_a * scale + x->err_f < 1e-9 * (1 + x->abs_a * scale + x->abs_f)) {
             return x;
         }
     }
@@ -426,8 +433,10 @@ void lp_account_index_eval(lp_account_index_t *x, const lp_account_state_t *a,
         }
     }
     ev->score = fixed + x->f + x->a * scale + roles;
-    /* The sums' own rounding (tracked), each decaying term's (a few exp2 and products against
-     * the plain evaluation's one), and the plain evaluation's rounding over n + 6 terms. */
+    /* The sums' own rounding (tracked); each decaying term's against the plain evaluation's
+     * (two exp2 whose exponents, below 64 half-lives and so rounded by at most 64 * eps, are off
+     * by at most ~45 eps relative each, plus the products); and the plain evaluation's rounding
+     * over n + 6 terms: 8 * (n + 16) * eps >= 512 * eps of every term's magnitude covers it. */
     ev->bound = 2 * (x->err_a * scale + x->err_f) +
                 8 * DBL_EPSILON * (double)(x->n + 16) * (total_abs + fabs(ev->score));
 }

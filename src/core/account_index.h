@@ -10,7 +10,9 @@
  * plain evaluation uses, so they agree to the millisecond), in a heap. It holds:
  *  - exactly: the engaged members by role and by fit grade, the capped and floored counts;
  *  - approximately: the sum of the other members' terms, as A * 2^-((T - base) / h) with
- *    A = sum of v(base) (one number, updated as members change), with a bound on its error.
+ *    A = sum of v(base) (one number, updated as members change), with a bound on its error
+ *    (built afresh when T is 64 half-lives past base, the rules' half-life, floor, cap or
+ *    engaged score changed, or the tracked rounding grew).
  * An account with more members than LP_ACCOUNT_INDEX_MIN decides with it: engaged members, roles
  * and fit exactly, the score when it is farther from the threshold than the bound, else by the
  * plain O(members) sum (so decisions equal the plain evaluation's). Cost per record O(log

@@ -1730,7 +1730,8 @@ static void test_large_account_bounded(void **state) {
  * (every field, scores bit for bit) and stored bytes after every step. Histories cross the
  * index's size threshold both ways (joins and leaves of up to 150 leads), move T over hours to
  * weeks, put member refs after T, use negative E, vary floor, cap, engaged score and
- * half-life, and now and then reload the indexed copy from its stored form (its index rebuilt);
+ * half-life (and change the engaged score and half-life halfway, as a rules reload does), and
+ * now and then reload the indexed copy from its stored form (its index rebuilt);
  * half of them keep every record at one time for stretches, so that sums are exact and land on the
  * thresholds (the index must then ask the plain sum). */
 #define IL 150
@@ -1767,6 +1768,11 @@ static void index_history(int h) {
     int target = 20 + rand_below(IL - 20);
     int indexed = 0;
     for (int step = 0; step < 3000; step++) {
+        if (step == 1500) {
+            /* a rules reload: the index must not keep predicates of the old values */
+            acc->engaged_score += 7;
+            rules->half_life_ms *= 1.5;
+        }
         if (!flat || rand_below(40) == 0) {
             t +=
                 rand_below(8) == 0 ? (int64_t)rand_below(5 * DAY_MS) : (int64_t)rand_below(HOUR_MS);
