@@ -30,6 +30,12 @@
  * its accounts are placed by (lp_acct_engine_set_partitions). */
 #define LP_ACCOUNT_PARTITIONS_OFFSET "@partitions"
 
+/* The stored value of an account that lost its last member (until it gets one again). */
+#define LP_ACCOUNT_TOMBSTONE 0x00
+static inline bool lp_account_is_tombstone(const uint8_t *data, size_t len) {
+    return len == 1 && data[0] == LP_ACCOUNT_TOMBSTONE;
+}
+
 typedef struct {
     lp_format_t out_format; /* of the account hand-offs: Avro (with out_framing) or JSON */
     lp_framing_t out_framing;

@@ -37,6 +37,13 @@ lp_avro_codec_t *lp_cli_registry_codec(const lp_config_t *config, lp_registry_t 
                                        unsigned kinds, int32_t ids[LP_SCHEMA__COUNT], int *rc,
                                        char *errstr, size_t size);
 
+/* A client configuration for config's brokers: bootstrap.servers, then the name/value pairs of
+ * set (NULL-terminated, may be NULL), then the kafka.* pass-through but group.*,
+ * partition.assignment.strategy, auto.offset.reset and names starting with skip_prefix (may be
+ * NULL). NULL with errstr. */
+rd_kafka_conf_t *lp_cli_kafka_conf(const lp_config_t *config, const char *const *set,
+                                   const char *skip_prefix, char *errstr, size_t size);
+
 /* An idempotent producer to config's brokers (kafka.* pass-through applied); each failed
  * delivery increments *failed. NULL with errstr. */
 rd_kafka_t *lp_cli_producer(const lp_config_t *config, uint64_t *failed, char *errstr, size_t size);

@@ -54,7 +54,7 @@ static int inspect_all(lp_store_t *store, const lp_rules_t *rules, lp_lead_t *le
  * (a forgotten account) prints nothing and counts as absent. LP_OK, 1 absent, LP_ERR. */
 static int print_account(const lp_rules_t *rules, const char *key, const uint8_t *data, size_t len,
                          int q, bool with_partition) {
-    if (len == 1 && data[0] == 0x00) {
+    if (lp_account_is_tombstone(data, len)) {
         return 1;
     }
     lp_account_state_t a;

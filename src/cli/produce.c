@@ -29,29 +29,46 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
     }
 }
 
-rd_kafka_t *lp_cli_producer(const lp_config_t *config, uint64_t *failed, char *errstr,
-                            size_t size) {
+rd_kafka_conf_t *lp_cli_kafka_conf(const lp_config_t *config, const char *const *set,
+                                   const char *skip_prefix, char *errstr, size_t size) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", config->brokers, err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err))) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(errstr, size, "%s", err);
-        return NULL;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", config->brokers, err, sizeof(err))) {
+        goto fail;
+    }
+    for (size_t i = 0; set != NULL && set[i] != NULL; i += 2) {
+        if (rd_kafka_conf_set(conf, set[i], set[i + 1], err, sizeof(err))) {
+            goto fail;
+        }
     }
     for (size_t i = 0; i < config->nkafka; i++) {
-        if (strncmp(config->kafka[i].name, "group.", 6) == 0 ||
-            strcmp(config->kafka[i].name, "partition.assignment.strategy") == 0 ||
-            strcmp(config->kafka[i].name, "auto.offset.reset") == 0) {
+        const char *name = config->kafka[i].name;
+        if (strncmp(name, "group.", 6) == 0 || strcmp(name, "partition.assignment.strategy") == 0 ||
+            strcmp(name, "auto.offset.reset") == 0 ||
+            (skip_prefix != NULL && strncmp(name, skip_prefix, strlen(skip_prefix)) == 0)) {
             continue;
         }
-        if (rd_kafka_conf_set(conf, config->kafka[i].name, config->kafka[i].value, err,
-                              sizeof(err)) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(conf, name, config->kafka[i].value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
-            snprintf(errstr, size, "kafka.%s: %s", config->kafka[i].name, err);
+            snprintf(errstr, size, "kafka.%.100s: %.300s", name, err);
             return NULL;
         }
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    snprintf(errstr, size, "%s", err);
+    return NULL;
+}
+
+rd_kafka_t *lp_cli_producer(const lp_config_t *config, uint64_t *failed, char *errstr,
+                            size_t size) {
+    static const char *const set[] = {"enable.idempotence", "true", "linger.ms", "5", NULL};
+    char err[512];
+    rd_kafka_conf_t *conf = lp_cli_kafka_conf(config, set, NULL, errstr, size);
+    if (conf == NULL) {
+        return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, failed);

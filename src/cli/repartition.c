@@ -50,28 +50,14 @@ static void usage(FILE *out) {
 /* A consumer without a group (assign only, nothing committed), for reading a members topic
  * partition's tail. NULL with errstr. */
 static rd_kafka_t *tail_consumer(const lp_config_t *config, char *errstr, size_t size) {
+    static const char *const set[] = {
+        "group.id", "leadpulse-repartition-check", "enable.auto.commit",
+        "false",    "enable.auto.offset.store",    "false",
+        NULL};
     char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", config->brokers, err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "group.id", "leadpulse-repartition-check", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err))) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(errstr, size, "%s", err);
+    rd_kafka_conf_t *conf = lp_cli_kafka_conf(config, set, "enable.", errstr, size);
+    if (conf == NULL) {
         return NULL;
-    }
-    for (size_t i = 0; i < config->nkafka; i++) {
-        const char *name = config->kafka[i].name;
-        if (strncmp(name, "group.", 6) == 0 || strcmp(name, "partition.assignment.strategy") == 0 ||
-            strcmp(name, "auto.offset.reset") == 0 || strncmp(name, "enable.", 7) == 0) {
-            continue;
-        }
-        if (rd_kafka_conf_set(conf, name, config->kafka[i].value, err, sizeof(err)) !=
-            RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            snprintf(errstr, size, "kafka.%.100s: %.300s", name, err);
-            return NULL;
-        }
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (rk == NULL) {
@@ -90,14 +76,16 @@ static int count_member(void *ctx, const lp_member_msg_t *m) {
 
 /* The member records and leaves (not marks) in [from, end) of the members topic's partition p:
  * what stage 2 has not applied when its stored offset is below the end (the marks a partition
- * reads after its last step are not committed until its next one). -1 when unreadable. */
-static int64_t unapplied_members(const lp_config_t *config, int32_t p, int64_t from, int64_t end) {
+ * reads after its last step are not committed until its next one). -1 when unreadable.
+ * *consumer is created at the first call and reused (assigned each partition in turn). */
+static int64_t unapplied_members(const lp_config_t *config, rd_kafka_t **consumer, int32_t p,
+                                 int64_t from, int64_t end) {
     char errstr[LP_ERRSTR];
-    rd_kafka_t *rk = tail_consumer(config, errstr, sizeof(errstr));
-    if (rk == NULL) {
+    if (*consumer == NULL && (*consumer = tail_consumer(config, errstr, sizeof(errstr))) == NULL) {
         fprintf(stderr, "leadpulse repartition: kafka: %s\n", errstr);
         return -1;
     }
+    rd_kafka_t *rk = *consumer;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, config->topic_members, p)->offset = from;
     int64_t members = 0, next = from;
@@ -130,8 +118,6 @@ static int64_t unapplied_members(const lp_config_t *config, int32_t p, int64_t f
                 err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err) : "timed out");
         members = -1;
     }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
     return members;
 }
 
@@ -143,6 +129,7 @@ static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t fro
     char errstr[LP_ERRSTR];
     uint64_t failed = 0;
     int problems = 0;
+    rd_kafka_t *consumer = NULL; /* accounts: reads partitions' tails */
     rd_kafka_t *rk = lp_cli_producer(config, &failed, errstr, sizeof(errstr));
     if (rk == NULL) {
         fprintf(stderr, "leadpulse repartition: kafka: %s\n", errstr);
@@ -189,7 +176,7 @@ static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t fro
                         store->errstr);
                 problems = -1;
             } else if (accounts && (stored < 0 ? hi > lo : stored < hi)) {
-                int64_t n = unapplied_members(config, p, stored < 0 ? lo : stored, hi);
+                int64_t n = unapplied_members(config, &consumer, p, stored < 0 ? lo : stored, hi);
                 if (n < 0) {
                     problems = -1;
                 } else if (n > 0) {
@@ -211,6 +198,10 @@ static int kafka_check(const lp_config_t *config, lp_store_t *store, int32_t fro
                 problems++;
             }
         }
+    }
+    if (consumer != NULL) {
+        rd_kafka_consumer_close(consumer);
+        rd_kafka_destroy(consumer);
     }
     rd_kafka_destroy(rk);
     return problems;

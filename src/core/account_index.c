@@ -201,16 +201,14 @@ static void push(lp_account_index_t *x, int32_t i) {
 
 /* ---- sums ---------------------------------------------------------------------------------- */
 
-static void add(double *sum, double *abs_sum, double *err, double term) {
-    *sum += term;
-    *abs_sum += fabs(term);
+/* sign +1 adds term to a sum, -1 takes it out again; the error bound only grows. */
+static void add(double *sum, double *abs_sum, double *err, double term, double sign) {
+    *sum += sign * term;
+    *abs_sum += sign * fabs(term);
     *err += DBL_EPSILON * (fabs(*sum) + fabs(term));
 }
 
-void lp_account_index_out(lp_account_index_t *x, const lp_account_state_t *a,
-                          const lp_rules_t *rules, int32_t i) {
-    (void)a;
-    (void)rules;
+void lp_account_index_out(lp_account_index_t *x, int32_t i) {
     unsigned b = x->bits[i];
     if (b & B_ENGAGED) {
         x->nengaged--;
@@ -222,11 +220,9 @@ void lp_account_index_out(lp_account_index_t *x, const lp_account_state_t *a,
     } else if (b & B_FLOORED) {
         x->nfloored--;
     } else if (b & B_DECAYING) {
-        add(&x->a, &x->abs_a, &x->err_a, -x->term[i]);
-        x->abs_a -= 2 * fabs(x->term[i]);
+        add(&x->a, &x->abs_a, &x->err_a, x->term[i], -1);
     } else {
-        add(&x->f, &x->abs_f, &x->err_f, -x->term[i]);
-        x->abs_f -= 2 * fabs(x->term[i]);
+        add(&x->f, &x->abs_f, &x->err_f, x->term[i], -1);
     }
     x->term[i] = 0;
     x->next[i] = INT64_MAX;
@@ -253,10 +249,10 @@ void lp_account_index_in(lp_account_index_t *x, const lp_account_state_t *a,
         x->nfloored++;
     } else if (b & B_DECAYING) {
         x->term[i] = m->e * exp2(((double)m->ref_ms - (double)x->base) / rules->half_life_ms);
-        add(&x->a, &x->abs_a, &x->err_a, x->term[i]);
+        add(&x->a, &x->abs_a, &x->err_a, x->term[i], 1);
     } else {
         x->term[i] = m->e;
-        add(&x->f, &x->abs_f, &x->err_f, x->term[i]);
+        add(&x->f, &x->abs_f, &x->err_f, x->term[i], 1);
     }
     x->next[i] = next_change(m, rules, x->pos, b);
     push(x, i);
@@ -406,7 +402,7 @@ void lp_account_index_eval(lp_account_index_t *x, const lp_account_state_t *a,
             x->heap[0] = x->heap[--x->nheap];
             sift_down(x->heap, x->nheap, 0);
             if (e.i < x->n && x->gen[e.i] == e.gen) {
-                lp_account_index_out(x, a, rules, e.i);
+                lp_account_index_out(x, e.i);
                 lp_account_index_in(x, a, rules, e.i);
             }
         }

@@ -47,8 +47,7 @@ void lp_account_index_free(lp_account_index_t *x);
 lp_account_index_t *lp_account_index_get(lp_account_state_t *a, const lp_rules_t *rules);
 
 /* Member i leaves the index's sums (before it is updated or removed). */
-void lp_account_index_out(lp_account_index_t *x, const lp_account_state_t *a,
-                          const lp_rules_t *rules, int32_t i);
+void lp_account_index_out(lp_account_index_t *x, int32_t i);
 
 /* Member i (updated, or inserted) enters the sums at the index's time (an evaluation at a
  * later T moves it on). */

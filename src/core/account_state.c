@@ -475,7 +475,7 @@ int lp_account_apply(lp_account_state_t *a, const lp_rules_t *rules, const lp_me
     }
     if (i >= 0 && r->leave) {
         if (a->index != NULL) {
-            lp_account_index_out(a->index, a, rules, i);
+            lp_account_index_out(a->index, i);
         }
         remove_at(a->members, &a->nmembers, sizeof(lp_member_view_t), i);
         if (a->index != NULL) {
@@ -488,7 +488,7 @@ int lp_account_apply(lp_account_state_t *a, const lp_rules_t *rules, const lp_me
         }
     } else if (i >= 0) {
         if (a->index != NULL) {
-            lp_account_index_out(a->index, a, rules, i);
+            lp_account_index_out(a->index, i);
         }
         view_of(&a->members[i], r);
         if (a->index != NULL) {

@@ -123,7 +123,7 @@ int64_t lp_acct_engine_epoch(const lp_acct_engine_t *e, int32_t q) {
 }
 
 int lp_ae_decode_account(const uint8_t *data, size_t len, lp_account_state_t *a) {
-    if (data == NULL || len == 0 || (len == 1 && data[0] == TOMBSTONE)) {
+    if (data == NULL || len == 0 || lp_account_is_tombstone(data, len)) {
         return 0;
     }
     return lp_account_decode(a, data, len) == LP_OK ? 1 : LP_ERR;

@@ -11,7 +11,6 @@
 #include "leadpulse/account_stage.h"
 
 #define APPLIED_TOPIC "@applied"
-#define TOMBSTONE 0x00
 #define ACCT_CACHE_MEMBERS 200000
 
 typedef struct {

@@ -195,7 +195,7 @@ static int commit(lp_acct_engine_t *e, int32_t q, size_t napplied, int64_t low) 
     lp_store_timer_t *timers = calloc(e->naccts + 1, sizeof(*timers));
     uint8_t **bufs = calloc(e->naccts + 1, sizeof(*bufs));
     lp_store_outbox_t *outbox = calloc(e->nouts + 1, sizeof(*outbox));
-    static const uint8_t tombstone[1] = {TOMBSTONE};
+    static const uint8_t tombstone[1] = {LP_ACCOUNT_TOMBSTONE};
     uint8_t last_buf[LP_MEMBER_WIRE_MAX];
     if (leads == NULL || timers == NULL || bufs == NULL || outbox == NULL) {
         lp_ae_fail(e, q, "out of memory");

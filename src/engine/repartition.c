@@ -74,7 +74,7 @@ static bool pinned(const rp_t *rp, const char *id) {
 
 /* A forgotten account's tombstone: deleted from its old partition, not copied. */
 static bool tombstone(const rp_t *rp, const uint8_t *data, size_t len) {
-    return rp->o->accounts && len == 1 && data[0] == 0x00;
+    return rp->o->accounts && lp_account_is_tombstone(data, len);
 }
 
 static const char *what(const rp_t *rp) {
